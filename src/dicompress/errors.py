@@ -1,0 +1,45 @@
+"""One exception hierarchy for everything dicompress raises on purpose."""
+
+from __future__ import annotations
+
+
+class DicompressError(Exception):
+    """Base class of every dicompress error."""
+
+
+class CorruptPixelData(DicompressError, ValueError):
+    """Encoded pixel data disagrees with itself or with the image's attributes."""
+
+
+class UnsupportedLayout(DicompressError, ValueError):
+    """The pixel layout cannot be coded by the chosen codec (e.g. 1-bit for RLE)."""
+
+
+class UnsupportedTransferSyntax(DicompressError, ValueError):
+    """The transfer syntax cannot be decoded or is not a known target."""
+
+
+class NotAnImage(DicompressError):
+    """The file is DICOM but carries no pixel data."""
+
+
+class InvalidDicomFile(DicompressError):
+    """The file is not DICOM, or too damaged to parse."""
+
+
+class VerificationFailed(DicompressError):
+    """A lossless result does not decode to exactly the source pixels."""
+
+
+def with_context(exc: DicompressError, path: object = None, frame: int | None = None):
+    """Return `exc` re-created with the file and frame in its message."""
+    where = []
+    if path is not None:
+        where.append(str(path))
+    if frame is not None:
+        where.append(f"frame {frame + 1}")
+    if not where:
+        return exc
+    new = type(exc)(f"{', '.join(where)}: {exc}")
+    new.__cause__ = exc.__cause__ or exc
+    return new
