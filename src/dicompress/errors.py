@@ -31,15 +31,8 @@ class VerificationFailed(DicompressError):
     """A lossless result does not decode to exactly the source pixels."""
 
 
-def with_context(exc: DicompressError, path: object = None, frame: int | None = None):
-    """Return `exc` re-created with the file and frame in its message."""
-    where = []
-    if path is not None:
-        where.append(str(path))
-    if frame is not None:
-        where.append(f"frame {frame + 1}")
-    if not where:
+def with_context(exc: DicompressError, path: object) -> DicompressError:
+    """`exc` with the file's path in front of its message (once)."""
+    if str(exc).startswith(f"{path}:"):
         return exc
-    new = type(exc)(f"{', '.join(where)}: {exc}")
-    new.__cause__ = exc.__cause__ or exc
-    return new
+    return type(exc)(f"{path}: {exc}")

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Print a Markdown table from a pytest-benchmark JSON file of ``benchmarks/``.
+
+Usage::
+
+    python tools/bench_table.py /tmp/bench.json
+
+One row per file, operation and implementation: throughput in MB/s
+(uncompressed bytes / mean time, 1 MB = 10^6 bytes), the speed of that row
+relative to pylibjpeg-rle and to GDCM on the same file and operation (for the
+dicompress rows this is "dicompress MB/s / peer MB/s"), the compressed size
+and the compression ratio (uncompressed / compressed). A second table checks
+the project's speed targets for dicompress.
+
+Only the standard library is used, so the script runs outside the venv too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+OURS = "dicompress"
+PEERS = ("pylibjpeg-rle", "GDCM")
+ORDER = {"dicompress": 0, "pylibjpeg-rle": 1, "GDCM": 2, "pydicom": 3}
+
+# Speed targets from the project issue: (operation, peer, minimum dicompress/peer).
+TARGETS = (
+    ("encode", "pylibjpeg-rle", 5.0),
+    ("encode", "GDCM", 2.0),
+    ("decode", "pylibjpeg-rle", 2.0),
+)
+
+
+def load_rows(path: Path) -> list[dict]:
+    """One dict per benchmark: file, operation, implementation, sizes, MB/s."""
+    data = json.loads(path.read_text())
+    rows = []
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        stats = bench.get("stats") or {}
+        if "operation" not in info or not stats.get("mean"):
+            continue  # not one of ours, or run with --benchmark-disable
+        rows.append(
+            {
+                "file": info["file"],
+                "operation": info["operation"],
+                "implementation": info["implementation"],
+                "mb_per_s": info["uncompressed_bytes"] / stats["mean"] / 1e6,
+                "rounds": stats.get("rounds", 0),
+                "uncompressed_bytes": info["uncompressed_bytes"],
+                "compressed_bytes": info["compressed_bytes"],
+            }
+        )
+    return rows
+
+
+def speed_of(rows: list[dict]) -> dict[tuple[str, str, str], float]:
+    return {(r["file"], r["operation"], r["implementation"]): r["mb_per_s"] for r in rows}
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def results_table(rows: list[dict]) -> str:
+    speed = speed_of(rows)
+    files = list(dict.fromkeys(r["file"] for r in rows))  # run order
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            files.index(r["file"]),
+            r["operation"] != "encode",
+            ORDER.get(r["implementation"], 99),
+        ),
+    )
+    lines = [
+        "| File | Operation | Implementation | MB/s | vs pylibjpeg-rle | vs GDCM "
+        "| Compressed bytes | Compression ratio | Rounds |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        vs = []
+        for peer in PEERS:
+            other = speed.get((r["file"], r["operation"], peer))
+            vs.append(_ratio(r["mb_per_s"] / other if other else None))
+        name = f"**{r['implementation']}**" if r["implementation"] == OURS else r["implementation"]
+        lines.append(
+            f"| {r['file']} | {r['operation']} | {name} | {r['mb_per_s']:.1f} "
+            f"| {vs[0]} | {vs[1]} | {r['compressed_bytes']:,} "
+            f"| {r['uncompressed_bytes'] / r['compressed_bytes']:.3f} | {r['rounds']} |"
+        )
+    return "\n".join(lines)
+
+
+def targets_table(rows: list[dict]) -> str:
+    speed = speed_of(rows)
+    files = list(dict.fromkeys(r["file"] for r in rows))
+    lines = [
+        "| Target | " + " | ".join(files) + " | Met |",
+        "|---|" + "---:|" * len(files) + "---|",
+    ]
+    for operation, peer, minimum in TARGETS:
+        cells, met = [], True
+        for f in files:
+            ours, theirs = speed.get((f, operation, OURS)), speed.get((f, operation, peer))
+            if ours is None or theirs is None:
+                cells.append("–")
+                met = False
+                continue
+            ratio = ours / theirs
+            met &= ratio >= minimum
+            cells.append(_ratio(ratio))
+        verdict = "yes" if met else "**no**"
+        lines.append(
+            f"| {operation} ≥ {minimum:g}× {peer} | " + " | ".join(cells) + f" | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", type=Path, help="output of pytest --benchmark-json=FILE")
+    parser.add_argument(
+        "--no-targets", action="store_true", help="print only the results table"
+    )
+    args = parser.parse_args(argv)
+    rows = load_rows(args.json)
+    if not rows:
+        print(f"{args.json}: no timed benchmarks (was the run made with --benchmark-disable?)",
+              file=sys.stderr)
+        return 1
+    print(results_table(rows))
+    if not args.no_targets:
+        print()
+        print(targets_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
