@@ -66,7 +66,7 @@ class TranscodeResult:
 
     source: Path
     destination: Path | None = None
-    status: str = "ok"  # ok | skipped | failed
+    status: str = "ok"  # ok | not-dicom | not-image | failed
     reason: str = ""
     modality: str = ""
     transfer_syntax_in: str = ""

@@ -1,0 +1,47 @@
+# make demo | make test | make bench | make fuzz — each sets up what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dicompress-installed
+# Debian tools the interoperability tests run against (DCMTK, GDCM, dicom3tools).
+APT_PACKAGES := dcmtk libgdcm-tools dicom3tools
+APT_TOOLS    := dcmdrle gdcmconv dciodvfy
+FUZZ_SECONDS ?= 60
+
+.PHONY: demo test bench fuzz system-deps venv clean
+
+demo: venv
+	$(VENV)/bin/dicompress demo -o demo-output
+
+test: venv system-deps
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) -m pytest benchmarks -o addopts="" -p no:cacheprovider --benchmark-enable \
+		--benchmark-json=.benchmarks/rle.json
+	$(PY) tools/bench_table.py .benchmarks/rle.json
+
+fuzz: system-deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz_rle.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml CMakeLists.txt $(wildcard native/*.c native/*.h native/*.pyx)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Installs the Debian packages when root; otherwise says what to run.
+system-deps:
+	@missing=""; for t in $(APT_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(APT_PACKAGES) (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	else \
+		echo "missing$$missing: run  sudo apt-get install $(APT_PACKAGES)  (tests that need them are skipped)"; \
+	fi
+
+clean:
+	rm -rf build demo-output .pytest_cache .benchmarks

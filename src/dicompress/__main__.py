@@ -1,0 +1,5 @@
+import sys
+
+from dicompress.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""Walking inputs and transcoding many files, one result per file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicompress.codecs import Codec, get_codec
+from dicompress.errors import DicompressError, InvalidDicomFile, NotAnImage
+from dicompress.transcode import TranscodeResult, transcode_file
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    relative: Path  # where it goes under the output folder
+
+
+def iter_sources(paths: Iterable[str | Path]) -> Iterator[Source]:
+    """Files named, and every file under folders named (sorted, symlink loops ignored).
+
+    A file maps to its own name under the output folder; a folder's files keep
+    their path relative to that folder, so the output mirrors the tree.
+    """
+    seen: set[Path] = set()
+    for arg in paths:
+        root = Path(arg)
+        if root.is_dir():
+            visited: set[tuple[int, int]] = set()
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+                st = os.stat(dirpath)
+                if (st.st_dev, st.st_ino) in visited:  # a symlink loop
+                    dirnames[:] = []
+                    continue
+                visited.add((st.st_dev, st.st_ino))
+                dirnames.sort()
+                for name in sorted(filenames):
+                    path = Path(dirpath) / name
+                    real = path.resolve()
+                    if real in seen:
+                        continue
+                    seen.add(real)
+                    yield Source(path, path.relative_to(root))
+        else:
+            real = root.resolve()
+            if real not in seen:
+                seen.add(real)
+                yield Source(root, Path(root.name))
+
+
+def transcode_many(
+    sources: Iterable[Source],
+    output_dir: str | Path,
+    target: str | Codec,
+    *,
+    verify: bool = True,
+    threads: int | None = None,
+) -> Iterator[TranscodeResult]:
+    """Transcode each source under `output_dir`; yield one result per file, never raise for one file."""
+    codec = target if isinstance(target, Codec) else get_codec(target)
+    output_dir = Path(output_dir)
+    for source in sources:
+        destination = output_dir / source.relative
+        try:
+            if not source.path.is_file():
+                raise DicompressError(f"{source.path}: no such file")
+            if destination.resolve() == source.path.resolve():
+                raise DicompressError(
+                    f"{source.path}: the output would replace the original; choose another -o"
+                )
+            yield transcode_file(source.path, destination, codec, verify=verify, threads=threads)
+        except (InvalidDicomFile, NotAnImage) as exc:
+            status = "not-image" if isinstance(exc, NotAnImage) else "not-dicom"
+            # A file that is DICOM but unreadable is a failure, not a skip.
+            if isinstance(exc, InvalidDicomFile) and "not a DICOM file" not in str(exc):
+                status = "failed"
+            yield TranscodeResult(source=source.path, status=status, reason=str(exc), error=exc,
+                                  size_in=_size(source.path))
+        except DicompressError as exc:
+            yield TranscodeResult(source=source.path, status="failed", reason=str(exc), error=exc,
+                                  size_in=_size(source.path))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,61 @@
+"""Shared fixtures: the real corpus (pydicom's test files and pydicom-data)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import dicompress  # noqa: F401  (registers the pydicom plugins)
+from dicompress.samples import find_sample, sample_files
+
+warnings.filterwarnings("ignore", module="pydicom")
+
+
+@lru_cache(maxsize=None)
+def corpus_images() -> tuple[Path, ...]:
+    """Sample files that are images pydicom can decode, with whole-byte samples."""
+    found = []
+    for path in sample_files():
+        try:
+            ds = pydicom.dcmread(path)
+            if "PixelData" not in ds or ds.BitsAllocated not in (8, 16, 32):
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds.pixel_array  # noqa: B018  (must decode)
+        except Exception:
+            continue
+        found.append(path)
+    return tuple(found)
+
+
+def uncompressed_images() -> list[Path]:
+    out = []
+    for path in corpus_images():
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if not pydicom.uid.UID(ds.file_meta.TransferSyntaxUID).is_compressed:
+            out.append(path)
+    return out
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    """Every frame as stored (no colour conversion), samples last."""
+    return list(pydicom.pixels.iter_pixels(path, raw=True))
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (make system-deps)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rg1() -> Path:
+    return find_sample("RG1_UNCR.dcm")
