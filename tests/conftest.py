@@ -46,7 +46,14 @@ def uncompressed_images() -> list[Path]:
 
 def frames_of(path: Path) -> list[np.ndarray]:
     """Every frame as stored (no colour conversion), samples last."""
-    return list(pydicom.pixels.iter_pixels(path, raw=True))
+    try:
+        return list(pydicom.pixels.iter_pixels(path, raw=True))
+    except (ValueError, AttributeError):
+        # deflated files cannot be read frame by frame from the path, and
+        # pydicom 3.0 iter_pixels cannot sign-correct J2K in place (read-only array)
+        arr = pydicom.dcmread(path).pixel_array
+        frames = int(pydicom.dcmread(path, stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
+        return list(arr) if frames > 1 else [arr]
 
 
 def require_tool(name: str) -> str:

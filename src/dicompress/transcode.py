@@ -132,6 +132,13 @@ def _bounded_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
             yield pending.popleft().result()
 
 
+_DECODED_PHOTOMETRIC = {
+    "YBR_FULL_422": "YBR_FULL",  # pydicom removes the 4:2:2 subsampling
+    "YBR_ICT": "RGB",
+    "YBR_RCT": "RGB",
+}
+
+
 def _image_attributes(meta: Dataset, arr: np.ndarray) -> dict[str, Any]:
     """The Image Pixel attributes of the frames as decoded (pydicom's ds_out)."""
     attrs = {}
@@ -139,6 +146,10 @@ def _image_attributes(meta: Dataset, arr: np.ndarray) -> dict[str, Any]:
                     "PixelRepresentation", "SamplesPerPixel", "PlanarConfiguration"):
         if keyword in meta:
             attrs[keyword] = meta[keyword].value
+    # Decoded frames are full resolution, and J2K decoders undo the colour
+    # transform: the photometric interpretation of what we hold says so.
+    photometric = str(attrs.get("PhotometricInterpretation", ""))
+    attrs["PhotometricInterpretation"] = _DECODED_PHOTOMETRIC.get(photometric, photometric)
     bits = arr.dtype.itemsize * 8
     if attrs.get("BitsAllocated", bits) != 1 and attrs.get("BitsAllocated") != bits:
         attrs["BitsAllocated"] = bits
