@@ -70,14 +70,14 @@ _register_gdcm_decoder()
 
 @dataclass(frozen=True)
 class Case:
-    """One image, ready for every implementation."""
+    """One image, ready for every implementation; the benchmarks time its first frame."""
 
     name: str
     dataset: Dataset  # uncompressed
     rle_dataset: Dataset  # the same pixels as RLE Lossless, encoded by dicompress
-    pixels: np.ndarray  # the decoded image, for checking outputs
-    uncompressed_bytes: int
-    rle_bytes: int  # size of dicompress's RLE fragment
+    pixels: np.ndarray  # the first frame, decoded, for checking outputs
+    uncompressed_bytes: int  # of the first frame
+    rle_bytes: int  # of dicompress's RLE fragment for the first frame
 
     def with_fragments(self, fragments: list[bytes]) -> Dataset:
         """The dataset with `fragments` as its RLE Pixel Data (to check an encoder's output)."""
@@ -150,14 +150,13 @@ def load_case(name: str) -> Case:
         get_encoder(RLELossless).encode(ds, index=i, encoding_plugin="dicompress")
         for i in range(frames)
     ]
-    frame_bytes = ds.Rows * ds.Columns * ds.SamplesPerPixel * (ds.BitsAllocated // 8)
     return Case(
         name=name,
         dataset=ds,
         rle_dataset=rle_dataset(ds, fragments),
-        pixels=ds.pixel_array,
-        uncompressed_bytes=frame_bytes * frames,
-        rle_bytes=sum(len(f) for f in fragments),
+        pixels=pydicom.pixels.pixel_array(ds, index=0),
+        uncompressed_bytes=ds.Rows * ds.Columns * ds.SamplesPerPixel * (ds.BitsAllocated // 8),
+        rle_bytes=len(fragments[0]),
     )
 
 

@@ -92,6 +92,7 @@ def encode(const uint8_t[::1] src not None, size_t rows, size_t columns,
         raise MemoryError()
     cdef ptrdiff_t size
     cdef uint8_t *dst
+    cdef int rc
     try:
         with nogil:
             size = dcmp_rle_encode(&src[0], frame, &layout, work, work_len)
@@ -100,7 +101,9 @@ def encode(const uint8_t[::1] src not None, size_t rows, size_t columns,
         out = PyBytes_FromStringAndSize(NULL, size)
         dst = <uint8_t *>PyBytes_AS_STRING(out)
         with nogil:
-            dcmp_rle_gather(work, &layout, dst, size)
+            rc = dcmp_rle_gather(work, &layout, dst, size)
+        if rc != DCMP_RLE_OK:
+            raise ValueError(f"RLE encoder failed to assemble the fragment (code {rc})")
         return out
     finally:
         free(work)
