@@ -8,7 +8,7 @@ APT_PACKAGES := dcmtk libgdcm-tools dicom3tools
 APT_TOOLS    := dcmdrle gdcmconv dciodvfy
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test bench fuzz system-deps venv clean
+.PHONY: demo test bench fuzz fuzz-deps system-deps venv clean
 
 demo: venv
 	$(VENV)/bin/dicompress demo -o demo-output
@@ -21,8 +21,21 @@ bench: venv
 		--benchmark-json=.benchmarks/rle.json
 	$(PY) tools/bench_table.py .benchmarks/rle.json
 
-fuzz: system-deps
+fuzz: venv fuzz-deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz_rle.sh
+
+# clang with libFuzzer and the sanitizer runtimes (Debian: clang + libclang-rt-NN-dev).
+fuzz-deps:
+	@if echo 'int LLVMFuzzerTestOneInput(const char*d,long n){return 0;}' | \
+		clang -x c -fsanitize=fuzzer,address - -o /dev/null 2>/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
+		v=$$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p'); \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-$$v-dev >/dev/null || true; \
+	else \
+		echo "fuzzing needs clang with libFuzzer: sudo apt-get install clang libclang-rt-14-dev"; exit 1; \
+	fi
 
 venv: $(STAMP)
 
