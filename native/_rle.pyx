@@ -7,7 +7,25 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdlib cimport malloc, free
 
+import threading
+
 from dicompress.errors import CorruptPixelData
+
+# Decoding 16/32-bit frames needs a plane-sized scratch buffer; a fresh one per
+# frame costs page faults that show up next to a 1 GB/s decoder, so each thread
+# keeps one (up to _SCRATCH_KEEP bytes) for the frames that follow.
+_SCRATCH_KEEP = 64 * 1024 * 1024
+_local = threading.local()
+
+
+cdef bytearray _scratch(size_t size):
+    buf = getattr(_local, "scratch", None)
+    if buf is not None and len(buf) >= size:
+        return buf
+    buf = bytearray(size)
+    if size <= _SCRATCH_KEEP:
+        _local.scratch = buf
+    return buf
 
 
 cdef extern from "rle.h" nogil:
@@ -150,6 +168,7 @@ def decode(const uint8_t[::1] src not None, uint8_t[::1] dst not None, size_t ro
     if <size_t>dst.shape[0] < frame:
         raise ValueError(f"output buffer holds {dst.shape[0]} bytes, the frame needs {frame}")
     cdef size_t scratch_len = dcmp_rle_decode_scratch(&layout)
+    cdef uint8_t[::1] scratch_view
     cdef uint8_t *scratch = NULL
     cdef dcmp_rle_report report
     cdef int rc
@@ -158,15 +177,11 @@ def decode(const uint8_t[::1] src not None, uint8_t[::1] dst not None, size_t ro
     if src_ptr == NULL:
         src_ptr = &dummy
     if scratch_len:
-        scratch = <uint8_t *>malloc(scratch_len)
-        if scratch == NULL:
-            raise MemoryError()
-    try:
-        with nogil:
-            rc = dcmp_rle_decode(src_ptr, src.shape[0], &layout, &dst[0], frame,
-                                 scratch, scratch_len, &report)
-    finally:
-        free(scratch)
+        scratch_view = _scratch(scratch_len)
+        scratch = &scratch_view[0]
+    with nogil:
+        rc = dcmp_rle_decode(src_ptr, src.shape[0], &layout, &dst[0], frame,
+                             scratch, scratch_len, &report)
     if rc != DCMP_RLE_OK:
         raise CorruptPixelData(
             describe(rc, &report, samples_per_pixel * bytes_per_sample)

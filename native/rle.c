@@ -388,6 +388,37 @@ static int decode_segment(const uint8_t *s, size_t n, uint8_t *out, size_t out_l
                           size_t *decoded)
 {
     size_t p = 0, o = 0;
+    /* Fast loop: while 130 bytes of input and 128 of output remain, every
+       packet fits; short packets are copied as whole 16/32-byte blocks (the
+       bytes past the packet are overwritten by the packets that follow). */
+    while (n - p >= 130 && out_len - o >= 128 + 32) {
+        int h = (int8_t)s[p];
+        if (h >= 0) {
+            size_t len = (size_t)h + 1;
+            if (len <= 16) {
+                memcpy(out + o, s + p + 1, 16);
+            } else if (len <= 32) {
+                memcpy(out + o, s + p + 1, 32);
+            } else {
+                memcpy(out + o, s + p + 1, len);
+            }
+            p += len + 1;
+            o += len;
+        } else if (h != -128) {
+            size_t len = (size_t)(1 - h);
+            uint8_t v = s[p + 1];
+            if (len <= 16) {
+                memset(out + o, v, 16);
+            } else {
+                memset(out + o, v, len);
+            }
+            p += 2;
+            o += len;
+        } else {
+            p += 1; /* -128: no operation (PS3.5 G.3.2) */
+        }
+    }
+    /* Careful loop for the tail: every packet checked against both buffers. */
     while (o < out_len) {
         if (p >= n) {
             *decoded = o;
@@ -424,6 +455,108 @@ static int decode_segment(const uint8_t *s, size_t n, uint8_t *out, size_t out_l
     }
     *decoded = o;
     /* Anything left must be padding or no-op codes, not more pixel data. */
+    while (p < n) {
+        if (s[p] != 0x80 && p + 1 < n) {
+            *decoded = o + 1;
+            return DCMP_RLE_SEGMENT_LONG;
+        }
+        p++;
+    }
+    return DCMP_RLE_OK;
+}
+
+/*
+ * 16-bit fast path: expand the low-byte segment straight into little-endian
+ * samples, taking each sample's high byte from the already-decoded high plane
+ * `hi`. Saves writing and re-reading a whole byte plane. Same checks as
+ * decode_segment; every packet is bounded by both buffers.
+ */
+#if defined(__SSE2__)
+/* Interleave `chunks` x 16 low bytes (`lo`, or the byte `v` when lo is NULL)
+   with the high bytes at `hi` into little-endian samples at `d`. */
+static inline void interleave16(uint8_t *d, const uint8_t *lo, uint8_t v, const uint8_t *hi,
+                                size_t chunks)
+{
+    __m128i vv = _mm_set1_epi8((char)v);
+    for (size_t k = 0; k < chunks; k++) {
+        __m128i l = lo ? _mm_loadu_si128((const __m128i *)(lo + 16 * k)) : vv;
+        __m128i h = _mm_loadu_si128((const __m128i *)(hi + 16 * k));
+        _mm_storeu_si128((__m128i *)(d + 32 * k), _mm_unpacklo_epi8(l, h));
+        _mm_storeu_si128((__m128i *)(d + 32 * k + 16), _mm_unpackhi_epi8(l, h));
+    }
+}
+#endif
+
+static int decode_low_segment16(const uint8_t *s, size_t n, const uint8_t *hi,
+                                uint8_t *dst, size_t npix, size_t *decoded)
+{
+    size_t p = 0, o = 0;
+#if defined(__SSE2__)
+    /* Fast loop: whole 16-sample blocks, with room for the overshoot in both
+       buffers (later packets overwrite it). */
+    while (n - p >= 130 && npix - o >= 128 + 16) {
+        int h = (int8_t)s[p];
+        if (h >= 0) {
+            size_t len = (size_t)h + 1;
+            interleave16(dst + 2 * o, s + p + 1, 0, hi + o, (len + 15) / 16);
+            p += len + 1;
+            o += len;
+        } else if (h != -128) {
+            size_t len = (size_t)(1 - h);
+            interleave16(dst + 2 * o, NULL, s[p + 1], hi + o, (len + 15) / 16);
+            p += 2;
+            o += len;
+        } else {
+            p += 1;
+        }
+    }
+#endif
+    while (o < npix) {
+        if (p >= n) {
+            *decoded = o;
+            return DCMP_RLE_SEGMENT_SHORT;
+        }
+        int h = (int8_t)s[p++];
+        if (h >= 0) {
+            size_t len = (size_t)h + 1;
+            if (len > n - p) {
+                *decoded = o + (n - p);
+                return DCMP_RLE_SEGMENT_SHORT;
+            }
+            if (len > npix - o) {
+                *decoded = o + len;
+                return DCMP_RLE_SEGMENT_LONG;
+            }
+            const uint8_t *lo = s + p;
+            const uint8_t *h8 = hi + o;
+            uint8_t *d = dst + 2 * o;
+            for (size_t i = 0; i < len; i++) {
+                d[2 * i] = lo[i];
+                d[2 * i + 1] = h8[i];
+            }
+            p += len;
+            o += len;
+        } else if (h != -128) {
+            size_t len = (size_t)(1 - h);
+            if (p >= n) {
+                *decoded = o;
+                return DCMP_RLE_SEGMENT_SHORT;
+            }
+            if (len > npix - o) {
+                *decoded = o + len;
+                return DCMP_RLE_SEGMENT_LONG;
+            }
+            const uint8_t v = s[p++];
+            const uint8_t *h8 = hi + o;
+            uint8_t *d = dst + 2 * o;
+            for (size_t i = 0; i < len; i++) {
+                d[2 * i] = v;
+                d[2 * i + 1] = h8[i];
+            }
+            o += len;
+        }
+    }
+    *decoded = o;
     while (p < n) {
         if (s[p] != 0x80 && p + 1 < n) {
             *decoded = o + 1;
@@ -491,7 +624,28 @@ int dcmp_rle_decode(const uint8_t *src, size_t src_len,
 
     const int bps = layout->bytes_per_sample, spp = layout->samples_per_pixel;
     const int direct = (bps == 1 && (layout->planar || spp == 1));
+    /* 16-bit samples stored one plane per sample: fuse the merge into the
+       low-byte segment */
+    const int fused16 = (bps == 2 && (layout->planar || spp == 1));
     for (int s = 0; s < spp; s++) {
+        if (fused16) {
+            size_t decoded = 0;
+            int k = 2 * s;
+            rc = decode_segment(src + offsets[k], offsets[k + 1] - offsets[k], scratch, npix,
+                                &decoded);
+            if (!rc) {
+                k++;
+                rc = decode_low_segment16(src + offsets[k], offsets[k + 1] - offsets[k],
+                                          scratch, dst + (size_t)s * npix * 2, npix, &decoded);
+            }
+            if (rc) {
+                report->segment = k;
+                report->expected = npix;
+                report->actual = decoded;
+                return rc;
+            }
+            continue;
+        }
         for (int b = 0; b < bps; b++) {
             int k = s * bps + b;
             uint8_t *plane = direct ? dst + (size_t)s * npix : scratch + (size_t)b * npix;

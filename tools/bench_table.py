@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         "--no-targets", action="store_true", help="print only the results table"
     )
     args = parser.parse_args(argv)
+    if not args.json.is_file():
+        parser.error(f"{args.json}: no such file (run pytest with --benchmark-json={args.json})")
     rows = load_rows(args.json)
     if not rows:
         print(f"{args.json}: no timed benchmarks (was the run made with --benchmark-disable?)",

@@ -14,8 +14,8 @@ def is_available(uid: str) -> bool:
     return uid == RLELossless
 
 
-def _decode_frame(src: bytes, runner) -> bytearray:
-    """Return the frame as little-endian samples in planar configuration 1.
+def _decode_frame(src: bytes, runner) -> np.ndarray:
+    """Return the frame as little-endian samples in planar configuration 1 (a uint8 array).
 
     RLE segments are planes already, so planar output is the cheap order;
     pydicom reorders when it builds the array.
@@ -26,8 +26,8 @@ def _decode_frame(src: bytes, runner) -> bytearray:
     samples, bits = runner.samples_per_pixel, runner.bits_allocated
     if bits % 8:
         raise ValueError(f"RLE cannot carry {bits} bits allocated")
-    out = bytearray(rows * columns * samples * (bits // 8))
-    _rle.decode(src, np.frombuffer(out, np.uint8), rows, columns, samples, bits // 8,
-                samples > 1)
+    # Every byte is written by the decoder (or it raises): no need to zero-fill.
+    out = np.empty(rows * columns * samples * (bits // 8), dtype=np.uint8)
+    _rle.decode(src, out, rows, columns, samples, bits // 8, samples > 1)
     runner.set_option("planar_configuration", 1)
     return out
