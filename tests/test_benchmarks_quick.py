@@ -1,0 +1,28 @@
+"""The benchmark suite runs (quick mode: small synthetic images, one round); no time is asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmarks_run_in_quick_mode(tmp_path):
+    report = tmp_path / "bench.json"
+    env = {**os.environ, "DICOMPRESS_BENCH_QUICK": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-x", "-q", "-p", "no:cacheprovider",
+         "-o", "addopts=", "--benchmark-enable", f"--benchmark-json={report}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(report.read_text())
+    names = {b["name"] for b in data["benchmarks"]}
+    assert any("dicompress" in n for n in names) and any("pylibjpeg" in n for n in names)
+    table = subprocess.run([sys.executable, "tools/bench_table.py", str(report)], cwd=ROOT,
+                           capture_output=True, text=True)
+    assert table.returncode == 0 and "decode" in table.stdout
