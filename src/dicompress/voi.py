@@ -107,11 +107,13 @@ def _apply(arr: np.ndarray, stored: tuple[int, int] | None, voi: tuple, modality
     arr = np.ascontiguousarray(arr)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    if arr.dtype.kind not in "ui" or arr.dtype.itemsize > 4:
-        raise UnsupportedLayout(f"display LUTs take 8-, 16- or 32-bit integers, not {arr.dtype}")
+    if arr.dtype.kind not in "uif":
+        raise UnsupportedLayout(f"display LUTs take integer or float samples, not {arr.dtype}")
     out = np.empty(arr.shape, dtype=np.uint8 if bits == 8 else np.uint16)
     if arr.size == 0:
         return out
+    if arr.dtype.kind == "f" or arr.dtype.itemsize > 4:
+        return _apply_direct(arr, voi, modality, invert, bits, out)
     if arr.dtype.itemsize <= 2:
         first, last = _type_range(arr.dtype)
         lo, hi = stored if stored else (first, last)
@@ -142,7 +144,7 @@ def _gather(arr, table, first, out, threads):
 
 
 def _apply_direct(arr, voi, modality, invert, bits, out):
-    """The slow path for 32-bit data of very wide range: the formulas per pixel."""
+    """The slow path (float, 64-bit, or 32-bit data of very wide range): the formulas per pixel."""
     x = arr.astype(np.float64)
     if modality[0] == "rescale":
         x = x * modality[1] + modality[2]
