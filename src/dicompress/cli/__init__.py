@@ -34,6 +34,30 @@ def build_parser() -> argparse.ArgumentParser:
                     help="threads per file for frame-parallel coding (default: all cores)")
     tc.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
 
+    ex = sub.add_parser("export", help="export images as PNG, JPEG, TIFF or animated GIF")
+    ex.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
+    ex.add_argument("--format", required=True, choices=["png", "jpeg", "tiff", "gif"])
+    ex.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
+    ex.add_argument("--window", metavar="W",
+                    help="preset (brain, lung, bone, ...), auto, file[:N], voi-lut or C,W "
+                         "(default: the file's first window, else its VOI LUT, else auto)")
+    ex.add_argument("--function", choices=["linear", "linear_exact", "sigmoid"],
+                    help="VOI LUT function (default: the file's, else linear)")
+    ex.add_argument("--invert", action="store_true", default=None,
+                    help="invert grayscale (MONOCHROME1 files are inverted already)")
+    ex.add_argument("--frames", metavar="LIST", help="1-based frames/slices, e.g. 1,5,10-20")
+    ex.add_argument("--every", type=int, metavar="N", help="every N-th of the selected frames")
+    ex.add_argument("--series", metavar="UID", help="only this Series Instance UID")
+    ex.add_argument("--bits", type=int, choices=[8, 16], default=8,
+                    help="16: raw stored values (PNG, TIFF)")
+    ex.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    ex.add_argument("--fps", type=float, help="GIF frame rate (default: Frame Time / Cine Rate)")
+    ex.add_argument("--max-size", metavar="SIZE",
+                    help="budget per file and per archive, e.g. 10MB (mail servers) or 25MB (Gmail)")
+    ex.add_argument("--zip", metavar="NAME.zip", help="bundle the images with an index.html")
+    ex.add_argument("--keep-identifiers", action="store_true",
+                    help="write patient identity into the images' text (off by default)")
+
     demo = sub.add_parser("demo", help="transcode the installed sample files to RLE and show a table")
     demo.add_argument("-o", "--output", type=Path, default=Path("demo-output"), metavar="OUTDIR")
     return parser
@@ -49,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.sources, args.to, args.output, verify=not args.no_verify,
                 threads=args.threads, quiet=args.quiet,
             )
+        if args.command == "export":
+            return commands.export(args)
         if args.command == "demo":
             return commands.demo(args.output)
     except dicompress.UnsupportedTransferSyntax as exc:

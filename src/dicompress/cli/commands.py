@@ -109,3 +109,31 @@ def demo(output: Path) -> int:
         print(f"({len(failed)} sample files are deliberately broken or use layouts RLE cannot "
               "carry; each is listed with its reason)")
     return 0
+
+
+def export(args) -> int:
+    from dicompress.export import ExportOptions, export as run_export
+    from dicompress.export.budget import parse_size
+
+    try:
+        options = ExportOptions(
+            format=args.format, window=args.window, function=args.function, invert=args.invert,
+            frames=args.frames, every=args.every, series=args.series, bits=args.bits,
+            quality=args.quality, fps=args.fps,
+            max_size=parse_size(args.max_size) if args.max_size else None,
+            zip=args.zip, keep_identifiers=args.keep_identifiers,
+        )
+        result = run_export(args.sources, args.output, options)
+    except DicompressError as exc:
+        print(f"dicompress: {exc}", file=sys.stderr)
+        return 2
+    for path, reason in result.skipped:
+        print(f"skipped  {path}: {reason}")
+    for note in result.notes:
+        print(f"note     {note}")
+    for path, reason in result.failed:
+        print(f"FAILED   {reason if str(path) in reason else f'{path}: {reason}'}", file=sys.stderr)
+    total = sum(p.stat().st_size for p in result.outputs if p.exists())
+    print(f"{len(result.outputs)} files written to {args.output} ({human_size(total)}), "
+          f"{len(result.skipped)} skipped, {len(result.failed)} failed")
+    return 1 if result.failed else 0

@@ -1,0 +1,72 @@
+"""Display values of one frame: windowed grayscale, RGB colour, or raw 16-bit stored values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, pixel_array
+
+from dicompress import voi
+from dicompress.errors import UnsupportedLayout
+
+COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
+
+
+def photometric(ds: Dataset) -> str:
+    return str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+
+
+def read_frame(path: Path, index: int, ds: Dataset) -> np.ndarray:
+    """One frame as pydicom decodes it; YBR is converted to RGB (as_rgb)."""
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    return pixel_array(path, index=index if frames > 1 else None, as_rgb=True)
+
+
+def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
+    """Colour frames as 8-bit RGB: palette through its LUTs, deeper samples scaled."""
+    kind = photometric(ds)
+    if kind == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+    else:
+        bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or 8)
+    if arr.dtype == np.uint8 and bits <= 8:
+        return arr
+    shift = max(0, min(bits, arr.dtype.itemsize * 8) - 8)
+    return (arr.astype(np.uint32) >> shift).clip(0, 255).astype(np.uint8)
+
+
+def raw16(ds: Dataset, arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """Stored values as uint16, signed values offset so they stay in range; returns the offset."""
+    if arr.dtype.kind == "i":
+        offset = 1 << (min(arr.dtype.itemsize * 8, 16) - 1)
+        return (arr.astype(np.int32) + offset).clip(0, 65535).astype(np.uint16), offset
+    return arr.clip(0, 65535).astype(np.uint16), 0
+
+
+def display(ds: Dataset, arr: np.ndarray, window, *, function=None, invert=None,
+            bits: int = 8) -> tuple[np.ndarray, dict]:
+    """(image, notes) for one decoded frame; notes say what was done (window, offset)."""
+    kind = photometric(ds)
+    if kind in COLOUR:
+        if bits == 16:
+            raise UnsupportedLayout("--bits 16 exports grayscale stored values; this image is colour")
+        return to_rgb8(ds, arr), {"colour": kind}
+    if not kind.startswith("MONOCHROME"):
+        raise UnsupportedLayout(f"cannot display Photometric Interpretation {kind}")
+    if arr.ndim != 2:
+        raise UnsupportedLayout(f"unexpected grayscale frame shape {arr.shape}")
+    if bits == 16:
+        image, offset = raw16(ds, arr)
+        return image, {"stored values": "raw", "offset": offset}
+    image = voi.render(ds, window=window, function=function, invert=invert, arr=arr)
+    return image, {"window": str(window) if window is not None else "none"}
+
+
+def series_window(ds: Dataset, choice, sample: np.ndarray):
+    """Resolve the window once per series (so an animation does not flicker)."""
+    if not photometric(ds).startswith("MONOCHROME"):
+        return None
+    return voi.resolve_window(ds, choice, lambda: voi.modality_values(ds, sample))

@@ -1,0 +1,115 @@
+"""Which frames to export, in which order: series, slice position, frame lists."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from dicompress.errors import DicompressError
+
+
+@dataclass
+class SeriesFrames:
+    """The frames of one series in display order: (file, frame index within the file)."""
+
+    uid: str
+    label: str
+    header: Dataset  # of the first file, for attributes common to the series
+    frames: list[tuple[Path, int]] = field(default_factory=list)
+    headers: dict[Path, Dataset] = field(default_factory=dict)
+
+
+def parse_frames(spec: str | None) -> list[int] | None:
+    """'1,5,10-20' -> 0-based indices [0, 4, 9, ..., 19]; None -> None (all)."""
+    if not spec:
+        return None
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise DicompressError(f"--frames: {part!r} is not N or N-M (1-based)")
+        a = int(m.group(1))
+        b = int(m.group(2) or a)
+        if a < 1 or b < a:
+            raise DicompressError(f"--frames: {part!r} is not a valid 1-based range")
+        out.extend(range(a - 1, b))
+    return sorted(set(out))
+
+
+def choose(n: int, frames: list[int] | None, every: int | None) -> list[int]:
+    """Indices of `n` ordered frames chosen by --frames and --every."""
+    chosen = [i for i in (frames if frames is not None else range(n)) if i < n]
+    if every and every > 1:
+        chosen = chosen[::every]
+    return chosen
+
+
+def _position(ds: Dataset) -> float | None:
+    """Distance along the slice normal (Image Position/Orientation Patient)."""
+    try:
+        orientation = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
+        position = np.array([float(v) for v in ds.ImagePositionPatient], dtype=float)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if orientation.size != 6 or position.size != 3:
+        return None
+    normal = np.cross(orientation[:3], orientation[3:])
+    return float(np.dot(position, normal))
+
+
+def _safe(text: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned[:60] or "series"
+
+
+def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None = None) -> list[SeriesFrames]:
+    """Group image headers into series and order each by slice position, then Instance Number."""
+    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    for path, ds in headers:
+        uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{path}"
+        if series_filter and uid != series_filter:
+            continue
+        groups.setdefault(uid, []).append((path, ds))
+    out = []
+    for n, (uid, members) in enumerate(groups.items(), start=1):
+        positions = [_position(ds) for _, ds in members]
+        if len(members) > 1 and all(p is not None for p in positions):
+            members = [m for _, m in sorted(zip(positions, members), key=lambda t: (t[0], str(t[1][0])))]
+        else:
+            members = sorted(members, key=lambda m: (_instance(m[1]), str(m[0])))
+        first = members[0][1]
+        parts = [str(first.get("Modality", "") or ""), str(first.get("SeriesNumber", "") or ""),
+                 str(first.get("SeriesDescription", "") or "")]
+        label = _safe("_".join(p for p in parts if p)) if any(parts) else f"series_{n}"
+        if len(members) == 1 and not uid.startswith("file:"):
+            label = _safe(f"{label}_{members[0][0].stem}")
+        elif uid.startswith("file:"):
+            label = _safe(members[0][0].stem)
+        series = SeriesFrames(uid=uid, label=label, header=first)
+        for path, ds in members:
+            series.headers[path] = ds
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+            series.frames.extend((path, i) for i in range(frames))
+        out.append(series)
+    # unique labels
+    seen: dict[str, int] = {}
+    for s in out:
+        if s.label in seen:
+            seen[s.label] += 1
+            s.label = f"{s.label}_{seen[s.label]}"
+        else:
+            seen[s.label] = 1
+    return out
+
+
+def _instance(ds: Dataset) -> float:
+    try:
+        return float(ds.get("InstanceNumber"))
+    except (TypeError, ValueError):
+        return float("inf")
+
