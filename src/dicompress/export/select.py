@@ -63,7 +63,7 @@ def _position(ds: Dataset) -> float | None:
 
 
 def _safe(text: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "_", text).strip("._")
     return cleaned[:60] or "series"
 
 
