@@ -192,3 +192,39 @@ def test_demo_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "RG1_UNCR.dcm" in out and "verified" in out
     assert (tmp_path / "demo").is_dir()
+
+
+@pytest.mark.parametrize("name", ["image_dfl.dcm", "OT-PAL-8-face.dcm", "ExplVR_BigEnd.dcm",
+                                  "MR_small_implicit.dcm", "US1_J2KR.dcm", "JPEG-LL.dcm"])
+def test_awkward_sources(name, tmp_path):
+    """Deflated, no file meta, big endian, implicit VR, colour J2K, JPEG lossless."""
+    src = find_sample(name)
+    transcode_file(src, tmp_path / "o.dcm", "rle")
+    out, orig = pydicom.dcmread(tmp_path / "o.dcm"), transcode_module.read_header(src)
+    assert out.PhotometricInterpretation  # never emptied
+    source_frames = pydicom.pixels.iter_pixels(orig, raw=True)
+    for a, b in zip(source_frames, frames_of(tmp_path / "o.dcm"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    if orig.PhotometricInterpretation not in ("YBR_RCT", "YBR_ICT"):
+        assert out.PhotometricInterpretation == orig.PhotometricInterpretation
+
+
+# Damaged on purpose, 1-bit, or beyond every installed decoder (12-bit JPEG with a
+# misplaced marker; pydicom cannot sign-correct J2K_pixelrep_mismatch frame by frame).
+KNOWN_UNTRANSCODABLE = {
+    "J2K_pixelrep_mismatch.dcm", "JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm",
+    "MR_truncated.dcm", "SC_rgb_jpeg.dcm", "liver.dcm", "liver_1frame.dcm", "liver_expb.dcm",
+    "liver_expb_1frame.dcm", "meta_missing_tsyntax.dcm", "nested_priv_SQ.dcm",
+    "badVR.dcm",
+}
+
+
+def test_whole_corpus_transcodes_but_the_known_bad(tmp_path):
+    from dicompress.batch import iter_sources, transcode_many
+    from dicompress.samples import sample_dirs
+
+    results = list(transcode_many(iter_sources(sample_dirs()), tmp_path, "rle"))
+    failed = {r.source.name for r in results if r.status == "failed"}
+    assert failed <= KNOWN_UNTRANSCODABLE, failed - KNOWN_UNTRANSCODABLE
+    assert sum(r.status == "ok" for r in results) >= 145
+    assert all(r.verified for r in results if r.status == "ok")

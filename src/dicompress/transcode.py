@@ -139,17 +139,21 @@ _DECODED_PHOTOMETRIC = {
 }
 
 
-def _image_attributes(meta: Dataset, arr: np.ndarray) -> dict[str, Any]:
-    """The Image Pixel attributes of the frames as decoded (pydicom's ds_out)."""
+def _image_attributes(ds: Dataset, meta: Dataset, arr: np.ndarray) -> dict[str, Any]:
+    """The Image Pixel attributes of the frames as decoded: pydicom's ds_out where it
+    filled them in, else the source's."""
     attrs = {}
     for keyword in ("PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit",
                     "PixelRepresentation", "SamplesPerPixel", "PlanarConfiguration"):
-        if keyword in meta:
-            attrs[keyword] = meta[keyword].value
+        for source in (meta, ds):
+            if keyword in source:
+                attrs[keyword] = source[keyword].value
+                break
     # Decoded frames are full resolution, and J2K decoders undo the colour
     # transform: the photometric interpretation of what we hold says so.
-    photometric = str(attrs.get("PhotometricInterpretation", ""))
-    attrs["PhotometricInterpretation"] = _DECODED_PHOTOMETRIC.get(photometric, photometric)
+    photometric = attrs.get("PhotometricInterpretation")
+    if photometric:
+        attrs["PhotometricInterpretation"] = _DECODED_PHOTOMETRIC.get(str(photometric), photometric)
     bits = arr.dtype.itemsize * 8
     if attrs.get("BitsAllocated", bits) != 1 and attrs.get("BitsAllocated") != bits:
         attrs["BitsAllocated"] = bits
@@ -230,6 +234,7 @@ def _transcode_file(
     meta = Dataset()
     digests: list[str] = []
     layout: FrameLayout | None = None
+    attrs: dict[str, Any] = {}
 
     def encode(arr: np.ndarray) -> bytes:
         data = codec.encode_frame(arr, layout)
@@ -243,7 +248,7 @@ def _transcode_file(
         nonlocal layout
         for arr in frames:
             if layout is None:
-                attrs = _image_attributes(meta, arr)
+                attrs.update(_image_attributes(ds, meta, arr))
                 layout = FrameLayout(
                     rows=arr.shape[0], columns=arr.shape[1],
                     samples_per_pixel=arr.shape[2] if arr.ndim == 3 else 1,
@@ -259,7 +264,7 @@ def _transcode_file(
     if not fragments:
         raise CorruptPixelData("Pixel Data holds no frames")
 
-    out = _build_output(ds, meta, fragments, codec, layout, _image_attributes(meta, _first_like(layout)))
+    out = _build_output(ds, fragments, codec, layout, attrs)
     result.frames = len(fragments)
     result.transfer_syntax_out = codec.transfer_syntax
 
@@ -274,12 +279,8 @@ def _transcode_file(
     return result
 
 
-def _first_like(layout: FrameLayout) -> np.ndarray:
-    return np.empty((1, 1), dtype=layout.dtype)
-
-
-def _build_output(ds: Dataset, meta: Dataset, fragments: list[bytes], codec: Codec,
-                  layout: FrameLayout, attrs: dict[str, Any]) -> Dataset:
+def _build_output(ds: Dataset, fragments: list[bytes], codec: Codec, layout: FrameLayout,
+                  attrs: dict[str, Any]) -> Dataset:
     out = ds  # the header read from the source; pixel data is replaced below
     for keyword, value in attrs.items():
         setattr(out, keyword, value)
