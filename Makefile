@@ -1,4 +1,4 @@
-# make demo | make test | make bench | make fuzz — each sets up what it needs first.
+# make demo | make test | make bench | make fuzz | make fuzz-lut — each sets up what it needs first.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +8,7 @@ APT_PACKAGES := dcmtk libgdcm-tools dicom3tools
 APT_TOOLS    := dcmdrle gdcmconv dciodvfy
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test bench fuzz fuzz-deps system-deps venv clean
+.PHONY: demo test bench fuzz fuzz-lut fuzz-deps system-deps venv clean
 
 demo: venv
 	$(VENV)/bin/dicompress demo -o demo-output
@@ -23,6 +23,9 @@ bench: venv
 
 fuzz: venv fuzz-deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz_rle.sh
+
+fuzz-lut: venv fuzz-deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz_lut.sh
 
 # clang with libFuzzer and the sanitizer runtimes (Debian: clang + libclang-rt-NN-dev).
 fuzz-deps:
