@@ -217,3 +217,17 @@ def test_series_grouping_labels_are_safe():
     ds.SeriesDescription = "../../etc/passwd"
     (series,) = group_series([(Path("a.dcm"), ds)])
     assert "/" not in series.label and ".." not in series.label
+
+
+def test_whole_corpus_exports_but_the_known_bad(tmp_path):
+    from dicompress.samples import sample_dirs
+
+    result = export(sample_dirs(), tmp_path, ExportOptions(format="jpeg", every=4))
+    failed = {Path(p).name for p, _ in result.failed}
+    assert failed <= {"badVR.dcm", "meta_missing_tsyntax.dcm", "nested_priv_SQ.dcm",
+                      "JPEG2000-embedded-sequence-delimiter.dcm", "JPEG-lossy.dcm",
+                      "MR_truncated.dcm", "SC_rgb_jpeg.dcm"}, failed
+    assert len(result.outputs) > 120
+    assert any("not an image (RTPLAN)" in reason for _, reason in result.skipped)
+    for path in result.outputs[::10]:
+        Image.open(path).verify()

@@ -30,6 +30,11 @@ class FrameLayout:
         """The layout of `ds`'s *Pixel Data*."""
         if "PixelData" not in ds:
             raise NotAnImage("the dataset has no Pixel Data")
+        return cls.from_dataset_header(ds)
+
+    @classmethod
+    def from_dataset_header(cls, ds) -> "FrameLayout":
+        """The layout the Image Pixel attributes of `ds` describe (pixel data not needed)."""
         missing = [k for k in ("Rows", "Columns", "BitsAllocated") if ds.get(k) is None]
         if missing:
             raise UnsupportedLayout(f"Pixel Data without {', '.join(missing)}")

@@ -299,6 +299,8 @@ def resolve_window(ds, choice=None, values=None) -> Window | tuple:
     """
     if isinstance(choice, Window):
         return choice
+    if isinstance(choice, tuple) and len(choice) == 2 and choice[0] == "table":
+        return choice  # already resolved to a VOI LUT Sequence item
     if isinstance(choice, (tuple, list)) and len(choice) == 2:
         return Window(float(choice[0]), float(choice[1]))
     windows = file_windows(ds)

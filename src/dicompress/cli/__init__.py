@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 import sys
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # pydicom warns about every oddity of real-world files; our own messages say
+    # what matters for each file, so its warnings are not shown on the terminal.
+    warnings.filterwarnings("ignore", module=r"pydicom\.")
     try:
         if args.command == "info":
             return commands.info(args.files)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pydicom.pixels import apply_color_lut, pixel_array
 
 from dicompress import voi
@@ -21,7 +23,11 @@ def photometric(ds: Dataset) -> str:
 def read_frame(path: Path, index: int, ds: Dataset) -> np.ndarray:
     """One frame as pydicom decodes it; YBR is converted to RGB (as_rgb)."""
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return pixel_array(path, index=index if frames > 1 else None, as_rgb=True)
+    which = index if frames > 1 else None
+    if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        # deflated data cannot be read frame by frame from the file
+        return pixel_array(dcmread(path), index=which, as_rgb=True)
+    return pixel_array(path, index=which, as_rgb=True)
 
 
 def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from dicompress.export import budget as budgets
 from dicompress.export import frames as framing
 from dicompress.export import select, writers
 from dicompress.fileio import atomic_output
+from dicompress.layout import FrameLayout
 
 # The non-identifying context a reader of the picture needs (PNG text chunks).
 CONTEXT = {
@@ -106,6 +107,11 @@ def _headers(sources, result: ExportResult):
             result.skipped.append((source.path, f"not an image ({kind})"))
             continue
         del ds["PixelData"]
+        try:
+            FrameLayout.from_dataset_header(ds)
+        except (DicompressError, ValueError, TypeError) as exc:
+            result.failed.append((source.path, f"unusable image attributes: {exc}"))
+            continue
         yield source.path, ds
 
 
