@@ -10,21 +10,34 @@
 
 #include <math.h>
 
-static int64_t clamp_index(int64_t k, int64_t last)
+/* clamp(k - first, 0, length - 1), without forming k - first in signed
+   arithmetic: with first near INT64_MIN or INT64_MAX that overflows. */
+static size_t clamp_index(int64_t k, int64_t first, size_t length)
 {
-    return k < 0 ? 0 : (k > last ? last : k);
+    if (k <= first) return 0;
+    uint64_t d = (uint64_t)k - (uint64_t)first; /* exact: the difference is in 1 .. 2^64 - 1 */
+    return d > (uint64_t)(length - 1) ? length - 1 : (size_t)d;
 }
 
 static double table_value(const double *table, size_t length, int64_t first, double x)
 {
     /* LUT input is an integer: round the (possibly rescaled) value, then clamp
-       to the table's ends (C.11.1.1: values outside map to the first/last entry). */
+       to the table's ends (C.11.1.1: values outside map to the first/last entry).
+       The conversion saturates; NaN (only from dcmp_voi_value's own callers)
+       takes the first entry. */
     double r = floor(x + 0.5);
     int64_t k;
-    if (r < -9.0e18) k = INT64_MIN / 2;
-    else if (r > 9.0e18) k = INT64_MAX / 2;
-    else k = (int64_t)r;
-    return table[clamp_index(k - first, (int64_t)length - 1)];
+    if (r >= 0x1p63) k = INT64_MAX;
+    else if (r >= -0x1p63) k = (int64_t)r;
+    else k = INT64_MIN;
+    return table[clamp_index(k, first, length)];
+}
+
+static int all_finite(const double *table, size_t length)
+{
+    for (size_t i = 0; i < length; i++)
+        if (!isfinite(table[i])) return 0;
+    return 1;
 }
 
 double dcmp_voi_value(const dcmp_lut_spec *s, double x)
@@ -51,17 +64,26 @@ double dcmp_voi_value(const dcmp_lut_spec *s, double x)
         y = table_value(s->voi_table, s->voi_length, s->voi_first, x) / s->voi_max;
         break;
     default: /* DCMP_VOI_RANGE */
-        y = (x - s->range_min) / (s->range_max - s->range_min);
+        /* halved so that neither difference overflows for finite bounds
+           (exact: scaling by 2 commutes with rounding) */
+        y = (0.5 * x - 0.5 * s->range_min) / (0.5 * s->range_max - 0.5 * s->range_min);
         break;
     }
-    return y < 0.0 ? 0.0 : (y > 1.0 ? 1.0 : y);
+    /* NaN (a NaN x; finite parameters never give one) takes 0, never the cast */
+    return y > 0.0 ? (y < 1.0 ? y : 1.0) : 0.0;
 }
 
 int dcmp_lut_build(const dcmp_lut_spec *s, void *lut)
 {
     if (s->length == 0 || s->length > DCMP_LUT_MAX_LENGTH) return DCMP_LUT_INVALID_ARGUMENT;
     if (s->out_bits != 8 && s->out_bits != 16) return DCMP_LUT_INVALID_ARGUMENT;
+    /* the stored values first .. first + length - 1 must be int64 */
+    if (s->first > INT64_MAX - (int64_t)(s->length - 1)) return DCMP_LUT_INVALID_ARGUMENT;
     if (s->modality_table && s->modality_length == 0) return DCMP_LUT_INVALID_ARGUMENT;
+    /* LUT Data are integers (C.11.1.1, C.11.2.1.1); a NaN or infinity there or
+       in a parameter would reach the integer conversion below as NaN */
+    if (s->modality_table && !all_finite(s->modality_table, s->modality_length))
+        return DCMP_LUT_INVALID_ARGUMENT;
     switch (s->function) {
     case DCMP_VOI_LINEAR:
         if (!(s->width >= 1.0)) return DCMP_LUT_INVALID_ARGUMENT; /* C.11.2.1.2: width >= 1 */
@@ -71,16 +93,18 @@ int dcmp_lut_build(const dcmp_lut_spec *s, void *lut)
         if (!(s->width > 0.0)) return DCMP_LUT_INVALID_ARGUMENT;
         break;
     case DCMP_VOI_TABLE:
-        if (!s->voi_table || s->voi_length == 0 || !(s->voi_max > 0.0))
+        if (!s->voi_table || s->voi_length == 0 || !(s->voi_max > 0.0) || !isfinite(s->voi_max) ||
+            !all_finite(s->voi_table, s->voi_length))
             return DCMP_LUT_INVALID_ARGUMENT;
         break;
     case DCMP_VOI_RANGE:
-        if (!(s->range_max > s->range_min)) return DCMP_LUT_INVALID_ARGUMENT;
+        if (!(s->range_max > s->range_min) || !isfinite(s->range_min) || !isfinite(s->range_max))
+            return DCMP_LUT_INVALID_ARGUMENT;
         break;
     default:
         return DCMP_LUT_INVALID_ARGUMENT;
     }
-    if (!isfinite(s->center) || !isfinite(s->slope) || !isfinite(s->intercept))
+    if (!isfinite(s->center) || !isfinite(s->width) || !isfinite(s->slope) || !isfinite(s->intercept))
         return DCMP_LUT_INVALID_ARGUMENT;
 
     const double top = s->out_bits == 8 ? 255.0 : 65535.0;
@@ -112,7 +136,20 @@ int dcmp_lut_build(const dcmp_lut_spec *s, void *lut)
             for (size_t i = 0; i < n; i++) dst[i] = base[src[i]];                        \
             return DCMP_LUT_OK;                                                          \
         }                                                                                \
-        const int64_t last = (int64_t)lut_length - 1;                                    \
+        if (first < -((int64_t)1 << 62) || first > ((int64_t)1 << 62)) {                 \
+            /* src[i] - first would overflow int64: take the difference in               \
+               unsigned arithmetic (slower; no real table starts out here) */            \
+            const uint64_t top = (uint64_t)(lut_length - 1);                             \
+            for (size_t i = 0; i < n; i++) {                                             \
+                const int64_t v = (int64_t)src[i];                                       \
+                const uint64_t d = (uint64_t)v - (uint64_t)first;                        \
+                dst[i] = lut[v < first ? 0 : (d > top ? top : d)];                       \
+            }                                                                            \
+            return DCMP_LUT_OK;                                                          \
+        }                                                                                \
+        /* |src[i]| < 2^32 and |first| <= 2^62: the difference fits */                   \
+        const int64_t last =                                                             \
+            lut_length - 1 > (size_t)INT64_MAX ? INT64_MAX : (int64_t)(lut_length - 1);  \
         for (size_t i = 0; i < n; i++) {                                                 \
             int64_t k = (int64_t)src[i] - first;                                         \
             k = k < 0 ? 0 : k;                                                           \

@@ -12,6 +12,15 @@ dicompress rows this is "dicompress MB/s / peer MB/s"), the compressed size
 and the compression ratio (uncompressed / compressed). A second table checks
 the project's speed targets for dicompress.
 
+When the run includes ``benchmarks/bench_voi.py``, two more tables follow for
+window/level (VOI): one row per file and implementation, MB/s of 16-bit input
+(input bytes / mean time), milliseconds per frame, and the row's speed
+relative to pydicom (``apply_voi_lut`` + cast to uint8) and to ``np.take``
+with a precomputed table; then the VOI targets, checked on the
+"dicompress window, 1 thread" row (``voi.window(..., threads=1)``, table cache
+warm). The other dicompress rows (all cores, bare kernel, table built per
+call, render) are shown but do not count for the targets.
+
 Only the standard library is used, so the script runs outside the venv too.
 """
 
@@ -41,8 +50,8 @@ def load_rows(path: Path) -> list[dict]:
     for bench in data.get("benchmarks", []):
         info = bench.get("extra_info", {})
         stats = bench.get("stats") or {}
-        if "operation" not in info or not stats.get("mean"):
-            continue  # not one of ours, or run with --benchmark-disable
+        if info.get("operation") not in ("encode", "decode") or not stats.get("mean"):
+            continue  # not an RLE benchmark, or run with --benchmark-disable
         rows.append(
             {
                 "file": info["file"],
@@ -120,6 +129,94 @@ def targets_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# -- window/level (VOI) -------------------------------------------------------------------------
+
+# bench_voi.py parameter ids: the two peers, and the row the targets are checked on.
+VOI_PEERS = (("pydicom", "pydicom"), ("numpy-take", "numpy take"))
+VOI_TARGET_ROW = "dicompress-1t"
+VOI_ORDER = ("dicompress-1t", "dicompress-all-cores", "lut-apply-bare", "dicompress-cold-table",
+             "render-1t", "numpy-take", "pydicom")
+
+# (peer parameter id, peer name in the table, minimum dicompress/peer).
+VOI_TARGETS = (
+    ("pydicom", "pydicom apply_voi_lut + cast", 10.0),
+    ("numpy-take", "np.take", 3.0),
+)
+
+
+def load_voi_rows(path: Path) -> list[dict]:
+    """One dict per VOI benchmark: file, variant, implementation, MB/s, ms per frame."""
+    data = json.loads(path.read_text())
+    rows = []
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        stats = bench.get("stats") or {}
+        if info.get("operation") != "window" or not stats.get("mean"):
+            continue
+        rows.append(
+            {
+                "file": info["file"],
+                "variant": info["variant"],
+                "implementation": info["implementation"],
+                "mb_per_s": info["input_bytes"] / stats["mean"] / 1e6,
+                "ms": stats["mean"] * 1e3,
+                "rounds": stats.get("rounds", 0),
+            }
+        )
+    return rows
+
+
+def _voi_speed(rows: list[dict]) -> dict[tuple[str, str], float]:
+    return {(r["file"], r["variant"]): r["mb_per_s"] for r in rows}
+
+
+def voi_results_table(rows: list[dict]) -> str:
+    speed = _voi_speed(rows)
+    files = list(dict.fromkeys(r["file"] for r in rows))
+    order = {v: i for i, v in enumerate(VOI_ORDER)}
+    rows = sorted(rows, key=lambda r: (files.index(r["file"]), order.get(r["variant"], 99)))
+    lines = [
+        "| File | Implementation | MB/s | ms per frame | vs pydicom | vs numpy take | Rounds |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        vs = []
+        for peer, _ in VOI_PEERS:
+            other = speed.get((r["file"], peer))
+            vs.append(_ratio(r["mb_per_s"] / other if other else None))
+        name = r["implementation"]
+        if r["variant"] == VOI_TARGET_ROW:
+            name = f"**{name}**"
+        lines.append(
+            f"| {r['file']} | {name} | {r['mb_per_s']:.1f} | {r['ms']:.3f} "
+            f"| {vs[0]} | {vs[1]} | {r['rounds']} |"
+        )
+    return "\n".join(lines)
+
+
+def voi_targets_table(rows: list[dict]) -> str:
+    speed = _voi_speed(rows)
+    files = list(dict.fromkeys(r["file"] for r in rows))
+    lines = [
+        "| Target (dicompress window, 1 thread, warm table) | " + " | ".join(files) + " | Met |",
+        "|---|" + "---:|" * len(files) + "---|",
+    ]
+    for peer, peer_name, minimum in VOI_TARGETS:
+        cells, met = [], True
+        for f in files:
+            ours, theirs = speed.get((f, VOI_TARGET_ROW)), speed.get((f, peer))
+            if ours is None or theirs is None:
+                cells.append("–")
+                met = False
+                continue
+            ratio = ours / theirs
+            met &= ratio >= minimum
+            cells.append(_ratio(ratio))
+        verdict = "yes" if met else "**no**"
+        lines.append(f"| ≥ {minimum:g}× {peer_name} | " + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, help="output of pytest --benchmark-json=FILE")
@@ -129,15 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.json.is_file():
         parser.error(f"{args.json}: no such file (run pytest with --benchmark-json={args.json})")
-    rows = load_rows(args.json)
-    if not rows:
+    rows, voi_rows = load_rows(args.json), load_voi_rows(args.json)
+    if not rows and not voi_rows:
         print(f"{args.json}: no timed benchmarks (was the run made with --benchmark-disable?)",
               file=sys.stderr)
         return 1
-    print(results_table(rows))
-    if not args.no_targets:
-        print()
-        print(targets_table(rows))
+    tables = []
+    if rows:
+        tables.append(results_table(rows))
+        if not args.no_targets:
+            tables.append(targets_table(rows))
+    if voi_rows:
+        tables.append(voi_results_table(voi_rows))
+        if not args.no_targets:
+            tables.append(voi_targets_table(voi_rows))
+    print("\n\n".join(tables))
     return 0
 
 
