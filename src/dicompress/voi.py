@@ -131,16 +131,28 @@ def _apply(arr: np.ndarray, stored: tuple[int, int] | None, voi: tuple, modality
     return out
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool for the process: starting threads per frame costs more than the gather."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="dicompress-lut")
+    return _POOL
+
+
 def _gather(arr, table, first, out, threads):
-    workers = threads if threads is not None else (os.cpu_count() or 1)
+    workers = min(threads if threads is not None else (os.cpu_count() or 1), os.cpu_count() or 1)
     if workers <= 1 or arr.size < _PARALLEL_MIN:
         _lut.apply(arr, table, first, out)
         return
     flat_in, flat_out = arr.reshape(-1), out.reshape(-1)
     bounds = np.linspace(0, arr.size, workers + 1).astype(int)
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda k: _lut.apply(flat_in[bounds[k]:bounds[k + 1]], table, first,
-                                           flat_out[bounds[k]:bounds[k + 1]]), range(workers)))
+    jobs = [_pool().submit(_lut.apply, flat_in[bounds[k]:bounds[k + 1]], table, first,
+                           flat_out[bounds[k]:bounds[k + 1]]) for k in range(workers)]
+    for job in jobs:
+        job.result()
 
 
 def _apply_direct(arr, voi, modality, invert, bits, out):
