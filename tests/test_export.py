@@ -47,6 +47,9 @@ def test_cr_monochrome1_is_inverted_in_png(tmp_path):
     assert img.shape == (ds.Rows, ds.Columns)
     # lungs (dark in the display) vs mediastinum: MONOCHROME1 shown as a radiologist expects
     assert img[900, 500] < img[900, 920]
+    export([src], tmp_path / "inv", ExportOptions(format="png", invert=True))
+    flipped = np.asarray(Image.open(only(tmp_path / "inv", "*.png")))
+    np.testing.assert_array_equal(flipped, voi.render(ds, invert=False))
 
 
 @pytest.mark.parametrize("name,mode", [("examples_palette.dcm", "RGB"), ("examples_rgb_color.dcm", "RGB"),

@@ -370,6 +370,13 @@ def modality_values(ds, arr: np.ndarray) -> np.ndarray:
     return table[np.clip(arr.astype(np.int64) - kind[2], 0, table.size - 1)]
 
 
+def default_invert(ds) -> bool:
+    """MONOCHROME1, or Presentation LUT Shape INVERSE (PS3.3 C.11.6), shows inverted."""
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    shape = str(ds.get("PresentationLUTShape", "") or "").upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
+
+
 def render(ds, frame: int | None = None, window=None, *, function: str | None = None,
            invert: bool | None = None, bits: int = 8, arr: np.ndarray | None = None,
            threads: int | None = None) -> np.ndarray:
@@ -407,7 +414,5 @@ def render(ds, frame: int | None = None, window=None, *, function: str | None = 
         if function:
             choice = Window(choice.center, choice.width, function.lower(), choice.explanation)
         voi = _voi_key(choice)
-    shape = str(ds.get("PresentationLUTShape", "") or "").upper()
-    default_invert = photometric == "MONOCHROME1" or shape == "INVERSE"
-    flip = default_invert if invert is None else bool(invert)
+    flip = default_invert(ds) if invert is None else bool(invert)
     return _apply(arr, stored, voi, modality, flip, bits, threads)

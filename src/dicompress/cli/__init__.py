@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--function", choices=["linear", "linear_exact", "sigmoid"],
                     help="VOI LUT function (default: the file's, else linear)")
     ex.add_argument("--invert", action="store_true", default=None,
-                    help="invert grayscale (MONOCHROME1 files are inverted already)")
+                    help="flip grayscale from what the file asks for (MONOCHROME1 is shown inverted by default)")
     ex.add_argument("--frames", metavar="LIST", help="1-based frames/slices, e.g. 1,5,10-20")
     ex.add_argument("--every", type=int, metavar="N", help="every N-th of the selected frames")
     ex.add_argument("--series", metavar="UID", help="only this Series Instance UID")

@@ -67,6 +67,8 @@ def display(ds: Dataset, arr: np.ndarray, window, *, function=None, invert=None,
     if bits == 16:
         image, offset = raw16(ds, arr)
         return image, {"stored values": "raw", "offset": offset}
+    if invert:  # --invert flips whatever the file asks for (MONOCHROME1 shows un-inverted)
+        invert = not voi.default_invert(ds)
     image = voi.render(ds, window=window, function=function, invert=invert, arr=arr)
     return image, {"window": str(window) if window is not None else "none"}
 
