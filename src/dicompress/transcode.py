@@ -200,7 +200,7 @@ def transcode_file(
         Anything else that stopped this file.
     """
     try:
-        return _transcode_file(source, destination, target, verify=verify, threads=threads)
+        return _transcode_file(Path(source), Path(destination), target, verify, threads)
     except DicompressError as exc:
         raise with_context(exc, source) from exc
     except OSError as exc:
@@ -209,15 +209,7 @@ def transcode_file(
         raise InvalidDicomFile(f"{source}: {type(exc).__name__}: {exc}") from exc
 
 
-def _transcode_file(
-    source: Path | str,
-    destination: Path | str,
-    target: str | Codec = "rle",
-    *,
-    verify: bool = True,
-    threads: int | None = None,
-) -> TranscodeResult:
-    source, destination = Path(source), Path(destination)
+def _transcode_file(source: Path, destination: Path, target, verify, threads) -> TranscodeResult:
     codec = target if isinstance(target, Codec) else get_codec(target)
     threads = threads if threads is not None else (os.cpu_count() or 1)
     result = TranscodeResult(source=source, size_in=source.stat().st_size)
