@@ -22,6 +22,10 @@ def _syntax_name(uid: str) -> str:
     return UID(uid).name if uid else "(none)"
 
 
+def _syntax_keyword(uid: str) -> str:
+    return (UID(uid).keyword or uid) if uid else "-"
+
+
 def info(files: list[Path]) -> int:
     rows, failed = [], 0
     for path in files:
@@ -95,15 +99,22 @@ def demo(output: Path) -> int:
     rows = []
     for r in results:
         if r.status == "ok":
-            rows.append([r.source.name, r.modality or "-", human_size(r.size_in),
-                         human_size(r.size_out), f"{r.ratio:.2f}", "yes" if r.verified else "no"])
+            rows.append([r.source.name, r.modality or "-", _syntax_keyword(r.transfer_syntax_in),
+                         human_size(r.size_in), human_size(r.size_out), f"{r.ratio:.2f}",
+                         "yes" if r.verified else "no"])
         elif r.status == "failed":
             reason = r.reason.split(": ", 1)[-1]
-            rows.append([r.source.name, "-", human_size(r.size_in), "-", "-",
+            rows.append([r.source.name, "-", "", human_size(r.size_in), "-", "-",
                          f"FAILED: {reason[:70]}"])
-    print(table(["file", "modality", "before", "after", "ratio", "verified"], rows, "<<>>><"))
+    print(table(["file", "modality", "stored as", "before", "after", "ratio", "verified"],
+                rows, "<<<>>><"))
     print()
     print(_summary(results, time.perf_counter() - start))
+    native = [r for r in results if r.status == "ok" and not UID(r.transfer_syntax_in).is_compressed]
+    if native:
+        before, after = sum(r.size_in for r in native), sum(r.size_out for r in native)
+        print(f"Uncompressed sources alone: {human_size(before)} -> {human_size(after)} "
+              f"({before / after:.2f}:1); already-compressed sources grow, as RLE is simpler.")
     failed = [r for r in results if r.status == "failed"]
     if failed:
         print(f"({len(failed)} sample files are deliberately broken or use layouts RLE cannot "
