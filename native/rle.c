@@ -380,6 +380,58 @@ int dcmp_rle_parse_header(const uint8_t *src, size_t src_len,
 }
 
 /*
+ * The checked packet loop, from input position p and output position o: every
+ * packet is bounded by both buffers; after the output is full only the one
+ * padding byte of G.5 (or -128 no-ops) may remain. Writes bytes into `plane`,
+ * or, with `hi` set, 16-bit little-endian samples into `dst16` whose high
+ * bytes come from `hi`.
+ */
+static int decode_checked(const uint8_t *s, size_t n, size_t p, size_t o, size_t out_len,
+                          uint8_t *plane, const uint8_t *hi, uint8_t *dst16, size_t *decoded)
+{
+    while (o < out_len) {
+        if (p >= n) {
+            *decoded = o;
+            return DCMP_RLE_SEGMENT_SHORT;
+        }
+        int h = (int8_t)s[p++];
+        if (h == -128) continue; /* no operation (PS3.5 G.3.2) */
+        size_t len = h >= 0 ? (size_t)h + 1 : (size_t)(1 - h);
+        size_t need = h >= 0 ? len : 1; /* input bytes the packet carries */
+        if (need > n - p) {
+            *decoded = h >= 0 ? o + (n - p) : o;
+            return DCMP_RLE_SEGMENT_SHORT;
+        }
+        if (len > out_len - o) {
+            *decoded = o + len;
+            return DCMP_RLE_SEGMENT_LONG;
+        }
+        if (hi) {
+            uint8_t *d = dst16 + 2 * o;
+            for (size_t i = 0; i < len; i++) {
+                d[2 * i] = h >= 0 ? s[p + i] : s[p];
+                d[2 * i + 1] = hi[o + i];
+            }
+        } else if (h >= 0) {
+            memcpy(plane + o, s + p, len);
+        } else {
+            memset(plane + o, s[p], len);
+        }
+        p += need;
+        o += len;
+    }
+    *decoded = o;
+    while (p < n) {
+        if (s[p] != 0x80 && p + 1 < n) {
+            *decoded = o + 1;
+            return DCMP_RLE_SEGMENT_LONG;
+        }
+        p++;
+    }
+    return DCMP_RLE_OK;
+}
+
+/*
  * Expand one segment into `out` (exactly `out_len` bytes). A packet that would
  * run past either buffer is an error; after the plane is full only the one
  * padding byte of G.5 may remain.
@@ -418,51 +470,7 @@ static int decode_segment(const uint8_t *s, size_t n, uint8_t *out, size_t out_l
             p += 1; /* -128: no operation (PS3.5 G.3.2) */
         }
     }
-    /* Careful loop for the tail: every packet checked against both buffers. */
-    while (o < out_len) {
-        if (p >= n) {
-            *decoded = o;
-            return DCMP_RLE_SEGMENT_SHORT;
-        }
-        int h = (int8_t)s[p++];
-        if (h >= 0) {
-            size_t len = (size_t)h + 1;
-            if (len > n - p) {
-                *decoded = o + (n - p);
-                return DCMP_RLE_SEGMENT_SHORT;
-            }
-            if (len > out_len - o) {
-                *decoded = o + len;
-                return DCMP_RLE_SEGMENT_LONG;
-            }
-            memcpy(out + o, s + p, len);
-            p += len;
-            o += len;
-        } else if (h != -128) {
-            size_t len = (size_t)(1 - h);
-            if (p >= n) {
-                *decoded = o;
-                return DCMP_RLE_SEGMENT_SHORT;
-            }
-            if (len > out_len - o) {
-                *decoded = o + len;
-                return DCMP_RLE_SEGMENT_LONG;
-            }
-            memset(out + o, s[p++], len);
-            o += len;
-        }
-        /* -128: no operation (PS3.5 G.3.2) */
-    }
-    *decoded = o;
-    /* Anything left must be padding or no-op codes, not more pixel data. */
-    while (p < n) {
-        if (s[p] != 0x80 && p + 1 < n) {
-            *decoded = o + 1;
-            return DCMP_RLE_SEGMENT_LONG;
-        }
-        p++;
-    }
-    return DCMP_RLE_OK;
+    return decode_checked(s, n, p, o, out_len, out, NULL, NULL, decoded);
 }
 
 /*
@@ -511,60 +519,7 @@ static int decode_low_segment16(const uint8_t *s, size_t n, const uint8_t *hi,
         }
     }
 #endif
-    while (o < npix) {
-        if (p >= n) {
-            *decoded = o;
-            return DCMP_RLE_SEGMENT_SHORT;
-        }
-        int h = (int8_t)s[p++];
-        if (h >= 0) {
-            size_t len = (size_t)h + 1;
-            if (len > n - p) {
-                *decoded = o + (n - p);
-                return DCMP_RLE_SEGMENT_SHORT;
-            }
-            if (len > npix - o) {
-                *decoded = o + len;
-                return DCMP_RLE_SEGMENT_LONG;
-            }
-            const uint8_t *lo = s + p;
-            const uint8_t *h8 = hi + o;
-            uint8_t *d = dst + 2 * o;
-            for (size_t i = 0; i < len; i++) {
-                d[2 * i] = lo[i];
-                d[2 * i + 1] = h8[i];
-            }
-            p += len;
-            o += len;
-        } else if (h != -128) {
-            size_t len = (size_t)(1 - h);
-            if (p >= n) {
-                *decoded = o;
-                return DCMP_RLE_SEGMENT_SHORT;
-            }
-            if (len > npix - o) {
-                *decoded = o + len;
-                return DCMP_RLE_SEGMENT_LONG;
-            }
-            const uint8_t v = s[p++];
-            const uint8_t *h8 = hi + o;
-            uint8_t *d = dst + 2 * o;
-            for (size_t i = 0; i < len; i++) {
-                d[2 * i] = v;
-                d[2 * i + 1] = h8[i];
-            }
-            o += len;
-        }
-    }
-    *decoded = o;
-    while (p < n) {
-        if (s[p] != 0x80 && p + 1 < n) {
-            *decoded = o + 1;
-            return DCMP_RLE_SEGMENT_LONG;
-        }
-        p++;
-    }
-    return DCMP_RLE_OK;
+    return decode_checked(s, n, p, o, npix, NULL, hi, dst, decoded);
 }
 
 size_t dcmp_rle_decode_scratch(const dcmp_rle_layout *layout)
