@@ -29,7 +29,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import UID
 
 from dicompress.codecs import Codec, get_codec
 from dicompress.errors import (
@@ -37,7 +37,6 @@ from dicompress.errors import (
     DicompressError,
     InvalidDicomFile,
     NotAnImage,
-    UnsupportedLayout,
     VerificationFailed,
     with_context,
 )
