@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dicompress-installed
-# Debian tools the interoperability tests run against (DCMTK, GDCM, dicom3tools).
-APT_PACKAGES := dcmtk libgdcm-tools dicom3tools
-APT_TOOLS    := dcmdrle gdcmconv dciodvfy
+# Debian tools the interoperability tests run against (DCMTK, GDCM, dicom3tools), and
+# the OpenJPEG library glymur loads (without it, the copy inside imagecodecs is used).
+APT_PACKAGES := dcmtk libgdcm-tools dicom3tools libopenjp2-7
+APT_TOOLS    := dcmdrle dcmdjpls dcmdjpeg gdcmconv dciodvfy
 FUZZ_SECONDS ?= 60
 
 .PHONY: demo test bench fuzz fuzz-lut fuzz-deps system-deps venv clean
@@ -51,6 +52,7 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard native/*.c native/*.h native/
 # Installs the Debian packages when root; otherwise says what to run.
 system-deps:
 	@missing=""; for t in $(APT_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q libopenjp2.so.7 || missing="$$missing libopenjp2"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing $(APT_PACKAGES) (missing:$$missing)"; \

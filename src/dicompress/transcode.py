@@ -15,7 +15,10 @@ Frames are held a few at a time; the encoded output is held until it is written.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +29,8 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate, encapsulate_extended
+from pydicom.encaps import generate_frames
+from pydicom.multival import MultiValue
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 from pydicom.uid import UID
@@ -40,8 +44,10 @@ from dicompress.errors import (
     VerificationFailed,
     with_context,
 )
+from dicompress.codecs.search import psnr
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
+from dicompress.writer import MAX_BOT_OFFSET, PLACEHOLDER_DS, PixelDataWriter
 
 # Transfer syntaxes whose decoded pixels differ from what was acquired.
 LOSSY_TRANSFER_SYNTAXES = frozenset(
@@ -52,7 +58,6 @@ LOSSY_TRANSFER_SYNTAXES = frozenset(
     )
 )
 
-_MAX_BOT_OFFSET = 2**32 - 1
 
 # PS3.5 B.2: our own root would be registered; until then a UUID-derived one.
 IMPLEMENTATION_CLASS_UID = "2.25.219083617519436327355305566470815263377"
@@ -74,6 +79,12 @@ class TranscodeResult:
     size_out: int = 0
     frames: int = 0
     verified: bool = False
+    lossy: bool = False
+    #: Stored pixel bytes / encoded pixel bytes (the Lossy Image Compression Ratio).
+    ratio_pixels: float = 0.0
+    #: Lossy results, verified: the worst frame's PSNR (Bits Stored peak) and error.
+    psnr: float | None = None
+    max_error: int | None = None
     error: DicompressError | None = field(default=None, repr=False)
 
     @property
@@ -185,6 +196,7 @@ def transcode_file(
     *,
     verify: bool = True,
     threads: int | None = None,
+    extended_offsets: bool | None = None,
 ) -> TranscodeResult:
     """Transcode one file to `target`, writing `destination` only once verified.
 
@@ -199,7 +211,8 @@ def transcode_file(
         Anything else that stopped this file.
     """
     try:
-        return _transcode_file(Path(source), Path(destination), target, verify, threads)
+        return _transcode_file(Path(source), Path(destination), target, verify, threads,
+                               extended_offsets)
     except DicompressError as exc:
         raise with_context(exc, source) from exc
     except OSError as exc:
@@ -208,10 +221,11 @@ def transcode_file(
         raise InvalidDicomFile(f"{source}: {type(exc).__name__}: {exc}") from exc
 
 
-def _transcode_file(source: Path, destination: Path, target, verify, threads) -> TranscodeResult:
-    codec = target if isinstance(target, Codec) else get_codec(target)
+def _transcode_file(source: Path, destination: Path, target, verify, threads,
+                    extended_offsets) -> TranscodeResult:
+    codec = get_codec(target)
     threads = threads if threads is not None else (os.cpu_count() or 1)
-    result = TranscodeResult(source=source, size_in=source.stat().st_size)
+    result = TranscodeResult(source=source, size_in=source.stat().st_size, lossy=not codec.lossless)
 
     ds = read_header(source)
     result.modality = str(ds.get("Modality", ""))
@@ -223,89 +237,189 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads) ->
         codec.check_layout(declared)  # raises for codecs that need whole bytes
 
     meta = Dataset()
-    digests: list[str] = []
-    layout: FrameLayout | None = None
-    attrs: dict[str, Any] = {}
+    frames = _frames(source, ds, meta)
+    first = next(frames, None)
+    if first is None:
+        raise CorruptPixelData("Pixel Data holds no frames")
+    attrs = _image_attributes(ds, meta, first)
+    layout = FrameLayout(
+        rows=first.shape[0], columns=first.shape[1],
+        samples_per_pixel=first.shape[2] if first.ndim == 3 else 1,
+        bits_allocated=1 if declared.bits_allocated == 1 else first.dtype.itemsize * 8,
+        bits_stored=int(attrs.get("BitsStored") or first.dtype.itemsize * 8),
+        pixel_representation=1 if first.dtype.kind == "i" else 0,
+        photometric_interpretation=str(attrs.get("PhotometricInterpretation", "")),
+        number_of_frames=declared.number_of_frames,
+    )
+    codec.check_layout(layout)
+    out = _output_dataset(ds, codec, layout, attrs)
+    result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
+
+    many = layout.number_of_frames > 1
+    codec_threads = 1 if many else threads
+    stats = _LossStats()
 
     def encode(arr: np.ndarray) -> bytes:
-        data = codec.encode_frame(arr, layout)
-        if verify and codec.lossless:
+        if arr.shape != first.shape or arr.dtype != first.dtype:
+            raise CorruptPixelData(f"frame decodes to {arr.shape} {arr.dtype}, "
+                                   f"frame 1 to {first.shape} {first.dtype}")
+        data = codec.encode_frame(arr, layout, codec_threads)
+        if verify:
             back = codec.decode_frame(data, layout)
-            if not np.array_equal(back, arr):
-                raise VerificationFailed("encoded frame does not decode to the source values")
+            if codec.lossless:
+                if not np.array_equal(back, arr):
+                    raise VerificationFailed("an encoded frame does not decode to the source values")
+            else:
+                if back.shape != arr.shape:
+                    raise VerificationFailed(f"a lossy frame decodes to {back.shape}, not {arr.shape}")
+                stats.add(arr, back, layout.bits_stored)
         return data
 
-    def prepared(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        nonlocal layout
-        for arr in frames:
-            if layout is None:
-                attrs.update(_image_attributes(ds, meta, arr))
-                layout = FrameLayout(
-                    rows=arr.shape[0], columns=arr.shape[1],
-                    samples_per_pixel=arr.shape[2] if arr.ndim == 3 else 1,
-                    bits_allocated=arr.dtype.itemsize * 8,
-                    pixel_representation=1 if arr.dtype.kind == "i" else 0,
-                    photometric_interpretation=str(attrs.get("PhotometricInterpretation", "")),
-                )
-                codec.check_layout(layout)
-            digests.append(frame_digest(arr))
-            yield arr
-
-    fragments = list(_bounded_map(encode, prepared(_frames(source, ds, meta)), threads))
-    if not fragments:
-        raise CorruptPixelData("Pixel Data holds no frames")
-
-    out = _build_output(ds, fragments, codec, layout, attrs)
-    result.frames = len(fragments)
-    result.transfer_syntax_out = codec.transfer_syntax
-
+    if extended_offsets is None:  # auto: when offsets might pass 4 GiB
+        extended_offsets = (codec.encapsulated and
+                            layout.frame_bytes * layout.number_of_frames * 1.05 > MAX_BOT_OFFSET)
+    hashes: list[str] = []
+    encoded_bytes = 0
     with atomic_output(destination) as tmp:
-        # force_encoding: re-encode values read implicit/big endian as explicit LE
-        pydicom.dcmwrite(tmp, out, implicit_vr=False, little_endian=True, force_encoding=True)
-        if verify and codec.lossless:
-            _verify_file(tmp, digests)
-        result.verified = verify and codec.lossless
+        with open(tmp, "wb") as fp:
+            writer = PixelDataWriter(fp, out, layout, encapsulated=codec.encapsulated,
+                                     extended_offsets=bool(extended_offsets))
+            pending = itertools.chain([first], frames)
+            for n, data in enumerate(_bounded_map(encode, pending, threads if many else 1), 1):
+                writer.add(data)
+                # an odd fragment reads back with its pad byte (PS3.5 A.4)
+                hashes.append(_digest(data + b"\0" if codec.encapsulated and len(data) & 1 else data))
+                encoded_bytes += len(data)
+            del first
+            ratio = None
+            if not codec.lossless:
+                ratio = layout.frame_bytes * layout.number_of_frames / max(1, encoded_bytes)
+            writer.finish(patch=f"{ratio:.4g}" if ratio is not None else None)
+            fp.flush()
+            os.fsync(fp.fileno())
+        if verify:
+            _verify_file(tmp, out, writer, hashes)
+        result.verified = verify
         result.size_out = tmp.stat().st_size
+    result.frames = len(hashes)
+    result.ratio_pixels = layout.frame_bytes * layout.number_of_frames / max(1, encoded_bytes)
+    result.psnr = stats.psnr if stats.count else None
+    result.max_error = stats.max_error if stats.count else None
     result.destination = destination
     return result
 
 
-def _build_output(ds: Dataset, fragments: list[bytes], codec: Codec, layout: FrameLayout,
-                  attrs: dict[str, Any]) -> Dataset:
-    out = ds  # the header read from the source; pixel data is replaced below
+class _LossStats:
+    """Worst-case loss over the frames of one lossy file."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.max_error = 0
+        self.psnr = math.inf
+        self._lock = threading.Lock()
+
+    def add(self, source: np.ndarray, decoded: np.ndarray, bits_stored: int) -> None:
+        error = int(np.abs(source.astype(np.int64) - decoded.astype(np.int64)).max(initial=0))
+        value = psnr(source, decoded, bits_stored)
+        with self._lock:
+            self.count += 1
+            self.max_error = max(self.max_error, error)
+            self.psnr = min(self.psnr, value)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+def _output_dataset(ds: Dataset, codec: Codec, layout: FrameLayout,
+                    attrs: dict[str, Any]) -> Dataset:
+    """The header of the output: the source's, with the image attributes of what we write."""
+    out = ds  # the header read from the source; pixel data is written by the writer
     for keyword, value in attrs.items():
         setattr(out, keyword, value)
     for keyword, value in codec.output_attributes(layout).items():
         setattr(out, keyword, value)
     if layout.samples_per_pixel == 1 and "PlanarConfiguration" in out:
         del out.PlanarConfiguration
+    for keyword in ("PixelData", "ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in out:
+            delattr(out, keyword)
 
-    if str(ds.file_meta.get("TransferSyntaxUID", "")) in LOSSY_TRANSFER_SYNTAXES:
+    source_lossy = (
+        str(ds.file_meta.get("TransferSyntaxUID", "")) in LOSSY_TRANSFER_SYNTAXES
+        or str(ds.get("LossyImageCompression", "")) == "01"
+    )
+    if source_lossy:
         # PS3.3 C.7.6.1.1.5: once lossy, always marked lossy.
         out.LossyImageCompression = "01"
+    if not codec.lossless:
+        mark_lossy(out, codec, source_lossy)
 
     if ds.original_encoding[1] is False:  # read big endian
         _swap_binary_values(out)
+    if "NumberOfFrames" in out or layout.number_of_frames > 1:
+        out.NumberOfFrames = layout.number_of_frames
 
-    total = sum(len(f) + (len(f) & 1) + 8 for f in fragments[:-1])
-    if total > _MAX_BOT_OFFSET:
-        out.PixelData, out.ExtendedOffsetTable, out.ExtendedOffsetTableLengths = (
-            encapsulate_extended(fragments)
-        )
-    else:
-        for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
-            if keyword in out:
-                delattr(out, keyword)
-        out.PixelData = encapsulate(fragments, has_bot=True)
-    elem = out["PixelData"]
-    elem.VR = "OB"
-    elem.is_undefined_length = True
-    if len(fragments) > 1 or "NumberOfFrames" in out:
-        out.NumberOfFrames = len(fragments)
-
-    out.file_meta.TransferSyntaxUID = UID(codec.transfer_syntax)
+    out.file_meta.TransferSyntaxUID = UID(codec.transfer_syntax_for(layout))
     _complete_file_meta(out)
     return out
+
+
+# PS3.16 CID 7202 (Source Image Purposes of Reference) and CID 7203 (derivation).
+_UNCOMPRESSED_PREDECESSOR = ("121320", "Uncompressed predecessor")
+_LOSSY_PREDECESSOR = ("121330", "Lossy compressed predecessor")
+_LOSSY_COMPRESSION = ("113040", "Lossy Compression")
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+    return item
+
+
+def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
+    """Mark `out` as a lossy derivative of the image it was read as (PS3.3 C.7.6.1.1.5).
+
+    Lossy Image Compression "01"; the achieved ratio and the method appended to
+    their multi-valued lists (the ratio is a placeholder the writer patches); a new
+    SOP Instance UID; the source referenced in Source Image Sequence as the
+    uncompressed (or lossy compressed) predecessor; Derivation Description and
+    Code Sequence (113040 Lossy Compression); Image Type value 1 DERIVED.
+    """
+    def values(keyword: str) -> list[str]:
+        value = out.get(keyword)
+        if value is None or value == "":
+            return []
+        return [str(v) for v in (value if isinstance(value, MultiValue) else [value])]
+
+    out.LossyImageCompression = "01"
+    out.LossyImageCompressionRatio = values("LossyImageCompressionRatio") + [PLACEHOLDER_DS]
+    out.LossyImageCompressionMethod = values("LossyImageCompressionMethod") + [codec.lossy_method]
+
+    if "SOPInstanceUID" in out:
+        source = Dataset()
+        if "SOPClassUID" in out:
+            source.ReferencedSOPClassUID = out.SOPClassUID
+        source.ReferencedSOPInstanceUID = out.SOPInstanceUID
+        source.PurposeOfReferenceCodeSequence = [
+            _code(*(_LOSSY_PREDECESSOR if source_lossy else _UNCOMPRESSED_PREDECESSOR))
+        ]
+        out.SourceImageSequence = [source]
+    out.SOPInstanceUID = pydicom.uid.generate_uid()
+
+    settings = ", ".join(f"{k} {v}" for k, v in codec.get_config().items()
+                         if k not in ("name", "transfer_syntax") and v is not None)
+    note = f"Lossy compression by dicompress: {codec.name} ({codec.lossy_method}" + \
+        (f"; {settings})" if settings else ")")
+    previous = str(out.get("DerivationDescription", "") or "")
+    out.DerivationDescription = (f"{previous}; {note}" if previous else note)[:1024]
+    derivation = list(out.get("DerivationCodeSequence", []))
+    derivation.append(_code(*_LOSSY_COMPRESSION))
+    out.DerivationCodeSequence = derivation
+    if "ImageType" in out:
+        image_type = values("ImageType") or ["DERIVED"]
+        image_type[0] = "DERIVED"
+        out.ImageType = image_type
 
 
 def _complete_file_meta(ds: Dataset) -> None:
@@ -338,16 +452,60 @@ def _swap_binary_values(ds: Dataset) -> None:
             elem.value = np.frombuffer(raw, f">u{size}").astype(f"<u{size}").tobytes()
 
 
-def _verify_file(path: Path, digests: list[str]) -> None:
-    """Read `path` back and require every frame to hash equal to its source."""
-    n = 0
+def _verify_file(path: Path, expected: Dataset, writer: PixelDataWriter,
+                 hashes: list[str]) -> None:
+    """Read `path` back: it must parse, carry the header we meant, and hold exactly
+    the pixel data we wrote: each fragment found again through the offset tables,
+    or the native bytes hashing the same."""
     try:
-        for n, arr in enumerate(iter_pixels(path, raw=True), start=1):
-            if n > len(digests) or frame_digest(arr) != digests[n - 1]:
-                raise VerificationFailed(f"frame {n} of the output differs from the source")
+        ds = pydicom.dcmread(path, defer_size=1024)
+        for keyword in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation",
+                        "SOPInstanceUID", "NumberOfFrames"):
+            if ds.get(keyword) != expected.get(keyword):
+                raise VerificationFailed(f"{keyword} reads back as {ds.get(keyword)!r}")
+        if ds.file_meta.TransferSyntaxUID != expected.file_meta.TransferSyntaxUID:
+            raise VerificationFailed("the transfer syntax does not read back")
+        if writer.encapsulated:
+            found = _read_fragments(path, ds, len(hashes))
+        elif writer.deflated:  # inflated by pydicom as a whole
+            found = [_digest(bytes(ds.PixelData))]
+        else:
+            found = [_hash_span(path, ds.get_item(0x7FE00010, keep_deferred=True).value_tell,
+                                writer.pixel_bytes_written)]
     except DicompressError:
         raise
     except Exception as exc:
         raise VerificationFailed(f"the output cannot be read back: {exc}") from exc
-    if n != len(digests):
-        raise VerificationFailed(f"the output has {n} frames, the source {len(digests)}")
+    if not writer.encapsulated:
+        if found[0] != writer.pixel_hash.hexdigest():
+            raise VerificationFailed("the pixel data reads back different from what was written")
+        return
+    if len(found) != len(hashes):
+        raise VerificationFailed(f"the output has {len(found)} frames, the source {len(hashes)}")
+    for n, (a, b) in enumerate(zip(found, hashes), 1):
+        if a != b:
+            raise VerificationFailed(f"frame {n} of the output differs from what was encoded")
+
+
+def _hash_span(path: Path, offset: int, length: int) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as fp:
+        fp.seek(offset)
+        while length > 0:
+            chunk = fp.read(min(length, 1 << 22))
+            if not chunk:
+                raise VerificationFailed("the pixel data is shorter than written")
+            h.update(chunk)
+            length -= len(chunk)
+    return h.hexdigest()
+
+
+def _read_fragments(path: Path, ds: Dataset, count: int) -> list[str]:
+    """Hashes of the frames of `path`, located through its Basic or Extended Offset Table."""
+    extended = None
+    if "ExtendedOffsetTable" in ds:
+        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    with open(path, "rb") as fp:
+        fp.seek(ds.get_item(0x7FE00010, keep_deferred=True).value_tell)
+        return [_digest(frame) for frame in
+                generate_frames(fp, number_of_frames=count, extended_offsets=extended)]

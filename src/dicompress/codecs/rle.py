@@ -32,7 +32,7 @@ class RLECodec(Codec):
                 "more than the 15 RLE segments PS3.5 G.2 allows"
             )
 
-    def encode_frame(self, arr: np.ndarray, layout: FrameLayout) -> bytes:
+    def encode_frame(self, arr: np.ndarray, layout: FrameLayout, threads: int = 1) -> bytes:
         return rle.encode_frame(arr)
 
     def decode_frame(self, data: bytes, layout: FrameLayout) -> np.ndarray:

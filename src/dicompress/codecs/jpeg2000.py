@@ -1,0 +1,234 @@
+"""JPEG 2000 (PS3.5 A.4.4): Part 1 through OpenJPEG (glymur), HTJ2K through OpenJPH.
+
+| name          | transfer syntax          | engine                         |
+|---------------|--------------------------|--------------------------------|
+| j2k           | 1.2.840.10008.1.2.4.90   | OpenJPEG via glymur, reversible |
+| j2k-lossy     | 1.2.840.10008.1.2.4.91   | OpenJPEG via glymur, 9/7 + rate |
+| htj2k         | 1.2.840.10008.1.2.4.201  | OpenJPH via imagecodecs         |
+| htj2k-rpcl    | 1.2.840.10008.1.2.4.202  | OpenJPH, RPCL + TLM             |
+| htj2k-lossy   | 1.2.840.10008.1.2.4.203  | OpenJPH, irreversible           |
+
+Colour: RGB frames are coded with the multi-component transform, so the output
+is YBR_RCT (reversible) or YBR_ICT (irreversible), as PS3.5 8.2.4 requires;
+YBR_FULL and PALETTE COLOR are coded component by component.
+
+Ratios are relative to the stored size (Bits Allocated), the size users see.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom import uid
+
+from dicompress.codecs import _openjpeg
+from dicompress.codecs.registry import Codec, check_range, register
+from dicompress.codecs.search import bisect_knob, psnr
+from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
+from dicompress.layout import FrameLayout
+
+_PROGRESSIONS = ("LRCP", "RLCP", "RPCL", "PCRL", "CPRL")
+
+
+def stored_bits(layout: FrameLayout) -> int:
+    return layout.bits_stored or layout.bits_allocated
+
+
+def check_values_fit(arr: np.ndarray, layout: FrameLayout, codec: str) -> None:
+    """Codecs that code Bits Stored bits cannot keep values beyond them."""
+    bits = stored_bits(layout)
+    if bits >= arr.dtype.itemsize * 8:
+        return
+    if layout.pixel_representation:
+        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        low, high = 0, (1 << bits) - 1
+    if arr.size and (arr.min() < low or arr.max() > high):
+        raise UnsupportedLayout(
+            f"pixel values lie outside the {bits} bits of Bits Stored "
+            f"({int(arr.min())}..{int(arr.max())}); {codec} codes only those bits, so "
+            "they would be lost: use rle or explicit, which keep every bit"
+        )
+
+
+@dataclass(frozen=True)
+class _J2KFamily(Codec):
+    """What Part 1 and HTJ2K share: layouts, colour, attributes, lossy search."""
+
+    def check_layout(self, layout: FrameLayout) -> None:
+        if layout.bits_allocated not in (8, 16, 32):
+            raise UnsupportedLayout(
+                f"{self.name} codes 8, 16 or 32 bits allocated, not {layout.bits_allocated}"
+            )
+        if layout.samples_per_pixel not in (1, 3):
+            raise UnsupportedLayout(f"{self.name} codes 1 or 3 samples per pixel")
+        if stored_bits(layout) > 24:
+            raise UnsupportedLayout(
+                f"{stored_bits(layout)}-bit samples are beyond what {self.name} codes exactly here (24)"
+            )
+        if not self.lossless and layout.photometric_interpretation == "PALETTE COLOR":
+            raise UnsupportedLayout("PALETTE COLOR indices cannot be coded lossy (PS3.5 8.2.4)")
+
+    def uses_mct(self, layout: FrameLayout) -> bool:
+        return layout.samples_per_pixel == 3 and layout.photometric_interpretation == "RGB"
+
+    def output_attributes(self, layout: FrameLayout) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if layout.samples_per_pixel > 1:
+            attrs["PlanarConfiguration"] = 0
+        if self.uses_mct(layout):
+            attrs["PhotometricInterpretation"] = "YBR_RCT" if self.reversible else "YBR_ICT"
+        return attrs
+
+    @property
+    def reversible(self) -> bool:
+        return self.lossless
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        check_range(options, "ratio", 1.0, 10000.0)
+        check_range(options, "psnr", 10.0, 200.0)
+        check_range(options, "resolutions", 1, 33)
+        if options.get("ratio") is not None and options.get("psnr") is not None:
+            raise UnsupportedTransferSyntax("give a target ratio or a target PSNR, not both")
+
+    def encode_frame(self, arr: np.ndarray, layout: FrameLayout, threads: int = 1) -> bytes:
+        check_values_fit(arr, layout, self.name)
+        target_psnr = self.option("psnr")
+        if target_psnr is None:
+            return self._encode(arr, layout, self._knob_for_ratio(), threads)
+        bits = stored_bits(layout)
+        return bisect_knob(
+            lambda knob: self._encode(arr, layout, knob, threads),
+            lambda data: psnr(arr, self.decode_frame(data, layout), bits) >= target_psnr,
+            *self._psnr_knob_range(),
+        )
+
+    def _knob_for_ratio(self) -> float | None:
+        return None
+
+    def _psnr_knob_range(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _encode(self, arr, layout, knob, threads) -> bytes:
+        raise NotImplementedError
+
+    def decode_frame(self, data: bytes, layout: FrameLayout) -> np.ndarray:
+        # OpenJPEG (the build inside imagecodecs) decodes Part 1 and HTJ2K alike;
+        # for HTJ2K it is a decoder independent of the encoder.
+        import imagecodecs
+
+        try:
+            decoded = imagecodecs.jpeg2k_decode(data, planar=False)
+        except Exception as exc:
+            raise CorruptPixelData(f"JPEG 2000 frame cannot be decoded: {exc}") from exc
+        return decoded.astype(layout.dtype, copy=False)
+
+
+@dataclass(frozen=True)
+class J2KCodec(_J2KFamily):
+    """JPEG 2000 Part 1 through OpenJPEG (glymur's bindings)."""
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        super().validate_options(options)
+        if str(options.get("progression", "LRCP")).upper() not in _PROGRESSIONS:
+            raise UnsupportedTransferSyntax(
+                f"progression must be one of {', '.join(_PROGRESSIONS)}"
+            )
+        check_range(options, "layers", 1, 20)
+        tile = options.get("tile")
+        if tile is not None and (len(tile) != 2 or min(tile) < 16):
+            raise UnsupportedTransferSyntax("tile must be two sizes of at least 16 (rows, columns)")
+
+    def _knob_for_ratio(self) -> float | None:
+        return None if self.lossless else float(self.option("ratio"))
+
+    def _psnr_knob_range(self) -> tuple[float, float]:
+        return 2.0, 400.0  # compression ratio: quality falls as it grows
+
+    def _encode(self, arr, layout, ratio, threads) -> bytes:
+        ratios: tuple[float, ...] = ()
+        if ratio is not None:
+            # OpenJPEG's rates are relative to the codestream precision; ours to
+            # the bytes allocated. Layers: each one doubles the quality.
+            rate = ratio * stored_bits(layout) / (8 * arr.dtype.itemsize)
+            layers = int(self.option("layers"))
+            ratios = tuple(rate * 2 ** (layers - 1 - i) for i in range(layers))
+        params = _openjpeg.J2KParameters(
+            reversible=self.lossless,
+            ratios=ratios,
+            resolutions=int(self.option("resolutions")),
+            progression=str(self.option("progression")).upper(),
+            tile=tuple(self.option("tile")) if self.option("tile") else None,
+            mct=self.uses_mct(layout),
+        )
+        return _openjpeg.encode(arr, stored_bits(layout), bool(layout.pixel_representation),
+                                params, threads)
+
+
+@dataclass(frozen=True)
+class HTJ2KCodec(_J2KFamily):
+    """High-Throughput JPEG 2000 (Part 15) through OpenJPH (imagecodecs)."""
+
+    rpcl: bool = False
+
+    def check_layout(self, layout: FrameLayout) -> None:
+        super().check_layout(layout)
+        if layout.bits_allocated == 32 and stored_bits(layout) > 16:
+            raise UnsupportedLayout("HTJ2K through imagecodecs codes at most 16-bit samples here")
+
+    def _decompositions(self, layout: FrameLayout) -> int:
+        wanted = int(self.option("resolutions")) - 1
+        if self.rpcl:
+            # PS3.5 10.18: the base resolution is at most 64 wide and high.
+            wanted = max(wanted, math.ceil(math.log2(max(layout.rows, layout.columns) / 64)))
+        return max(0, min(wanted, int(math.log2(max(1, min(layout.rows, layout.columns))))))
+
+    def _knob_for_ratio(self) -> float | None:
+        return None  # handled in encode_frame: OpenJPH has no rate control
+
+    def _psnr_knob_range(self) -> tuple[float, float]:
+        return 1e-5, 0.5  # quantisation step: quality falls as it grows
+
+    def encode_frame(self, arr: np.ndarray, layout: FrameLayout, threads: int = 1) -> bytes:
+        ratio = self.option("ratio")
+        if self.lossless or self.option("psnr") is not None:
+            return super().encode_frame(arr, layout, threads)
+        check_values_fit(arr, layout, self.name)
+        # The finest quantisation (quality = 1 / step) whose output meets the ratio.
+        return bisect_knob(
+            lambda quality: self._encode(arr, layout, 1.0 / quality, threads),
+            lambda data: arr.nbytes / len(data) >= ratio,
+            2.0, 1e5,
+        )
+
+    def _encode(self, arr, layout, qstep, threads) -> bytes:
+        import imagecodecs
+
+        return imagecodecs.htj2k_encode(
+            arr,
+            level=None if self.lossless else qstep,
+            reversible=self.lossless,
+            rgb=self.uses_mct(layout),
+            planar=False,
+            resolutions=self._decompositions(layout),
+            tlm=self.rpcl or None,
+        )
+
+_PART1 = {"resolutions": 6, "progression": "LRCP", "tile": None}
+register(J2KCodec(name="j2k", transfer_syntax=str(uid.JPEG2000Lossless), defaults=_PART1))
+register(J2KCodec(
+    name="j2k-lossy", transfer_syntax=str(uid.JPEG2000), lossless=False,
+    lossy_method="ISO_15444_1",
+    defaults={**_PART1, "ratio": 10.0, "psnr": None, "layers": 1},
+))
+_HT = {"resolutions": 6}
+register(HTJ2KCodec(name="htj2k", transfer_syntax=str(uid.HTJ2KLossless), defaults=_HT))
+register(HTJ2KCodec(name="htj2k-rpcl", transfer_syntax=str(uid.HTJ2KLosslessRPCL), rpcl=True,
+                    defaults=_HT))
+register(HTJ2KCodec(
+    name="htj2k-lossy", transfer_syntax=str(uid.HTJ2K), lossless=False,
+    lossy_method="ISO_15444_15", defaults={**_HT, "ratio": 10.0, "psnr": None},
+))

@@ -1,0 +1,59 @@
+"""Searching a lossy codec's knob (ratio, quantisation step, quality) for a target.
+
+Lossy codecs expose one monotone knob; a target PSNR (or, for coders without
+rate control, a target ratio) is met by bisection on it, frame by frame.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+
+
+
+def psnr(reference: np.ndarray, decoded: np.ndarray, bits_stored: int) -> float:
+    """PSNR in dB of `decoded` against `reference`; the peak is the Bits Stored range."""
+    diff = reference.astype(np.float64) - decoded.astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    if mse == 0.0:
+        return math.inf
+    peak = float(2**bits_stored - 1)
+    return 10.0 * math.log10(peak * peak / mse)
+
+
+def bisect_knob(
+    encode: Callable[[float], bytes],
+    acceptable: Callable[[bytes], bool],
+    low: float,
+    high: float,
+    *,
+    steps: int = 9,
+    geometric: bool = True,
+) -> bytes:
+    """The encoding at the knob value closest to `high` that is still `acceptable`.
+
+    `acceptable` must hold at `low` and turn false somewhere towards `high`
+    (for example: knob = compression ratio, acceptable = PSNR >= target). If it
+    does not hold even at `low`, that encoding is returned (the best there is);
+    if it holds at `high`, the `high` encoding is returned.
+    """
+    best = encode(low)
+    if not acceptable(best):
+        return best
+    top = encode(high)
+    if acceptable(top):
+        return top
+    for _ in range(steps):
+        mid = math.sqrt(low * high) if geometric else (low + high) / 2
+        data = encode(mid)
+        if acceptable(data):
+            low, best = mid, data
+        else:
+            high = mid
+    return best
+
+
+
