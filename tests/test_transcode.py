@@ -17,6 +17,7 @@ from dicompress import transcode as transcode_module
 from dicompress.cli import main
 from dicompress.errors import UnsupportedLayout, VerificationFailed
 from dicompress.samples import find_sample
+from conftest import KNOWN_UNTRANSCODABLE
 from dicompress.transcode import transcode_file
 
 
@@ -211,12 +212,6 @@ def test_awkward_sources(name, tmp_path):
 
 # Damaged on purpose, 1-bit, or beyond every installed decoder (12-bit JPEG with a
 # misplaced marker; pydicom cannot sign-correct J2K_pixelrep_mismatch frame by frame).
-KNOWN_UNTRANSCODABLE = {
-    "J2K_pixelrep_mismatch.dcm", "JPEG-lossy.dcm", "JPEG2000-embedded-sequence-delimiter.dcm",
-    "MR_truncated.dcm", "SC_rgb_jpeg.dcm", "liver.dcm", "liver_1frame.dcm", "liver_expb.dcm",
-    "liver_expb_1frame.dcm", "meta_missing_tsyntax.dcm", "nested_priv_SQ.dcm",
-    "badVR.dcm",
-}
 
 
 def test_whole_corpus_transcodes_but_the_known_bad(tmp_path):

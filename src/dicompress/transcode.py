@@ -126,7 +126,7 @@ def frame_digest(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _bounded_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
+def bounded_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
     """Like ``pool.map`` but keeps at most 2 x `threads` items in flight (bounded memory)."""
     if threads <= 1:
         for item in items:
@@ -182,7 +182,9 @@ def _frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
         and transfer_syntax != pydicom.uid.DeflatedExplicitVRLittleEndian
     )
     try:
-        yield from iter_pixels(path if seekable else ds, ds_out=meta, raw=True)
+        for arr in iter_pixels(path if seekable else ds, ds_out=meta, raw=True):
+            # codecs take native byte order (big-endian sources decode to '>' arrays)
+            yield arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     except DicompressError:
         raise
     except Exception as exc:
@@ -285,7 +287,7 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
             writer = PixelDataWriter(fp, out, layout, encapsulated=codec.encapsulated,
                                      extended_offsets=bool(extended_offsets))
             pending = itertools.chain([first], frames)
-            for n, data in enumerate(_bounded_map(encode, pending, threads if many else 1), 1):
+            for n, data in enumerate(bounded_map(encode, pending, threads if many else 1), 1):
                 writer.add(data)
                 # an odd fragment reads back with its pad byte (PS3.5 A.4)
                 hashes.append(_digest(data + b"\0" if codec.encapsulated and len(data) & 1 else data))
@@ -492,7 +494,7 @@ def _hash_span(path: Path, offset: int, length: int) -> str:
     with open(path, "rb") as fp:
         fp.seek(offset)
         while length > 0:
-            chunk = fp.read(min(length, 1 << 22))
+            chunk = fp.read(min(length, 1 << 20))
             if not chunk:
                 raise VerificationFailed("the pixel data is shorter than written")
             h.update(chunk)

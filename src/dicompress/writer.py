@@ -166,7 +166,7 @@ class PixelDataWriter:
                     "frame offsets exceed 4 GiB: rerun with the Extended Offset Table"
                 )
             self.offsets.append(offset)
-            self.lengths.append(len(data))
+            self.lengths.append(len(data) + (len(data) & 1))  # item lengths, as pydicom
             self.fp.write(_ITEM + struct.pack("<I", len(data) + (len(data) & 1)))
             self.fp.write(data)
             if len(data) & 1:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dicompress.codecs import Codec, get_codec
 from dicompress.errors import DicompressError, InvalidDicomFile, NotAnImage
-from dicompress.transcode import TranscodeResult, transcode_file
+from dicompress.transcode import TranscodeResult, bounded_map, transcode_file
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,21 @@ def transcode_many(
     *,
     verify: bool = True,
     threads: int | None = None,
+    files_at_once: int | None = None,
+    extended_offsets: bool | None = None,
 ) -> Iterator[TranscodeResult]:
-    """Transcode each source under `output_dir`; yield one result per file, never raise for one file."""
+    """Transcode each source under `output_dir`; yield one result per file (in input
+    order), never raise for one file.
+
+    `files_at_once` files are worked on together (default: the number of cores), so
+    a series of single-frame files keeps every core busy; each file may use
+    `threads` threads for its frames.
+    """
     codec = target if isinstance(target, Codec) else get_codec(target)
     output_dir = Path(output_dir)
-    for source in sources:
+    at_once = files_at_once or os.cpu_count() or 1
+
+    def one(source: Source) -> TranscodeResult:
         destination = output_dir / source.relative
         try:
             if not source.path.is_file():
@@ -70,17 +80,20 @@ def transcode_many(
                 raise DicompressError(
                     f"{source.path}: the output would replace the original; choose another -o"
                 )
-            yield transcode_file(source.path, destination, codec, verify=verify, threads=threads)
+            return transcode_file(source.path, destination, codec, verify=verify,
+                                  threads=threads, extended_offsets=extended_offsets)
         except (InvalidDicomFile, NotAnImage) as exc:
             status = "not-image" if isinstance(exc, NotAnImage) else "not-dicom"
             # A file that is DICOM but unreadable is a failure, not a skip.
             if isinstance(exc, InvalidDicomFile) and "not a DICOM file" not in str(exc):
                 status = "failed"
-            yield TranscodeResult(source=source.path, status=status, reason=str(exc), error=exc,
-                                  size_in=_size(source.path))
+            return TranscodeResult(source=source.path, status=status, reason=str(exc), error=exc,
+                                   size_in=_size(source.path))
         except DicompressError as exc:
-            yield TranscodeResult(source=source.path, status="failed", reason=str(exc), error=exc,
-                                  size_in=_size(source.path))
+            return TranscodeResult(source=source.path, status="failed", reason=str(exc),
+                                   error=exc, size_in=_size(source.path))
+
+    yield from bounded_map(one, sources, at_once)
 
 
 def _size(path: Path) -> int:

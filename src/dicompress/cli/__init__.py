@@ -26,7 +26,22 @@ def build_parser() -> argparse.ArgumentParser:
     tc = sub.add_parser("transcode", help="transcode files and trees to another transfer syntax")
     tc.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
     tc.add_argument("--to", required=True, metavar="TARGET",
-                    help="target transfer syntax, by name (rle) or UID")
+                    help="target transfer syntax by name or UID: explicit, implicit, deflate, rle, "
+                         "j2k, j2k-lossy, htj2k, htj2k-rpcl, htj2k-lossy, jpegls, jpegls-near, jpeg")
+    lossy = tc.add_argument_group("lossy and codec options (each target takes the ones it has)")
+    lossy.add_argument("--ratio", type=float, help="target compression ratio (j2k-lossy, htj2k-lossy)")
+    lossy.add_argument("--psnr", type=float, metavar="DB",
+                       help="target PSNR on the Bits Stored range, searched per frame "
+                            "(j2k-lossy, htj2k-lossy, jpeg)")
+    lossy.add_argument("--near", type=int, help="JPEG-LS NEAR, the largest error per sample")
+    lossy.add_argument("--quality", type=int, help="JPEG quality 1-100 (default 90)")
+    lossy.add_argument("--layers", type=int, help="J2K quality layers, each doubling the quality")
+    lossy.add_argument("--progression", choices=["LRCP", "RLCP", "RPCL", "PCRL", "CPRL"],
+                       help="J2K progression order")
+    lossy.add_argument("--tile", metavar="ROWSxCOLS", help="J2K tile size, e.g. 256x256")
+    lossy.add_argument("--resolutions", type=int, help="J2K/HTJ2K resolution levels")
+    tc.add_argument("--extended-offsets", action="store_true", default=None,
+                    help="write the Extended Offset Table (automatic past 4 GiB)")
     tc.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
                     help="output folder; mirrors the input tree")
     tc.add_argument("--no-verify", action="store_true",
@@ -64,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _codec_options(args) -> dict:
+    tile = None
+    if args.tile:
+        try:
+            tile = tuple(int(v) for v in args.tile.lower().split("x"))
+        except ValueError:
+            raise dicompress.UnsupportedTransferSyntax(f"--tile {args.tile!r}: give ROWSxCOLS") from None
+    return {"ratio": args.ratio, "psnr": args.psnr, "near": args.near, "quality": args.quality,
+            "layers": args.layers, "progression": args.progression, "tile": tile,
+            "resolutions": args.resolutions}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # pydicom warns about every oddity of real-world files; our own messages say
@@ -75,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "transcode":
             return commands.transcode(
                 args.sources, args.to, args.output, verify=not args.no_verify,
-                threads=args.threads, quiet=args.quiet,
+                threads=args.threads, quiet=args.quiet, options=_codec_options(args),
+                extended_offsets=args.extended_offsets,
             )
         if args.command == "export":
             return commands.export(args)

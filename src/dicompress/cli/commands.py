@@ -69,16 +69,22 @@ def _summary(results: list[TranscodeResult], seconds: float) -> str:
 
 
 def transcode(sources: list[Path], target: str, output: Path, *, verify: bool = True,
-              threads: int | None = None, quiet: bool = False) -> int:
-    codec = get_codec(target)
+              threads: int | None = None, quiet: bool = False, options: dict | None = None,
+              extended_offsets: bool | None = None) -> int:
+    codec = get_codec(target, **(options or {}))
     start = time.perf_counter()
     results = []
-    for r in transcode_many(iter_sources(sources), output, codec, verify=verify, threads=threads):
+    for r in transcode_many(iter_sources(sources), output, codec, verify=verify, threads=threads,
+                            extended_offsets=extended_offsets):
         results.append(r)
         if r.status == "ok" and not quiet:
+            loss = ""
+            if r.lossy and r.psnr is not None:
+                loss = (f", lossy {r.ratio_pixels:.1f}:1 on pixels, worst frame PSNR "
+                        f"{r.psnr:.1f} dB, max error {r.max_error}")
             print(f"ok       {r.source} -> {r.destination}  {human_size(r.size_in)} -> "
                   f"{human_size(r.size_out)} ({r.ratio:.2f}:1)"
-                  f"{', verified' if r.verified else ''}")
+                  f"{', verified' if r.verified else ''}{loss}")
         elif r.status == "failed":
             print(f"FAILED   {r.reason}", file=sys.stderr)
         elif not quiet:
