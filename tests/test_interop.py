@@ -102,6 +102,11 @@ def _errors(tool: str, path: Path) -> set[str] | None:
                         "(0x0008,0x0018) UI SOP Instance UID")
     text = text.replace("(0x0002,0x0003) Media Storage SOP Instance UID",
                         "(0x0008,0x0018) SOP Instance UID")
+    # A lossy derivative references its source's SOP Instance UID: the same bad UID
+    text = text.replace("(0x0008,0x1155) UI Referenced SOP Instance UID",
+                        "(0x0008,0x0018) UI SOP Instance UID")
+    text = text.replace("(0x0008,0x1155) Referenced SOP Instance UID",
+                        "(0x0008,0x0018) SOP Instance UID")
     return {re.sub(r"\s+", " ", e).strip() for e in _ERROR.findall(text)}
 
 

@@ -386,7 +386,9 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
     their multi-valued lists (the ratio is a placeholder the writer patches); a new
     SOP Instance UID; the source referenced in Source Image Sequence as the
     uncompressed (or lossy compressed) predecessor; Derivation Description and
-    Code Sequence (113040 Lossy Compression); Image Type value 1 DERIVED.
+    Code Sequence (113040 Lossy Compression). Image Type is left alone: lossy
+    compression is told by the attributes above, and making Value 1 DERIVED breaks
+    the conditions of modules such as MR Pulse Sequence (dciodvfy reports them).
     """
     def values(keyword: str) -> list[str]:
         value = out.get(keyword)
@@ -418,10 +420,6 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
     derivation = list(out.get("DerivationCodeSequence", []))
     derivation.append(_code(*_LOSSY_COMPRESSION))
     out.DerivationCodeSequence = derivation
-    if "ImageType" in out:
-        image_type = values("ImageType") or ["DERIVED"]
-        image_type[0] = "DERIVED"
-        out.ImageType = image_type
 
 
 def _complete_file_meta(ds: Dataset) -> None:
