@@ -217,6 +217,27 @@ def voi_targets_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def series_table(path: Path) -> str:
+    """Series throughput (benchmarks/bench_series.py): MB/s and files/s per row, and
+    each row's speed relative to the pydicom row of its group."""
+    data = json.loads(path.read_text())
+    rows = []
+    for bench in data.get("benchmarks", []):
+        info, stats = bench.get("extra_info", {}), bench.get("stats") or {}
+        if not str(bench.get("group", "")).startswith("series-") or not stats.get("mean"):
+            continue
+        rows.append((bench["group"], bench["name"].removeprefix("bench_"),
+                     info["megabytes"] / stats["mean"], info["files"] / stats["mean"]))
+    if not rows:
+        return ""
+    lines = ["| target | implementation | MB/s | files/s | vs pydicom |", "|---|---|---:|---:|---:|"]
+    for group, name, mbs, fps in sorted(rows):
+        peer = [m for g, n, m, _ in rows if g == group and n.startswith("pydicom")]
+        ratio = f"{mbs / peer[0]:.2f}x" if peer else "-"
+        lines.append(f"| {group.removeprefix('series-')} | {name} | {mbs:.1f} | {fps:.1f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, help="output of pytest --benchmark-json=FILE")
@@ -227,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json.is_file():
         parser.error(f"{args.json}: no such file (run pytest with --benchmark-json={args.json})")
     rows, voi_rows = load_rows(args.json), load_voi_rows(args.json)
-    if not rows and not voi_rows:
+    series = series_table(args.json)
+    if not rows and not voi_rows and not series:
         print(f"{args.json}: no timed benchmarks (was the run made with --benchmark-disable?)",
               file=sys.stderr)
         return 1
@@ -240,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(voi_results_table(voi_rows))
         if not args.no_targets:
             tables.append(voi_targets_table(voi_rows))
+    if series:
+        tables.append(series)
     print("\n\n".join(tables))
     return 0
 

@@ -1,0 +1,83 @@
+"""Series throughput: a 200-slice 512 x 512 16-bit CT series (tools/make_series.py),
+file in, file out, for each target, dicompress beside pydicom with its encoder plugins.
+
+dicompress runs the whole `transcode` path (read, encode on both cores, write,
+read back) with and without verification; pydicom runs ``ds.compress`` + ``save_as``
+in one process, as a pydicom user would. Rows in BENCHMARKS.md ("Series").
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
+
+from conftest import QUICK
+from dicompress.batch import iter_sources, transcode_many
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+from make_series import make_series  # noqa: E402
+
+SLICES, SIZE = (4, 64) if QUICK else (200, 512)
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Path:
+    return make_series(tmp_path_factory.mktemp("series") / "in", SLICES, SIZE)[0].parent
+
+
+def _fresh(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    return out
+
+
+def _dicompress(series: Path, out: Path, target: str, verify: bool) -> None:
+    results = list(transcode_many(iter_sources([series]), out, target, verify=verify))
+    assert all(r.status == "ok" for r in results), [r.reason for r in results if r.status != "ok"]
+
+
+def _pydicom(series: Path, out: Path, syntax, plugin: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(series.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.compress(syntax, encoding_plugin=plugin)
+        ds.save_as(out / path.name)
+
+
+def _run(benchmark, fn, *args):
+    benchmark.extra_info["megabytes"] = SLICES * SIZE * SIZE * 2 / 1e6
+    benchmark.extra_info["files"] = SLICES
+    benchmark.pedantic(fn, args=args, rounds=1, iterations=1)
+
+
+@pytest.mark.benchmark(group="series-j2k")
+@pytest.mark.parametrize("verify", [False, True], ids=["encode", "verified"])
+def bench_dicompress_j2k(benchmark, series, tmp_path, verify):
+    _run(benchmark, lambda: _dicompress(series, _fresh(tmp_path), "j2k", verify))
+
+
+@pytest.mark.benchmark(group="series-j2k")
+def bench_pydicom_pylibjpeg_openjpeg_j2k(benchmark, series, tmp_path):
+    _run(benchmark, lambda: _pydicom(series, _fresh(tmp_path), JPEG2000Lossless, "pylibjpeg"))
+
+
+@pytest.mark.benchmark(group="series-htj2k")
+@pytest.mark.parametrize("verify", [False, True], ids=["encode", "verified"])
+def bench_dicompress_htj2k(benchmark, series, tmp_path, verify):
+    _run(benchmark, lambda: _dicompress(series, _fresh(tmp_path), "htj2k", verify))
+
+
+@pytest.mark.benchmark(group="series-jpegls")
+@pytest.mark.parametrize("verify", [False, True], ids=["encode", "verified"])
+def bench_dicompress_jpegls(benchmark, series, tmp_path, verify):
+    _run(benchmark, lambda: _dicompress(series, _fresh(tmp_path), "jpegls", verify))
+
+
+@pytest.mark.benchmark(group="series-jpegls")
+def bench_pydicom_pyjpegls_jpegls(benchmark, series, tmp_path):
+    _run(benchmark, lambda: _pydicom(series, _fresh(tmp_path), JPEGLSLossless, "pyjpegls"))
