@@ -116,16 +116,6 @@ def read_header(path: Path) -> Dataset:
         raise InvalidDicomFile(f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})") from exc
 
 
-def frame_digest(arr: np.ndarray) -> str:
-    """A hash of a frame's values, shape and sample type."""
-    if arr.dtype.byteorder not in ("=", "|"):
-        arr = arr.astype(arr.dtype.newbyteorder("="))  # values, not byte order, count
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"{arr.dtype.str}{arr.shape}".encode())
-    h.update(np.ascontiguousarray(arr).data)
-    return h.hexdigest()
-
-
 def bounded_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
     """Like ``pool.map`` but keeps at most 2 x `threads` items in flight (bounded memory)."""
     if threads <= 1:
@@ -260,11 +250,12 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
     many = layout.number_of_frames > 1
     codec_threads = 1 if many else threads
     stats = _LossStats()
+    shape, dtype = first.shape, first.dtype  # every frame must match frame 1
 
     def encode(arr: np.ndarray) -> bytes:
-        if arr.shape != first.shape or arr.dtype != first.dtype:
+        if arr.shape != shape or arr.dtype != dtype:
             raise CorruptPixelData(f"frame decodes to {arr.shape} {arr.dtype}, "
-                                   f"frame 1 to {first.shape} {first.dtype}")
+                                   f"frame 1 to {shape} {dtype}")
         data = codec.encode_frame(arr, layout, codec_threads)
         if verify:
             back = codec.decode_frame(data, layout)
@@ -287,7 +278,7 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
             writer = PixelDataWriter(fp, out, layout, encapsulated=codec.encapsulated,
                                      extended_offsets=bool(extended_offsets))
             pending = itertools.chain([first], frames)
-            for n, data in enumerate(bounded_map(encode, pending, threads if many else 1), 1):
+            for data in bounded_map(encode, pending, threads if many else 1):
                 writer.add(data)
                 # an odd fragment reads back with its pad byte (PS3.5 A.4)
                 hashes.append(_digest(data + b"\0" if codec.encapsulated and len(data) & 1 else data))

@@ -44,9 +44,9 @@ def openjp2():
         if _opj is not None:
             return _opj
         original = ctypes.util.find_library
-        if original("openjp2") is None and _bundled_openjp2():
+        bundled = _bundled_openjp2() if original("openjp2") is None else None
+        if bundled:
             # glymur's config looks the library up with find_library at import.
-            bundled = _bundled_openjp2()
             ctypes.util.find_library = lambda name: bundled if name == "openjp2" else original(name)
         try:
             import glymur.lib.openjp2 as opj
@@ -96,8 +96,6 @@ class _Functions:
         self.destroy_codec = fn("opj_destroy_codec", None, vp)
         self.setup_encoder = fn("opj_setup_encoder", i32, vp,
                                 ctypes.POINTER(opj.CompressionParametersType), image_p)
-        self.extra_options = fn("opj_encoder_set_extra_options", i32, vp,
-                                ctypes.POINTER(ctypes.c_char_p))
         self.set_threads = fn("opj_codec_set_threads", i32, vp, ctypes.c_int)
         self.start_compress = fn("opj_start_compress", i32, vp, image_p, vp)
         self.encode = fn("opj_encode", i32, vp, vp)
@@ -154,7 +152,6 @@ class J2KParameters:
     tile: tuple[int, int] | None = None
     #: Apply the multi-component transform (RCT/ICT) to 3-sample frames.
     mct: bool = True
-    tlm: bool = False
 
 
 _PROGRESSIONS = {"LRCP": 0, "RLCP": 1, "RPCL": 2, "PCRL": 3, "CPRL": 4}
@@ -226,8 +223,6 @@ def encode(arr: np.ndarray, precision: int, signed: bool, params: J2KParameters,
         f.set_warning(codec, _SILENT, None)
         f.set_info(codec, _SILENT, None)
         _check(out, f.setup_encoder(codec, ctypes.byref(cparams), image), "set up")
-        if params.tlm:
-            _check(out, f.extra_options(codec, (ctypes.c_char_p * 2)(b"TLM=YES", None)), "ask TLM of")
         if threads > 1:
             f.set_threads(codec, int(threads))
         stream = f.stream_create(1 << 20, 0)

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 from pydicom import uid
 
-from dicompress.codecs.jpeg2000 import check_values_fit, stored_bits
-from dicompress.codecs.registry import Codec, check_range, register
+from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits
 from dicompress.codecs.search import bisect_knob, psnr
 from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout

@@ -25,33 +25,12 @@ import numpy as np
 from pydicom import uid
 
 from dicompress.codecs import _openjpeg
-from dicompress.codecs.registry import Codec, check_range, register
+from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits
 from dicompress.codecs.search import bisect_knob, psnr
 from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout
 
 _PROGRESSIONS = ("LRCP", "RLCP", "RPCL", "PCRL", "CPRL")
-
-
-def stored_bits(layout: FrameLayout) -> int:
-    return layout.bits_stored or layout.bits_allocated
-
-
-def check_values_fit(arr: np.ndarray, layout: FrameLayout, codec: str) -> None:
-    """Codecs that code Bits Stored bits cannot keep values beyond them."""
-    bits = stored_bits(layout)
-    if bits >= arr.dtype.itemsize * 8:
-        return
-    if layout.pixel_representation:
-        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    else:
-        low, high = 0, (1 << bits) - 1
-    if arr.size and (arr.min() < low or arr.max() > high):
-        raise UnsupportedLayout(
-            f"pixel values lie outside the {bits} bits of Bits Stored "
-            f"({int(arr.min())}..{int(arr.max())}); {codec} codes only those bits, so "
-            "they would be lost: use rle or explicit, which keep every bit"
-        )
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ import numpy as np
 from pydicom import uid
 
 from dicompress.codecs import _charls
-from dicompress.codecs.jpeg2000 import check_values_fit, stored_bits
-from dicompress.codecs.registry import Codec, check_range, register
+from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits
 from dicompress.errors import UnsupportedLayout, VerificationFailed
 from dicompress.layout import FrameLayout
 

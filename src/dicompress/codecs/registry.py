@@ -134,4 +134,26 @@ def check_range(options: dict[str, Any], key: str, low: float, high: float) -> N
         raise UnsupportedTransferSyntax(f"{key} must be between {low} and {high}, not {value}")
 
 
-__all__ = ["Codec", "register", "get_codec", "available_codecs", "check_range"]
+def stored_bits(layout: FrameLayout) -> int:
+    return layout.bits_stored or layout.bits_allocated
+
+
+def check_values_fit(arr: np.ndarray, layout: FrameLayout, codec: str) -> None:
+    """Codecs that code Bits Stored bits cannot keep values beyond them."""
+    bits = stored_bits(layout)
+    if bits >= arr.dtype.itemsize * 8:
+        return
+    if layout.pixel_representation:
+        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    else:
+        low, high = 0, (1 << bits) - 1
+    if arr.size and (arr.min() < low or arr.max() > high):
+        raise UnsupportedLayout(
+            f"pixel values lie outside the {bits} bits of Bits Stored "
+            f"({int(arr.min())}..{int(arr.max())}); {codec} codes only those bits, so "
+            "they would be lost: use rle or explicit, which keep every bit"
+        )
+
+
+__all__ = ["Codec", "register", "get_codec", "available_codecs", "check_range",
+           "check_values_fit", "stored_bits"]

@@ -54,6 +54,3 @@ def bisect_knob(
         else:
             high = mid
     return best
-
-
-
