@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -40,10 +41,11 @@ def tree(tmp_path):
 def test_tree_is_mirrored_and_verified(tree, tmp_path, capsys):
     before = {p: sha(p) for p in tree.rglob("*") if p.is_file()}
     out = tmp_path / "out"
-    assert main(["transcode", str(tree), "--to", "rle", "-o", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "2 transcoded, 0 failed, 1 without pixel data skipped, 1 non-DICOM skipped" in text
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+    assert main(["transcode", str(tree), "--to", "rle", "-o", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == {"ok": 2, "not-image": 1, "not-dicom": 1}
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                  if p.is_file() and not p.name.startswith(".dicompress-journal")) == [
         "ct/a.dcm", "us/deep/rgb.dcm"]
     for rel in ("ct/a.dcm", "us/deep/rgb.dcm"):
         ds = pydicom.dcmread(out / rel)
@@ -57,11 +59,13 @@ def test_failures_are_reported_and_leave_nothing(tree, tmp_path, capsys):
     shutil.copy(find_sample("MR_truncated.dcm"), tree / "truncated.dcm")
     shutil.copy(find_sample("liver.dcm"), tree / "onebit.dcm")
     out = tmp_path / "out"
-    assert main(["transcode", str(tree), "--to", "rle", "-o", str(out), "-q"]) == 1
+    assert main(["transcode", str(tree), "--to", "rle", "-o", str(out), "--json"]) == 1
     captured = capsys.readouterr()
     assert "truncated.dcm: " in captured.err and "cannot reshape" in captured.err
     assert "onebit.dcm: Bits Allocated 1 cannot be RLE encoded" in captured.err
-    assert "2 transcoded, 2 failed" in captured.out
+    summary = json.loads(captured.out)
+    assert summary["files"]["ok"] == 2 and summary["files"]["failed"] == 2
+    assert summary["exit_code"] == 1
     assert not (out / "truncated.dcm").exists() and not (out / "onebit.dcm").exists()
     assert not list(out.rglob("*dicompress-tmp*"))
 

@@ -27,6 +27,10 @@ class InvalidDicomFile(DicompressError):
     """The file is not DICOM, or too damaged to parse."""
 
 
+class AlreadyInTarget(DicompressError):
+    """The file is already in the target transfer syntax (batch runs skip it)."""
+
+
 class VerificationFailed(DicompressError):
     """A lossless result does not decode to exactly the source pixels."""
 

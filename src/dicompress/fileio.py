@@ -6,18 +6,25 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+
+#: Name ending of the temporaries `atomic_output` writes (found and removed after a crash).
+TEMP_SUFFIX = ".dicompress-tmp"
 
 
 @contextlib.contextmanager
-def atomic_output(target: Path) -> Iterator[Path]:
+def atomic_output(target: Path, before_replace: Callable[[Path], None] | None = None
+                  ) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and rename it over `target`.
 
-    If the body raises, the temporary file is removed and `target` is untouched.
+    `before_replace(tmp)` runs after the fsync and may raise to keep `target` as it
+    is (e.g. when the original changed meanwhile). If anything raises, the temporary
+    file is removed and `target` is untouched.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".dicompress-tmp",
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX,
                                     dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -26,6 +33,8 @@ def atomic_output(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace(tmp)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:

@@ -1,53 +1,17 @@
-"""Walking inputs and transcoding many files, one result per file."""
+"""Transcoding many files: `transcode_many` in this process (a library call, threads),
+and `runner.BatchRun` for archives (worker processes or Dask, a journal, resume).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from dicompress.batch.sources import Source, iter_sources, unique
 from dicompress.codecs import Codec, get_codec
 from dicompress.errors import DicompressError, InvalidDicomFile, NotAnImage
 from dicompress.transcode import TranscodeResult, bounded_map, transcode_file
-
-
-@dataclass(frozen=True)
-class Source:
-    path: Path
-    relative: Path  # where it goes under the output folder
-
-
-def iter_sources(paths: Iterable[str | Path]) -> Iterator[Source]:
-    """Files named, and every file under folders named (sorted, symlink loops ignored).
-
-    A file maps to its own name under the output folder; a folder's files keep
-    their path relative to that folder, so the output mirrors the tree.
-    """
-    seen: set[Path] = set()
-    for arg in paths:
-        root = Path(arg)
-        if root.is_dir():
-            visited: set[tuple[int, int]] = set()
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-                st = os.stat(dirpath)
-                if (st.st_dev, st.st_ino) in visited:  # a symlink loop
-                    dirnames[:] = []
-                    continue
-                visited.add((st.st_dev, st.st_ino))
-                dirnames.sort()
-                for name in sorted(filenames):
-                    path = Path(dirpath) / name
-                    real = path.resolve()
-                    if real in seen:
-                        continue
-                    seen.add(real)
-                    yield Source(path, path.relative_to(root))
-        else:
-            real = root.resolve()
-            if real not in seen:
-                seen.add(real)
-                yield Source(root, Path(root.name))
 
 
 def transcode_many(
@@ -93,7 +57,10 @@ def transcode_many(
             return TranscodeResult(source=source.path, status="failed", reason=str(exc),
                                    error=exc, size_in=_size(source.path))
 
-    yield from bounded_map(one, sources, at_once)
+    yield from bounded_map(one, unique(sources), at_once)
+
+
+__all__ = ["Source", "iter_sources", "transcode_many"]
 
 
 def _size(path: Path) -> int:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import dicompress
+from dicompress.batch.journal import JOURNAL_NAME, JournalError
+from dicompress.batch.runner import UsageError
 from dicompress.cli import commands
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -24,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
     tc = sub.add_parser("transcode", help="transcode files and trees to another transfer syntax")
-    tc.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
+    tc.add_argument("sources", nargs="*", metavar="SRC",
+                    help="files, folders (walked) or glob patterns ('**' recurses)")
+    tc.add_argument("--from-list", metavar="FILE", help="also the paths in FILE, one a line (- for stdin)")
     tc.add_argument("--to", required=True, metavar="TARGET",
                     help="target transfer syntax by name or UID: explicit, implicit, deflate, rle, "
                          "j2k, j2k-lossy, htj2k, htj2k-rpcl, htj2k-lossy, jpegls, jpegls-near, jpeg")
@@ -42,13 +46,39 @@ def build_parser() -> argparse.ArgumentParser:
     lossy.add_argument("--resolutions", type=int, help="J2K/HTJ2K resolution levels")
     tc.add_argument("--extended-offsets", action="store_true", default=None,
                     help="write the Extended Offset Table (automatic past 4 GiB)")
-    tc.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
-                    help="output folder; mirrors the input tree")
+    where = tc.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", type=Path, metavar="OUTDIR",
+                       help="output folder; mirrors the input tree")
+    where.add_argument("--in-place", action="store_true",
+                       help="replace each original by its result, atomically, once verified")
     tc.add_argument("--no-verify", action="store_true",
-                    help="skip reading each lossless output back (not recommended)")
-    tc.add_argument("--threads", type=int, default=None,
-                    help="threads per file for frame-parallel coding (default: all cores)")
+                    help="skip decoding and reading back each output (not recommended)")
+    tc.add_argument("--force", action="store_true",
+                    help="transcode files already in the target syntax too")
+    run = tc.add_argument_group("running at scale")
+    run.add_argument("-j", "--jobs", type=int, default=None,
+                     help="worker processes (default: all cores); 1 works in this process")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on a dask.distributed cluster: tcp://HOST:PORT, or 'local' "
+                          "for a LocalCluster of --jobs workers")
+    run.add_argument("--journal", type=Path, metavar="PATH",
+                     help=f"SQLite journal of the run (default: {JOURNAL_NAME} in the output "
+                          "folder, or in the first source's folder in place)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run recorded in the journal; finished files are skipped")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume: try files that failed before again")
+    run.add_argument("--threads", type=int, default=None,
+                     help="threads per multi-frame file, frames in parallel (default: all cores)")
+    tc.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     tc.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+
+    rp = sub.add_parser("report", help="export a transcode journal: summary, CSV or JSON")
+    rp.add_argument("journal", type=Path, metavar="JOURNAL")
+    fmt = rp.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="every file as JSON")
+    fmt.add_argument("--csv", action="store_true", help="every file as CSV")
+    rp.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE, not stdout")
 
     ex = sub.add_parser("export", help="export images as PNG, JPEG, TIFF or animated GIF")
     ex.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="files or folders")
@@ -100,21 +130,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             return commands.info(args.files)
         if args.command == "transcode":
-            return commands.transcode(
-                args.sources, args.to, args.output, verify=not args.no_verify,
-                threads=args.threads, quiet=args.quiet, options=_codec_options(args),
-                extended_offsets=args.extended_offsets,
-            )
+            if not args.sources and args.from_list is None:
+                print("dicompress transcode: give sources or --from-list", file=sys.stderr)
+                return EXIT_USAGE
+            return commands.transcode(args, _codec_options(args))
+        if args.command == "report":
+            return commands.report(args)
         if args.command == "export":
             return commands.export(args)
         if args.command == "demo":
             return commands.demo(args.output)
-    except dicompress.UnsupportedTransferSyntax as exc:
+    except (dicompress.UnsupportedTransferSyntax, UsageError, JournalError) as exc:
         print(f"dicompress: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("dicompress: interrupted", file=sys.stderr)
         return 130
+
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 

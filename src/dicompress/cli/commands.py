@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+import os
 import sys
 import time
 from collections import Counter
@@ -10,6 +14,9 @@ from pathlib import Path
 from pydicom.uid import UID
 
 from dicompress.batch import iter_sources, transcode_many
+from dicompress.batch import journal as J
+from dicompress.batch.journal import open_read_only
+from dicompress.batch.runner import BatchOptions, BatchRun, Summary, UsageError
 from dicompress.cli.render import human_size, table
 from dicompress.codecs import get_codec
 from dicompress.errors import DicompressError
@@ -68,29 +75,106 @@ def _summary(results: list[TranscodeResult], seconds: float) -> str:
             f"in {seconds:.1f} s")
 
 
-def transcode(sources: list[Path], target: str, output: Path, *, verify: bool = True,
-              threads: int | None = None, quiet: bool = False, options: dict | None = None,
-              extended_offsets: bool | None = None) -> int:
-    codec = get_codec(target, **(options or {}))
-    start = time.perf_counter()
-    results = []
-    for r in transcode_many(iter_sources(sources), output, codec, verify=verify, threads=threads,
-                            extended_offsets=extended_offsets):
-        results.append(r)
-        if r.status == "ok" and not quiet:
-            loss = ""
-            if r.lossy and r.psnr is not None:
-                loss = (f", lossy {r.ratio_pixels:.1f}:1 on pixels, worst frame PSNR "
-                        f"{r.psnr:.1f} dB, max error {r.max_error}")
-            print(f"ok       {r.source} -> {r.destination}  {human_size(r.size_in)} -> "
-                  f"{human_size(r.size_out)} ({r.ratio:.2f}:1)"
-                  f"{', verified' if r.verified else ''}{loss}")
-        elif r.status == "failed":
-            print(f"FAILED   {r.reason}", file=sys.stderr)
-        elif not quiet:
-            print(f"skipped  {r.reason}")
-    print(_summary(results, time.perf_counter() - start))
-    return 1 if any(r.status == "failed" for r in results) else 0
+_STATUS_LABELS = {
+    J.OK: "transcoded", J.ALREADY: "already in the target syntax (skipped)",
+    J.NOT_IMAGE: "without pixel data (skipped)", J.NOT_DICOM: "not DICOM (skipped)",
+    J.FAILED: "failed",
+}
+
+
+def summary_table(summary: Summary) -> str:
+    rows = [[label, summary.counts.get(status, 0)] for status, label in _STATUS_LABELS.items()]
+    if summary.done_before:
+        rows.append(["done by an earlier run (resume)", summary.done_before])
+    if summary.duplicates:
+        rows.append(["named twice (ignored)", summary.duplicates])
+    ratio = f"{summary.bytes_in / summary.bytes_out:.2f}:1" if summary.bytes_out else "-"
+    done = summary.counts.get(J.OK, 0)
+    rate = (f"{done / summary.seconds:.1f} files/s, {summary.bytes_in / 1e6 / summary.seconds:.1f} MB/s"
+            if summary.seconds else "-")
+    rows += [["bytes before -> after", f"{human_size(summary.bytes_in)} -> "
+              f"{human_size(summary.bytes_out)} ({ratio})"],
+             ["time", f"{summary.seconds:.1f} s ({rate})"], ["journal", summary.journal]]
+    text = table(["files", ""], rows, "<>")
+    if summary.stopped:
+        text += f"\nSTOPPED early: {summary.stopped}; files not reached are untouched."
+    if summary.interrupted:
+        text += "\nINTERRUPTED: run again with --resume to finish."
+    return text
+
+
+def transcode(args, codec_options: dict) -> int:
+    from dicompress.cli import progress
+
+    options = BatchOptions(
+        target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
+        verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
+        journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
+        extended_offsets=args.extended_offsets, threads=args.threads,
+    )
+    if options.jobs is not None and options.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+
+    def sources():
+        return iter_sources(args.sources, args.from_list)
+
+    counting = None if args.from_list == "-" else sources
+    counter = progress.Counter(counting)
+    if sys.stderr.isatty() and not args.json and not args.quiet:
+        reporter = progress.RichReporter(counter)
+    else:
+        reporter = progress.LogReporter(counter, quiet=args.quiet, json_mode=args.json)
+    first = Path(args.sources[0]) if args.sources else None
+    run = BatchRun(sources(), options, journal_hint=first, on_result=reporter.result)
+    try:
+        summary = run.run()
+    finally:
+        reporter.close(run.summary)
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print(summary_table(summary))
+    return summary.exit_code
+
+
+def report(args) -> int:
+    try:
+        return _report(args)
+    except BrokenPipeError:  # `dicompress report J --csv | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _report(args) -> int:
+    db = open_read_only(args.journal)
+    columns = list(J.COLUMNS)
+    rows = db.execute(f"SELECT {', '.join(columns)} FROM files ORDER BY path")
+    with (open(args.output, "w", newline="", encoding="utf-8") if args.output
+          else contextlib.nullcontext(sys.stdout)) as out:
+        if args.csv:
+            writer = csv.writer(out)
+            writer.writerow(columns)
+            writer.writerows(rows)
+        elif args.json:
+            settings = db.execute("SELECT value FROM run WHERE key = 'settings'").fetchone()
+            json.dump({"settings": json.loads(settings[0]) if settings else None,
+                       "files": [dict(zip(columns, row)) for row in rows]}, out, indent=1)
+            out.write("\n")
+        else:
+            counts = dict(db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
+            before, after = db.execute(
+                "SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) FROM files "
+                "WHERE status = 'ok'").fetchone()
+            lines = [[status, n] for status, n in sorted(counts.items())]
+            lines.append(["bytes before -> after", f"{human_size(before)} -> {human_size(after)}"
+                          + (f" ({before / after:.2f}:1)" if after else "")])
+            out.write(table(["status", "files"], lines, "<>") + "\n")
+            failed = db.execute("SELECT path, reason FROM files WHERE status = 'failed' "
+                                "ORDER BY path LIMIT 50").fetchall()
+            for path, reason in failed:
+                out.write(f"FAILED   {reason or path}\n")
+    db.close()
+    return 0
 
 
 def demo(output: Path) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from dicompress.batch import iter_sources
+from dicompress.batch.sources import iter_sources, unique
 from dicompress.errors import DicompressError
 from dicompress.export import budget as budgets
 from dicompress.export import frames as framing
@@ -93,7 +93,7 @@ def _frame_duration(ds, options: ExportOptions) -> int:
 
 
 def _headers(sources, result: ExportResult):
-    for source in iter_sources(sources):
+    for source in unique(iter_sources(sources)):
         try:
             ds = pydicom.dcmread(source.path, stop_before_pixels=False, defer_size="64 KB")
         except InvalidDicomError:

@@ -1,0 +1,231 @@
+"""The run journal: one SQLite row per input file, so a run can be resumed and audited.
+
+The journal is written only by the process that drives the run (the CLI or the Dask
+client); workers return results to it. A row is inserted as ``pending`` before the
+file is handed to a worker, and completed with the result. After a crash, a
+``pending`` row means "look at the file again": it is either still the original or,
+for in-place runs, already the verified result (the rename is atomic).
+
+Schema (one table per concept, plain SQL so any SQLite client can read it)::
+
+    run(key, value)          the settings the journal belongs to (target, options, mode)
+    files(path, ...)         one row per input file: see COLUMNS
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicompress.errors import DicompressError
+
+JOURNAL_NAME = ".dicompress-journal.sqlite"
+
+#: Final statuses; ``pending`` marks a file handed to a worker without a result yet.
+OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED, PENDING = (
+    "ok", "already", "not-dicom", "not-image", "failed", "pending")
+FINAL = (OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED)
+
+COLUMNS = ("path", "run", "destination", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
+           "hash_out", "syntax_in", "syntax_out", "status", "reason", "frames", "seconds",
+           "updated")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path        TEXT PRIMARY KEY,   -- the input, resolved
+    run         INTEGER,            -- which run (1, 2, ... one per start or resume) took it
+    destination TEXT UNIQUE,        -- where the result goes (the path itself in place)
+    size_in     INTEGER,
+    mtime_in    INTEGER,            -- st_mtime_ns of the input when it was taken
+    hash_in     TEXT,               -- sha256 of the input file's bytes
+    size_out    INTEGER,
+    mtime_out   INTEGER,            -- st_mtime_ns of the result when it was written
+    hash_out    TEXT,               -- sha256 of the output file's bytes
+    syntax_in   TEXT,
+    syntax_out  TEXT,
+    status      TEXT NOT NULL,
+    reason      TEXT,
+    frames      INTEGER,
+    seconds     REAL,
+    updated     REAL
+);
+CREATE INDEX IF NOT EXISTS files_status ON files(status);
+"""
+
+
+class JournalError(DicompressError):
+    """The journal cannot be used for this run (locked, other settings, damaged)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    run: int | None
+    destination: str | None
+    size_in: int | None
+    mtime_in: int | None
+    hash_in: str | None
+    size_out: int | None
+    mtime_out: int | None
+    hash_out: str | None
+    syntax_in: str | None
+    syntax_out: str | None
+    status: str
+    reason: str | None
+    frames: int | None
+    seconds: float | None
+    updated: float | None
+
+
+class Journal:
+    """An open journal, locked against a second run using it at the same time.
+
+    Commits are grouped (every `commit_every` results, and before any file is
+    handed out) so a journal of millions of rows costs little; a result lost in a
+    crash only means that file is looked at again on resume.
+    """
+
+    def __init__(self, path: str | Path, *, commit_every: int = 64) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot be created ({exc.strerror or exc})") from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise JournalError(f"{self.path}: another dicompress run is using this journal") from None
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._unlock()
+            raise JournalError(f"{self.path}: not a usable journal ({exc})") from exc
+        self.commit_every = commit_every
+        self.run = 0
+        self._uncommitted = 0
+        self.db.execute("BEGIN")
+
+    # -- settings ------------------------------------------------------------------------
+    def settings(self) -> dict | None:
+        row = self.db.execute("SELECT value FROM run WHERE key = 'settings'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_settings(self, settings: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO run VALUES ('settings', ?)",
+                        (json.dumps(settings, sort_keys=True),))
+        self.commit()
+
+    def begin_run(self) -> int:
+        """Count a new run (a start or a resume); rows it takes carry its number."""
+        row = self.db.execute("SELECT value FROM run WHERE key = 'runs'").fetchone()
+        self.run = (int(row[0]) if row else 0) + 1
+        self.db.execute("INSERT OR REPLACE INTO run VALUES ('runs', ?)", (str(self.run),))
+        self.commit()
+        return self.run
+
+    def is_empty(self) -> bool:
+        return self.db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
+
+    # -- rows ----------------------------------------------------------------------------
+    def get(self, path: str) -> Row | None:
+        row = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM files WHERE path = ?",
+                              (path,)).fetchone()
+        return Row(*row) if row else None
+
+    def destination_owner(self, destination: str) -> str | None:
+        row = self.db.execute("SELECT path FROM files WHERE destination = ?",
+                              (destination,)).fetchone()
+        return row[0] if row else None
+
+    def start(self, path: str, destination: str | None, size_in: int, mtime_in: int) -> None:
+        """Record that `path` is being handed to a worker (kept by a later `finish`)."""
+        self.db.execute(
+            "INSERT INTO files (path, run, destination, size_in, mtime_in, status, updated) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT(path) DO UPDATE SET "
+            "run = excluded.run, destination = excluded.destination, "
+            "size_in = excluded.size_in, mtime_in = excluded.mtime_in, status = 'pending', "
+            "reason = NULL, updated = excluded.updated",
+            (path, self.run, destination, size_in, mtime_in, time.time()))
+        self._uncommitted += 1
+
+    def finish(self, path: str, **values) -> None:
+        values["updated"] = time.time()
+        unknown = set(values) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown journal columns {sorted(unknown)}")
+        keys = sorted(values)
+        self.db.execute(
+            f"UPDATE files SET {', '.join(f'{k} = ?' for k in keys)} WHERE path = ?",
+            [values[k] for k in keys] + [path])
+        self._uncommitted += 1
+        if self._uncommitted >= self.commit_every:
+            self.commit()
+
+    def record(self, path: str, **values) -> None:
+        """Insert or complete a row without a pending phase (skips found by the driver)."""
+        self.db.execute("INSERT INTO files (path, run, status) VALUES (?, ?, 'pending') "
+                        "ON CONFLICT(path) DO UPDATE SET run = excluded.run", (path, self.run))
+        self.finish(path, **values)
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+        self._uncommitted = 0
+
+    def rows(self) -> Iterator[Row]:
+        cursor = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM files ORDER BY path")
+        for row in cursor:
+            yield Row(*row)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
+
+    def totals(self) -> tuple[int, int]:
+        """Bytes in and out of the files transcoded (status ok)."""
+        row = self.db.execute("SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) "
+                              "FROM files WHERE status = 'ok'").fetchone()
+        return int(row[0]), int(row[1])
+
+    def close(self) -> None:
+        try:
+            self.db.execute("COMMIT")
+            self.db.close()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_read_only(path: str | Path) -> sqlite3.Connection:
+    """The journal for reporting, without taking the run lock (a running job may hold it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise JournalError(f"{path}: no such journal")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db.execute("SELECT 1 FROM files LIMIT 1")
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path}: not a dicompress journal ({exc})") from exc
+    return db

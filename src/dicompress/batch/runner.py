@@ -1,0 +1,410 @@
+"""The batch driver: walks the sources, keeps the journal, hands files to workers
+(processes on this machine, or a Dask cluster), and reports results as they come.
+
+::
+
+    sources (lazy walk) -> journal: skip done / duplicate -> start row (pending)
+        -> pool: run_task in a worker (transcode, verify, fsync, atomic rename)
+        -> journal: finish row -> progress, summary
+
+At most a few files per worker are in flight, so memory does not grow with the
+archive: the walk is lazy, the journal is on disk, and results are not kept.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicompress.batch import journal as J
+from dicompress.batch.journal import Journal, JournalError, Row
+from dicompress.batch.sources import Source, _walk
+from dicompress.batch.worker import Outcome, Task, codec_config, init_worker, run_task
+from dicompress.codecs import Codec, get_codec
+from dicompress.errors import DicompressError
+from dicompress.fileio import TEMP_SUFFIX
+
+#: Exit codes of a run (the CLI returns them).
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(DicompressError):
+    """The run cannot start as asked (bad combination of options, journal mismatch)."""
+
+
+@dataclass
+class BatchOptions:
+    target: str | Codec
+    output: Path | None = None  # mirror the tree here ...
+    in_place: bool = False  # ... or replace each original once its result is verified
+    verify: bool = True
+    force: bool = False  # transcode files already in the target syntax too
+    jobs: int | None = None  # worker processes (default: all cores)
+    scheduler: str | None = None  # "local" or a dask.distributed address
+    journal: Path | None = None
+    resume: bool = False
+    retry_failed: bool = False
+    extended_offsets: bool | None = None
+    threads: int | None = None  # per file, for multi-frame files
+
+
+@dataclass
+class Summary:
+    counts: Counter = field(default_factory=Counter)  # this run's statuses
+    done_before: int = 0  # finished by an earlier run of this journal (resume)
+    duplicates: int = 0
+    bytes_in: int = 0  # of the files transcoded in this run
+    bytes_out: int = 0
+    seconds: float = 0.0
+    stopped: str | None = None  # why new work stopped early (disk full)
+    interrupted: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    journal: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.stopped:
+            return EXIT_STOPPED
+        return EXIT_FAILURES if self.counts.get(J.FAILED) else EXIT_OK
+
+    def as_dict(self) -> dict:
+        mb = self.bytes_in / 1e6
+        files = self.counts.get(J.OK, 0)
+        return {
+            "files": dict(self.counts), "done_before": self.done_before,
+            "duplicates": self.duplicates, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+            "ratio": round(self.bytes_in / self.bytes_out, 4) if self.bytes_out else None,
+            "seconds": round(self.seconds, 3),
+            "files_per_second": round(files / self.seconds, 2) if self.seconds else None,
+            "mb_per_second": round(mb / self.seconds, 2) if self.seconds else None,
+            "stopped": self.stopped, "interrupted": self.interrupted,
+            "failures": [{"path": p, "reason": r} for p, r in self.failures],
+            "journal": self.journal, "exit_code": self.exit_code,
+        }
+
+
+# -- pools ----------------------------------------------------------------------------------
+class _InlinePool:
+    """``--jobs 1``: the work runs in this process, one file at a time."""
+
+    size = window = 1
+
+    def submit(self, task: Task) -> cf.Future:
+        future: cf.Future = cf.Future()
+        future.set_result(run_task(task))
+        return future
+
+    def wait(self, futures):
+        return set(futures)
+
+    def close(self, cancel: bool = False) -> None:
+        pass
+
+
+class _ProcessPool:
+    def __init__(self, jobs: int) -> None:
+        self.size, self.window = jobs, 2 * jobs
+        # forkserver: workers start from a clean, preloaded process, not from a copy of
+        # a driver that has threads (progress) and open SQLite handles.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["dicompress.batch.worker"])
+        self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker)
+
+    def submit(self, task: Task):
+        return self.pool.submit(run_task, task)
+
+    def wait(self, futures):
+        done, _ = cf.wait(futures, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+        return done
+
+    def close(self, cancel: bool = False) -> None:
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+class _DaskPool:
+    """A dask.distributed cluster: ``local`` (a LocalCluster here) or a scheduler address.
+
+    Workers must see the same paths (shared storage) and have dicompress installed.
+    """
+
+    def __init__(self, scheduler: str, jobs: int) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - optional dependency
+            raise UsageError("--scheduler needs dask.distributed: pip install 'dicompress[cluster]'") \
+                from None
+        self.cluster = None
+        if scheduler == "local":
+            self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            self.client = Client(scheduler)
+        self.client.run(init_worker)
+        self.size = max(1, sum(w.get("nthreads", 1) for w in
+                               self.client.scheduler_info()["workers"].values()))
+        self.window = 2 * self.size
+
+    def submit(self, task: Task):
+        return self.client.submit(run_task, task, pure=False)
+
+    def wait(self, futures):
+        from distributed import wait
+
+        try:
+            done, _ = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set()
+        return done
+
+    def close(self, cancel: bool = False) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _make_pool(options: BatchOptions):
+    jobs = options.jobs or os.cpu_count() or 1
+    if options.scheduler:
+        return _DaskPool(options.scheduler, jobs)
+    return _InlinePool() if jobs == 1 else _ProcessPool(jobs)
+
+
+# -- the driver -----------------------------------------------------------------------------
+def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
+    """Beside the output: in the output folder, or (in place) in the first source's folder."""
+    if options.output is not None:
+        return options.output / J.JOURNAL_NAME
+    if first_source is None:
+        raise UsageError("in place without a source folder: give --journal")
+    return (first_source if first_source.is_dir() else first_source.parent) / J.JOURNAL_NAME
+
+
+def _settings(options: BatchOptions, codec: Codec) -> dict:
+    return {"codec": codec.get_config(), "in_place": options.in_place,
+            "output": str(options.output.resolve()) if options.output else None,
+            "verify": options.verify, "force": options.force}
+
+
+def _open_journal(options: BatchOptions, codec: Codec, path: Path) -> Journal:
+    if options.resume and not path.is_file():
+        raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
+    journal = Journal(path)
+    try:
+        settings = _settings(options, codec)
+        previous = journal.settings()
+        if options.resume:
+            if previous is None:
+                raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
+            if previous != settings:
+                raise UsageError(f"{path}: the journal belongs to a run with other settings "
+                                 f"({previous['codec']['name']}, "
+                                 f"{'in place' if previous['in_place'] else previous['output']}); "
+                                 "give the same target, options and output, or another --journal")
+        elif previous is not None and not journal.is_empty():
+            raise UsageError(f"{path}: a journal of an earlier run is here; add --resume to "
+                             "continue it, or give another --journal")
+        journal.set_settings(settings)
+        journal.begin_run()
+    except BaseException:
+        journal.close()
+        raise
+    return journal
+
+
+def _finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
+    """Whether `row` (from an earlier run) still describes the file as it is now."""
+    if row.status not in J.FINAL or (row.status == J.FAILED and retry_failed):
+        return False
+    try:
+        st = os.stat(row.path)
+    except OSError:
+        return row.status == J.FAILED  # still missing: still failed
+    if row.status == J.OK and in_place:
+        return (st.st_size, st.st_mtime_ns) == (row.size_out, row.mtime_out)
+    if (st.st_size, st.st_mtime_ns) != (row.size_in, row.mtime_in):
+        return False
+    return row.status != J.OK or (row.destination is not None and os.path.exists(row.destination))
+
+
+def remove_temporaries(root: Path) -> int:
+    """Delete the temporaries of interrupted atomic writes under `root` (used on resume)."""
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            if name.endswith(TEMP_SUFFIX):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+class BatchRun:
+    """One run of `transcode` over `sources`; `on_result(outcome, summary)` sees each file."""
+
+    def __init__(self, sources: Iterable[Source], options: BatchOptions, *,
+                 journal_hint: Path | None = None,
+                 on_result: Callable[[Outcome, Summary], None] | None = None) -> None:
+        if options.in_place == (options.output is not None):
+            raise UsageError("give either an output folder (-o) or --in-place")
+        self.options = options
+        self.codec = options.target if isinstance(options.target, Codec) else get_codec(options.target)
+        self.sources = sources
+        self.journal_path = options.journal or default_journal(options, journal_hint)
+        self.on_result = on_result or (lambda outcome, summary: None)
+        self.summary = Summary(journal=str(self.journal_path))
+        self._cleaned: set[Path] = set()
+
+    def run(self) -> Summary:
+        options, summary = self.options, self.summary
+        start = time.perf_counter()
+        journal = _open_journal(options, self.codec, self.journal_path)
+        pool = None
+        in_flight: dict = {}
+        try:
+            if options.resume and options.output is not None:
+                remove_temporaries(options.output)
+            pool = _make_pool(options)
+            config = codec_config(self.codec)
+            window = pool.window
+            threads = options.threads or os.cpu_count() or 1
+            codec_threads = max(1, (os.cpu_count() or 1) // pool.size)
+            for source in self.sources:
+                while len(in_flight) >= window:
+                    self._collect(journal, pool, in_flight)
+                if summary.stopped:
+                    break
+                admitted = self._admit(journal, source, config, threads, codec_threads)
+                if admitted is None:
+                    continue
+                journal.commit()  # a file is pending on disk before a worker may touch it
+                in_flight[pool.submit(admitted[0])] = admitted
+            while in_flight:
+                self._collect(journal, pool, in_flight)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            if pool is not None:
+                pool.close(cancel=bool(in_flight))
+            journal.close()
+            summary.seconds = time.perf_counter() - start
+        return summary
+
+    # -- one source in ----------------------------------------------------------------
+    def _admit(self, journal: Journal, source: Source, config: str, threads: int,
+               codec_threads: int) -> tuple[Task, Row | None] | None:
+        options, summary = self.options, self.summary
+        if options.in_place and options.resume:
+            self._clean_beside(source.path)
+        try:
+            real = source.path.resolve()
+            st = os.stat(real)
+        except OSError as exc:
+            outcome = Outcome(path=str(source.path), status=J.FAILED,
+                              reason=f"{source.path}: {exc.strerror or exc}")
+            journal.record(str(source.path.absolute()), **outcome.journal_values())
+            self._count(outcome)
+            return None
+        key = str(real)
+        row = journal.get(key)
+        if row is not None:
+            if row.run == journal.run:
+                summary.duplicates += 1  # named twice, or reached through a symlink
+                return None
+            if options.resume and _finished_earlier(row, options.in_place, options.retry_failed):
+                summary.done_before += 1
+                return None
+        destination = key if options.in_place else str((options.output / source.relative).absolute())
+        if not options.in_place:
+            owner = journal.destination_owner(destination)
+            if owner is not None and owner != key:
+                outcome = Outcome(path=key, status=J.FAILED,
+                                  reason=f"{source.path}: maps to the same output as {owner}")
+                journal.record(key, **outcome.journal_values())
+                self._count(outcome)
+                return None
+            if os.path.exists(destination) and os.path.samefile(destination, real):
+                outcome = Outcome(path=key, status=J.FAILED, reason=(
+                    f"{source.path}: the output would replace the original; "
+                    "choose another -o or use --in-place"))
+                journal.record(key, **outcome.journal_values())
+                self._count(outcome)
+                return None
+        journal.start(key, destination, st.st_size, st.st_mtime_ns)
+        return Task(path=key, destination=destination, codec=config, verify=options.verify,
+                    force=options.force, extended_offsets=options.extended_offsets,
+                    threads=threads, codec_threads=codec_threads), row
+
+    def _clean_beside(self, path: Path) -> None:
+        """In place, on resume: temporaries of the interrupted run sit beside the inputs.
+
+        Each folder is cleaned once, when its first file is admitted: before any
+        worker of this run writes there (the walk visits a folder's files together).
+        """
+        folder = path.parent
+        if folder in self._cleaned:
+            return
+        self._cleaned.add(folder)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(TEMP_SUFFIX):
+                try:
+                    os.unlink(folder / name)
+                except OSError:
+                    pass
+
+    # -- results out ------------------------------------------------------------------
+    def _collect(self, journal: Journal, pool, in_flight: dict) -> None:
+        for future in pool.wait(in_flight):
+            task, earlier = in_flight.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # the worker died (killed, out of memory)
+                outcome = Outcome(path=task.path, status=J.FAILED,
+                                  reason=f"{task.path}: the worker stopped ({type(exc).__name__}: "
+                                         f"{exc}); the file is left as it was")
+            self._finish(journal, outcome, earlier)
+
+    def _finish(self, journal: Journal, outcome: Outcome, row: Row | None) -> None:
+        """Record `outcome`; `row` is what an earlier run of the journal left for the file."""
+        if (outcome.status == J.ALREADY and self.options.in_place and row is not None
+                and row.status == J.PENDING
+                and (outcome.size_in, outcome.mtime_in) != (row.size_in, row.mtime_in)):
+            # The file is in the target syntax because an interrupted run of this journal
+            # replaced it (the rename is atomic and happens only after verification).
+            outcome.status = J.OK
+            outcome.reason = "completed by the interrupted run"
+            st = os.stat(outcome.path)
+            outcome.size_out, outcome.mtime_out, outcome.hash_out = (
+                outcome.size_in, st.st_mtime_ns, outcome.hash_in)
+            outcome.size_in = row.size_in
+            outcome.hash_in = row.hash_in
+        journal.finish(outcome.path, **outcome.journal_values())
+        if outcome.disk_full and not self.summary.stopped:
+            self.summary.stopped = "the output's filesystem is full"
+        self._count(outcome)
+
+    def _count(self, outcome: Outcome) -> None:
+        summary = self.summary
+        summary.counts[outcome.status] += 1
+        if outcome.status == J.OK:
+            summary.bytes_in += outcome.size_in or 0
+            summary.bytes_out += outcome.size_out or 0
+        elif outcome.status == J.FAILED and len(summary.failures) < 1000:
+            summary.failures.append((outcome.path, outcome.reason))
+        self.on_result(outcome, summary)

@@ -1,0 +1,165 @@
+"""One file's work, as run in a worker process (or a Dask worker): everything it needs
+travels in a `Task`, everything it found comes back in an `Outcome`. No journal here;
+the driver keeps that.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import hashlib
+import json
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicompress.batch import journal as J
+from dicompress.codecs import Codec, get_codec
+from dicompress.errors import AlreadyInTarget, DicompressError, InvalidDicomFile, NotAnImage
+from dicompress.transcode import transcode_file
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True)
+class Task:
+    path: str
+    destination: str
+    codec: str  # the codec's configuration as JSON (get_codec(**config) rebuilds it)
+    verify: bool = True
+    force: bool = False
+    extended_offsets: bool | None = None
+    threads: int | None = None  # frames of a multi-frame file in parallel
+    codec_threads: int | None = None  # inside the codec, for a single frame
+
+
+@dataclass
+class Outcome:
+    path: str
+    status: str
+    reason: str = ""
+    size_in: int | None = None
+    mtime_in: int | None = None
+    hash_in: str | None = None
+    size_out: int | None = None
+    mtime_out: int | None = None
+    hash_out: str | None = None
+    syntax_in: str | None = None
+    syntax_out: str | None = None
+    frames: int | None = None
+    seconds: float = 0.0
+    lossy: bool = False
+    ratio_pixels: float | None = None
+    psnr: float | None = None
+    max_error: int | None = None
+    #: The file failed because the output's filesystem is full: the run stops.
+    disk_full: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def journal_values(self) -> dict:
+        return {k: getattr(self, k) for k in
+                ("status", "reason", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
+                 "hash_out", "syntax_in", "syntax_out", "frames", "seconds")}
+
+
+def codec_config(codec: Codec) -> str:
+    return json.dumps(codec.get_config(), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _codec(config: str) -> Codec:
+    options = json.loads(config)
+    name = options.pop("name")
+    options.pop("transfer_syntax", None)
+    # JSON has no tuples (tile sizes)
+    return get_codec(name, **{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in options.items()})
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """Whether an ENOSPC/EDQUOT is anywhere in the chain of causes of `exc`."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # chains can loop
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def run_task(task: Task) -> Outcome:
+    """Transcode one file; never raises for a problem with that file."""
+    start = time.perf_counter()
+    out = Outcome(path=task.path, status=J.FAILED)
+    path = Path(task.path)
+    try:
+        st = os.stat(path)
+        out.size_in, out.mtime_in = st.st_size, st.st_mtime_ns
+        out.hash_in = file_sha256(path)
+
+        def before_replace(tmp: Path) -> None:
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                raise DicompressError(f"{path}: vanished while being transcoded") from None
+            if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                raise DicompressError(f"{path}: changed while being transcoded; left as it is")
+            out.hash_out = file_sha256(tmp)
+
+        result = transcode_file(
+            path, Path(task.destination), _codec(task.codec), verify=task.verify,
+            threads=task.threads, codec_threads=task.codec_threads,
+            extended_offsets=task.extended_offsets, skip_same_syntax=not task.force,
+            before_replace=before_replace,
+        )
+        done = os.stat(task.destination)
+        out.status = J.OK
+        out.size_out, out.mtime_out = done.st_size, done.st_mtime_ns
+        out.syntax_in, out.syntax_out = result.transfer_syntax_in, result.transfer_syntax_out
+        out.frames, out.lossy = result.frames, result.lossy
+        out.ratio_pixels, out.psnr, out.max_error = result.ratio_pixels, result.psnr, result.max_error
+    except AlreadyInTarget as exc:
+        out.status, out.reason = J.ALREADY, str(exc)
+    except NotAnImage as exc:
+        out.status, out.reason = J.NOT_IMAGE, str(exc)
+    except InvalidDicomFile as exc:
+        # Not DICOM at all is a skip; DICOM that cannot be parsed is a failure.
+        out.status = J.NOT_DICOM if "not a DICOM file" in str(exc) else J.FAILED
+        out.reason = str(exc)
+    except DicompressError as exc:
+        out.reason, out.disk_full = str(exc), _disk_full(exc)
+    except OSError as exc:
+        out.reason = f"{path}: {exc.strerror or exc}"
+        out.disk_full = _disk_full(exc)
+    except Exception as exc:  # a bug or a library's surprise: report it, keep going
+        out.reason = f"{path}: unexpected {type(exc).__name__}: {exc}"
+    if out.disk_full:
+        out.reason = f"{out.reason} (disk full: the run stops, originals are intact)"
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+def init_worker() -> None:
+    """Worker process set-up: die with the parent, leave Ctrl-C to the driver, and keep
+    pydicom's warnings about real-world files off the terminal."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (a Dask worker's task thread)
+        pass
+    warnings.filterwarnings("ignore", module=r"pydicom\.")
+    try:  # Linux: PR_SET_PDEATHSIG, so a killed run leaves no worker writing on
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (AttributeError, OSError):  # pragma: no cover - other platforms
+        pass

@@ -1,0 +1,382 @@
+"""Archive-scale `transcode`: sources, journal, resume, in place, kill -9, disk full,
+permissions, Dask. Every check compares pixels with hashes taken before the run."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
+
+from dicompress.batch import journal as J
+from dicompress.batch.runner import BatchOptions, BatchRun
+from dicompress.batch.sources import iter_sources
+from dicompress.batch.worker import Task, codec_config, run_task
+from dicompress.cli import main
+from dicompress.codecs import get_codec
+from dicompress.samples import find_sample
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+from make_series import make_series  # noqa: E402
+
+CLI = [sys.executable, "-m", "dicompress"]
+
+
+def pixel_hash(path: Path) -> str:
+    ds = pydicom.dcmread(path)
+    return hashlib.sha256(ds.pixel_array.tobytes()).hexdigest()
+
+
+def syntax(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+
+
+def temporaries(root: Path) -> list[Path]:
+    return list(root.rglob("*.dicompress-tmp"))
+
+
+def journal_rows(path: Path) -> list[dict]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    rows = [dict(zip(J.COLUMNS, r)) for r in
+            db.execute(f"SELECT {', '.join(J.COLUMNS)} FROM files ORDER BY path")]
+    db.close()
+    return rows
+
+
+def run_json(capsys, *args) -> tuple[int, dict]:
+    code = main(["transcode", *map(str, args), "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+@pytest.fixture
+def series(tmp_path) -> Path:
+    return make_series(tmp_path / "series", 12, 64)[0].parent
+
+
+@pytest.fixture
+def mixed(tmp_path) -> Path:
+    """A tree with images, an RLE image, a non-image, a non-DICOM file and a symlink loop."""
+    root = tmp_path / "mixed"
+    (root / "a" / "b").mkdir(parents=True)
+    shutil.copy(find_sample("CT_small.dcm"), root / "a" / "ct.dcm")
+    shutil.copy(find_sample("MR_small.dcm"), root / "a" / "b" / "mr.dcm")
+    shutil.copy(find_sample("MR_small_RLE.dcm"), root / "a" / "b" / "mr_rle.dcm")
+    shutil.copy(find_sample("rtplan.dcm"), root / "plan.dcm")
+    (root / "readme.txt").write_text("not DICOM")
+    os.symlink(root, root / "a" / "loop")  # a symlink loop
+    os.symlink(root / "a" / "ct.dcm", root / "ct_link.dcm")  # the same file twice
+    return root
+
+
+# -- sources ----------------------------------------------------------------------------------
+def test_sources_trees_globs_lists(mixed, tmp_path):
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"{mixed / 'plan.dcm'}\n\n{mixed / 'a' / 'ct.dcm'}\n")
+    found = [s.relative.as_posix() for s in iter_sources([mixed], str(listed))]
+    # the tree once (the loop is not followed into itself), then the list
+    assert sorted(found[:6]) == ["a/b/mr.dcm", "a/b/mr_rle.dcm", "a/ct.dcm", "ct_link.dcm",
+                                 "plan.dcm", "readme.txt"]
+    assert found[6:] == [str(mixed / "plan.dcm")[1:], str(mixed / "a" / "ct.dcm")[1:]]
+    globbed = [s.relative.as_posix() for s in iter_sources([f"{mixed}/a/**/*.dcm"])]
+    # relative to the fixed part; the link up to the root is followed once (the journal
+    # later drops ct_link.dcm as the same file as ct.dcm)
+    assert sorted(globbed) == ["b/mr.dcm", "b/mr_rle.dcm", "ct.dcm", "loop/ct_link.dcm",
+                               "loop/plan.dcm"]
+
+
+def test_tree_run_counts_every_kind(mixed, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, summary = run_json(capsys, mixed, "--to", "rle", "-o", out, "--jobs", "2")
+    assert code == 0
+    # ct, mr transcoded; the RLE file skipped as already RLE; plan has no pixels; readme
+    # is not DICOM; the symlinked copy of ct is a duplicate
+    assert summary["files"] == {"ok": 2, "already": 1, "not-image": 1, "not-dicom": 1}
+    assert summary["duplicates"] == 1
+    # the walk meets the link (top folder first) before a/ct.dcm, which is then the duplicate
+    assert syntax(out / "ct_link.dcm") == RLELossless and not (out / "a" / "ct.dcm").exists()
+    assert pixel_hash(out / "a" / "b" / "mr.dcm") == pixel_hash(mixed / "a" / "b" / "mr.dcm")
+    assert not (out / "a" / "b" / "mr_rle.dcm").exists()
+    rows = {Path(r["path"]).name: r for r in journal_rows(out / J.JOURNAL_NAME)}
+    assert rows["ct.dcm"]["status"] == "ok" and rows["mr_rle.dcm"]["status"] == "already"
+    assert rows["ct.dcm"]["hash_in"] == hashlib.sha256((mixed / "a" / "ct.dcm").read_bytes()).hexdigest()
+    assert rows["ct.dcm"]["hash_out"] == hashlib.sha256((out / "ct_link.dcm").read_bytes()).hexdigest()
+    assert rows["ct.dcm"]["syntax_out"] == RLELossless
+
+    # --force transcodes the RLE file as well (a new journal: this is a new run)
+    code, summary = run_json(capsys, mixed / "a" / "b", "--to", "rle", "-o", tmp_path / "forced",
+                             "--force", "--jobs", "1")
+    assert code == 0 and summary["files"] == {"ok": 2}
+    assert pixel_hash(tmp_path / "forced" / "mr_rle.dcm") == pixel_hash(mixed / "a" / "b" / "mr_rle.dcm")
+
+
+def test_from_list_on_stdin(series, tmp_path):
+    paths = sorted(series.iterdir())[:3]
+    out = tmp_path / "out"
+    proc = subprocess.run(CLI + ["transcode", "--from-list", "-", "--to", "rle", "-o", str(out),
+                                 "--json", "--jobs", "1"],
+                          input="\n".join(map(str, paths)), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["files"] == {"ok": 3}
+    for p in paths:  # absolute paths are mirrored below the output without their root
+        assert syntax(out / str(p)[1:]) == RLELossless
+
+
+# -- journal, resume, report ------------------------------------------------------------------
+def test_resume_of_a_finished_run_does_nothing(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "2")[0] == 0
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*.dcm")}
+    # the journal is there: without --resume that is refused ...
+    assert main(["transcode", str(series), "--to", "rle", "-o", str(out)]) == 2
+    assert "add --resume" in capsys.readouterr().err
+    # ... with other settings too ...
+    assert main(["transcode", str(series), "--to", "j2k", "-o", str(out), "--resume"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    # ... and with --resume nothing is left to do
+    code, summary = run_json(capsys, series, "--to", "rle", "-o", out, "--resume")
+    assert code == 0 and summary["files"] == {} and summary["done_before"] == 12
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.dcm")} == stamps
+    # an output deleted since is made again
+    victim = sorted(out.glob("*.dcm"))[3]
+    victim.unlink()
+    code, summary = run_json(capsys, series, "--to", "rle", "-o", out, "--resume")
+    assert summary["files"] == {"ok": 1} and summary["done_before"] == 11
+    assert syntax(victim) == RLELossless
+
+
+def test_report_exports_the_journal(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "1")[0] == 0
+    journal = out / J.JOURNAL_NAME
+    assert main(["report", str(journal), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["settings"]["codec"]["name"] == "rle"
+    assert len(data["files"]) == 12 and {f["status"] for f in data["files"]} == {"ok"}
+    for f in data["files"]:
+        assert f["hash_in"] == hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest()
+        assert f["size_out"] == Path(f["destination"]).stat().st_size
+    csv_file = tmp_path / "r.csv"
+    assert main(["report", str(journal), "--csv", "-o", str(csv_file)]) == 0
+    lines = csv_file.read_text().splitlines()
+    assert lines[0].split(",") == list(J.COLUMNS) and len(lines) == 13
+    assert main(["report", str(journal)]) == 0
+    assert "ok" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nope.sqlite")]) == 2
+
+
+# -- in place ---------------------------------------------------------------------------------
+def test_in_place_replaces_only_verified_results(series, capsys):
+    before = {p.name: pixel_hash(p) for p in series.glob("*.dcm")}
+    code, summary = run_json(capsys, series, "--to", "j2k", "--in-place", "--jobs", "2")
+    assert code == 0 and summary["files"] == {"ok": 12}
+    for p in series.glob("*.dcm"):
+        assert syntax(p) == JPEG2000Lossless and pixel_hash(p) == before[p.name]
+    assert not temporaries(series)
+    # running again: the files are already J2K, and the journal says so
+    code, summary = run_json(capsys, series, "--to", "j2k", "--in-place", "--resume")
+    assert summary["done_before"] == 12 and summary["files"] == {}
+
+
+def _wait_for_ok_rows(journal: Path, count: int, proc: subprocess.Popen, limit: float = 60) -> int:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be interrupted: {proc.returncode}")
+        if journal.exists():
+            try:
+                db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+                n = db.execute("SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
+                db.close()
+                if n >= count:
+                    return n
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.005)
+    pytest.fail("the run made no progress")
+
+
+@pytest.mark.parametrize("done_before_kill, whole_group", [
+    (1, False), (60, True), (150, False), (250, True)],
+    ids=["start", "early-group", "middle", "late-group"])
+def test_kill_9_in_place_then_resume(tmp_path, done_before_kill, whole_group):
+    """kill -9 the run (alone, or with its workers as in a power cut) at several points;
+    every file is then its original or its verified result, and --resume finishes."""
+    folder = tmp_path / "archive"
+    files = make_series(folder, 300, 96, seed=done_before_kill)
+    pixels = {p.name: pixel_hash(p) for p in files}
+    raw = {p.name: p.read_bytes() for p in files}
+    command = CLI + ["transcode", str(folder), "--to", "rle", "--in-place", "-q", "--jobs", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        _wait_for_ok_rows(folder / J.JOURNAL_NAME, done_before_kill, proc)
+    finally:
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait()
+    time.sleep(0.3)  # workers die with their parent (PR_SET_PDEATHSIG)
+
+    converted = 0
+    for p in files:  # now: each file is either untouched or the verified result
+        if p.read_bytes() == raw[p.name]:
+            continue
+        assert syntax(p) == RLELossless and pixel_hash(p) == pixels[p.name], p
+        converted += 1
+    assert 0 < converted < 300
+
+    resumed = subprocess.run(command + ["--resume", "--json"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["done_before"] + summary["files"]["ok"] == 300
+    for p in files:
+        assert syntax(p) == RLELossless, p
+        assert pixel_hash(p) == pixels[p.name], p
+    assert not temporaries(folder)
+    rows = journal_rows(folder / J.JOURNAL_NAME)
+    assert len(rows) == 300 and {r["status"] for r in rows} == {"ok"}
+
+
+# -- failures ---------------------------------------------------------------------------------
+def test_corrupt_and_unreadable_files_are_reported_and_skipped(series, tmp_path):
+    src = series
+    shutil.copy(find_sample("MR_truncated.dcm"), src / "truncated.dcm")
+    locked = src / "slice0003.dcm"
+    locked.chmod(0)
+    out = tmp_path / "out"
+    command = CLI + ["transcode", str(src), "--to", "rle", "-o", str(out), "--json", "--jobs", "2"]
+    if os.geteuid() == 0:  # root reads everything: drop the capabilities that allow it
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: cannot meet a permission error")
+        caps = "-dac_override,-dac_read_search"
+        command = ["setpriv", "--bounding-set", caps, "--inh-caps", caps] + command
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["files"] == {"ok": 11, "failed": 2}
+    reasons = {Path(f["path"]).name: f["reason"] for f in summary["failures"]}
+    assert "Permission denied" in reasons["slice0003.dcm"]
+    assert "truncated.dcm" in reasons["truncated.dcm"]
+    assert not (out / "slice0003.dcm").exists() and not (out / "truncated.dcm").exists()
+    assert not temporaries(out)
+
+
+def test_a_file_changed_while_transcoding_is_left_alone(series, monkeypatch):
+    import dicompress.batch.worker as worker
+
+    victim = sorted(series.glob("*.dcm"))[0]
+    real = worker.transcode_file
+
+    def meddle(source, *args, **kwargs):
+        with open(source, "ab") as fp:  # another program appends while we work
+            fp.write(b"\0\0")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "transcode_file", meddle)
+    before = victim.read_bytes()
+    task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")))
+    outcome = run_task(task)
+    assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason
+    assert victim.read_bytes() == before + b"\0\0"  # the other program's write survives
+    assert not temporaries(series)
+
+
+def test_disk_full_stops_cleanly_with_originals_intact(series, monkeypatch):
+    """ENOSPC injected at the fourth file: the run stops taking new files, the file being
+    written is left as the original, and nothing partial remains."""
+    import dicompress.writer as writer
+
+    originals = {p.name: p.read_bytes() for p in series.glob("*.dcm")}
+    calls = {"n": 0}
+    real_add = writer.PixelDataWriter.add
+
+    def add(self, data):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_add(self, data)
+
+    monkeypatch.setattr(writer.PixelDataWriter, "add", add)
+    run = BatchRun(iter_sources([series]), BatchOptions(target="rle", in_place=True, jobs=1),
+                   journal_hint=series)
+    summary = run.run()
+    assert summary.stopped and summary.exit_code == 3
+    assert summary.counts == {"ok": 3, "failed": 1}
+    assert "disk full" in summary.failures[0][1]
+    changed = [p for p in series.glob("*.dcm") if p.read_bytes() != originals[p.name]]
+    assert len(changed) == 3 and all(syntax(p) == RLELossless for p in changed)
+    assert not temporaries(series)
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mount)],
+                          capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root with CAP_SYS_ADMIN); the "
+                    "injected ENOSPC test covers the logic")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_on_a_real_tiny_filesystem(tmp_path, tiny_filesystem):
+    series = make_series(tmp_path / "big", 10, 512)[0].parent
+    out = tiny_filesystem / "out"
+    proc = subprocess.run(CLI + ["transcode", str(series), "--to", "rle", "-o", str(out),
+                                 "--json", "--jobs", "1", "--journal", str(tmp_path / "j.sqlite")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["stopped"] and summary["files"]["failed"] >= 1
+    assert 1 <= summary["files"]["ok"] < 10
+    written = sorted(out.glob("*.dcm"))
+    assert len(written) == summary["files"]["ok"]
+    for p in written:  # what was kept is complete and right
+        assert pixel_hash(p) == pixel_hash(series / p.name)
+    assert not temporaries(out)
+
+
+# -- Dask -------------------------------------------------------------------------------------
+def test_dask_local_cluster_equals_the_process_pool(series, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    shutil.copy(find_sample("SC_rgb_2frame.dcm"), series / "rgb.dcm")
+    shutil.copy(find_sample("emri_small.dcm"), series / "emri.dcm")  # 10 frames
+    pool_out, dask_out = tmp_path / "pool", tmp_path / "dask"
+    assert run_json(capsys, series, "--to", "j2k", "-o", pool_out, "--jobs", "2")[0] == 0
+    code, summary = run_json(capsys, series, "--to", "j2k", "-o", dask_out, "--jobs", "2",
+                             "--scheduler", "local")
+    assert code == 0 and summary["files"] == {"ok": 14}
+    names = sorted(p.name for p in pool_out.glob("*.dcm"))
+    assert names == sorted(p.name for p in dask_out.glob("*.dcm")) and len(names) == 14
+    for name in names:
+        assert (pool_out / name).read_bytes() == (dask_out / name).read_bytes(), name
+    # the client kept the journal: resume through the cluster finds nothing to do
+    code, summary = run_json(capsys, series, "--to", "j2k", "-o", dask_out, "--jobs", "2",
+                             "--scheduler", "local", "--resume")
+    assert code == 0 and summary["done_before"] == 14
+
+
+def test_usage_errors(series, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse: -o and --in-place together
+        main(["transcode", str(series), "--to", "rle", "-o", str(tmp_path), "--in-place"])
+    assert exit_info.value.code == 2
+    assert main(["transcode", "--to", "rle", "-o", str(tmp_path)]) == 2
+    assert main(["transcode", str(series), "--to", "rle", "-o", str(tmp_path), "--jobs", "0"]) == 2
+    assert main(["transcode", str(series), "--to", "rle", "-o", str(tmp_path / "o"),
+                 "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
