@@ -14,6 +14,7 @@ Frames are held a few at a time; the encoded output is held until it is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import math
@@ -169,6 +170,10 @@ def _frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
     bytes cannot be seeked) and files without file meta go through the dataset.
     """
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    native = _native_frames(path, ds, transfer_syntax)
+    if native is not None:
+        yield from native
+        return
     seekable = (
         getattr(ds, "preamble", None) is not None
         and transfer_syntax != pydicom.uid.DeflatedExplicitVRLittleEndian
@@ -181,6 +186,57 @@ def _frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
         raise
     except Exception as exc:
         raise CorruptPixelData(f"pixel data cannot be decoded: {exc}") from exc
+
+
+_PLAIN_NATIVE = (str(pydicom.uid.ExplicitVRLittleEndian), str(pydicom.uid.ImplicitVRLittleEndian))
+
+
+def _native_frames(path: Path, ds: Dataset, transfer_syntax: str) -> Iterator[np.ndarray] | None:
+    """Frames of a little-endian native single-sample image read straight from the file,
+    the bulk of an archive, without pydicom parsing the file a second time; None for
+    anything else (pydicom decodes those).
+
+    Values come out as pydicom gives them: unused bits above Bits Stored are
+    replaced by the sign (or zero) extension of the stored value (PS3.5 8.1.1).
+    """
+    if transfer_syntax not in _PLAIN_NATIVE or getattr(ds, "preamble", None) is None:
+        return None
+    try:
+        layout = FrameLayout.from_dataset(ds)
+        elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    except DicompressError:
+        return None
+    if (layout.samples_per_pixel != 1 or layout.bits_allocated not in (8, 16, 32)
+            or elem is None or elem.length in (None, 0xFFFFFFFF)
+            or layout.bits_stored > layout.bits_allocated or layout.rows * layout.columns == 0):
+        return None
+    frame_bytes = layout.rows * layout.columns * layout.bytes_per_sample
+    if elem.length < frame_bytes * layout.number_of_frames:
+        return None  # pydicom says what is wrong with it
+    in_memory = elem.value if isinstance(elem.value, (bytes, bytearray)) else None
+    if in_memory is None and elem.value_tell is None:
+        return None
+    dtype, shape = layout.dtype, (layout.rows, layout.columns)
+    shift = layout.bits_allocated - layout.bits_stored
+
+    def frames() -> Iterator[np.ndarray]:
+        with contextlib.ExitStack() as stack:
+            fp = None if in_memory is not None else stack.enter_context(open(path, "rb"))
+            for k in range(layout.number_of_frames):
+                if in_memory is not None:
+                    buffer = bytearray(in_memory[k * frame_bytes:(k + 1) * frame_bytes])
+                else:
+                    buffer = bytearray(frame_bytes)
+                    fp.seek(elem.value_tell + k * frame_bytes)
+                    if fp.readinto(buffer) != frame_bytes:
+                        raise CorruptPixelData(f"frame {k + 1} is cut short")
+                arr = np.frombuffer(buffer, dtype).reshape(shape)
+                if shift:
+                    np.left_shift(arr, shift, out=arr)
+                    np.right_shift(arr, shift, out=arr)
+                yield arr
+
+    return frames()
 
 
 def transcode_file(
@@ -479,7 +535,7 @@ def _verify_file(path: Path, expected: Dataset, writer: PixelDataWriter,
         if writer.encapsulated:
             found = _read_fragments(path, ds, len(hashes))
         elif writer.deflated:  # inflated by pydicom as a whole
-            found = [_digest(bytes(ds.PixelData))]
+            found = [hashlib.blake2b(bytes(ds.PixelData), digest_size=20).hexdigest()]
         else:
             found = [_hash_span(path, ds.get_item(0x7FE00010, keep_deferred=True).value_tell,
                                 writer.pixel_bytes_written)]

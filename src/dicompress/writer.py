@@ -27,7 +27,8 @@ from typing import BinaryIO
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.charset import default_encoding
+from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
 from pydicom.uid import UID
 
 from dicompress.errors import CorruptPixelData, DicompressError
@@ -38,6 +39,8 @@ _EOT, _EOT_LENGTHS = 0x7FE00001, 0x7FE00002
 _ITEM = b"\xfe\xff\x00\xe0"
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 MAX_BOT_OFFSET = 2**32 - 1
+# PS3.5 Table 7.1-2: explicit VRs with a 2-byte length.
+_SHORT_LENGTH_VRS = frozenset("AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
 #: A DS value of 16 characters, unique enough to be found in the header bytes.
 PLACEHOLDER_DS = "0.00000000000017"
 
@@ -104,11 +107,19 @@ class PixelDataWriter:
         self.body_start = fp.tell()
         self.sink = _Sink(fp, self.deflated)
 
+        # Elements are moved as read (raw): pydicom writes an unconverted element's bytes
+        # as they are when the encoding does not change, which is most of the header
+        # cost of a transcode. Head and tail carry the source's encoding to allow that.
         head, self.tail = Dataset(), Dataset()
-        for elem in ds:
-            if elem.tag.element == 0 or elem.tag in (_PIXEL_DATA, _EOT, _EOT_LENGTHS):
+        implicit, little = ds.original_encoding
+        for part in (head, self.tail):
+            if implicit is not None:
+                part.set_original_encoding(implicit, little, ds.original_character_set)
+        for elem in ds.elements():
+            tag = elem.tag
+            if tag & 0xFFFF == 0 or tag in (_PIXEL_DATA, _EOT, _EOT_LENGTHS):
                 continue  # group lengths (retired) and what we write ourselves
-            (head if elem.tag < _PIXEL_DATA else self.tail).add(elem)
+            (head if tag < _PIXEL_DATA else self.tail)[tag] = elem
         head_bytes = self._encode(head)
         self.placeholder_at = head_bytes.find(PLACEHOLDER_DS.encode())
         self.sink.write(head_bytes)
@@ -133,15 +144,39 @@ class PixelDataWriter:
 
     # -- encoding helpers --------------------------------------------------------------
     def _encode(self, ds: Dataset) -> bytes:
+        """`ds` encoded in the output's syntax (always little endian).
+
+        When the encoding and character set do not change, elements still raw as
+        read are copied with a header of our own (pydicom would do the same, at
+        ten times the cost per element); everything else goes through pydicom.
+        """
         buffer = DicomBytesIO()
         buffer.is_little_endian, buffer.is_implicit_VR = True, self.implicit
-        write_dataset(buffer, ds)
+        if (ds.original_encoding != (self.implicit, True)
+                or ds.original_character_set != ds._character_set):
+            write_dataset(buffer, ds)  # pydicom converts (VRs, ambiguous VRs, charset)
+            return buffer.getvalue()
+        encodings = ds.get("SpecificCharacterSet", default_encoding)
+        for tag in sorted(ds.keys()):
+            elem = ds.get_item(tag)
+            value = elem.value
+            if (elem.is_raw and isinstance(value, bytes) and elem.VR not in (None, "SQ")
+                    and elem.length != 0xFFFFFFFF and len(value) == elem.length):
+                buffer.write(self._element_header(tag, elem.VR, len(value)) + value)
+            else:
+                write_data_element(buffer, ds[tag], encodings)
         return buffer.getvalue()
 
     def _element_header(self, tag: int, vr: str, length: int) -> bytes:
+        """Tag, VR and length (PS3.5 7.1.2): 2-byte lengths for the short VRs."""
         group_element = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
         if self.implicit:
             return group_element + struct.pack("<I", length)
+        if vr in _SHORT_LENGTH_VRS:
+            if length > 0xFFFF:
+                raise DicompressError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} value of "
+                                      f"{length} bytes cannot be written explicitly")
+            return group_element + vr.encode() + struct.pack("<H", length)
         return group_element + vr.encode() + b"\0\0" + struct.pack("<I", length)
 
     def _native_length(self) -> int:

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import resource
 import signal
 import time
 import warnings
@@ -58,6 +59,8 @@ class Outcome:
     max_error: int | None = None
     #: The file failed because the output's filesystem is full: the run stops.
     disk_full: bool = False
+    #: Peak resident memory of the process that did the work, in KiB (ru_maxrss).
+    peak_rss_kb: int = 0
     extra: dict = field(default_factory=dict)
 
     def journal_values(self) -> dict:
@@ -148,6 +151,7 @@ def run_task(task: Task) -> Outcome:
     if out.disk_full:
         out.reason = f"{out.reason} (disk full: the run stops, originals are intact)"
     out.seconds = time.perf_counter() - start
+    out.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return out
 
 

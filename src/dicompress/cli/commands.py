@@ -118,18 +118,23 @@ def transcode(args, codec_options: dict) -> int:
     def sources():
         return iter_sources(args.sources, args.from_list)
 
-    counting = None if args.from_list == "-" else sources
-    counter = progress.Counter(counting)
-    if sys.stderr.isatty() and not args.json and not args.quiet:
-        reporter = progress.RichReporter(counter)
-    else:
-        reporter = progress.LogReporter(counter, quiet=args.quiet, json_mode=args.json)
+    shown: list[progress.Reporter] = []
+
+    def ready() -> None:  # the workers are up: threads may start now
+        counter = progress.Counter(None if args.from_list == "-" else sources)
+        if sys.stderr.isatty() and not args.json and not args.quiet:
+            shown.append(progress.RichReporter(counter))
+        else:
+            shown.append(progress.LogReporter(counter, quiet=args.quiet, json_mode=args.json))
+
     first = Path(args.sources[0]) if args.sources else None
-    run = BatchRun(sources(), options, journal_hint=first, on_result=reporter.result)
+    run = BatchRun(sources(), options, journal_hint=first, on_ready=ready,
+                   on_result=lambda outcome, summary: shown[0].result(outcome, summary))
     try:
         summary = run.run()
     finally:
-        reporter.close(run.summary)
+        for reporter in shown:
+            reporter.close(run.summary)
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
