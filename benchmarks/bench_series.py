@@ -1,8 +1,8 @@
 """Series throughput: a 200-slice 512 x 512 16-bit CT series (tools/make_series.py),
 file in, file out, for each target, dicompress beside pydicom with its encoder plugins.
 
-dicompress runs the whole `transcode` path (read, encode on both cores, write,
-read back) with and without verification; pydicom runs ``ds.compress`` + ``save_as``
+dicompress runs the whole `transcode` path (batch runner, a worker process per
+core: read, encode, write, read back, journal) with and without verification; pydicom runs ``ds.compress`` + ``save_as``
 in one process, as a pydicom user would. Rows in BENCHMARKS.md ("Series").
 """
 
@@ -17,7 +17,8 @@ import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
 
 from conftest import QUICK
-from dicompress.batch import iter_sources, transcode_many
+from dicompress.batch import iter_sources
+from dicompress.batch.runner import BatchOptions, BatchRun
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
@@ -37,8 +38,13 @@ def _fresh(tmp_path: Path) -> Path:
 
 
 def _dicompress(series: Path, out: Path, target: str, verify: bool) -> None:
-    results = list(transcode_many(iter_sources([series]), out, target, verify=verify))
-    assert all(r.status == "ok" for r in results), [r.reason for r in results if r.status != "ok"]
+    """The batch runner as `dicompress transcode` drives it: one worker process per core,
+    each file's frame coded in its worker, journal kept."""
+    options = BatchOptions(target=target, output=out, verify=verify,
+                           journal=out.parent / f"journal-{out.name}.sqlite")
+    options.journal.unlink(missing_ok=True)
+    summary = BatchRun(iter_sources([series]), options).run()
+    assert summary.counts == {"ok": SLICES}, summary.failures
 
 
 def _pydicom(series: Path, out: Path, syntax, plugin: str) -> None:

@@ -380,3 +380,36 @@ def test_usage_errors(series, tmp_path, capsys):
     assert main(["transcode", str(series), "--to", "rle", "-o", str(tmp_path / "o"),
                  "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_in_place_lossy_marks_and_replaces(series, capsys):
+    before = {p.name: pydicom.dcmread(p) for p in series.glob("*.dcm")}
+    code, summary = run_json(capsys, series, "--to", "j2k-lossy", "--ratio", "8", "--in-place",
+                             "--jobs", "2")
+    assert code == 0 and summary["files"] == {"ok": 12}
+    for p in series.glob("*.dcm"):
+        ds, orig = pydicom.dcmread(p), before[p.name]
+        assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
+        assert ds.LossyImageCompression == "01" and ds.SOPInstanceUID != orig.SOPInstanceUID
+        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == orig.SOPInstanceUID
+        assert ds.pixel_array.shape == orig.pixel_array.shape
+    assert not temporaries(series)
+
+
+def test_plain_log_shows_progress_and_eta(series, capsys):
+    from dicompress.cli import progress
+
+    counter = progress.Counter(lambda: iter_sources([series]))
+    deadline = time.monotonic() + 10
+    while not counter.done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counter.files == 12 and counter.bytes == sum(p.stat().st_size for p in series.iterdir())
+    reporter = progress.LogReporter(counter, quiet=True, json_mode=False, every=0)
+    run = BatchRun(iter_sources([series]), BatchOptions(target="rle", in_place=True, jobs=1),
+                   journal_hint=series, on_result=reporter.result)
+    run.run()
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if line.startswith("progress ")]
+    assert len(lines) == 12
+    assert lines[-1].startswith("progress 12/12 files,") and "ETA 0s" in lines[-1]
+    assert "files/s" in lines[0] and "MB/s" in lines[0] and "saved" in lines[0]

@@ -238,6 +238,38 @@ def series_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def batch_table(path: Path) -> str:
+    """Batch runs (benchmarks/bench_batch.py), whole commands: files/s and MB/s per row,
+    each row against the fastest peer of its group, and dicompress's 1 -> 2 jobs scaling."""
+    data = json.loads(path.read_text())
+    rows = []
+    for bench in data.get("benchmarks", []):
+        info, stats = bench.get("extra_info", {}), bench.get("stats") or {}
+        if not str(bench.get("group", "")).startswith("batch-") or not stats.get("mean"):
+            continue
+        rows.append((bench["group"].removeprefix("batch-"), bench["name"].removeprefix("bench_"),
+                     info["files"] / stats["mean"], info["megabytes"] / stats["mean"],
+                     info.get("peak_worker_rss_mb")))
+    if not rows:
+        return ""
+    lines = ["| target | command | files/s | MB/s | vs fastest peer | peak MB per worker |",
+             "|---|---|---:|---:|---:|---:|"]
+    notes = []
+    for group in sorted({r[0] for r in rows}):
+        mine = [r for r in rows if r[0] == group]
+        peers = [r[2] for r in mine if not r[1].startswith("dicompress")]  # ours are not peers
+        fastest = max(peers) if peers else None
+        for _, name, fps, mbs, rss in sorted(mine, key=lambda r: -r[2]):
+            ratio = f"{fps / fastest:.2f}x" if fastest else "-"
+            lines.append(f"| {group} | {name} | {fps:.1f} | {mbs:.1f} | {ratio} | "
+                         f"{rss if rss is not None else '-'} |")
+        speeds = {name: fps for _, name, fps, _, _ in mine}
+        one, two = speeds.get(f"dicompress_{group}[1]"), speeds.get(f"dicompress_{group}[2]")
+        if one and two:
+            notes.append(f"{group}: --jobs 2 is {two / one:.2f}x --jobs 1")
+    return "\n".join(lines + [""] + notes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, help="output of pytest --benchmark-json=FILE")
@@ -249,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.json}: no such file (run pytest with --benchmark-json={args.json})")
     rows, voi_rows = load_rows(args.json), load_voi_rows(args.json)
     series = series_table(args.json)
-    if not rows and not voi_rows and not series:
+    batch = batch_table(args.json)
+    if not rows and not voi_rows and not series and not batch:
         print(f"{args.json}: no timed benchmarks (was the run made with --benchmark-disable?)",
               file=sys.stderr)
         return 1
@@ -264,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(voi_targets_table(voi_rows))
     if series:
         tables.append(series)
+    if batch:
+        tables.append(batch)
     print("\n\n".join(tables))
     return 0
 

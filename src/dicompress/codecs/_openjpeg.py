@@ -7,8 +7,9 @@ glymur's ctypes layer (its library loader and its OpenJPEG structures) and add
 an in-memory output stream. ctypes releases the GIL for every OpenJPEG call,
 so frames encode in parallel on threads.
 
-If the system has no libopenjp2 (Debian: libopenjp2-7), glymur is pointed at the
-OpenJPEG that ships inside imagecodecs.
+glymur is pointed at the newer of the system's libopenjp2 (Debian: libopenjp2-7,
+2.5.0 on bookworm) and the OpenJPEG that ships inside imagecodecs (2.5.4 here: its
+encoder is 4 % faster on CT), or at whichever of the two exists.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ def _bundled_openjp2() -> str | None:
     return str(found[0]) if found else None
 
 
+def _version(library: str) -> tuple[int, ...]:
+    """OpenJPEG's own version of `library` (opj_version), (0,) if it cannot be asked."""
+    try:
+        fn = ctypes.CDLL(library).opj_version
+        fn.restype = ctypes.c_char_p
+        return tuple(int(part) for part in fn().decode().split(".")[:3])
+    except (OSError, AttributeError, ValueError):
+        return (0,)
+
+
 def openjp2():
     """glymur's `lib.openjp2` module, with a loaded OpenJPEG >= 2.4."""
     global _opj
@@ -44,7 +55,10 @@ def openjp2():
         if _opj is not None:
             return _opj
         original = ctypes.util.find_library
-        bundled = _bundled_openjp2() if original("openjp2") is None else None
+        bundled = _bundled_openjp2()
+        system = original("openjp2")
+        if bundled and system and _version(system) >= _version(bundled):
+            bundled = None  # the system's is as new: use it
         if bundled:
             # glymur's config looks the library up with find_library at import.
             ctypes.util.find_library = lambda name: bundled if name == "openjp2" else original(name)
