@@ -14,6 +14,7 @@ archive admin sees. Rows in BENCHMARKS.md ("Batch").
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
 
 FILES, SIZE = (6, 64) if QUICK else (300, 512)
+# One round by default; DICOMPRESS_BENCH_ROUNDS=3 for the table in BENCHMARKS.md.
+ROUNDS = 1 if QUICK else int(os.environ.get("DICOMPRESS_BENCH_ROUNDS", "1"))
 HERE = Path(__file__).parent
 POOL = HERE / "pydicom_pool.py"
 
@@ -59,7 +62,7 @@ def _timed(benchmark, series: Path, out: Path, command: list[str], *, shell: boo
         assert proc.returncode == 0, proc.stderr[-2000:]
         captured["stdout"] = proc.stdout
 
-    benchmark.pedantic(run, setup=setup, rounds=1, iterations=1)
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
     written = [p for p in out.rglob("*.dcm")]
     assert len(written) == FILES, f"{len(written)} of {FILES} files written"
     try:

@@ -8,6 +8,7 @@ in one process, as a pydicom user would. Rows in BENCHMARKS.md ("Series").
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
 
 SLICES, SIZE = (4, 64) if QUICK else (200, 512)
+# One round by default (a full run takes minutes); DICOMPRESS_BENCH_ROUNDS=3 for the table.
+ROUNDS = 1 if QUICK else int(os.environ.get("DICOMPRESS_BENCH_ROUNDS", "1"))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def _pydicom(series: Path, out: Path, syntax, plugin: str) -> None:
 def _run(benchmark, fn, *args):
     benchmark.extra_info["megabytes"] = SLICES * SIZE * SIZE * 2 / 1e6
     benchmark.extra_info["files"] = SLICES
-    benchmark.pedantic(fn, args=args, rounds=1, iterations=1)
+    benchmark.pedantic(fn, args=args, rounds=ROUNDS, iterations=1)
 
 
 @pytest.mark.benchmark(group="series-j2k")
