@@ -239,6 +239,39 @@ def _native_frames(path: Path, ds: Dataset, transfer_syntax: str) -> Iterator[np
     return frames()
 
 
+def decoded_layout(ds: Dataset, declared: FrameLayout, meta: Dataset,
+                   first: np.ndarray) -> tuple[FrameLayout, dict[str, Any]]:
+    """The layout of the frames as decoded (frame 1 tells the sample type) and the
+    Image Pixel attributes that describe them."""
+    attrs = _image_attributes(ds, meta, first)
+    layout = FrameLayout(
+        rows=first.shape[0], columns=first.shape[1],
+        samples_per_pixel=first.shape[2] if first.ndim == 3 else 1,
+        bits_allocated=1 if declared.bits_allocated == 1 else first.dtype.itemsize * 8,
+        bits_stored=int(attrs.get("BitsStored") or first.dtype.itemsize * 8),
+        pixel_representation=1 if first.dtype.kind == "i" else 0,
+        photometric_interpretation=str(attrs.get("PhotometricInterpretation", "")),
+        number_of_frames=declared.number_of_frames,
+    )
+    return layout, attrs
+
+
+def iter_frames(path: Path) -> tuple[FrameLayout, Iterator[np.ndarray]]:
+    """The layout of `path`'s frames as decoded, and the frames (one at a time)."""
+    path = Path(path)
+    ds = read_header(path)
+    if "PixelData" not in ds:
+        raise NotAnImage("no Pixel Data (not an image)")
+    declared = FrameLayout.from_dataset(ds)
+    meta = Dataset()
+    frames = _frames(path, ds, meta)
+    first = next(frames, None)
+    if first is None:
+        raise CorruptPixelData("Pixel Data holds no frames")
+    layout, _ = decoded_layout(ds, declared, meta, first)
+    return layout, itertools.chain([first], frames)
+
+
 def transcode_file(
     source: Path | str,
     destination: Path | str,
@@ -309,16 +342,7 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
     first = next(frames, None)
     if first is None:
         raise CorruptPixelData("Pixel Data holds no frames")
-    attrs = _image_attributes(ds, meta, first)
-    layout = FrameLayout(
-        rows=first.shape[0], columns=first.shape[1],
-        samples_per_pixel=first.shape[2] if first.ndim == 3 else 1,
-        bits_allocated=1 if declared.bits_allocated == 1 else first.dtype.itemsize * 8,
-        bits_stored=int(attrs.get("BitsStored") or first.dtype.itemsize * 8),
-        pixel_representation=1 if first.dtype.kind == "i" else 0,
-        photometric_interpretation=str(attrs.get("PhotometricInterpretation", "")),
-        number_of_frames=declared.number_of_frames,
-    )
+    layout, attrs = decoded_layout(ds, declared, meta, first)
     codec.check_layout(layout)
     out = _output_dataset(ds, codec, layout, attrs)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)

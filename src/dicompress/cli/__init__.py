@@ -73,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     tc.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
 
+    cp = sub.add_parser("compare", help="measure size, speed and quality of codec choices on files")
+    cp.add_argument("sources", nargs="+", metavar="SRC", help="files, folders or glob patterns")
+    cp.add_argument("--codecs", metavar="LIST",
+                    help="e.g. rle,j2k,htj2k,jpegls,j2k-lossy:10,20,jpegls-near:2,jpeg:85 "
+                         "(default: every lossless target, J2K/HTJ2K lossy at 5,10,20,40, "
+                         "JPEG-LS NEAR 1,2,4, JPEG quality 90,75)")
+    cp.add_argument("--sample", type=int, metavar="N",
+                    help="N frames per series, spread evenly along it (default: all frames)")
+    cp.add_argument("--json", type=Path, metavar="FILE", help="every number as JSON")
+    cp.add_argument("--csv", type=Path, metavar="FILE", help="every number as CSV (overall, then per series)")
+    cp.add_argument("--threads", type=int, help="frames and codecs measured at once (default: all cores)")
+
     rp = sub.add_parser("report", help="export a transcode journal: summary, CSV or JSON")
     rp.add_argument("journal", type=Path, metavar="JOURNAL")
     fmt = rp.add_mutually_exclusive_group()
@@ -134,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("dicompress transcode: give sources or --from-list", file=sys.stderr)
                 return EXIT_USAGE
             return commands.transcode(args, _codec_options(args))
+        if args.command == "compare":
+            return commands.compare(args)
         if args.command == "report":
             return commands.report(args)
         if args.command == "export":

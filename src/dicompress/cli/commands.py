@@ -142,6 +142,46 @@ def transcode(args, codec_options: dict) -> int:
     return summary.exit_code
 
 
+def compare(args) -> int:
+    from dicompress.compare import compare as run_compare, parse_codecs
+    from dicompress.compare import report as compare_report
+
+    choices = parse_codecs(args.codecs)
+    if args.sample is not None and args.sample < 1:
+        raise UsageError("--sample must be at least 1")
+    bar = None
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task = bar.add_task("measuring", total=None)
+        bar.start()
+    try:
+        result = run_compare(args.sources, choices, sample=args.sample, threads=args.threads,
+                             progress=(lambda done, total: bar.update(task, completed=done,
+                                                                       total=total))
+                             if bar else None)
+    finally:
+        if bar is not None:
+            bar.stop()
+    for path, reason in result.skipped:
+        print(f"skipped  {path}: {reason}", file=sys.stderr)
+    for _, reason in result.failed:
+        print(f"FAILED   {reason}", file=sys.stderr)
+    print(compare_report.terminal_table(result))
+    if args.json:
+        compare_report.write_json(result, args.json)
+    if args.csv:
+        compare_report.write_csv(result, args.csv)
+    for row in result.violations:
+        print(f"ERROR    {row.choice} is lossless but changed values (max error {row.max_error})",
+              file=sys.stderr)
+    if not result.frames:
+        print("no frames to compare", file=sys.stderr)
+        return 1
+    return 1 if result.violations or result.failed else 0
+
+
 def report(args) -> int:
     try:
         return _report(args)

@@ -1,0 +1,356 @@
+"""Measure codec choices on the user's own frames: size, speed and quality.
+
+::
+
+    sources -> headers -> series (ordered along the slice normal) -> frames (all, or N
+    spread evenly over each series) -> for each frame and each choice, in threads:
+    encode (timed) -> decode (timed) -> quality on the stored values -> aggregate
+
+Sizes are the bytes the Pixel Data would hold: each encoded frame padded to even
+length, as `transcode` stores it, so that `compare` and `transcode` agree to the byte.
+Speeds are per core: every encode and decode runs on one thread and is timed alone
+(one at a time), while decoding sources and computing metrics run on the other cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dicompress.batch.sources import iter_sources, unique
+from dicompress.codecs import Codec, get_codec
+from dicompress.compare.metrics import Quality, psnr_from_mse, quality
+from dicompress.errors import DicompressError, NotAnImage, UnsupportedTransferSyntax
+from dicompress.export.select import group_series
+from dicompress.layout import FrameLayout
+from dicompress.transcode import bounded_map, iter_frames, read_header
+
+#: The issue's default: every lossless target with frames of its own, J2K and HTJ2K
+#: lossy at four ratios, JPEG-LS near-lossless at three NEARs, JPEG at two qualities.
+DEFAULT_CODECS = ("rle,j2k,htj2k,jpegls,j2k-lossy:5,10,20,40,htj2k-lossy:5,10,20,40,"
+                  "jpegls-near:1,2,4,jpeg:90,75")
+
+#: The option a number after "name:" sets, per codec.
+_VALUE_OPTION = {"j2k-lossy": "ratio", "htj2k-lossy": "ratio", "jpegls-near": "near",
+                 "jpeg": "quality"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A codec with its settings, as the user named it (``j2k-lossy:10``)."""
+
+    label: str
+    codec: Codec
+
+    @property
+    def lossless(self) -> bool:
+        return self.codec.lossless
+
+
+def parse_codecs(text: str | None) -> list[Choice]:
+    """``rle,j2k,j2k-lossy:10,20,jpegls-near:2,jpeg:85`` -> choices; a bare number
+    adds another value for the codec before it."""
+    choices: list[Choice] = []
+    current: str | None = None
+    for token in (text or DEFAULT_CODECS).split(","):
+        token = token.strip()
+        if not token:
+            continue
+        if ":" in token:
+            current, value = token.split(":", 1)
+        elif _is_number(token):
+            if current is None:
+                raise UnsupportedTransferSyntax(f"--codecs: {token!r} follows no codec")
+            value = token
+        else:
+            current, value = token, None
+        choices.append(_choice(current, value))
+    labels = [c.label for c in choices]
+    if len(set(labels)) != len(labels):
+        raise UnsupportedTransferSyntax(f"--codecs names a choice twice: {text}")
+    return choices
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _choice(name: str, value: str | None) -> Choice:
+    codec = get_codec(name)
+    if getattr(codec, "deflated", False):
+        raise UnsupportedTransferSyntax(
+            f"--codecs {name}: {name} compresses the whole file, not frames; compare it with "
+            "`dicompress transcode` sizes")
+    if value is None:
+        return Choice(codec.name, codec)
+    option = _VALUE_OPTION.get(codec.name)
+    if option is None:
+        raise UnsupportedTransferSyntax(f"--codecs {name}:{value}: {name} takes no value")
+    number = float(value)
+    configured = codec.configure(**{option: int(number) if option != "ratio" else number})
+    return Choice(f"{codec.name}:{value}", configured)
+
+
+# -- which frames ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrameRef:
+    series: str  # label
+    path: Path
+    index: int  # 0-based frame within the file
+    slice: int  # 1-based position within the series
+
+
+def spread(n: int, k: int | None) -> list[int]:
+    """`k` indices spread evenly over range(n), ends included (all when k is None or >= n)."""
+    if k is None or k >= n:
+        return list(range(n))
+    if k <= 1:
+        return [n // 2] if k == 1 else []
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def select_frames(sources: Iterable[str | Path], sample: int | None,
+                  skipped: list[tuple[str, str]]) -> list[FrameRef]:
+    """The frames to measure: each series ordered along its normal, then sampled."""
+    headers = []
+    for source in unique(iter_sources(sources)):
+        try:
+            ds = read_header(source.path)
+            if "PixelData" not in ds:
+                raise NotAnImage("no Pixel Data (not an image)")
+            headers.append((source.path, ds))
+        except DicompressError as exc:
+            skipped.append((str(source.path), str(exc)))
+    refs = []
+    for series in group_series(headers):
+        for slice_index in spread(len(series.frames), sample):
+            path, index = series.frames[slice_index]
+            refs.append(FrameRef(series.label, path, index, slice_index + 1))
+    return refs
+
+
+def load_frames(refs: list[FrameRef], failed: list[tuple[str, str]]
+                ) -> Iterator[tuple[FrameRef, FrameLayout, np.ndarray]]:
+    """The selected frames decoded as stored, file by file (one file open at a time)."""
+    by_file: dict[Path, list[FrameRef]] = {}
+    for ref in refs:
+        by_file.setdefault(ref.path, []).append(ref)
+    for path, wanted in by_file.items():
+        indices = {ref.index: ref for ref in wanted}
+        try:
+            layout, frames = iter_frames(path)
+            last = max(indices)
+            for n, arr in enumerate(frames):
+                if n in indices:
+                    yield indices[n], layout, arr
+                if n >= last:
+                    break
+        except DicompressError as exc:
+            failed.append((str(path), str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"))
+        except Exception as exc:  # a decoder's own error on a damaged file
+            failed.append((str(path), f"{path}: {type(exc).__name__}: {exc}"))
+
+
+# -- measuring -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measure:
+    """One frame through one choice."""
+
+    choice: str
+    ref: FrameRef
+    raw_bytes: int
+    stored_bytes: int
+    encode_s: float
+    decode_s: float
+    quality: Quality
+    bits_stored: int
+
+    @property
+    def psnr(self) -> float:
+        return psnr_from_mse(self.quality.mse, self.bits_stored)
+
+
+#: Encoding and decoding are timed one at a time: a codec timed while another thread
+#: codes would be measured at the speed of a shared core. Quality metrics (SSIM is the
+#: heavy part) run outside the lock, on the other cores.
+_TIMING = threading.Lock()
+
+
+def measure(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray) -> Measure:
+    with _TIMING:
+        start = time.perf_counter()
+        data = choice.codec.encode_frame(arr, layout, 1)
+        encoded = time.perf_counter()
+        back = choice.codec.decode_frame(data, layout)
+        decoded = time.perf_counter()
+    return Measure(choice.label, ref, arr.nbytes, len(data) + (len(data) & 1),
+                   encoded - start, decoded - encoded,
+                   quality(arr, back, layout.bits_stored), layout.bits_stored)
+
+
+@dataclass
+class Row:
+    """One choice over a scope (a series, or all frames)."""
+
+    choice: str
+    lossless: bool
+    scope: str
+    frames: int = 0
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+    samples: int = 0
+    squared_error: float = 0.0
+    max_error: int = 0
+    ssim_sum: float = 0.0
+    ssim_min: float = 1.0
+    psnr_scaled: float = 0.0  # sum of MSE / peak^2, for a PSNR across bit depths
+    worst: tuple[str, int, int, float] | None = None  # path, frame (1-based), slice, PSNR
+    not_applicable: str = ""  # why the codec cannot code these frames
+
+    def add(self, m: Measure) -> None:
+        self.frames += 1
+        self.raw_bytes += m.raw_bytes
+        self.stored_bytes += m.stored_bytes
+        self.encode_s += m.encode_s
+        self.decode_s += m.decode_s
+        self.samples += m.quality.samples
+        self.squared_error += m.quality.squared_error
+        self.max_error = max(self.max_error, m.quality.max_error)
+        self.ssim_sum += m.quality.ssim
+        self.ssim_min = min(self.ssim_min, m.quality.ssim)
+        peak = float(2**m.bits_stored - 1)
+        self.psnr_scaled += m.quality.mse / (peak * peak)
+        value = m.psnr
+        if not math.isinf(value) and (self.worst is None or value < self.worst[3]):
+            self.worst = (str(m.ref.path), m.ref.index + 1, m.ref.slice, value)
+
+    # -- derived ---------------------------------------------------------------------
+    @property
+    def ratio(self) -> float:
+        return self.raw_bytes / self.stored_bytes if self.stored_bytes else 0.0
+
+    @property
+    def encode_mb_s(self) -> float:
+        return self.raw_bytes / 1e6 / self.encode_s if self.encode_s else 0.0
+
+    @property
+    def decode_mb_s(self) -> float:
+        return self.raw_bytes / 1e6 / self.decode_s if self.decode_s else 0.0
+
+    @property
+    def rmse(self) -> float:
+        return math.sqrt(self.squared_error / self.samples) if self.samples else 0.0
+
+    @property
+    def psnr(self) -> float:
+        """PSNR of the mean (range-normalised) squared error over the frames."""
+        if not self.frames:
+            return 0.0
+        mean = self.psnr_scaled / self.frames
+        return math.inf if mean <= 0 else -10.0 * math.log10(mean)
+
+    @property
+    def ssim(self) -> float:
+        return self.ssim_sum / self.frames if self.frames else 0.0
+
+    @property
+    def lossless_violated(self) -> bool:
+        return self.lossless and self.max_error > 0
+
+    def as_dict(self) -> dict:
+        finite = (lambda v: None if v is None or math.isinf(v) else round(v, 4))
+        return {
+            "codec": self.choice, "lossless": self.lossless, "scope": self.scope,
+            "frames": self.frames, "raw_bytes": self.raw_bytes, "bytes": self.stored_bytes,
+            "ratio": round(self.ratio, 4), "encode_mb_s": round(self.encode_mb_s, 2),
+            "decode_mb_s": round(self.decode_mb_s, 2), "max_error": self.max_error,
+            "rmse": round(self.rmse, 4), "psnr_db": finite(self.psnr),
+            "ssim": round(self.ssim, 6), "ssim_min": round(self.ssim_min, 6),
+            "worst": None if self.worst is None else {
+                "path": self.worst[0], "frame": self.worst[1], "slice": self.worst[2],
+                "psnr_db": finite(self.worst[3])},
+            "not_applicable": self.not_applicable or None,
+            "lossless_violated": self.lossless_violated,
+        }
+
+
+@dataclass
+class Comparison:
+    choices: list[Choice]
+    overall: dict[str, Row] = field(default_factory=dict)
+    per_series: dict[tuple[str, str], Row] = field(default_factory=dict)
+    frames: int = 0
+    series: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def violations(self) -> list[Row]:
+        return [r for r in self.overall.values() if r.lossless_violated]
+
+    def as_dict(self) -> dict:
+        return {
+            "frames": self.frames, "series": self.series, "seconds": round(self.seconds, 3),
+            "codecs": [self.overall[c.label].as_dict() for c in self.choices],
+            "per_series": [row.as_dict() for row in self.per_series.values()],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+        }
+
+
+def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int | None = None,
+            threads: int | None = None,
+            progress: Callable[[int, int], None] | None = None) -> Comparison:
+    """Measure every choice on the frames of `sources` (all, or `sample` per series)."""
+    start = time.perf_counter()
+    result = Comparison(choices)
+    refs = select_frames(sources, sample, result.skipped)
+    result.series = list(dict.fromkeys(ref.series for ref in refs))
+    for choice in choices:
+        result.overall[choice.label] = Row(choice.label, choice.lossless, "all")
+        for series in result.series:
+            result.per_series[(choice.label, series)] = Row(choice.label, choice.lossless, series)
+    total = len(refs) * len(choices)
+    done = 0
+
+    def tasks() -> Iterator[tuple[Choice, FrameRef, FrameLayout, np.ndarray]]:
+        for ref, layout, arr in load_frames(refs, result.failed):
+            result.frames += 1
+            for choice in choices:
+                yield choice, ref, layout, arr
+
+    def run(task) -> Measure | tuple[Choice, FrameRef, str]:
+        choice, ref, layout, arr = task
+        try:
+            choice.codec.check_layout(layout)
+            return measure(choice, ref, layout, arr)
+        except DicompressError as exc:
+            return choice, ref, str(exc)
+
+    for outcome in bounded_map(run, tasks(), threads or os.cpu_count() or 1):
+        done += 1
+        if isinstance(outcome, Measure):
+            result.overall[outcome.choice].add(outcome)
+            result.per_series[(outcome.choice, outcome.ref.series)].add(outcome)
+        else:
+            choice, ref, reason = outcome
+            for row in (result.overall[choice.label], result.per_series[(choice.label, ref.series)]):
+                row.not_applicable = row.not_applicable or reason
+        if progress is not None:
+            progress(done, total)
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,193 @@
+"""`dicompress compare`: metrics against hand-computed values, sizes against what
+`transcode` writes, lossless checked, sampling, the CLI's outputs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.encaps import generate_frames
+
+from dicompress.cli import main
+from dicompress.codecs import get_codec
+from dicompress.compare import Choice, compare, parse_codecs, quality, ssim
+from dicompress.compare.metrics import psnr_from_mse
+from dicompress.compare.run import load_frames, measure, select_frames, spread
+from dicompress.errors import UnsupportedTransferSyntax
+from dicompress.samples import find_sample
+from dicompress.transcode import transcode_file
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+from make_series import make_series  # noqa: E402
+
+
+# -- metrics ----------------------------------------------------------------------------------
+def test_error_metrics_on_a_known_array():
+    ref = np.zeros((4, 4), np.uint16)
+    dec = ref.copy()
+    dec[1, 2] = 10  # one sample off by 10: SSE 100 over 16 samples
+    q = quality(ref, dec, bits_stored=12)
+    assert q.max_error == 10 and q.samples == 16 and q.squared_error == 100.0
+    assert q.mse == 6.25 and q.rmse == 2.5
+    # 20 log10(4095) - 10 log10(6.25) = 72.24511 - 7.95880
+    assert psnr_from_mse(q.mse, 12) == pytest.approx(64.28631, abs=1e-4)
+    signed = quality(np.array([[-5, 7]], np.int16), np.array([[-8, 7]], np.int16), 16)
+    assert signed.max_error == 3 and signed.squared_error == 9.0
+    assert psnr_from_mse(0.0, 12) == math.inf
+    assert quality(ref, ref, 12).ssim == 1.0
+
+
+def test_ssim_of_flat_images_is_the_luminance_term():
+    # Two flat images a, b: variances and covariance vanish, so
+    # SSIM = (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01 L)^2; with L = 1000: C1 = 100.
+    a, b, L = 100.0, 110.0, 1000.0
+    expected = (2 * a * b + 100.0) / (a * a + b * b + 100.0)  # = 22100 / 22200
+    assert expected == pytest.approx(0.995495, abs=1e-6)
+    for shape in ((6, 6), (32, 40)):  # global (smaller than the window) and windowed
+        assert ssim(np.full(shape, a), np.full(shape, b), L) == pytest.approx(expected, abs=1e-9)
+
+
+def _ssim_brute_force(x: np.ndarray, y: np.ndarray, L: float) -> float:
+    """Wang et al.'s definition, window by window (no separable filtering)."""
+    t = np.arange(-5, 6)
+    g = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * 1.5 ** 2))
+    g /= g.sum()
+    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
+    values = []
+    for i in range(x.shape[0] - 10):
+        for j in range(x.shape[1] - 10):
+            wx, wy = x[i:i + 11, j:j + 11], y[i:i + 11, j:j + 11]
+            mx, my = (g * wx).sum(), (g * wy).sum()
+            vx, vy = (g * wx * wx).sum() - mx * mx, (g * wy * wy).sum() - my * my
+            cov = (g * wx * wy).sum() - mx * my
+            values.append((2 * mx * my + c1) * (2 * cov + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2)))
+    return float(np.mean(values))
+
+
+def test_ssim_matches_the_definition_window_by_window():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4096, (24, 30)).astype(np.float64)
+    y = x + rng.normal(0, 80, x.shape)
+    assert ssim(x, y, 4095.0) == pytest.approx(_ssim_brute_force(x, y, 4095.0), abs=1e-10)
+    assert 0.0 < ssim(x, y, 4095.0) < 1.0
+
+
+# -- choices and sampling ---------------------------------------------------------------------
+def test_codec_lists_parse_like_the_issue_says():
+    labels = [c.label for c in parse_codecs("rle,j2k,htj2k,jpegls,j2k-lossy:10,20,jpegls-near:2,jpeg:85")]
+    assert labels == ["rle", "j2k", "htj2k", "jpegls", "j2k-lossy:10", "j2k-lossy:20",
+                      "jpegls-near:2", "jpeg:85"]
+    chosen = {c.label: c for c in parse_codecs("j2k-lossy:10,20,jpegls-near:2,jpeg:85")}
+    assert chosen["j2k-lossy:20"].codec.option("ratio") == 20
+    assert chosen["jpegls-near:2"].codec.option("near") == 2
+    assert chosen["jpeg:85"].codec.option("quality") == 85
+    default = [c.label for c in parse_codecs(None)]
+    assert len(default) == 4 + 4 + 4 + 3 + 2 and "htj2k-lossy:40" in default and "jpeg:75" in default
+    for bad in ("10,rle", "rle,rle", "deflate", "rle:3", "zip"):
+        with pytest.raises(UnsupportedTransferSyntax):
+            parse_codecs(bad)
+
+
+def test_spread_is_even_and_keeps_the_ends():
+    assert spread(200, 20)[0] == 0 and spread(200, 20)[-1] == 199 and len(spread(200, 20)) == 20
+    gaps = np.diff(spread(200, 20))
+    assert gaps.min() >= 10 and gaps.max() <= 11
+    assert spread(5, 20) == [0, 1, 2, 3, 4] and spread(5, None) == [0, 1, 2, 3, 4]
+    assert spread(9, 1) == [4]
+
+
+# -- measuring --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Path:
+    return make_series(tmp_path_factory.mktemp("cmp") / "ct", 8, 128)[0].parent
+
+
+def _stored_fragment_bytes(path: Path) -> int:
+    ds = pydicom.dcmread(path)
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    return sum(len(f) for f in generate_frames(ds.PixelData, number_of_frames=count))
+
+
+def test_sizes_equal_what_transcode_writes(series, tmp_path):
+    files = sorted(series.glob("*.dcm"))[:3] + [Path(find_sample("emri_small.dcm"))]
+    choices = parse_codecs("rle,j2k,htj2k,jpegls,j2k-lossy:10,htj2k-lossy:8,jpegls-near:2")
+    result = compare(files, choices)
+    assert result.frames == 3 + 10
+    for choice in choices:
+        written = 0
+        for n, f in enumerate(files):
+            out = tmp_path / choice.label.replace(":", "_") / f"{n}.dcm"
+            transcode_file(f, out, choice.codec)
+            written += _stored_fragment_bytes(out)
+        assert result.overall[choice.label].stored_bytes == written, choice.label
+
+
+def test_lossless_is_checked_and_lossy_is_measured(series):
+    result = compare([series], parse_codecs("rle,jpegls,jpegls-near:3,j2k-lossy:20"))
+    for label in ("rle", "jpegls"):
+        row = result.overall[label]
+        assert row.max_error == 0 and math.isinf(row.psnr) and row.ssim == 1.0
+        assert not row.lossless_violated and row.worst is None
+    near = result.overall["jpegls-near:3"]
+    assert 1 <= near.max_error <= 3  # NEAR bounds every sample
+    lossy = result.overall["j2k-lossy:20"]
+    assert lossy.ratio == pytest.approx(20, rel=0.1) and lossy.max_error > 0
+    # the worst slice is the frame with the lowest PSNR, measured again frame by frame
+    choice = parse_codecs("j2k-lossy:20")[0]
+    again = {}
+    for ref, layout, arr in load_frames(select_frames([series], None, []), []):
+        again[(str(ref.path), ref.index + 1)] = measure(choice, ref, layout, arr).psnr
+    worst_key = min(again, key=again.get)
+    assert lossy.worst[:2] == worst_key and lossy.worst[3] == pytest.approx(again[worst_key])
+    assert lossy.psnr >= lossy.worst[3] and 0 < lossy.ssim_min <= lossy.ssim < 1
+    assert result.series and result.per_series[("rle", result.series[0])].frames == 8
+
+
+def test_a_lossless_codec_that_changes_values_is_caught(series):
+    rle = get_codec("rle")
+
+    class Broken(type(rle)):
+        def decode_frame(self, data, layout):
+            arr = super().decode_frame(data, layout).copy()
+            arr.flat[5] ^= 1
+            return arr
+
+    broken = Broken(**{f.name: getattr(rle, f.name) for f in dataclasses.fields(rle)})
+    result = compare([series], [Choice("rle", broken)])
+    assert [r.choice for r in result.violations] == ["rle"]
+    assert result.overall["rle"].max_error == 1
+
+
+def test_sampling_per_series(series, tmp_path):
+    other = make_series(tmp_path / "mr", 6, 64, seed=5)[0].parent  # a second series
+    result = compare([series, other], parse_codecs("rle"), sample=3)
+    assert result.frames == 6 and len(result.series) == 2
+    slices = sorted(r.frames for r in result.per_series.values())
+    assert slices == [3, 3]
+
+
+# -- the command ------------------------------------------------------------------------------
+def test_cli_table_json_csv(series, tmp_path, capsys):
+    js, cs = tmp_path / "c.json", tmp_path / "c.csv"
+    code = main(["compare", str(series), "--codecs", "rle,htj2k,jpeg:90,j2k-lossy:10",
+                 "--sample", "4", "--json", str(js), "--csv", str(cs)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "htj2k" in out and "n/a: JPEG codes unsigned samples only" in out
+    data = json.loads(js.read_text())
+    assert data["frames"] == 4 and [c["codec"] for c in data["codecs"]] == [
+        "rle", "htj2k", "jpeg:90", "j2k-lossy:10"]
+    by = {c["codec"]: c for c in data["codecs"]}
+    assert by["rle"]["max_error"] == 0 and by["rle"]["psnr_db"] is None  # infinite
+    assert by["jpeg:90"]["frames"] == 0 and by["jpeg:90"]["not_applicable"]
+    assert by["j2k-lossy:10"]["bytes"] * 9 < by["j2k-lossy:10"]["raw_bytes"] * 1.1
+    rows = list(csv.DictReader(cs.open()))
+    assert len(rows) == 4 * 2 and {r["scope"] for r in rows} == {"all", data["series"][0]}
+    assert main(["compare", str(series), "--codecs", "rle,10"]) == 2
