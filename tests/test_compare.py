@@ -191,3 +191,79 @@ def test_cli_table_json_csv(series, tmp_path, capsys):
     rows = list(csv.DictReader(cs.open()))
     assert len(rows) == 4 * 2 and {r["scope"] for r in rows} == {"all", data["series"][0]}
     assert main(["compare", str(series), "--codecs", "rle,10"]) == 2
+
+
+# -- plan -------------------------------------------------------------------------------------
+from dicompress.batch.runner import BatchOptions, BatchRun  # noqa: E402
+from dicompress.batch.sources import iter_sources  # noqa: E402
+from dicompress.compare.plan import (  # noqa: E402
+    LINK_EFFICIENCY, PlanError, parse_duration, parse_rate, plan, totals)
+
+
+def test_rates_and_durations():
+    assert parse_rate("2Mbit") == 2e6 and parse_rate("10 Mbps") == 1e7
+    assert parse_rate("512kbit") == 512e3 and parse_rate("1.5MB/s") == 12e6
+    assert parse_duration("5min") == 300 and parse_duration("1h30m") == 5400
+    assert parse_duration("90s") == 90 and parse_duration("300") == 300
+    for bad_rate in ("fast", "2 parsecs", ""):
+        with pytest.raises(PlanError):
+            parse_rate(bad_rate)
+    for bad_duration in ("soon", "5 fortnights", "0s"):
+        with pytest.raises(PlanError):
+            parse_duration(bad_duration)
+
+
+@pytest.fixture(scope="module")
+def big_series(tmp_path_factory) -> Path:
+    return make_series(tmp_path_factory.mktemp("plan") / "ct", 12, 256, seed=7)[0].parent
+
+
+def _written(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*.dcm"))
+
+
+def test_plan_for_a_budget_predicts_the_real_size(big_series, tmp_path):
+    found = totals([big_series])
+    assert found.files == 12 and found.pixel_bytes == 12 * 256 * 256 * 2
+    budget = found.header_bytes + found.pixel_bytes // 7  # beyond every lossless codec here
+    result = plan([big_series], budget, sample=4)
+    choice = result.choice
+    assert choice is not None and not choice.lossless
+    assert choice.label.split(":")[0] in ("j2k-lossy", "htj2k-lossy", "jpegls-near")
+    # run exactly what the plan says, and weigh the result
+    codec = parse_codecs(choice.label)[0].codec
+    out = tmp_path / "out"
+    summary = BatchRun(iter_sources([big_series]),
+                       BatchOptions(target=codec, output=out, jobs=1)).run()
+    assert summary.counts == {"ok": 12}
+    real = _written(out)
+    assert abs(real - choice.predicted_bytes) <= 0.10 * real
+    assert real <= budget * 1.02
+    # every better-quality option that fits is not better than the choice
+    for o in result.options:
+        if o.fits and not o.lossless:
+            assert o.psnr_worst <= choice.psnr_worst
+
+
+def test_plan_prefers_lossless_when_it_fits(big_series):
+    result = plan([big_series], 10**9, sample=3)
+    assert result.choice.lossless
+    lossless = [o for o in result.options if o.lossless and not o.reason]
+    assert result.choice.predicted_bytes == min(o.predicted_bytes for o in lossless)
+    assert all(o.fits for o in lossless)
+
+
+def test_plan_cli_link_and_nothing_fits(big_series, tmp_path, capsys):
+    js = tmp_path / "plan.json"
+    assert main(["plan", str(big_series), "--link", "2Mbit", "--deadline", "5min",
+                 "--sample", "3", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(js.read_text())
+    assert data["capacity_bytes"] == int(2e6 * 300 * LINK_EFFICIENCY / 8)
+    assert data["choice"]["lossless"] and "Run:    dicompress transcode" in out
+    # a floor no lossy choice reaches and a budget no lossless choice fits
+    assert main(["plan", str(big_series), "--budget", "100kB", "--min-psnr", "150",
+                 "--sample", "2"]) == 1
+    assert "Nothing fits" in capsys.readouterr().out
+    assert main(["plan", str(big_series), "--link", "2Mbit"]) == 2
+    assert main(["plan", str(big_series), "--link", "2Mbit", "--deadline", "soon"]) == 2

@@ -85,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--csv", type=Path, metavar="FILE", help="every number as CSV (overall, then per series)")
     cp.add_argument("--threads", type=int, help="frames and codecs measured at once (default: all cores)")
 
+    pl = sub.add_parser("plan", help="pick the best quality that fits a size budget or a link's deadline")
+    pl.add_argument("sources", nargs="+", metavar="SRC", help="files, folders or glob patterns")
+    goal = pl.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--budget", metavar="SIZE", help="total size, e.g. 25MB, 4.7GB")
+    goal.add_argument("--link", metavar="RATE", help="link rate, e.g. 2Mbit, 10Mbps, 1.5MB/s (with --deadline)")
+    pl.add_argument("--deadline", metavar="DURATION", help="e.g. 5min, 90s, 1h30m")
+    pl.add_argument("--min-psnr", type=float, metavar="DB", help="quality floor for lossy choices (worst slice)")
+    pl.add_argument("--lossless-only", action="store_true", help="consider lossless targets only")
+    pl.add_argument("--sample", type=int, default=10, metavar="N",
+                    help="frames per series measured (default 10)")
+    pl.add_argument("-o", "--output", default="OUTDIR", help="output folder for the suggested command")
+    pl.add_argument("--json", type=Path, metavar="FILE", help="the plan and every option as JSON")
+
     rp = sub.add_parser("report", help="export a transcode journal: summary, CSV or JSON")
     rp.add_argument("journal", type=Path, metavar="JOURNAL")
     fmt = rp.add_mutually_exclusive_group()
@@ -148,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             return commands.transcode(args, _codec_options(args))
         if args.command == "compare":
             return commands.compare(args)
+        if args.command == "plan":
+            return commands.plan(args)
         if args.command == "report":
             return commands.report(args)
         if args.command == "export":

@@ -182,6 +182,75 @@ def compare(args) -> int:
     return 1 if result.violations or result.failed else 0
 
 
+def plan(args) -> int:
+    from dicompress.compare import plan as planning
+    from dicompress.export.budget import parse_size
+
+    if args.link and not args.deadline:
+        raise UsageError("--link needs --deadline")
+    if args.budget:
+        try:
+            capacity = parse_size(args.budget)
+        except DicompressError as exc:
+            raise UsageError(str(exc).replace("--max-size", "--budget")) from None
+        rate = None
+    else:
+        try:
+            rate = planning.parse_rate(args.link)
+            seconds = planning.parse_duration(args.deadline)
+        except planning.PlanError as exc:
+            raise UsageError(str(exc)) from None
+        capacity = int(rate * seconds * planning.LINK_EFFICIENCY / 8)
+    result = planning.plan(args.sources, capacity, min_psnr=args.min_psnr,
+                           lossless_only=args.lossless_only, sample=args.sample,
+                           link_bits_per_s=rate, output=args.output)
+    if args.json:
+        args.json.write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
+    found = result.totals
+    if not found.files:
+        print("no images found", file=sys.stderr)
+        return 1
+    goal = f"budget {args.budget} ({capacity:,} bytes)"
+    if rate:
+        goal = (f"{args.link} for {args.deadline}: {human_size(capacity)} at "
+                f"{planning.LINK_EFFICIENCY:.0%} of the link")
+    print(f"{found.files} files, {found.frames} frames, {human_size(found.stored_bytes)} now "
+          f"({human_size(found.pixel_bytes)} of pixels); {goal}")
+
+    def cells(o):
+        if o.reason:
+            return [o.label, "-", "-", "-", "-", f"n/a: {o.reason[:50]}"]
+        psnr = "lossless" if o.lossless else f"{o.psnr_worst:.1f} / {o.psnr_mean:.1f}"
+        when = result.transfer_seconds(o.predicted_bytes)
+        return [o.label, human_size(o.predicted_bytes), f"{o.ratio:.2f}", psnr,
+                f"{when:.0f} s" if when is not None else "-", "fits" if o.fits else ""]
+
+    ranked, refused = [], set()
+    for o in sorted(result.options, key=lambda o: (bool(o.reason), o.predicted_bytes)):
+        family = o.label.split(":")[0]
+        if o.reason and family in refused:
+            continue  # one line says why a codec cannot code these images
+        refused.add(family) if o.reason else None
+        ranked.append(o)
+    print(table(["option", "predicted size", "ratio", "PSNR worst / mean dB", "transfer", ""],
+                [cells(o) for o in ranked], "<>>>><"))
+    if result.choice is None:
+        floor = f" with a worst slice of at least {args.min_psnr:g} dB" if args.min_psnr else ""
+        closest = [o for o in ranked if not o.reason][:3]
+        print(f"\nNothing fits {goal}{floor}. Closest: " + "; ".join(
+            f"{o.label} {human_size(o.predicted_bytes)}"
+            + ("" if o.lossless else f", worst slice {o.psnr_worst:.1f} dB") for o in closest)
+            + ". Relax the budget, the deadline or --min-psnr.")
+        return 1
+    c = result.choice
+    quality_text = "lossless" if c.lossless else (
+        f"worst slice PSNR {c.psnr_worst:.1f} dB, mean {c.psnr_mean:.1f} dB, max error {c.max_error}")
+    print(f"\nChoice: {c.label}, predicted {human_size(c.predicted_bytes)} "
+          f"({c.predicted_bytes / capacity:.0%} of the capacity), {quality_text}")
+    print("Run:    " + " ".join(c.command))
+    return 0
+
+
 def report(args) -> int:
     try:
         return _report(args)

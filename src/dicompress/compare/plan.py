@@ -1,0 +1,198 @@
+"""From a constraint to a concrete choice: what fits a size budget, or a link's rate
+and deadline, at the best quality, measured on the data itself.
+
+::
+
+    sources -> totals (pixel bytes, header bytes, frames) from the headers
+            -> capacity (budget, or rate x deadline less protocol overhead)
+            -> candidates measured on a sample: lossless targets; J2K and HTJ2K lossy at
+               the ratio the capacity needs (their rate control makes size predictable);
+               JPEG-LS near-lossless at NEAR 1..8; JPEG at qualities 95..50
+            -> the best quality that fits (lossless first, then the highest worst-slice
+               PSNR at or above --min-psnr), with the command that makes it
+
+Predicted size = header bytes of the files + their pixel bytes / the ratio measured on
+the sample. A prediction for lossy J2K/HTJ2K is within a few per cent of what
+`transcode` then writes (their encoders meet the asked ratio frame by frame).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicompress.batch.sources import iter_sources, unique
+from dicompress.compare.run import Choice, _choice, compare
+from dicompress.errors import DicompressError
+from dicompress.layout import FrameLayout
+from dicompress.transcode import read_header
+
+#: DICOM PDUs and TCP/IP headers take a few per cent of a link: plan for 95 % of it.
+LINK_EFFICIENCY = 0.95
+#: Lossy ratios are asked this much above what the capacity needs, for headroom.
+RATIO_MARGIN = 1.03
+
+_RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bps": 1, "kbps": 1e3,
+               "mbps": 1e6, "gbps": 1e9, "b/s": 8, "kb/s": 8e3, "mb/s": 8e6, "gb/s": 8e9}
+_DURATION_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+
+
+class PlanError(DicompressError):
+    """The constraint cannot be read."""
+
+
+def parse_rate(text: str) -> float:
+    """'2Mbit', '10 Mbps', '512kbit', '1.5MB/s' -> bits per second."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z/]+)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _RATE_UNITS:
+        raise PlanError(f"--link {text!r}: expected e.g. 2Mbit, 10Mbps, 512kbit or 1.5MB/s")
+    return float(m.group(1)) * _RATE_UNITS[unit]
+
+
+def parse_duration(text: str) -> float:
+    """'5min', '90s', '1h30m', '2h', '300' -> seconds."""
+    if not re.fullmatch(r"(\s*[0-9]*\.?[0-9]+\s*[a-zA-Z]*)+\s*", text):
+        raise PlanError(f"--deadline {text!r}: expected e.g. 5min, 90s, 1h30m")
+    total = 0.0
+    for number, unit in re.findall(r"([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)", text):
+        if unit.lower() not in _DURATION_UNITS:
+            raise PlanError(f"--deadline {text!r}: unknown unit {unit!r} (s, min, h)")
+        total += float(number) * _DURATION_UNITS[unit.lower()]
+    if total <= 0:
+        raise PlanError(f"--deadline {text!r} must be positive")
+    return total
+
+
+@dataclass
+class Totals:
+    files: int = 0
+    frames: int = 0
+    pixel_bytes: int = 0  # native, as decoded
+    header_bytes: int = 0  # everything in the files but the pixel data
+    stored_bytes: int = 0  # the files as they are now
+
+
+def totals(sources) -> Totals:
+    out = Totals()
+    for source in unique(iter_sources(sources)):
+        try:
+            ds = read_header(source.path)
+            layout = FrameLayout.from_dataset(ds)
+            pixel = ds.get_item(0x7FE00010, keep_deferred=True)
+        except DicompressError:
+            continue
+        size = source.path.stat().st_size
+        out.files += 1
+        out.frames += layout.number_of_frames
+        out.pixel_bytes += layout.frame_bytes * layout.number_of_frames
+        out.stored_bytes += size
+        out.header_bytes += pixel.value_tell if pixel.value_tell else 0
+    return out
+
+
+@dataclass
+class Option:
+    """A candidate measured on the sample, and what it predicts for all the files."""
+
+    label: str
+    command: list[str]
+    lossless: bool
+    ratio: float  # pixel bytes / stored pixel bytes, on the sample
+    predicted_bytes: int
+    psnr_worst: float
+    psnr_mean: float
+    max_error: int
+    fits: bool = False
+    reason: str = ""  # why it is not applicable
+
+    def as_dict(self) -> dict:
+        finite = (lambda v: None if math.isinf(v) else round(v, 3))
+        return {"choice": self.label, "lossless": self.lossless, "ratio": round(self.ratio, 3),
+                "predicted_bytes": self.predicted_bytes, "psnr_worst_db": finite(self.psnr_worst),
+                "psnr_mean_db": finite(self.psnr_mean), "max_error": self.max_error,
+                "fits": self.fits, "command": " ".join(self.command),
+                "not_applicable": self.reason or None}
+
+
+@dataclass
+class Plan:
+    capacity: int
+    totals: Totals
+    options: list[Option] = field(default_factory=list)
+    choice: Option | None = None
+    min_psnr: float | None = None
+    link_bits_per_s: float | None = None
+
+    def transfer_seconds(self, size: int) -> float | None:
+        if not self.link_bits_per_s:
+            return None
+        return size * 8 / (self.link_bits_per_s * LINK_EFFICIENCY)
+
+    def as_dict(self) -> dict:
+        return {"capacity_bytes": self.capacity, "files": self.totals.files,
+                "frames": self.totals.frames, "pixel_bytes": self.totals.pixel_bytes,
+                "header_bytes": self.totals.header_bytes, "stored_bytes": self.totals.stored_bytes,
+                "min_psnr_db": self.min_psnr,
+                "choice": self.choice.as_dict() if self.choice else None,
+                "options": [o.as_dict() for o in self.options]}
+
+
+_LOSSLESS = ("htj2k", "jpegls", "j2k", "rle")
+_NEARS = (1, 2, 3, 4, 6, 8)
+_QUALITIES = (95, 90, 85, 75, 60, 50)
+
+
+def _candidates(needed_ratio: float, lossless_only: bool) -> list[Choice]:
+    choices = [_choice(name, None) for name in _LOSSLESS]
+    if lossless_only:
+        return choices
+    ratio = f"{max(1.05, needed_ratio * RATIO_MARGIN):.3g}"
+    choices += [_choice("j2k-lossy", ratio), _choice("htj2k-lossy", ratio)]
+    choices += [_choice("jpegls-near", str(n)) for n in _NEARS]
+    choices += [_choice("jpeg", str(q)) for q in _QUALITIES]
+    return choices
+
+
+def _command(choice: Choice, sources, output: str) -> list[str]:
+    cmd = ["dicompress", "transcode", *map(str, sources), "--to", choice.codec.name]
+    for key in ("ratio", "near", "quality"):
+        if key in choice.codec.options:
+            cmd += [f"--{key}", f"{choice.codec.options[key]:g}"]
+    return cmd + ["-o", output]
+
+
+def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only: bool = False,
+         sample: int | None = 10, link_bits_per_s: float | None = None,
+         output: str = "OUTDIR", threads: int | None = None) -> Plan:
+    """The best-quality choice whose predicted total size fits `capacity` bytes."""
+    sources = list(sources)
+    found = totals(sources)
+    result = Plan(capacity, found, min_psnr=min_psnr, link_bits_per_s=link_bits_per_s)
+    if not found.files:
+        return result
+    room = capacity - found.header_bytes
+    needed = found.pixel_bytes / room if room > 0 else math.inf
+    choices = _candidates(needed if math.isfinite(needed) else 1000.0, lossless_only)
+    measured = compare(sources, choices, sample=sample, threads=threads)
+    for choice in choices:
+        row = measured.overall[choice.label]
+        if not row.frames:
+            result.options.append(Option(choice.label, [], choice.lossless, 0.0, 0, 0.0, 0.0, 0,
+                                         reason=row.not_applicable))
+            continue
+        predicted = found.header_bytes + math.ceil(found.pixel_bytes / row.ratio)
+        worst = row.worst[3] if row.worst else math.inf
+        option = Option(choice.label, _command(choice, sources, output), choice.lossless,
+                        row.ratio, predicted, worst, row.psnr, row.max_error)
+        option.fits = predicted <= capacity and (
+            choice.lossless or min_psnr is None or worst >= min_psnr)
+        result.options.append(option)
+    fitting = [o for o in result.options if o.fits]
+    if fitting:
+        # lossless first (smallest wins among them), then the best worst slice
+        result.choice = min(fitting, key=lambda o: (not o.lossless, -o.psnr_worst,
+                                                     o.predicted_bytes))
+    return result
