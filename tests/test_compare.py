@@ -7,14 +7,18 @@ import csv
 import dataclasses
 import json
 import math
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.encaps import generate_frames
 
+from conftest import require_tool
 from dicompress.cli import main
 from dicompress.codecs import get_codec
 from dicompress.compare import Choice, compare, parse_codecs, quality, ssim
@@ -267,3 +271,34 @@ def test_plan_cli_link_and_nothing_fits(big_series, tmp_path, capsys):
     assert "Nothing fits" in capsys.readouterr().out
     assert main(["plan", str(big_series), "--link", "2Mbit"]) == 2
     assert main(["plan", str(big_series), "--link", "2Mbit", "--deadline", "soon"]) == 2
+
+
+# -- the HTML report in a real browser --------------------------------------------------------
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    exe = require_tool("chromium")
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--enable-logging=stderr", "--v=0", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_html_report_opens_in_chromium_with_its_plots(series, tmp_path):
+    report = tmp_path / "report.html"
+    codecs = "rle,htj2k,j2k-lossy:10,40,jpegls-near:3"
+    assert main(["compare", str(series), "--codecs", codecs, "--sample", "3",
+                 "--html", str(report)]) == 0
+    url = report.as_uri()
+    dom = _chromium("--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", dom.stdout).group(1)
+    counts = dict(re.findall(r'data-(\w+)="(\d+)"', body))
+    # two plots: size-PSNR has the 3 lossy choices, size-speed all 5
+    assert counts == {"plots": "2", "points": str(3 + 5), "images": str(3 * 3)}
+    assert "Uncaught" not in dom.stderr and "CONSOLE" not in dom.stderr
+    shot = tmp_path / "shot.png"
+    snap = _chromium("--window-size=1200,1400", f"--screenshot={shot}", url)
+    assert snap.returncode == 0 and shot.is_file(), snap.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.std() > 20  # not a blank page
+    # the plots' points are there: J2K blue (#1f77b4) and HTJ2K green (#2ca02c) pixels
+    for colour in ((0x1F, 0x77, 0xB4), (0x2C, 0xA0, 0x2C)):
+        assert (np.abs(pixels - colour).sum(axis=2) < 30).sum() > 20, colour

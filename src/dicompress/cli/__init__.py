@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="N frames per series, spread evenly along it (default: all frames)")
     cp.add_argument("--json", type=Path, metavar="FILE", help="every number as JSON")
     cp.add_argument("--csv", type=Path, metavar="FILE", help="every number as CSV (overall, then per series)")
+    cp.add_argument("--html", type=Path, metavar="FILE",
+                    help="a report: table, rate-distortion plots, worst slices beside their differences")
     cp.add_argument("--threads", type=int, help="frames and codecs measured at once (default: all cores)")
 
     pl = sub.add_parser("plan", help="pick the best quality that fits a size budget or a link's deadline")

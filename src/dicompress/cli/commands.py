@@ -173,6 +173,10 @@ def compare(args) -> int:
         compare_report.write_json(result, args.json)
     if args.csv:
         compare_report.write_csv(result, args.csv)
+    if args.html:
+        from dicompress.compare.html import write_html
+
+        write_html(result, args.html)
     for row in result.violations:
         print(f"ERROR    {row.choice} is lossless but changed values (max error {row.max_error})",
               file=sys.stderr)

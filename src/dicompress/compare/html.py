@@ -1,0 +1,210 @@
+"""A comparison as one self-contained HTML file: the table, rate-distortion plots
+(size against PSNR, size against encode speed) drawn as inline SVG, and for every
+lossy choice its worst slice, windowed, beside the source and the difference.
+
+No script is needed to see it (it opens from a mail attachment or a file share); a
+few lines of script only count the plots into ``data-`` attributes, which the tests
+read back through headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dicompress import voi
+from dicompress.compare.run import Choice, Comparison, Row
+from dicompress.errors import DicompressError
+from dicompress.transcode import iter_frames, read_header
+
+_COLOURS = {"rle": "#7f7f7f", "j2k": "#1f77b4", "htj2k": "#2ca02c", "jpegls": "#9467bd",
+            "jpeg": "#d62728"}
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
+table { border-collapse: collapse; margin: 12px 0 24px; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.bad { color: #b00; font-weight: bold; }
+.plots { display: flex; flex-wrap: wrap; gap: 24px; }
+figure { margin: 0; }
+.slice img { image-rendering: pixelated; width: 256px; border: 1px solid #ccc; margin-right: 8px; }
+.note { color: #666; font-size: 12px; }
+"""
+
+
+def _family(label: str) -> str:
+    name = label.split(":")[0]
+    return name.removesuffix("-lossy").removesuffix("-near").removesuffix("-rpcl")
+
+
+def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    if hi <= lo:
+        hi = lo + 1
+    raw = (hi - lo) / count
+    step = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if raw <= m * step:
+            step *= m
+            break
+    start = math.floor(lo / step) * step
+    return [start + i * step for i in range(int((hi - start) / step) + 2)]
+
+
+def scatter(points: list[tuple[float, float, str]], x_label: str, y_label: str, *,
+            log_y: bool = False, width: int = 520, height: int = 360) -> str:
+    """An SVG scatter plot; each point (x, y, label) is a circle with its label."""
+    left, right, top, bottom = 64, 20, 16, 48
+    xs = [p[0] for p in points] or [0.0, 1.0]
+    ys = [math.log10(max(p[1], 1e-9)) if log_y else p[1] for p in points] or [0.0, 1.0]
+    x_ticks = _nice_ticks(0.0, max(xs) * 1.05)
+    y_ticks = _nice_ticks(min(ys) - 0.5 if not log_y else math.floor(min(ys)),
+                          max(ys) + 0.5 if not log_y else math.ceil(max(ys)))
+    x0, x1 = x_ticks[0], x_ticks[-1]
+    y0, y1 = y_ticks[0], y_ticks[-1]
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def py(y: float) -> float:
+        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+
+    out = [f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+           f'height="{height}" viewBox="0 0 {width} {height}" role="img">',
+           f'<rect x="{left}" y="{top}" width="{width - left - right}" '
+           f'height="{height - top - bottom}" fill="#fafafa" stroke="#999"/>']
+    for t in x_ticks:
+        out.append(f'<line x1="{px(t):.1f}" y1="{height - bottom}" x2="{px(t):.1f}" '
+                   f'y2="{height - bottom + 4}" stroke="#999"/><text x="{px(t):.1f}" '
+                   f'y="{height - bottom + 17}" font-size="11" text-anchor="middle">{t:g}</text>')
+    for t in y_ticks:
+        value = 10 ** t if log_y else t
+        out.append(f'<line x1="{left - 4}" y1="{py(t):.1f}" x2="{width - right}" y2="{py(t):.1f}" '
+                   f'stroke="#e4e4e4"/><text x="{left - 7}" y="{py(t) + 4:.1f}" font-size="11" '
+                   f'text-anchor="end">{value:g}</text>')
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 10}" font-size="12" '
+               f'text-anchor="middle">{html.escape(x_label)}</text>')
+    out.append(f'<text transform="translate(14 {(top + height - bottom) / 2}) rotate(-90)" '
+               f'font-size="12" text-anchor="middle">{html.escape(y_label)}</text>')
+    for (x, _, label), y in zip(points, ys):
+        colour = _COLOURS.get(_family(label), "#333")
+        out.append(f'<circle class="point" cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" '
+                   f'fill="{colour}"><title>{html.escape(label)}</title></circle>'
+                   f'<text x="{px(x) + 7:.1f}" y="{py(y) - 6:.1f}" font-size="10">'
+                   f'{html.escape(label)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _png(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _worst_slice(choice: Choice, row: Row) -> str:
+    """Source and decoded frames of the worst slice, windowed alike, and the difference."""
+    path, frame, slice_number, value = row.worst
+    try:
+        layout, frames = iter_frames(Path(path))
+        arr = next(a for n, a in enumerate(frames) if n == frame - 1)
+        decoded = choice.codec.decode_frame(choice.codec.encode_frame(arr, layout, 1), layout)
+        ds = read_header(Path(path))
+        if arr.ndim == 2:
+            win = voi.resolve_window(ds, None, voi.modality_values(ds, arr))
+            shown = [voi.render(ds, window=win, arr=a) for a in (arr, decoded)]
+        else:  # colour: the samples as stored, scaled to 8 bits
+            scale = 255.0 / max(1, 2**layout.bits_stored - 1)
+            shown = [np.clip(a * scale, 0, 255).astype(np.uint8) for a in (arr, decoded)]
+        diff = decoded.astype(np.int64) - arr.astype(np.int64)
+        peak = max(1, int(np.abs(diff).max()))
+        gray = np.clip(128 + diff * (127.0 / peak), 0, 255).astype(np.uint8)
+        if gray.ndim == 3:
+            gray = gray.mean(axis=2).astype(np.uint8)
+    except (DicompressError, StopIteration, ValueError) as exc:
+        return f'<p class="note">worst slice of {html.escape(row.choice)} not shown: {html.escape(str(exc))}</p>'
+    return (f'<figure class="slice"><figcaption><b>{html.escape(row.choice)}</b>: slice '
+            f'{slice_number} ({html.escape(Path(path).name)} frame {frame}), PSNR {value:.2f} dB, '
+            f'max error {int(np.abs(diff).max())} on this slice</figcaption>'
+            f'<img alt="source" src="{_png(shown[0])}"><img alt="decoded" src="{_png(shown[1])}">'
+            f'<img alt="difference" src="{_png(gray)}"><div class="note">source, decoded '
+            f'(same window), difference (grey = 0, black/white = -/+{peak})</div></figure>')
+
+
+def _cell(value: float, fmt: str) -> str:
+    return "∞" if math.isinf(value) else format(value, fmt)
+
+
+def _table(rows: list[Row]) -> str:
+    head = ("<tr><th>codec</th><th>scope</th><th>frames</th><th>bytes</th><th>ratio</th>"
+            "<th>encode MB/s</th><th>decode MB/s</th><th>max error</th><th>RMSE</th>"
+            "<th>PSNR dB</th><th>SSIM</th><th>SSIM min</th><th>worst slice</th></tr>")
+    body = []
+    for r in rows:
+        if not r.frames:
+            body.append(f"<tr><td>{html.escape(r.choice)}</td><td>{html.escape(r.scope)}</td>"
+                        f'<td colspan="11" class="note">not applicable: {html.escape(r.not_applicable)}'
+                        "</td></tr>")
+            continue
+        worst = "-" if r.worst is None else f"{r.worst[2]} ({r.worst[3]:.2f} dB)"
+        bad = ' class="bad"' if r.lossless_violated else ""
+        body.append(f"<tr{bad}><td>{html.escape(r.choice)}</td><td>{html.escape(r.scope)}</td>"
+                    f"<td>{r.frames}</td><td>{r.stored_bytes:,}</td><td>{r.ratio:.2f}</td>"
+                    f"<td>{r.encode_mb_s:.1f}</td><td>{r.decode_mb_s:.1f}</td><td>{r.max_error}</td>"
+                    f"<td>{r.rmse:.3f}</td><td>{_cell(r.psnr, '.2f')}</td><td>{r.ssim:.5f}</td>"
+                    f"<td>{r.ssim_min:.5f}</td><td>{worst}</td></tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+_COUNT_SCRIPT = """<script>
+document.body.dataset.plots = document.querySelectorAll('svg.plot').length;
+document.body.dataset.points = document.querySelectorAll('svg.plot circle.point').length;
+document.body.dataset.images = [...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length;
+</script>"""
+
+
+def build(result: Comparison) -> str:
+    rows = [result.overall[c.label] for c in result.choices]
+    measured = [r for r in rows if r.frames]
+    lossy = [r for r in measured if not r.lossless]
+    mb = 1e6
+    size_psnr = [(r.stored_bytes / mb, r.psnr, r.choice) for r in lossy if math.isfinite(r.psnr)]
+    size_speed = [(r.stored_bytes / mb, r.encode_mb_s, r.choice) for r in measured]
+    lossless_note = ", ".join(f"{r.choice} {r.stored_bytes / mb:.2f} MB" for r in measured if r.lossless)
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>dicompress compare</title>", f"<style>{_STYLE}</style></head><body>",
+        "<h1>Compression choices compared</h1>",
+        f"<p>{result.frames} frames from {len(result.series)} series, {len(result.choices)} choices, "
+        f"measured in {result.seconds:.1f} s. Sizes are the Pixel Data bytes <code>dicompress "
+        "transcode</code> stores; speeds per core; PSNR and SSIM on the stored values (PSNR peak = "
+        "the Bits Stored range; SSIM range = each source frame's value range).</p>",
+        _table(rows), '<div class="plots">',
+        "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB), mean over frames") +
+        f"<figcaption>Size against quality, lossy choices. Lossless: {html.escape(lossless_note) or 'none'}."
+        "</figcaption></figure>",
+        "<figure>" + scatter(size_speed, "size (MB)", "encode speed (MB/s per core, log)", log_y=True) +
+        "<figcaption>Size against encode speed, every choice.</figcaption></figure></div>",
+    ]
+    if lossy:
+        parts.append("<h2>Worst slice of each lossy choice</h2>")
+        by_label = {c.label: c for c in result.choices}
+        parts += [_worst_slice(by_label[r.choice], r) for r in lossy if r.worst is not None]
+    if len(result.series) > 1:
+        parts += ["<h2>Per series</h2>", _table(list(result.per_series.values()))]
+    if result.failed or result.skipped:
+        parts.append("<h2>Not measured</h2><ul>" + "".join(
+            f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in result.failed + result.skipped)
+            + "</ul>")
+    parts += [_COUNT_SCRIPT, "</body></html>"]
+    return "".join(parts)
+
+
+def write_html(result: Comparison, path: Path) -> None:
+    Path(path).write_text(build(result), encoding="utf-8")
