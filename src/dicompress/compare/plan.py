@@ -6,7 +6,8 @@ and deadline, at the best quality, measured on the data itself.
     sources -> totals (pixel bytes, header bytes, frames) from the headers
             -> capacity (budget, or rate x deadline less protocol overhead)
             -> candidates measured on a sample: lossless targets; J2K and HTJ2K lossy at
-               the ratio the capacity needs (their rate control makes size predictable);
+               the ratio the capacity needs (their rate control makes size predictable;
+               a choice that comes out larger is asked again for the ratio that fits);
                JPEG-LS near-lossless at NEAR 1..8; JPEG at qualities 95..50
             -> the best quality that fits (lossless first, then the highest worst-slice
                PSNR at or above --min-psnr), with the command that makes it
@@ -177,8 +178,28 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
     needed = found.pixel_bytes / room if room > 0 else math.inf
     choices = _candidates(needed if math.isfinite(needed) else 1000.0, lossless_only)
     measured = compare(sources, choices, sample=sample, threads=threads)
+    rows = {c.label: measured.overall[c.label] for c in choices}
+    # The rate search: a J2K/HTJ2K choice that came out larger than the room is asked
+    # again for the ratio that closes the gap (twice at most).
+    for _ in range(2):
+        retry = []
+        for n, choice in enumerate(choices):
+            asked = choice.codec.options.get("ratio")
+            row = rows[choice.label]
+            if asked is None or not row.frames or room <= 0:
+                continue
+            achieved_pixels = found.pixel_bytes / row.ratio
+            if achieved_pixels > room:
+                better = _choice(choice.codec.name, f"{asked * achieved_pixels / room * 1.01:.4g}")
+                retry.append((n, better))
+        if not retry:
+            break
+        again = compare(sources, [c for _, c in retry], sample=sample, threads=threads)
+        for n, better in retry:
+            choices[n] = better
+            rows[better.label] = again.overall[better.label]
     for choice in choices:
-        row = measured.overall[choice.label]
+        row = rows[choice.label]
         if not row.frames:
             result.options.append(Option(choice.label, [], choice.lossless, 0.0, 0, 0.0, 0.0, 0,
                                          reason=row.not_applicable))
