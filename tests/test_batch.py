@@ -413,3 +413,142 @@ def test_plain_log_shows_progress_and_eta(series, capsys):
     assert len(lines) == 12
     assert lines[-1].startswith("progress 12/12 files,") and "ETA 0s" in lines[-1]
     assert "files/s" in lines[0] and "MB/s" in lines[0] and "saved" in lines[0]
+
+
+# -- from the review of the batch runner ------------------------------------------------------
+def test_in_place_keeps_each_files_permissions(series, capsys):
+    files = sorted(series.glob("*.dcm"))
+    files[0].chmod(0o600)
+    files[1].chmod(0o640)
+    assert run_json(capsys, series, "--to", "rle", "--in-place", "--jobs", "1")[0] == 0
+    assert files[0].stat().st_mode & 0o777 == 0o600
+    assert files[1].stat().st_mode & 0o777 == 0o640
+
+
+def test_disk_full_files_are_taken_again_on_resume(series, monkeypatch):
+    import dicompress.writer as writer
+
+    pixels = {p.name: pixel_hash(p) for p in series.glob("*.dcm")}
+    real_add = writer.PixelDataWriter.add
+    calls = {"n": 0}
+
+    def add(self, data):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_add(self, data)
+
+    monkeypatch.setattr(writer.PixelDataWriter, "add", add)
+    options = BatchOptions(target="rle", in_place=True, jobs=1)
+    assert BatchRun(iter_sources([series]), options, journal_hint=series).run().exit_code == 3
+    monkeypatch.undo()  # room again
+    resumed = BatchRun(iter_sources([series]),
+                       BatchOptions(target="rle", in_place=True, jobs=1, resume=True),
+                       journal_hint=series).run()
+    assert resumed.exit_code == 0 and resumed.counts == {"ok": 11} and resumed.done_before == 1
+    for p in series.glob("*.dcm"):
+        assert syntax(p) == RLELossless and pixel_hash(p) == pixels[p.name]
+
+
+def test_a_dead_worker_fails_only_its_files_and_the_run_goes_on(series, monkeypatch):
+    import dicompress.batch.worker as worker
+
+    real = worker.transcode_file
+
+    def dies_on_slice5(source, *args, **kwargs):  # as the out-of-memory killer would
+        if Path(source).name == "slice0005.dcm":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(source, *args, **kwargs)
+
+    # the fork-started workers inherit the patch; the pool rebuilt after the death
+    # (forkserver) imports the real code
+    monkeypatch.setattr(worker, "transcode_file", dies_on_slice5)
+    summary = BatchRun(iter_sources([series]), BatchOptions(target="rle", in_place=True, jobs=2),
+                       journal_hint=series).run()
+    failed = [Path(p).name for p, _ in summary.failures]
+    assert "slice0005.dcm" in failed and len(failed) <= 4  # those in flight at the death
+    assert summary.counts["ok"] == 12 - len(failed)
+    assert all("worker process died" in reason for _, reason in summary.failures)
+    monkeypatch.undo()
+    resumed = BatchRun(iter_sources([series]),
+                       BatchOptions(target="rle", in_place=True, jobs=2, resume=True,
+                                    retry_failed=True), journal_hint=series).run()
+    assert resumed.counts == {"ok": len(failed)}
+
+
+def test_force_resume_does_not_encode_a_replaced_file_twice(series, capsys):
+    code, _ = run_json(capsys, series, "--to", "j2k-lossy", "--in-place", "--force", "--jobs", "1")
+    assert code == 0
+    uids = {p.name: pydicom.dcmread(p).SOPInstanceUID for p in series.glob("*.dcm")}
+    # as if the run had been killed after the renames but before recording them
+    db = sqlite3.connect(series / J.JOURNAL_NAME)
+    db.execute("UPDATE files SET status = 'pending'")
+    db.commit()
+    db.close()
+    code, summary = run_json(capsys, series, "--to", "j2k-lossy", "--in-place", "--force",
+                             "--resume", "--jobs", "1")
+    assert code == 0 and summary["files"] == {"ok": 12}
+    for p in series.glob("*.dcm"):
+        ds = pydicom.dcmread(p)
+        assert ds.LossyImageCompressionMethod == "ISO_15444_1"  # once: a single value
+        assert ds.SOPInstanceUID == uids[p.name]
+    rows = journal_rows(series / J.JOURNAL_NAME)
+    assert {r["reason"] for r in rows} == {"completed by the interrupted run"}
+
+
+def test_outputs_stay_inside_the_output_folder(series, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(series)
+    listed = tmp_path / "list.txt"
+    listed.write_text("slice0000.dcm\n../series/slice0001.dcm\n")
+    out = tmp_path / "out"
+    code = main(["transcode", "--from-list", str(listed), "--to", "rle", "-o", str(out),
+                 "--json", "--jobs", "1"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1 and summary["files"] == {"ok": 1, "failed": 1}
+    assert "outside the output folder" in summary["failures"][0]["reason"]
+    assert [p.name for p in tmp_path.glob("*.dcm")] == []
+
+
+def test_an_output_folder_inside_the_sources_is_not_walked_as_input(series, capsys):
+    out = series / "compressed"
+    code, summary = run_json(capsys, series, "--to", "rle", "-o", out, "--force", "--jobs", "1")
+    assert code == 0 and summary["files"] == {"ok": 12}
+    assert not (out / "compressed").exists()
+
+
+def test_report_of_a_journal_whose_path_needs_quoting(series, tmp_path, capsys):
+    journal = tmp_path / "a#b c%20" / "j.sqlite"
+    assert run_json(capsys, series, "--to", "rle", "-o", tmp_path / "o", "--journal", journal,
+                    "--jobs", "1")[0] == 0
+    assert main(["report", str(journal), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["files"]) == 12
+
+
+def test_unknown_vr_elements_are_written_as_read(tmp_path):
+    import struct
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import generate_uid
+
+    from dicompress.transcode import transcode_file
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", generate_uid()
+    ds.Rows = ds.Columns = 4
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = bytes(range(16))
+    base = tmp_path / "base.dcm"
+    ds.save_as(base, enforce_file_format=True)
+    raw = base.read_bytes()
+    at = raw.index(b"\x08\x00\x16\x00UI")  # before SOP Class UID: insert (0008,0015) XX
+    odd = struct.pack("<HH", 8, 0x15) + b"XX" + struct.pack("<H", 4) + b"abcd"
+    src = tmp_path / "xx.dcm"
+    src.write_bytes(raw[:at] + odd + raw[at:])
+    out = tmp_path / "out.dcm"
+    transcode_file(src, out, "rle", verify=False)
+    back = pydicom.dcmread(out)
+    assert back.Rows == 4 and back.get_item(0x00080015).value == b"abcd"
+    assert pixel_hash(out) == pixel_hash(src)

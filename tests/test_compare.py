@@ -93,7 +93,8 @@ def test_codec_lists_parse_like_the_issue_says():
     assert chosen["jpegls-near:2"].codec.option("near") == 2
     assert chosen["jpeg:85"].codec.option("quality") == 85
     default = [c.label for c in parse_codecs(None)]
-    assert len(default) == 4 + 4 + 4 + 3 + 2 and "htj2k-lossy:40" in default and "jpeg:75" in default
+    assert len(default) == 6 + 4 + 4 + 3 + 2 and "htj2k-lossy:40" in default and "jpeg:75" in default
+    assert {"explicit", "rle", "j2k", "htj2k", "htj2k-rpcl", "jpegls"} <= set(default)
     for bad in ("10,rle", "rle,rle", "deflate", "rle:3", "zip"):
         with pytest.raises(UnsupportedTransferSyntax):
             parse_codecs(bad)
@@ -302,3 +303,12 @@ def test_html_report_opens_in_chromium_with_its_plots(series, tmp_path):
     # the plots' points are there: J2K blue (#1f77b4) and HTJ2K green (#2ca02c) pixels
     for colour in ((0x1F, 0x77, 0xB4), (0x2C, 0xA0, 0x2C)):
         assert (np.abs(pixels - colour).sum(axis=2) < 30).sum() > 20, colour
+
+
+def test_plan_lossless_only(big_series, capsys):
+    result = plan([big_series], 10**9, lossless_only=True, sample=2)
+    assert result.choice.lossless and all(o.lossless for o in result.options)
+    assert main(["plan", str(big_series), "--budget", "100kB", "--lossless-only",
+                 "--sample", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "Nothing fits" in out and "lossy" not in out.split("Nothing fits")[0]

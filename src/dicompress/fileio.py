@@ -26,9 +26,11 @@ def atomic_output(target: Path, before_replace: Callable[[Path], None] | None = 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX,
                                     dir=target.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+    try:
+        _take_permissions(fd, target)
+    finally:
+        os.close(fd)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -43,10 +45,36 @@ def atomic_output(target: Path, before_replace: Callable[[Path], None] | None = 
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _take_permissions(fd: int, target: Path) -> None:
+    """A file replaced keeps its mode, owner and group (an archive's 0600 stays 0600);
+    a new file gets the usual mode (mkstemp makes 0600)."""
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        return
+    os.fchmod(fd, st.st_mode & 0o7777)
+    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+        with contextlib.suppress(PermissionError):  # only root may give files away
+            os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, st.st_mode & 0o7777)  # chown clears set-id bits
+
+
+def _read_umask() -> int:
+    """The process umask, read once at import (setting it to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def _fsync_dir(path: Path) -> None:

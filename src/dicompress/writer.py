@@ -30,6 +30,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.charset import default_encoding
 from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
 from pydicom.uid import UID
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32  # PS3.5 Table 7.1-1: 4-byte lengths
 
 from dicompress.errors import CorruptPixelData, DicompressError
 from dicompress.layout import FrameLayout
@@ -39,8 +40,7 @@ _EOT, _EOT_LENGTHS = 0x7FE00001, 0x7FE00002
 _ITEM = b"\xfe\xff\x00\xe0"
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 MAX_BOT_OFFSET = 2**32 - 1
-# PS3.5 Table 7.1-2: explicit VRs with a 2-byte length.
-_SHORT_LENGTH_VRS = frozenset("AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
+
 #: A DS value of 16 characters, unique enough to be found in the header bytes.
 PLACEHOLDER_DS = "0.00000000000017"
 
@@ -161,10 +161,11 @@ class PixelDataWriter:
             elem = ds.get_item(tag)
             value = elem.value
             if (elem.is_raw and isinstance(value, bytes) and elem.VR not in (None, "SQ")
-                    and elem.length != 0xFFFFFFFF and len(value) == elem.length):
+                    and elem.length != 0xFFFFFFFF and len(value) == elem.length
+                    and (len(value) <= 0xFFFF or elem.VR in EXPLICIT_VR_LENGTH_32)):
                 buffer.write(self._element_header(tag, elem.VR, len(value)) + value)
-            else:
-                write_data_element(buffer, ds[tag], encodings)
+            else:  # as pydicom's write_dataset does: raw elements stay raw
+                write_data_element(buffer, elem, encodings)
         return buffer.getvalue()
 
     def _element_header(self, tag: int, vr: str, length: int) -> bytes:
@@ -172,7 +173,7 @@ class PixelDataWriter:
         group_element = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
         if self.implicit:
             return group_element + struct.pack("<I", length)
-        if vr in _SHORT_LENGTH_VRS:
+        if vr not in EXPLICIT_VR_LENGTH_32:  # pydicom's rule, unknown VRs included
             if length > 0xFFFF:
                 raise DicompressError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} value of "
                                       f"{length} bytes cannot be written explicitly")

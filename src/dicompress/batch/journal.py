@@ -64,6 +64,10 @@ class JournalError(DicompressError):
     """The journal cannot be used for this run (locked, other settings, damaged)."""
 
 
+class JournalFull(JournalError):
+    """The journal's filesystem is full: the run stops (what was recorded stays)."""
+
+
 @dataclass(frozen=True)
 class Row:
     path: str
@@ -121,39 +125,39 @@ class Journal:
 
     # -- settings ------------------------------------------------------------------------
     def settings(self) -> dict | None:
-        row = self.db.execute("SELECT value FROM run WHERE key = 'settings'").fetchone()
+        row = self._sql("SELECT value FROM run WHERE key = 'settings'").fetchone()
         return json.loads(row[0]) if row else None
 
     def set_settings(self, settings: dict) -> None:
-        self.db.execute("INSERT OR REPLACE INTO run VALUES ('settings', ?)",
+        self._sql("INSERT OR REPLACE INTO run VALUES ('settings', ?)",
                         (json.dumps(settings, sort_keys=True),))
         self.commit()
 
     def begin_run(self) -> int:
         """Count a new run (a start or a resume); rows it takes carry its number."""
-        row = self.db.execute("SELECT value FROM run WHERE key = 'runs'").fetchone()
+        row = self._sql("SELECT value FROM run WHERE key = 'runs'").fetchone()
         self.run = (int(row[0]) if row else 0) + 1
-        self.db.execute("INSERT OR REPLACE INTO run VALUES ('runs', ?)", (str(self.run),))
+        self._sql("INSERT OR REPLACE INTO run VALUES ('runs', ?)", (str(self.run),))
         self.commit()
         return self.run
 
     def is_empty(self) -> bool:
-        return self.db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
+        return self._sql("SELECT 1 FROM files LIMIT 1").fetchone() is None
 
     # -- rows ----------------------------------------------------------------------------
     def get(self, path: str) -> Row | None:
-        row = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM files WHERE path = ?",
+        row = self._sql(f"SELECT {', '.join(COLUMNS)} FROM files WHERE path = ?",
                               (path,)).fetchone()
         return Row(*row) if row else None
 
     def destination_owner(self, destination: str) -> str | None:
-        row = self.db.execute("SELECT path FROM files WHERE destination = ?",
+        row = self._sql("SELECT path FROM files WHERE destination = ?",
                               (destination,)).fetchone()
         return row[0] if row else None
 
     def start(self, path: str, destination: str | None, size_in: int, mtime_in: int) -> None:
         """Record that `path` is being handed to a worker (kept by a later `finish`)."""
-        self.db.execute(
+        self._sql(
             "INSERT INTO files (path, run, destination, size_in, mtime_in, status, updated) "
             "VALUES (?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT(path) DO UPDATE SET "
             "run = excluded.run, destination = excluded.destination, "
@@ -168,7 +172,7 @@ class Journal:
         if unknown:
             raise ValueError(f"unknown journal columns {sorted(unknown)}")
         keys = sorted(values)
-        self.db.execute(
+        self._sql(
             f"UPDATE files SET {', '.join(f'{k} = ?' for k in keys)} WHERE path = ?",
             [values[k] for k in keys] + [path])
         self._uncommitted += 1
@@ -177,32 +181,46 @@ class Journal:
 
     def record(self, path: str, **values) -> None:
         """Insert or complete a row without a pending phase (skips found by the driver)."""
-        self.db.execute("INSERT INTO files (path, run, status) VALUES (?, ?, 'pending') "
+        self._sql("INSERT INTO files (path, run, status) VALUES (?, ?, 'pending') "
                         "ON CONFLICT(path) DO UPDATE SET run = excluded.run", (path, self.run))
         self.finish(path, **values)
 
     def commit(self) -> None:
-        self.db.execute("COMMIT")
-        self.db.execute("BEGIN")
+        self._sql("COMMIT")
+        self._sql("BEGIN")
         self._uncommitted = 0
 
+    def _sql(self, statement: str, parameters=()) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(statement, parameters)
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise JournalFull(f"{self.path}: the journal's filesystem is full; the run "
+                                  "stopped, --resume continues it once there is room") from exc
+            raise JournalError(f"{self.path}: {exc}") from exc
+
     def rows(self) -> Iterator[Row]:
-        cursor = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM files ORDER BY path")
+        cursor = self._sql(f"SELECT {', '.join(COLUMNS)} FROM files ORDER BY path")
         for row in cursor:
             yield Row(*row)
 
     def counts(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
+        return dict(self._sql("SELECT status, COUNT(*) FROM files GROUP BY status"))
 
     def totals(self) -> tuple[int, int]:
         """Bytes in and out of the files transcoded (status ok)."""
-        row = self.db.execute("SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) "
+        row = self._sql("SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) "
                               "FROM files WHERE status = 'ok'").fetchone()
         return int(row[0]), int(row[1])
 
     def close(self) -> None:
+        """Commit what can be committed, and let go of the journal whatever happens."""
         try:
-            self.db.execute("COMMIT")
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("COMMIT")
+                except sqlite3.Error:  # e.g. the disk is full: keep what was committed
+                    self.db.rollback()
             self.db.close()
         finally:
             self._unlock()
@@ -226,7 +244,7 @@ def open_read_only(path: str | Path) -> sqlite3.Connection:
     if not path.is_file():
         raise JournalError(f"{path}: no such journal")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         db.execute("SELECT 1 FROM files LIMIT 1")
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path}: not a dicompress journal ({exc})") from exc

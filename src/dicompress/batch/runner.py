@@ -14,6 +14,7 @@ archive: the walk is lazy, the journal is on disk, and results are not kept.
 from __future__ import annotations
 
 import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 import os
 import time
@@ -23,12 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicompress.batch import journal as J
-from dicompress.batch.journal import Journal, JournalError, Row
+from dicompress.batch.journal import Journal, JournalError, JournalFull, Row
 from dicompress.batch.sources import Source, _walk
-from dicompress.batch.worker import Outcome, Task, codec_config, init_worker, run_task
+from dicompress.batch.worker import (Outcome, Task, codec_config, file_sha256, init_worker,
+                                     run_task)
 from dicompress.codecs import Codec, get_codec
 from dicompress.errors import DicompressError
 from dicompress.fileio import TEMP_SUFFIX
+from dicompress.layout import FrameLayout
+from dicompress.transcode import read_header
 
 #: Exit codes of a run (the CLI returns them).
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -59,6 +63,7 @@ class Summary:
     counts: Counter = field(default_factory=Counter)  # this run's statuses
     done_before: int = 0  # finished by an earlier run of this journal (resume)
     duplicates: int = 0
+    own_outputs: int = 0  # files found inside the output folder (-o inside a source tree)
     bytes_in: int = 0  # of the files transcoded in this run
     bytes_out: int = 0
     seconds: float = 0.0
@@ -81,7 +86,7 @@ class Summary:
         files = self.counts.get(J.OK, 0)
         return {
             "files": dict(self.counts), "done_before": self.done_before,
-            "duplicates": self.duplicates, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+            "duplicates": self.duplicates, "own_outputs": self.own_outputs, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
             "ratio": round(self.bytes_in / self.bytes_out, 4) if self.bytes_out else None,
             "seconds": round(self.seconds, 3),
             "files_per_second": round(files / self.seconds, 2) if self.seconds else None,
@@ -112,16 +117,17 @@ class _InlinePool:
 
 
 class _ProcessPool:
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, *, fork: bool = True) -> None:
         self.size, self.window = jobs, 2 * jobs
         # fork: workers start at once with everything imported (a forkserver would
         # import it all again: 0.3 s per run). They are launched here, before the
         # driver opens its journal or starts any thread (progress), because fork
         # copies only the calling thread and a lock another thread held would stay
         # locked in the children. Where fork is not available, forkserver.
-        if "fork" in multiprocessing.get_all_start_methods():
+        # A pool rebuilt after a worker died uses forkserver: threads exist by then.
+        if fork and "fork" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("fork")
-        else:  # pragma: no cover - not Linux
+        else:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["dicompress.batch.worker"])
         self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker)
@@ -181,11 +187,11 @@ class _DaskPool:
             self.cluster.close()
 
 
-def _make_pool(options: BatchOptions):
+def _make_pool(options: BatchOptions, *, fork: bool = True):
     jobs = options.jobs or os.cpu_count() or 1
     if options.scheduler:
         return _DaskPool(options.scheduler, jobs)
-    return _InlinePool() if jobs == 1 else _ProcessPool(jobs)
+    return _InlinePool() if jobs == 1 else _ProcessPool(jobs, fork=fork)
 
 
 # -- the driver -----------------------------------------------------------------------------
@@ -195,7 +201,10 @@ def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
         return options.output / J.JOURNAL_NAME
     if first_source is None:
         raise UsageError("in place without a source folder: give --journal")
-    return (first_source if first_source.is_dir() else first_source.parent) / J.JOURNAL_NAME
+    base = first_source
+    while not base.is_dir() and base != base.parent:  # a file, or a glob pattern
+        base = base.parent
+    return base / J.JOURNAL_NAME
 
 
 def _settings(options: BatchOptions, codec: Codec) -> dict:
@@ -279,51 +288,65 @@ class BatchRun:
         self.on_ready = on_ready or (lambda: None)
         self.summary = Summary(journal=str(self.journal_path))
         self._cleaned: set[Path] = set()
+        self._output_root = options.output.resolve() if options.output is not None else None
+        self.pool = None
 
     def run(self) -> Summary:
         options, summary = self.options, self.summary
         start = time.perf_counter()
-        pool = _make_pool(options)  # first: workers fork before journal and threads exist
+        self.pool = _make_pool(options)  # first: workers fork before journal and threads exist
         in_flight: dict = {}
         try:
             journal = _open_journal(options, self.codec, self.journal_path)
         except BaseException:
-            pool.close(cancel=True)
+            self.pool.close(cancel=True)
             raise
         try:
             self.on_ready()
             if options.resume and options.output is not None:
                 remove_temporaries(options.output)
             config = codec_config(self.codec)
-            window = pool.window
             threads = options.threads or os.cpu_count() or 1
-            codec_threads = max(1, (os.cpu_count() or 1) // pool.size)
+            codec_threads = max(1, (os.cpu_count() or 1) // self.pool.size)
             for source in self.sources:
-                while len(in_flight) >= window:
-                    self._collect(journal, pool, in_flight)
+                while len(in_flight) >= self.pool.window:
+                    self._collect(journal, in_flight)
                 if summary.stopped:
                     break
                 admitted = self._admit(journal, source, config, threads, codec_threads)
                 if admitted is None:
                     continue
                 journal.commit()  # a file is pending on disk before a worker may touch it
-                in_flight[pool.submit(admitted[0])] = admitted
+                in_flight[self._submit(admitted[0])] = admitted
             while in_flight:
-                self._collect(journal, pool, in_flight)
+                self._collect(journal, in_flight)
+            journal.commit()
         except KeyboardInterrupt:
             summary.interrupted = True
+        except JournalFull as exc:
+            summary.stopped = str(exc)
         finally:
-            pool.close(cancel=bool(in_flight))
+            self.pool.close(cancel=bool(in_flight))
             journal.close()
             summary.seconds = time.perf_counter() - start
         return summary
+
+    def _submit(self, task: Task):
+        try:
+            return self.pool.submit(task)
+        except BrokenProcessPool:
+            self._rebuild_pool()
+            return self.pool.submit(task)
+
+    def _rebuild_pool(self) -> None:
+        """A worker died (killed, out of memory): the pool is unusable; start another."""
+        self.pool.close(cancel=True)
+        self.pool = _make_pool(self.options, fork=False)
 
     # -- one source in ----------------------------------------------------------------
     def _admit(self, journal: Journal, source: Source, config: str, threads: int,
                codec_threads: int) -> tuple[Task, Row | None] | None:
         options, summary = self.options, self.summary
-        if options.in_place and options.resume:
-            self._clean_beside(source.path)
         try:
             real = source.path.resolve()
             st = os.stat(real)
@@ -333,6 +356,8 @@ class BatchRun:
             journal.record(str(source.path.absolute()), **outcome.journal_values())
             self._count(outcome)
             return None
+        if options.in_place and options.resume:
+            self._clean_beside(real)  # temporaries sit beside the real file, not a link
         key = str(real)
         row = journal.get(key)
         if row is not None:
@@ -342,7 +367,24 @@ class BatchRun:
             if options.resume and _finished_earlier(row, options.in_place, options.retry_failed):
                 summary.done_before += 1
                 return None
-        destination = key if options.in_place else str((options.output / source.relative).absolute())
+            if options.in_place and self._replaced_by_interrupted_run(journal, key, st, row):
+                return None
+        if options.in_place:
+            destination = key
+        else:
+            destination = os.path.normpath(self._output_root / source.relative)
+            if real.is_relative_to(self._output_root) and destination != key:
+                # -o inside a source tree: what the walk finds there is ours, not input
+                # (a file whose output would be itself is refused below instead)
+                summary.own_outputs += 1
+                return None
+            if not Path(destination).is_relative_to(self._output_root):
+                outcome = Outcome(path=key, status=J.FAILED, reason=(
+                    f"{source.path}: would be written outside the output folder "
+                    f"({destination}); list it by a path without '..'"))
+                journal.record(key, **outcome.journal_values())
+                self._count(outcome)
+                return None
         if not options.in_place:
             owner = journal.destination_owner(destination)
             if owner is not None and owner != key:
@@ -362,6 +404,30 @@ class BatchRun:
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
                     force=options.force, extended_offsets=options.extended_offsets,
                     threads=threads, codec_threads=codec_threads), row
+
+    def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
+                                     row: Row) -> bool:
+        """In place: a file an earlier run of this journal took (pending, or failed when its
+        worker died) that has changed since and is now in the target syntax was replaced
+        by that run (the rename is atomic and comes after verification): record it done.
+        Checked here, not in a worker, so that --force does not encode it twice."""
+        if row.status not in (J.PENDING, J.FAILED) or (st.st_size, st.st_mtime_ns) == (
+                row.size_in, row.mtime_in):
+            return False
+        try:
+            ds = read_header(Path(key))
+            syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+            if syntax != self.codec.transfer_syntax_for(FrameLayout.from_dataset(ds)):
+                return False
+        except DicompressError:
+            return False
+        outcome = Outcome(path=key, status=J.OK, reason="completed by the interrupted run",
+                          size_in=row.size_in, mtime_in=row.mtime_in, hash_in=row.hash_in,
+                          size_out=st.st_size, mtime_out=st.st_mtime_ns,
+                          hash_out=file_sha256(key), syntax_in=row.syntax_in, syntax_out=syntax)
+        journal.record(key, **outcome.journal_values())
+        self._count(outcome)
+        return True
 
     def _clean_beside(self, path: Path) -> None:
         """In place, on resume: temporaries of the interrupted run sit beside the inputs.
@@ -385,34 +451,33 @@ class BatchRun:
                     pass
 
     # -- results out ------------------------------------------------------------------
-    def _collect(self, journal: Journal, pool, in_flight: dict) -> None:
-        for future in pool.wait(in_flight):
-            task, earlier = in_flight.pop(future)
+    def _collect(self, journal: Journal, in_flight: dict) -> None:
+        broken = False
+        for future in self.pool.wait(in_flight):
+            task, _ = in_flight.pop(future)
             try:
                 outcome = future.result()
-            except Exception as exc:  # the worker died (killed, out of memory)
+            except BrokenProcessPool:  # a worker died (killed, out of memory)
+                broken = True
+                outcome = Outcome(path=task.path, status=J.FAILED, reason=(
+                    f"{task.path}: a worker process died (killed, or out of memory) while "
+                    "this file was in flight; it is left as it was (--resume --retry-failed "
+                    "tries it again)"))
+            except Exception as exc:  # e.g. a Dask worker lost
                 outcome = Outcome(path=task.path, status=J.FAILED,
                                   reason=f"{task.path}: the worker stopped ({type(exc).__name__}: "
                                          f"{exc}); the file is left as it was")
-            self._finish(journal, outcome, earlier)
+            self._finish(journal, outcome)
+        if broken:
+            self._rebuild_pool()
 
-    def _finish(self, journal: Journal, outcome: Outcome, row: Row | None) -> None:
-        """Record `outcome`; `row` is what an earlier run of the journal left for the file."""
-        if (outcome.status == J.ALREADY and self.options.in_place and row is not None
-                and row.status == J.PENDING
-                and (outcome.size_in, outcome.mtime_in) != (row.size_in, row.mtime_in)):
-            # The file is in the target syntax because an interrupted run of this journal
-            # replaced it (the rename is atomic and happens only after verification).
-            outcome.status = J.OK
-            outcome.reason = "completed by the interrupted run"
-            st = os.stat(outcome.path)
-            outcome.size_out, outcome.mtime_out, outcome.hash_out = (
-                outcome.size_in, st.st_mtime_ns, outcome.hash_in)
-            outcome.size_in = row.size_in
-            outcome.hash_in = row.hash_in
-        journal.finish(outcome.path, **outcome.journal_values())
-        if outcome.disk_full and not self.summary.stopped:
-            self.summary.stopped = "the output's filesystem is full"
+    def _finish(self, journal: Journal, outcome: Outcome) -> None:
+        values = outcome.journal_values()
+        if outcome.disk_full:
+            values["status"] = J.PENDING  # not this file's fault: --resume takes it again
+            if not self.summary.stopped:
+                self.summary.stopped = "the output's filesystem is full"
+        journal.finish(outcome.path, **values)
         self._count(outcome)
 
     def _count(self, outcome: Outcome) -> None:

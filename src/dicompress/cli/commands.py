@@ -88,6 +88,8 @@ def summary_table(summary: Summary) -> str:
         rows.append(["done by an earlier run (resume)", summary.done_before])
     if summary.duplicates:
         rows.append(["named twice (ignored)", summary.duplicates])
+    if summary.own_outputs:
+        rows.append(["inside the output folder (ignored)", summary.own_outputs])
     ratio = f"{summary.bytes_in / summary.bytes_out:.2f}:1" if summary.bytes_out else "-"
     done = summary.counts.get(J.OK, 0)
     rate = (f"{done / summary.seconds:.1f} files/s, {summary.bytes_in / 1e6 / summary.seconds:.1f} MB/s"

@@ -32,10 +32,12 @@ from dicompress.export.select import group_series
 from dicompress.layout import FrameLayout
 from dicompress.transcode import bounded_map, iter_frames, read_header
 
-#: The issue's default: every lossless target with frames of its own, J2K and HTJ2K
-#: lossy at four ratios, JPEG-LS near-lossless at three NEARs, JPEG at two qualities.
-DEFAULT_CODECS = ("rle,j2k,htj2k,jpegls,j2k-lossy:5,10,20,40,htj2k-lossy:5,10,20,40,"
-                  "jpegls-near:1,2,4,jpeg:90,75")
+#: The issue's default: every lossless target that codes frames (explicit is the
+#: uncompressed baseline; deflate compresses whole files, so it is left to transcode),
+#: J2K and HTJ2K lossy at four ratios, JPEG-LS near-lossless at three NEARs, JPEG at two
+#: qualities.
+DEFAULT_CODECS = ("explicit,rle,j2k,htj2k,htj2k-rpcl,jpegls,j2k-lossy:5,10,20,40,"
+                  "htj2k-lossy:5,10,20,40,jpegls-near:1,2,4,jpeg:90,75")
 
 #: The option a number after "name:" sets, per codec.
 _VALUE_OPTION = {"j2k-lossy": "ratio", "htj2k-lossy": "ratio", "jpegls-near": "near",
