@@ -312,3 +312,54 @@ def test_plan_lossless_only(big_series, capsys):
                  "--sample", "2"]) == 1
     out = capsys.readouterr().out
     assert "Nothing fits" in out and "lossy" not in out.split("Nothing fits")[0]
+
+
+# -- from the review of compare and plan ------------------------------------------------------
+def test_rate_units_tell_bits_from_bytes():
+    assert parse_rate("10Mb/s") == 10e6 and parse_rate("10 Mbit/s") == 10e6
+    assert parse_rate("1.5MBps") == 12e6 and parse_rate("1.5MB/s") == 12e6
+    assert parse_rate("1 Gbit/s") == 1e9 and parse_rate("64kbps") == 64e3
+    with pytest.raises(PlanError):
+        parse_rate("10 furlongs")
+    with pytest.raises(PlanError):
+        parse_duration("1h30")  # 30 what?
+    with pytest.raises(PlanError):
+        parse_duration("1" * 40 + "!")  # refused at once (no catastrophic backtracking)
+
+
+def test_codec_values_are_checked():
+    for bad in ("jpeg:", "jpeg:abc", "jpegls-near:2.5", "jpegls-near:2,2.0"):
+        with pytest.raises(UnsupportedTransferSyntax):
+            parse_codecs(bad)
+    assert [c.label for c in parse_codecs("jpeg : 90, j2k-lossy:7.5")] == ["jpeg:90", "j2k-lossy:7.5"]
+
+
+def test_ssim_range_is_the_frames_own():
+    ref = np.arange(2000, 2100, dtype=np.uint16).reshape(10, 10)
+    dec = ref.copy()
+    dec[3, 3] += 7
+    assert quality(ref, dec, 12).ssim == pytest.approx(ssim(ref, dec, 99.0))
+
+
+def test_odd_files_do_not_stop_a_comparison():
+    files = [find_sample("SC_rgb_rle_2frame.dcm"), find_sample("CT_small.dcm")]
+    result = compare(files, parse_codecs("rle,jpeg:90,j2k-lossy:10"))
+    assert result.frames == 3 and result.overall["rle"].frames == 3
+    jpeg = result.overall["jpeg:90"]
+    assert jpeg.not_applicable  # signed CT (and whatever the RGB frame gave) is said why
+
+
+def test_plan_only_offers_choices_every_file_can_take(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("CT_small.dcm", "OBXXXX1A.dcm"):  # signed CT and an 8-bit palette image
+        (folder / name).write_bytes(Path(find_sample(name)).read_bytes())
+    result = plan([folder], 40_000, min_psnr=30, sample=2)
+    for o in result.options:
+        if o.label.split(":")[0] in ("j2k-lossy", "htj2k-lossy", "jpegls-near", "jpeg"):
+            assert not o.fits and o.reason  # palette indices cannot be coded lossy
+    big = plan([folder], 10**8, sample=2)
+    codec = parse_codecs(big.choice.label)[0].codec
+    summary = BatchRun(iter_sources([folder]),
+                       BatchOptions(target=codec, output=tmp_path / "o", jobs=1)).run()
+    assert summary.counts == {"ok": 2}

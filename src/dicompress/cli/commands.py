@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import shlex
 import sys
 import time
 from collections import Counter
@@ -194,6 +195,10 @@ def plan(args) -> int:
 
     if args.link and not args.deadline:
         raise UsageError("--link needs --deadline")
+    if args.budget and args.deadline:
+        raise UsageError("--deadline goes with --link, not --budget")
+    if args.sample is not None and args.sample < 1:
+        raise UsageError("--sample must be at least 1")
     if args.budget:
         try:
             capacity = parse_size(args.budget)
@@ -212,6 +217,8 @@ def plan(args) -> int:
                            link_bits_per_s=rate, output=args.output)
     if args.json:
         args.json.write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
+    for _, reason in result.failed:
+        print(f"FAILED   {reason} (not measured)", file=sys.stderr)
     found = result.totals
     if not found.files:
         print("no images found", file=sys.stderr)
@@ -253,7 +260,7 @@ def plan(args) -> int:
         f"worst slice PSNR {c.psnr_worst:.1f} dB, mean {c.psnr_mean:.1f} dB, max error {c.max_error}")
     print(f"\nChoice: {c.label}, predicted {human_size(c.predicted_bytes)} "
           f"({c.predicted_bytes / capacity:.0%} of the capacity), {quality_text}")
-    print("Run:    " + " ".join(c.command))
+    print("Run:    " + shlex.join(c.command))
     return 0
 
 

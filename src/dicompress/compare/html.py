@@ -182,11 +182,11 @@ def build(result: Comparison) -> str:
         "<title>dicompress compare</title>", f"<style>{_STYLE}</style></head><body>",
         "<h1>Compression choices compared</h1>",
         f"<p>{result.frames} frames from {len(result.series)} series, {len(result.choices)} choices, "
-        f"measured in {result.seconds:.1f} s. Sizes are the Pixel Data bytes <code>dicompress "
+        f"measured in {result.seconds:.1f} s. Sizes are the encoded frames <code>dicompress "
         "transcode</code> stores; speeds per core; PSNR and SSIM on the stored values (PSNR peak = "
         "the Bits Stored range; SSIM range = each source frame's value range).</p>",
         _table(rows), '<div class="plots">',
-        "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB), mean over frames") +
+        "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB) of the mean squared error") +
         f"<figcaption>Size against quality, lossy choices. Lossless: {html.escape(lossless_note) or 'none'}."
         "</figcaption></figure>",
         "<figure>" + scatter(size_speed, "size (MB)", "encode speed (MB/s per core, log)", log_y=True) +

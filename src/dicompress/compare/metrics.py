@@ -2,11 +2,11 @@
 
 Everything is computed on the pixel values as stored (Bits Stored deep, signed or
 not), never on an 8-bit rendering: a 12-bit CT's error of 40 is 40 HU, not 40/16
-of a grey level. The peak of PSNR and the dynamic range of SSIM are the Bits Stored
-range, ``2**bits_stored - 1``, the convention of DICOM's Lossy Image Compression
-literature and of `dicompress.codecs.search.psnr`. SSIM's dynamic range L is the
-source frame's own value range (max - min): against the nominal range of 16 bits
-the SSIM constants would swamp a CT's real contrast and every frame would score 1.
+of a grey level. The peak of PSNR is the Bits Stored range, ``2**bits_stored - 1``,
+the convention of DICOM's Lossy Image Compression literature and of
+`dicompress.codecs.search.psnr`. SSIM's dynamic range L is the source frame's own
+value range (max - min, at least 1): against the nominal range of 16 bits the SSIM
+constants would swamp a CT's real contrast and every frame would score 1.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def quality(reference: np.ndarray, decoded: np.ndarray, bits_stored: int) -> Qua
     diff = reference.astype(np.int64) - decoded.astype(np.int64)
     squared = float(np.dot(diff.ravel().astype(np.float64), diff.ravel().astype(np.float64)))
     max_error = int(np.abs(diff).max(initial=0))
-    data_range = float(max(1, int(reference.max(initial=0)) - int(reference.min(initial=0))))
+    data_range = float(max(1, int(reference.max()) - int(reference.min()))) if reference.size else 1.0
     if max_error == 0:
         value = 1.0
     elif reference.ndim == 3:  # colour: the mean of the channels' SSIM

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +35,13 @@ from dicompress.transcode import read_header
 LINK_EFFICIENCY = 0.95
 #: Lossy ratios are asked this much above what the capacity needs, for headroom.
 RATIO_MARGIN = 1.03
+#: The largest ratio the lossy J2K/HTJ2K codecs accept.
+MAX_RATIO = 10000.0
 
-_RATE_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bps": 1, "kbps": 1e3,
-               "mbps": 1e6, "gbps": 1e9, "b/s": 8, "kb/s": 8e3, "mb/s": 8e6, "gb/s": 8e9}
-_DURATION_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
+# Rates: "b"/"bit" are bits, "B" is bytes (case matters: 10Mb/s is 8x 10MB/s).
+_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+_RATE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKMG]?)(bit/s|bits/s|bit|bps|b/s|B/s|Bps)\s*")
+_DURATION_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
 
 
 class PlanError(DicompressError):
@@ -45,23 +49,34 @@ class PlanError(DicompressError):
 
 
 def parse_rate(text: str) -> float:
-    """'2Mbit', '10 Mbps', '512kbit', '1.5MB/s' -> bits per second."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z/]+)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _RATE_UNITS:
-        raise PlanError(f"--link {text!r}: expected e.g. 2Mbit, 10Mbps, 512kbit or 1.5MB/s")
-    return float(m.group(1)) * _RATE_UNITS[unit]
+    """'2Mbit', '10 Mbps', '10Mbit/s', '512kbit', '1.5MB/s' -> bits per second."""
+    m = _RATE.fullmatch(text)
+    if not m:
+        raise PlanError(f"--link {text!r}: expected e.g. 2Mbit, 10Mbps, 10Mbit/s, 512kbit or "
+                        "1.5MB/s (b = bits, B = bytes)")
+    bits = float(m.group(1)) * _PREFIX[m.group(2)]
+    return bits * 8 if m.group(3) in ("B/s", "Bps") else bits
 
 
 def parse_duration(text: str) -> float:
-    """'5min', '90s', '1h30m', '2h', '300' -> seconds."""
-    if not re.fullmatch(r"(\s*[0-9]*\.?[0-9]+\s*[a-zA-Z]*)+\s*", text):
+    """'5min', '90s', '1h30m', '2h', '300' -> seconds (a bare number is seconds, alone)."""
+    parts, pos = [], 0
+    token = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
+    while pos < len(text):
+        m = token.match(text, pos)
+        if not m or m.end() == pos:
+            raise PlanError(f"--deadline {text!r}: expected e.g. 5min, 90s, 1h30m")
+        parts.append((float(m.group(1)), m.group(2).lower()))
+        pos = m.end()
+    if not parts:
         raise PlanError(f"--deadline {text!r}: expected e.g. 5min, 90s, 1h30m")
+    if len(parts) > 1 and any(unit == "" for _, unit in parts):
+        raise PlanError(f"--deadline {text!r}: give every part a unit (1h30m, not 1h30)")
     total = 0.0
-    for number, unit in re.findall(r"([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)", text):
-        if unit.lower() not in _DURATION_UNITS:
+    for number, unit in parts:
+        if unit and unit not in _DURATION_UNITS:
             raise PlanError(f"--deadline {text!r}: unknown unit {unit!r} (s, min, h)")
-        total += float(number) * _DURATION_UNITS[unit.lower()]
+        total += number * _DURATION_UNITS.get(unit, 1)
     if total <= 0:
         raise PlanError(f"--deadline {text!r} must be positive")
     return total
@@ -114,7 +129,7 @@ class Option:
         return {"choice": self.label, "lossless": self.lossless, "ratio": round(self.ratio, 3),
                 "predicted_bytes": self.predicted_bytes, "psnr_worst_db": finite(self.psnr_worst),
                 "psnr_mean_db": finite(self.psnr_mean), "max_error": self.max_error,
-                "fits": self.fits, "command": " ".join(self.command),
+                "fits": self.fits, "command": shlex.join(self.command),
                 "not_applicable": self.reason or None}
 
 
@@ -124,6 +139,7 @@ class Plan:
     totals: Totals
     options: list[Option] = field(default_factory=list)
     choice: Option | None = None
+    failed: list[tuple[str, str]] = field(default_factory=list)  # files that did not decode
     min_psnr: float | None = None
     link_bits_per_s: float | None = None
 
@@ -150,7 +166,7 @@ def _candidates(needed_ratio: float, lossless_only: bool) -> list[Choice]:
     choices = [_choice(name, None) for name in _LOSSLESS]
     if lossless_only:
         return choices
-    ratio = f"{max(1.05, needed_ratio * RATIO_MARGIN):.3g}"
+    ratio = f"{min(MAX_RATIO, max(1.05, needed_ratio * RATIO_MARGIN)):.3g}"
     choices += [_choice("j2k-lossy", ratio), _choice("htj2k-lossy", ratio)]
     choices += [_choice("jpegls-near", str(n)) for n in _NEARS]
     choices += [_choice("jpeg", str(q)) for q in _QUALITIES]
@@ -158,6 +174,7 @@ def _candidates(needed_ratio: float, lossless_only: bool) -> list[Choice]:
 
 
 def _command(choice: Choice, sources, output: str) -> list[str]:
+    """The transcode command that makes `choice` (shlex.join it to print)."""
     cmd = ["dicompress", "transcode", *map(str, sources), "--to", choice.codec.name]
     for key in ("ratio", "near", "quality"):
         if key in choice.codec.options:
@@ -189,8 +206,9 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
             if asked is None or not row.frames or room <= 0:
                 continue
             achieved_pixels = found.pixel_bytes / row.ratio
-            if achieved_pixels > room:
-                better = _choice(choice.codec.name, f"{asked * achieved_pixels / room * 1.01:.4g}")
+            if achieved_pixels > room and asked < MAX_RATIO:
+                better = _choice(choice.codec.name,
+                                 f"{min(MAX_RATIO, asked * achieved_pixels / room * 1.01):.4g}")
                 retry.append((n, better))
         if not retry:
             break
@@ -198,11 +216,16 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
         for n, better in retry:
             choices[n] = better
             rows[better.label] = again.overall[better.label]
+    result.failed = measured.failed
     for choice in choices:
         row = rows[choice.label]
-        if not row.frames:
+        if not row.frames or row.not_applicable or row.frames < measured.frames:
+            # a choice that cannot code every measured frame cannot be the plan
+            reason = row.not_applicable or "no frame could be measured"
+            if row.frames:
+                reason = f"codes {row.frames} of {measured.frames} frames: {reason}"
             result.options.append(Option(choice.label, [], choice.lossless, 0.0, 0, 0.0, 0.0, 0,
-                                         reason=row.not_applicable))
+                                         reason=reason))
             continue
         predicted = found.header_bytes + math.ceil(found.pixel_bytes / row.ratio)
         worst = row.worst[3] if row.worst else math.inf

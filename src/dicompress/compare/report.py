@@ -29,6 +29,8 @@ def _cells(row: Row) -> list:
         path, frame, slice_number, value = row.worst
         worst = f"slice {slice_number}: {Path(path).name}#{frame} ({_db(value)} dB)"
     flag = "  LOSSLESS VIOLATED" if row.lossless_violated else ""
+    if row.partial:
+        flag += f"  (only some frames: {row.not_applicable[:50]})"
     return [row.choice, row.frames, human_size(row.stored_bytes), f"{row.ratio:.2f}",
             f"{row.encode_mb_s:.1f}", f"{row.decode_mb_s:.1f}", row.max_error,
             f"{row.rmse:.3f}", _db(row.psnr), f"{row.ssim:.5f}", worst + flag]
@@ -41,9 +43,9 @@ def terminal_table(result: Comparison) -> str:
     text = table(headers, rows, "<>>>>>>>>><")
     raw = next((r.raw_bytes for r in result.overall.values() if r.frames), 0)
     text += (f"\n{result.frames} frames from {len(result.series)} series ({human_size(raw)} "
-             f"stored), {len(result.choices)} choices, {result.seconds:.1f} s. Sizes are the "
-             "Pixel Data bytes transcode would store; MB/s per core; PSNR and SSIM on the stored "
-             "values (peak = Bits Stored range); the worst slice has the lowest PSNR.")
+             f"of pixels), {len(result.choices)} choices, {result.seconds:.1f} s. Sizes are the "
+             "encoded frames as transcode stores them; MB/s per core; PSNR and SSIM on the stored "
+             "values (PSNR peak = Bits Stored range); the worst slice has the lowest PSNR.")
     return text
 
 

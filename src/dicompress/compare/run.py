@@ -6,14 +6,16 @@
     spread evenly over each series) -> for each frame and each choice, in threads:
     encode (timed) -> decode (timed) -> quality on the stored values -> aggregate
 
-Sizes are the bytes the Pixel Data would hold: each encoded frame padded to even
-length, as `transcode` stores it, so that `compare` and `transcode` agree to the byte.
+Sizes are the encoded frames as `transcode` stores them (each fragment padded to even
+length; 1-bit native packed), so `compare` and `transcode` agree to the byte on the
+fragments; the item headers and offset table (12 bytes a frame) are not counted.
 Speeds are per core: every encode and decode runs on one thread and is timed alone
 (one at a time), while decoding sources and computing metrics run on the other cores.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -66,7 +68,7 @@ def parse_codecs(text: str | None) -> list[Choice]:
         if not token:
             continue
         if ":" in token:
-            current, value = token.split(":", 1)
+            current, value = (part.strip() for part in token.split(":", 1))
         elif _is_number(token):
             if current is None:
                 raise UnsupportedTransferSyntax(f"--codecs: {token!r} follows no codec")
@@ -74,9 +76,9 @@ def parse_codecs(text: str | None) -> list[Choice]:
         else:
             current, value = token, None
         choices.append(_choice(current, value))
-    labels = [c.label for c in choices]
-    if len(set(labels)) != len(labels):
-        raise UnsupportedTransferSyntax(f"--codecs names a choice twice: {text}")
+    configs = [json.dumps(c.codec.get_config(), sort_keys=True) for c in choices]
+    if len(set(configs)) != len(configs):
+        raise UnsupportedTransferSyntax(f"--codecs names the same choice twice: {text}")
     return choices
 
 
@@ -99,9 +101,15 @@ def _choice(name: str, value: str | None) -> Choice:
     option = _VALUE_OPTION.get(codec.name)
     if option is None:
         raise UnsupportedTransferSyntax(f"--codecs {name}:{value}: {name} takes no value")
+    if not _is_number(value):
+        raise UnsupportedTransferSyntax(f"--codecs {name}:{value}: the {option} must be a number")
     number = float(value)
-    configured = codec.configure(**{option: int(number) if option != "ratio" else number})
-    return Choice(f"{codec.name}:{value}", configured)
+    if option != "ratio":
+        if number != int(number):
+            raise UnsupportedTransferSyntax(f"--codecs {name}:{value}: the {option} is a whole number")
+        number = int(number)
+    configured = codec.configure(**{option: number})
+    return Choice(f"{codec.name}:{number:g}", configured)
 
 
 # -- which frames ----------------------------------------------------------------------------
@@ -131,9 +139,13 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
             ds = read_header(source.path)
             if "PixelData" not in ds:
                 raise NotAnImage("no Pixel Data (not an image)")
+            FrameLayout.from_dataset(ds)  # Rows, Columns, Number of Frames must make sense
+            int(ds.get("NumberOfFrames", 1) or 1)
             headers.append((source.path, ds))
         except DicompressError as exc:
             skipped.append((str(source.path), str(exc)))
+        except (ValueError, TypeError) as exc:  # e.g. Number of Frames "1A"
+            skipped.append((str(source.path), f"unusable image attributes: {exc}"))
     refs = []
     for series in group_series(headers):
         for slice_index in spread(len(series.frames), sample):
@@ -196,7 +208,12 @@ def measure(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray)
         encoded = time.perf_counter()
         back = choice.codec.decode_frame(data, layout)
         decoded = time.perf_counter()
-    return Measure(choice.label, ref, arr.nbytes, len(data) + (len(data) & 1),
+    if layout.bits_allocated == 1 and not choice.codec.encapsulated:
+        stored = -(-arr.size // 8)  # native 1-bit is packed, 8 pixels a byte
+    else:
+        stored = len(data) + (len(data) & 1)
+    return Measure(choice.label, ref, -(-arr.size // 8) if layout.bits_allocated == 1
+                   else arr.nbytes, stored,
                    encoded - start, decoded - encoded,
                    quality(arr, back, layout.bits_stored), layout.bits_stored)
 
@@ -269,6 +286,11 @@ class Row:
         return self.ssim_sum / self.frames if self.frames else 0.0
 
     @property
+    def partial(self) -> bool:
+        """Some frames could not be coded (not_applicable says why)."""
+        return bool(self.not_applicable) and self.frames > 0
+
+    @property
     def lossless_violated(self) -> bool:
         return self.lossless and self.max_error > 0
 
@@ -284,7 +306,7 @@ class Row:
             "worst": None if self.worst is None else {
                 "path": self.worst[0], "frame": self.worst[1], "slice": self.worst[2],
                 "psnr_db": finite(self.worst[3])},
-            "not_applicable": self.not_applicable or None,
+            "not_applicable": self.not_applicable or None, "partial": self.partial,
             "lossless_violated": self.lossless_violated,
         }
 
@@ -342,6 +364,8 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
             return measure(choice, ref, layout, arr)
         except DicompressError as exc:
             return choice, ref, str(exc)
+        except Exception as exc:  # a codec library's own error on an odd frame
+            return choice, ref, f"{ref.path.name}: {type(exc).__name__}: {exc}"
 
     for outcome in bounded_map(run, tasks(), threads or os.cpu_count() or 1):
         done += 1
