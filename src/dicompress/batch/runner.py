@@ -139,7 +139,8 @@ class _ProcessPool:
 
     def wait(self, futures):
         done, _ = cf.wait(futures, timeout=1.0, return_when=cf.FIRST_COMPLETED)
-        return done
+        # a future cancelled by a pool shut down is never "completed": count it done
+        return done | {f for f in futures if f.cancelled()}
 
     def close(self, cancel: bool = False) -> None:
         self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
@@ -254,6 +255,12 @@ def _finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
     return row.status != J.OK or (row.destination is not None and os.path.exists(row.destination))
 
 
+def _lost(task: Task) -> Outcome:
+    return Outcome(path=task.path, status=J.FAILED, reason=(
+        f"{task.path}: a worker process died (killed, or out of memory) while this file was "
+        "in flight; it is left as it was (--resume --retry-failed tries it again)"))
+
+
 def remove_temporaries(root: Path) -> int:
     """Delete the temporaries of interrupted atomic writes under `root` (used on resume)."""
     removed = 0
@@ -317,7 +324,7 @@ class BatchRun:
                 if admitted is None:
                     continue
                 journal.commit()  # a file is pending on disk before a worker may touch it
-                in_flight[self._submit(admitted[0])] = admitted
+                in_flight[self._submit(admitted[0], journal, in_flight)] = admitted
             while in_flight:
                 self._collect(journal, in_flight)
             journal.commit()
@@ -331,16 +338,25 @@ class BatchRun:
             summary.seconds = time.perf_counter() - start
         return summary
 
-    def _submit(self, task: Task):
+    def _submit(self, task: Task, journal: Journal, in_flight: dict):
         try:
             return self.pool.submit(task)
         except BrokenProcessPool:
-            self._rebuild_pool()
+            self._rebuild_pool(journal, in_flight)
             return self.pool.submit(task)
 
-    def _rebuild_pool(self) -> None:
-        """A worker died (killed, out of memory): the pool is unusable; start another."""
-        self.pool.close(cancel=True)
+    def _rebuild_pool(self, journal: Journal, in_flight: dict) -> None:
+        """A worker died (killed, out of memory): the pool is unusable. Every file still in
+        flight went down with it: settle each (its future holds the pool's error, or the
+        result if it finished first), then start another pool."""
+        for future, (task, _) in list(in_flight.items()):
+            try:
+                outcome = future.result(timeout=60)
+            except Exception:  # BrokenProcessPool, or cancelled / lost with the pool
+                outcome = _lost(task)
+            del in_flight[future]
+            self._finish(journal, outcome)
+        self.pool.close()
         self.pool = _make_pool(self.options, fork=False)
 
     # -- one source in ----------------------------------------------------------------
@@ -459,17 +475,14 @@ class BatchRun:
                 outcome = future.result()
             except BrokenProcessPool:  # a worker died (killed, out of memory)
                 broken = True
-                outcome = Outcome(path=task.path, status=J.FAILED, reason=(
-                    f"{task.path}: a worker process died (killed, or out of memory) while "
-                    "this file was in flight; it is left as it was (--resume --retry-failed "
-                    "tries it again)"))
+                outcome = _lost(task)
             except Exception as exc:  # e.g. a Dask worker lost
                 outcome = Outcome(path=task.path, status=J.FAILED,
                                   reason=f"{task.path}: the worker stopped ({type(exc).__name__}: "
                                          f"{exc}); the file is left as it was")
             self._finish(journal, outcome)
         if broken:
-            self._rebuild_pool()
+            self._rebuild_pool(journal, in_flight)
 
     def _finish(self, journal: Journal, outcome: Outcome) -> None:
         values = outcome.journal_values()
