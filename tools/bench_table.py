@@ -217,39 +217,38 @@ def voi_targets_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _timed(path: Path, prefix: str) -> list[tuple[str, str, dict, float]]:
+    """(group without `prefix`, name, extra_info, mean seconds) of the timed benchmarks
+    whose group starts with `prefix`."""
+    out = []
+    for bench in json.loads(path.read_text()).get("benchmarks", []):
+        stats = bench.get("stats") or {}
+        if str(bench.get("group", "")).startswith(prefix) and stats.get("mean"):
+            out.append((bench["group"].removeprefix(prefix), bench["name"].removeprefix("bench_"),
+                        bench.get("extra_info", {}), stats["mean"]))
+    return out
+
+
 def series_table(path: Path) -> str:
     """Series throughput (benchmarks/bench_series.py): MB/s and files/s per row, and
     each row's speed relative to the pydicom row of its group."""
-    data = json.loads(path.read_text())
-    rows = []
-    for bench in data.get("benchmarks", []):
-        info, stats = bench.get("extra_info", {}), bench.get("stats") or {}
-        if not str(bench.get("group", "")).startswith("series-") or not stats.get("mean"):
-            continue
-        rows.append((bench["group"], bench["name"].removeprefix("bench_"),
-                     info["megabytes"] / stats["mean"], info["files"] / stats["mean"]))
+    rows = [(group, name, info["megabytes"] / mean, info["files"] / mean)
+            for group, name, info, mean in _timed(path, "series-")]
     if not rows:
         return ""
     lines = ["| target | implementation | MB/s | files/s | vs pydicom |", "|---|---|---:|---:|---:|"]
     for group, name, mbs, fps in sorted(rows):
         peer = [m for g, n, m, _ in rows if g == group and n.startswith("pydicom")]
         ratio = f"{mbs / peer[0]:.2f}x" if peer else "-"
-        lines.append(f"| {group.removeprefix('series-')} | {name} | {mbs:.1f} | {fps:.1f} | {ratio} |")
+        lines.append(f"| {group} | {name} | {mbs:.1f} | {fps:.1f} | {ratio} |")
     return "\n".join(lines)
 
 
 def batch_table(path: Path) -> str:
     """Batch runs (benchmarks/bench_batch.py), whole commands: files/s and MB/s per row,
     each row against the fastest peer of its group, and dicompress's 1 -> 2 jobs scaling."""
-    data = json.loads(path.read_text())
-    rows = []
-    for bench in data.get("benchmarks", []):
-        info, stats = bench.get("extra_info", {}), bench.get("stats") or {}
-        if not str(bench.get("group", "")).startswith("batch-") or not stats.get("mean"):
-            continue
-        rows.append((bench["group"].removeprefix("batch-"), bench["name"].removeprefix("bench_"),
-                     info["files"] / stats["mean"], info["megabytes"] / stats["mean"],
-                     info.get("peak_worker_rss_mb")))
+    rows = [(group, name, info["files"] / mean, info["megabytes"] / mean,
+             info.get("peak_worker_rss_mb")) for group, name, info, mean in _timed(path, "batch-")]
     if not rows:
         return ""
     lines = ["| target | command | files/s | MB/s | vs fastest peer | peak MB per worker |",

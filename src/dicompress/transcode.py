@@ -256,19 +256,25 @@ def decoded_layout(ds: Dataset, declared: FrameLayout, meta: Dataset,
     return layout, attrs
 
 
+def _start_decoding(path: Path, ds: Dataset, declared: FrameLayout
+                    ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
+    """Decode frame 1 (it tells the layout of all): layout, attributes, frame 1, the rest."""
+    meta = Dataset()
+    frames = _frames(path, ds, meta)
+    first = next(frames, None)
+    if first is None:
+        raise CorruptPixelData("Pixel Data holds no frames")
+    layout, attrs = decoded_layout(ds, declared, meta, first)
+    return layout, attrs, first, frames
+
+
 def iter_frames(path: Path) -> tuple[FrameLayout, Iterator[np.ndarray]]:
     """The layout of `path`'s frames as decoded, and the frames (one at a time)."""
     path = Path(path)
     ds = read_header(path)
     if "PixelData" not in ds:
         raise NotAnImage("no Pixel Data (not an image)")
-    declared = FrameLayout.from_dataset(ds)
-    meta = Dataset()
-    frames = _frames(path, ds, meta)
-    first = next(frames, None)
-    if first is None:
-        raise CorruptPixelData("Pixel Data holds no frames")
-    layout, _ = decoded_layout(ds, declared, meta, first)
+    layout, _, first, frames = _start_decoding(path, ds, FrameLayout.from_dataset(ds))
     return layout, itertools.chain([first], frames)
 
 
@@ -337,12 +343,7 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
     if declared.bits_allocated == 1:
         codec.check_layout(declared)  # raises for codecs that need whole bytes
 
-    meta = Dataset()
-    frames = _frames(source, ds, meta)
-    first = next(frames, None)
-    if first is None:
-        raise CorruptPixelData("Pixel Data holds no frames")
-    layout, attrs = decoded_layout(ds, declared, meta, first)
+    layout, attrs, first, frames = _start_decoding(source, ds, declared)
     codec.check_layout(layout)
     out = _output_dataset(ds, codec, layout, attrs)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)

@@ -199,20 +199,6 @@ class Journal:
                                   "stopped, --resume continues it once there is room") from exc
             raise JournalError(f"{self.path}: {exc}") from exc
 
-    def rows(self) -> Iterator[Row]:
-        cursor = self._sql(f"SELECT {', '.join(COLUMNS)} FROM files ORDER BY path")
-        for row in cursor:
-            yield Row(*row)
-
-    def counts(self) -> dict[str, int]:
-        return dict(self._sql("SELECT status, COUNT(*) FROM files GROUP BY status"))
-
-    def totals(self) -> tuple[int, int]:
-        """Bytes in and out of the files transcoded (status ok)."""
-        row = self._sql("SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) "
-                              "FROM files WHERE status = 'ok'").fetchone()
-        return int(row[0]), int(row[1])
-
     def close(self) -> None:
         """Commit what can be committed, and let go of the journal whatever happens."""
         try:
@@ -249,3 +235,30 @@ def open_read_only(path: str | Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{path}: not a dicompress journal ({exc})") from exc
     return db
+
+
+# -- reading a journal (report) ---------------------------------------------------------------
+def settings_of(db: sqlite3.Connection) -> dict | None:
+    row = db.execute("SELECT value FROM run WHERE key = 'settings'").fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def file_rows(db: sqlite3.Connection) -> Iterator[tuple]:
+    """Every file's row, in COLUMNS order, by path."""
+    yield from db.execute(f"SELECT {', '.join(COLUMNS)} FROM files ORDER BY path")
+
+
+def status_counts(db: sqlite3.Connection) -> dict[str, int]:
+    return dict(db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
+
+
+def bytes_transcoded(db: sqlite3.Connection) -> tuple[int, int]:
+    """Bytes in and out of the files transcoded (status ok)."""
+    row = db.execute("SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) "
+                     "FROM files WHERE status = 'ok'").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def failures(db: sqlite3.Connection, limit: int) -> list[tuple[str, str]]:
+    return db.execute("SELECT path, reason FROM files WHERE status = 'failed' ORDER BY path "
+                      "LIMIT ?", (limit,)).fetchall()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicompress.batch import journal as J
-from dicompress.batch.journal import Journal, JournalError, JournalFull, Row
+from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.sources import Source, _walk
 from dicompress.batch.worker import (Outcome, Task, codec_config, file_sha256, init_worker,
                                      run_task)
@@ -261,20 +261,22 @@ def _lost(task: Task) -> Outcome:
         "in flight; it is left as it was (--resume --retry-failed tries it again)"))
 
 
+def _remove_temporaries_in(folder: str | Path, names: Iterable[str]) -> int:
+    removed = 0
+    for name in names:
+        if name.endswith(TEMP_SUFFIX):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def remove_temporaries(root: Path) -> int:
     """Delete the temporaries of interrupted atomic writes under `root` (used on resume)."""
-    removed = 0
-    if not root.is_dir():
-        return 0
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            if name.endswith(TEMP_SUFFIX):
-                try:
-                    os.unlink(os.path.join(dirpath, name))
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    return removed
+    return sum(_remove_temporaries_in(dirpath, filenames)
+               for dirpath, _, filenames in os.walk(root))
 
 
 class BatchRun:
@@ -456,15 +458,9 @@ class BatchRun:
             return
         self._cleaned.add(folder)
         try:
-            names = os.listdir(folder)
+            _remove_temporaries_in(folder, os.listdir(folder))
         except OSError:
-            return
-        for name in names:
-            if name.endswith(TEMP_SUFFIX):
-                try:
-                    os.unlink(folder / name)
-                except OSError:
-                    pass
+            pass
 
     # -- results out ------------------------------------------------------------------
     def _collect(self, journal: Journal, in_flight: dict) -> None:

@@ -15,7 +15,7 @@ import resource
 import signal
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from dicompress.batch import journal as J
@@ -61,7 +61,6 @@ class Outcome:
     disk_full: bool = False
     #: Peak resident memory of the process that did the work, in KiB (ru_maxrss).
     peak_rss_kb: int = 0
-    extra: dict = field(default_factory=dict)
 
     def journal_values(self) -> dict:
         return {k: getattr(self, k) for k in

@@ -274,31 +274,24 @@ def report(args) -> int:
 
 def _report(args) -> int:
     db = open_read_only(args.journal)
-    columns = list(J.COLUMNS)
-    rows = db.execute(f"SELECT {', '.join(columns)} FROM files ORDER BY path")
     with (open(args.output, "w", newline="", encoding="utf-8") if args.output
           else contextlib.nullcontext(sys.stdout)) as out:
         if args.csv:
             writer = csv.writer(out)
-            writer.writerow(columns)
-            writer.writerows(rows)
+            writer.writerow(J.COLUMNS)
+            writer.writerows(J.file_rows(db))
         elif args.json:
-            settings = db.execute("SELECT value FROM run WHERE key = 'settings'").fetchone()
-            json.dump({"settings": json.loads(settings[0]) if settings else None,
-                       "files": [dict(zip(columns, row)) for row in rows]}, out, indent=1)
+            json.dump({"settings": J.settings_of(db),
+                       "files": [dict(zip(J.COLUMNS, row)) for row in J.file_rows(db)]},
+                      out, indent=1)
             out.write("\n")
         else:
-            counts = dict(db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
-            before, after = db.execute(
-                "SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) FROM files "
-                "WHERE status = 'ok'").fetchone()
-            lines = [[status, n] for status, n in sorted(counts.items())]
+            before, after = J.bytes_transcoded(db)
+            lines = [[status, n] for status, n in sorted(J.status_counts(db).items())]
             lines.append(["bytes before -> after", f"{human_size(before)} -> {human_size(after)}"
                           + (f" ({before / after:.2f}:1)" if after else "")])
             out.write(table(["status", "files"], lines, "<>") + "\n")
-            failed = db.execute("SELECT path, reason FROM files WHERE status = 'failed' "
-                                "ORDER BY path LIMIT 50").fetchall()
-            for path, reason in failed:
+            for path, reason in J.failures(db, 50):
                 out.write(f"FAILED   {reason or path}\n")
     db.close()
     return 0
