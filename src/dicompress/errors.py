@@ -35,6 +35,10 @@ class VerificationFailed(DicompressError):
     """A lossless result does not decode to exactly the source pixels."""
 
 
+class DeidError(DicompressError):
+    """A file cannot be de-identified as asked (refused, unmapped patient, bad key, ...)."""
+
+
 def with_context(exc: DicompressError, path: object) -> DicompressError:
     """`exc` with the file's path in front of its message (once)."""
     if str(exc).startswith(f"{path}:"):

@@ -95,15 +95,19 @@ class TranscodeResult:
         return self.size_in / self.size_out if self.size_out else 0.0
 
 
-def read_header(path: Path) -> Dataset:
-    """Read `path` with large values (the pixel data) left on disk until needed."""
+def read_header(path: Path, *, any_object: bool = False) -> Dataset:
+    """Read `path` with large values (the pixel data) left on disk until needed.
+
+    A file without preamble and File Meta Information is taken when a forced read finds
+    an image (or, with `any_object`, any object with SOP Class and Instance UIDs)."""
     try:
         return pydicom.dcmread(path, defer_size="256 KB")
     except InvalidDicomError as exc:
         # No preamble or file meta: still DICOM if a forced read finds an image.
         try:
             ds = pydicom.dcmread(path, defer_size="256 KB", force=True)
-            if "PixelData" in ds and "Rows" in ds:
+            if ("PixelData" in ds and "Rows" in ds) or (
+                    any_object and "SOPClassUID" in ds and "SOPInstanceUID" in ds):
                 if "TransferSyntaxUID" not in ds.file_meta:
                     implicit, little = ds.original_encoding
                     ds.file_meta.TransferSyntaxUID = (
@@ -289,6 +293,8 @@ def transcode_file(
     codec_threads: int | None = None,
     skip_same_syntax: bool = False,
     before_replace: Callable[[Path], None] | None = None,
+    prepare: Callable[[Dataset, FrameLayout], Callable[[np.ndarray], np.ndarray] | None]
+    | None = None,
 ) -> TranscodeResult:
     """Transcode one file to `target`, writing `destination` only once verified.
 
@@ -301,6 +307,9 @@ def transcode_file(
     `skip_same_syntax`, a file already in the target syntax raises
     `AlreadyInTarget`. `before_replace(tmp)` runs on the complete, verified,
     fsynced output just before it is renamed into place, and may veto it.
+    `prepare(header, layout)` may change the source's header (de-identification) before
+    the output's is made from it, and return a function applied to every decoded frame
+    before it is encoded (blanking); lossless results are verified against its output.
 
     Raises
     ------
@@ -311,7 +320,8 @@ def transcode_file(
     """
     try:
         return _transcode_file(Path(source), Path(destination), target, verify, threads,
-                               extended_offsets, codec_threads, skip_same_syntax, before_replace)
+                               extended_offsets, codec_threads, skip_same_syntax, before_replace,
+                               prepare)
     except DicompressError as exc:
         raise with_context(exc, source) from exc
     except OSError as exc:
@@ -322,7 +332,7 @@ def transcode_file(
 
 def _transcode_file(source: Path, destination: Path, target, verify, threads,
                     extended_offsets, codec_threads, skip_same_syntax,
-                    before_replace) -> TranscodeResult:
+                    before_replace, prepare) -> TranscodeResult:
     codec = get_codec(target)
     threads = threads if threads is not None else (os.cpu_count() or 1)
     result = TranscodeResult(source=source, size_in=source.stat().st_size, lossy=not codec.lossless)
@@ -345,6 +355,7 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
 
     layout, attrs, first, frames = _start_decoding(source, ds, declared)
     codec.check_layout(layout)
+    frame_filter = prepare(ds, layout) if prepare is not None else None
     out = _output_dataset(ds, codec, layout, attrs)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
 
@@ -357,6 +368,8 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
         if arr.shape != shape or arr.dtype != dtype:
             raise CorruptPixelData(f"frame decodes to {arr.shape} {arr.dtype}, "
                                    f"frame 1 to {shape} {dtype}")
+        if frame_filter is not None:
+            arr = frame_filter(arr)
         data = codec.encode_frame(arr, layout, codec_threads)
         if verify:
             back = codec.decode_frame(data, layout)
@@ -455,7 +468,7 @@ def _output_dataset(ds: Dataset, codec: Codec, layout: FrameLayout,
         out.NumberOfFrames = layout.number_of_frames
 
     out.file_meta.TransferSyntaxUID = UID(codec.transfer_syntax_for(layout))
-    _complete_file_meta(out)
+    complete_file_meta(out)
     return out
 
 
@@ -514,7 +527,7 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
     out.DerivationCodeSequence = derivation
 
 
-def _complete_file_meta(ds: Dataset) -> None:
+def complete_file_meta(ds: Dataset) -> None:
     """Give `ds` the preamble and File Meta Information of PS3.10 7.1."""
     ds.preamble = ds.get("preamble") or b"\0" * 128
     meta = ds.file_meta

@@ -29,6 +29,7 @@ from dicompress.batch.sources import Source, _walk
 from dicompress.batch.worker import (Outcome, Task, codec_config, file_sha256, init_worker,
                                      run_task)
 from dicompress.codecs import Codec, get_codec
+from dicompress.deid import DeidConfig, renamed
 from dicompress.errors import DicompressError
 from dicompress.fileio import TEMP_SUFFIX
 from dicompress.layout import FrameLayout
@@ -44,7 +45,7 @@ class UsageError(DicompressError):
 
 @dataclass
 class BatchOptions:
-    target: str | Codec
+    target: str | Codec | None  # None: keep each file's syntax (de-identification only)
     output: Path | None = None  # mirror the tree here ...
     in_place: bool = False  # ... or replace each original once its result is verified
     verify: bool = True
@@ -56,6 +57,8 @@ class BatchOptions:
     retry_failed: bool = False
     extended_offsets: bool | None = None
     threads: int | None = None  # per file, for multi-frame files
+    deid: DeidConfig | None = None  # de-identify every output (PS3.15 E.1)
+    rename: bool = False  # with deid and -o: OUT/study/series/instance.dcm by the new UIDs
 
 
 @dataclass
@@ -199,6 +202,9 @@ def _make_pool(options: BatchOptions, *, fork: bool = True):
 def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
     """Beside the output: in the output folder, or (in place) in the first source's folder."""
     if options.output is not None:
+        if options.deid is not None:  # not inside what leaves the hospital: it names originals
+            out = options.output.absolute()
+            return out.parent / f".{out.name}{J.JOURNAL_NAME}"
         return options.output / J.JOURNAL_NAME
     if first_source is None:
         raise UsageError("in place without a source folder: give --journal")
@@ -208,13 +214,17 @@ def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
     return base / J.JOURNAL_NAME
 
 
-def _settings(options: BatchOptions, codec: Codec) -> dict:
-    return {"codec": codec.get_config(), "in_place": options.in_place,
-            "output": str(options.output.resolve()) if options.output else None,
-            "verify": options.verify, "force": options.force}
+def _settings(options: BatchOptions, codec: Codec | None) -> dict:
+    settings = {"codec": codec.get_config() if codec else {"name": "(kept)"},
+                "in_place": options.in_place,
+                "output": str(options.output.resolve()) if options.output else None,
+                "verify": options.verify, "force": options.force}
+    if options.deid is not None:
+        settings["deid"] = options.deid.settings()
+    return settings
 
 
-def _open_journal(options: BatchOptions, codec: Codec, path: Path) -> Journal:
+def _open_journal(options: BatchOptions, codec: Codec | None, path: Path) -> Journal:
     if options.resume and not path.is_file():
         raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
     journal = Journal(path)
@@ -289,8 +299,13 @@ class BatchRun:
         """`on_ready()` runs once the workers are up: start threads (progress) there."""
         if options.in_place == (options.output is not None):
             raise UsageError("give either an output folder (-o) or --in-place")
+        if options.rename and (options.deid is None or options.in_place):
+            raise UsageError("--rename names de-identified outputs in an output folder (-o)")
         self.options = options
-        self.codec = options.target if isinstance(options.target, Codec) else get_codec(options.target)
+        if options.target is None and options.deid is None:
+            raise UsageError("give a target syntax, or de-identification")
+        self.codec = (options.target if isinstance(options.target, Codec) or options.target is None
+                      else get_codec(options.target))
         self.sources = sources
         self.journal_path = options.journal or default_journal(options, journal_hint)
         self.on_result = on_result or (lambda outcome, summary: None)
@@ -314,7 +329,7 @@ class BatchRun:
             self.on_ready()
             if options.resume and options.output is not None:
                 remove_temporaries(options.output)
-            config = codec_config(self.codec)
+            config = codec_config(self.codec) if self.codec else ""
             threads = options.threads or os.cpu_count() or 1
             codec_threads = max(1, (os.cpu_count() or 1) // self.pool.size)
             for source in self.sources:
@@ -389,6 +404,14 @@ class BatchRun:
                 return None
         if options.in_place:
             destination = key
+        elif options.rename:
+            try:
+                destination = str(self._output_root / renamed(real, options.deid))
+            except DicompressError as exc:
+                outcome = Outcome(path=key, status=J.FAILED, reason=f"{source.path}: {exc}")
+                journal.record(key, **outcome.journal_values())
+                self._count(outcome)
+                return None
         else:
             destination = os.path.normpath(self._output_root / source.relative)
             if real.is_relative_to(self._output_root) and destination != key:
@@ -421,7 +444,7 @@ class BatchRun:
         journal.start(key, destination, st.st_size, st.st_mtime_ns)
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
                     force=options.force, extended_offsets=options.extended_offsets,
-                    threads=threads, codec_threads=codec_threads), row
+                    threads=threads, codec_threads=codec_threads, deid=options.deid), row
 
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
                                      row: Row) -> bool:
@@ -433,9 +456,11 @@ class BatchRun:
                 row.size_in, row.mtime_in):
             return False
         try:
-            ds = read_header(Path(key))
+            ds = read_header(Path(key), any_object=self.options.deid is not None)
             syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-            if syntax != self.codec.transfer_syntax_for(FrameLayout.from_dataset(ds)):
+            if self.codec and syntax != self.codec.transfer_syntax_for(FrameLayout.from_dataset(ds)):
+                return False
+            if self.options.deid is not None and ds.get("PatientIdentityRemoved") != "YES":
                 return False
         except DicompressError:
             return False

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from dicompress.batch import journal as J
 from dicompress.codecs import Codec, get_codec
+from dicompress.deid import DeidConfig, deidentify_file, preparer
 from dicompress.errors import AlreadyInTarget, DicompressError, InvalidDicomFile, NotAnImage
-from dicompress.transcode import transcode_file
+from dicompress.transcode import TranscodeResult, transcode_file
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -36,6 +37,7 @@ class Task:
     extended_offsets: bool | None = None
     threads: int | None = None  # frames of a multi-frame file in parallel
     codec_threads: int | None = None  # inside the codec, for a single frame
+    deid: DeidConfig | None = None  # de-identify too ("" codec: keep the file's syntax)
 
 
 @dataclass
@@ -101,6 +103,28 @@ def _disk_full(exc: BaseException | None) -> bool:
     return False
 
 
+def _run(task: Task, path: Path, before_replace) -> TranscodeResult:
+    destination = Path(task.destination)
+    if task.deid is not None and not task.codec:
+        return deidentify_file(path, destination, task.deid, verify=task.verify,
+                               before_replace=before_replace)
+    codec = _codec(task.codec)
+    try:
+        return transcode_file(
+            path, destination, codec, verify=task.verify,
+            threads=task.threads, codec_threads=task.codec_threads,
+            extended_offsets=task.extended_offsets, skip_same_syntax=not task.force,
+            before_replace=before_replace,
+            prepare=preparer(task.deid) if task.deid is not None else None,
+        )
+    except AlreadyInTarget:
+        if task.deid is None:
+            raise
+        # already in the target syntax: de-identified, the frames copied as they are
+        return deidentify_file(path, destination, task.deid, verify=task.verify, target=codec,
+                               before_replace=before_replace)
+
+
 def run_task(task: Task) -> Outcome:
     """Transcode one file; never raises for a problem with that file."""
     start = time.perf_counter()
@@ -120,12 +144,7 @@ def run_task(task: Task) -> Outcome:
                 raise DicompressError(f"{path}: changed while being transcoded; left as it is")
             out.hash_out = file_sha256(tmp)
 
-        result = transcode_file(
-            path, Path(task.destination), _codec(task.codec), verify=task.verify,
-            threads=task.threads, codec_threads=task.codec_threads,
-            extended_offsets=task.extended_offsets, skip_same_syntax=not task.force,
-            before_replace=before_replace,
-        )
+        result = _run(task, path, before_replace)
         done = os.stat(task.destination)
         out.status = J.OK
         out.size_out, out.mtime_out = done.st_size, done.st_mtime_ns

@@ -11,6 +11,7 @@ import dicompress
 from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.batch.runner import UsageError
 from dicompress.cli import commands
+from dicompress.deid import DeidError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -72,6 +73,37 @@ def build_parser() -> argparse.ArgumentParser:
                      help="threads per multi-frame file, frames in parallel (default: all cores)")
     tc.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     tc.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    tc.add_argument("--deid", action="store_true",
+                    help="de-identify every output as well (PS3.15 E.1; see `dicompress deid -h`)")
+    _deid_arguments(tc)
+
+    de = sub.add_parser(
+        "deid", help="de-identify files and trees (PS3.15 E.1 Basic Application Level "
+                     "Confidentiality Profile); pixel data copied as it is",
+        description="De-identify DICOM files by the PS3.15 Annex E Basic Application Level "
+                    "Confidentiality Profile and the chosen options. UIDs and pseudonyms are "
+                    "derived from a secret key: the same key gives the same replacements in "
+                    "every run, so later studies of a patient link up. Pixel data is copied "
+                    "unchanged unless --blank is given.")
+    de.add_argument("sources", nargs="*", metavar="SRC",
+                    help="files, folders (walked) or glob patterns ('**' recurses)")
+    de.add_argument("--from-list", metavar="FILE", help="also the paths in FILE, one a line (- for stdin)")
+    where = de.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", type=Path, metavar="OUTDIR",
+                       help="output folder; mirrors the input tree (see --rename)")
+    where.add_argument("--in-place", action="store_true",
+                       help="replace each original by its de-identified copy, once verified")
+    de.add_argument("--no-verify", action="store_true", help="skip reading back each output")
+    de.add_argument("-j", "--jobs", type=int, default=None,
+                    help="worker processes (default: all cores); 1 works in this process")
+    de.add_argument("--journal", type=Path, metavar="PATH",
+                    help="SQLite journal of the run (default: beside the output folder, "
+                         "not in it: it names the originals)")
+    de.add_argument("--resume", action="store_true", help="continue the run recorded in the journal")
+    de.add_argument("--retry-failed", action="store_true", help="with --resume: retry failed files")
+    de.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    de.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    _deid_arguments(de)
 
     cp = sub.add_parser("compare", help="measure size, speed and quality of codec choices on files")
     cp.add_argument("sources", nargs="+", metavar="SRC", help="files, folders or glob patterns")
@@ -136,6 +168,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _deid_arguments(parser: argparse.ArgumentParser) -> None:
+    from dicompress.deid import OPTIONS
+
+    key = parser.add_argument_group(
+        "de-identification: key and pseudonyms",
+        "Replacement UIDs, pseudonyms and date shifts are keyed hashes of the originals. "
+        "Without a key, a random one is used and nothing links up with other runs.")
+    key.add_argument("--key-file", type=Path, metavar="FILE",
+                     help="the secret key: the first line of FILE (16 characters or more)")
+    key.add_argument("--key", metavar="TEXT",
+                     help="the secret key itself (visible to other users in the process list; "
+                          "prefer --key-file or DICOMPRESS_DEID_KEY)")
+    key.add_argument("--mapping", type=Path, metavar="CSV",
+                     help="pseudonyms chosen by you: columns patient_id,new_patient_id and "
+                          "optionally new_patient_name,date_shift_days; unlisted patients fail")
+    opts = parser.add_argument_group("de-identification: profile options (PS3.15 E.3)")
+    helps = {
+        "retain-full-dates": "keep dates and times as they are",
+        "retain-modified-dates": "shift every date of a patient by the same whole number of days "
+                                 "(1-10 years back, from the key), so intervals stay exact",
+        "retain-patient-chars": "keep age, sex, size, weight and similar",
+        "retain-device-id": "keep device serial numbers, station names and similar",
+        "retain-institution-id": "keep institution name, address and department",
+        "retain-uids": "keep the original UIDs",
+        "clean-descriptors": "keep descriptions and comments that contain no identifier "
+                             "(names, IDs, dates, numbers found anywhere in the file)",
+        "retain-safe-private": "keep the private attributes of our documented safe list "
+                               "(diffusion b-values and directions)",
+    }
+    for name in OPTIONS:
+        opts.add_argument(f"--{name}", action="store_true", help=helps[name])
+    pix = parser.add_argument_group("de-identification: burned-in text")
+    pix.add_argument("--allow-burned-in", action="store_true",
+                     help="accept files that say (or whose kind suggests) they have burned-in text")
+    pix.add_argument("--blank", action="append", default=[], metavar="X,Y,W,H",
+                     help="blank this rectangle (pixels from the top left) of every frame; "
+                          "repeatable; the frames are encoded again in the same syntax")
+    if parser.prog.endswith("deid"):
+        pix.add_argument("--rename", action="store_true",
+                         help="name outputs by their new UIDs (OUT/study/series/instance.dcm) so "
+                              "no original folder or file name leaves")
+
+
+def _deid_config(args):
+    """The de-identification asked for, or None."""
+    import os
+
+    from dicompress.deid import OPTIONS, DeidConfig
+    from dicompress.deid import keys
+    from dicompress.deid.burned_in import parse_rectangle
+
+    if args.command == "transcode" and not args.deid:
+        given = [f"--{n}" for n in OPTIONS if getattr(args, n.replace("-", "_"))]
+        given += ["--key"] * bool(args.key) + ["--key-file"] * bool(args.key_file)
+        given += ["--mapping"] * bool(args.mapping) + ["--blank"] * bool(args.blank)
+        given += ["--allow-burned-in"] * args.allow_burned_in
+        if given:
+            raise UsageError(f"{', '.join(given)} without --deid")
+        return None
+    if args.key and args.key_file:
+        raise UsageError("give --key or --key-file, not both")
+    if args.key_file or args.key:
+        key = keys.load_key(args.key, args.key_file)
+    elif os.environ.get("DICOMPRESS_DEID_KEY"):
+        key = keys.load_key(os.environ["DICOMPRESS_DEID_KEY"])
+    else:
+        if getattr(args, "resume", False):
+            raise UsageError("--resume needs the key of the run it continues (--key-file)")
+        print("dicompress: no --key-file: a random key is used, so replacement UIDs and "
+              "pseudonyms will not match those of any other run", file=sys.stderr)
+        key = keys.new_key()
+    options = frozenset(n for n in OPTIONS if getattr(args, n.replace("-", "_")))
+    if args.mapping:
+        keys.load_mapping(args.mapping)  # its mistakes found now, not once per file
+    try:
+        return DeidConfig(options=options, key=key,
+                          mapping=str(args.mapping) if args.mapping else None,
+                          allow_burned_in=args.allow_burned_in,
+                          blank=tuple(parse_rectangle(b) for b in args.blank))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _codec_options(args) -> dict:
     tile = None
     if args.tile:
@@ -160,7 +275,12 @@ def main(argv: list[str] | None = None) -> int:
             if not args.sources and args.from_list is None:
                 print("dicompress transcode: give sources or --from-list", file=sys.stderr)
                 return EXIT_USAGE
-            return commands.transcode(args, _codec_options(args))
+            return commands.transcode(args, _codec_options(args), _deid_config(args))
+        if args.command == "deid":
+            if not args.sources and args.from_list is None:
+                print("dicompress deid: give sources or --from-list", file=sys.stderr)
+                return EXIT_USAGE
+            return commands.deid(args, _deid_config(args))
         if args.command == "compare":
             return commands.compare(args)
         if args.command == "plan":
@@ -171,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             return commands.export(args)
         if args.command == "demo":
             return commands.demo(args.output)
-    except (dicompress.UnsupportedTransferSyntax, UsageError, JournalError) as exc:
+    except (dicompress.UnsupportedTransferSyntax, UsageError, JournalError, DeidError) as exc:
         print(f"dicompress: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -83,8 +83,9 @@ _STATUS_LABELS = {
 }
 
 
-def summary_table(summary: Summary) -> str:
-    rows = [[label, summary.counts.get(status, 0)] for status, label in _STATUS_LABELS.items()]
+def summary_table(summary: Summary, done: str = "transcoded") -> str:
+    labels = {**_STATUS_LABELS, J.OK: done}
+    rows = [[label, summary.counts.get(status, 0)] for status, label in labels.items()]
     if summary.done_before:
         rows.append(["done by an earlier run (resume)", summary.done_before])
     if summary.duplicates:
@@ -106,15 +107,28 @@ def summary_table(summary: Summary) -> str:
     return text
 
 
-def transcode(args, codec_options: dict) -> int:
-    from dicompress.cli import progress
-
+def transcode(args, codec_options: dict, deid=None) -> int:
     options = BatchOptions(
         target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
         verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
         journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
-        extended_offsets=args.extended_offsets, threads=args.threads,
+        extended_offsets=args.extended_offsets, threads=args.threads, deid=deid,
     )
+    return _batch(args, options, "transcoded" + (" and de-identified" if deid else ""))
+
+
+def deid(args, config) -> int:
+    options = BatchOptions(
+        target=None, output=args.output, in_place=args.in_place, verify=not args.no_verify,
+        jobs=args.jobs, journal=args.journal, resume=args.resume,
+        retry_failed=args.retry_failed, deid=config, rename=args.rename,
+    )
+    return _batch(args, options, "de-identified")
+
+
+def _batch(args, options: BatchOptions, done: str) -> int:
+    from dicompress.cli import progress
+
     if options.jobs is not None and options.jobs < 1:
         raise UsageError("--jobs must be at least 1")
 
@@ -141,7 +155,7 @@ def transcode(args, codec_options: dict) -> int:
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
-        print(summary_table(summary))
+        print(summary_table(summary, done))
     return summary.exit_code
 
 

@@ -1,0 +1,128 @@
+"""Write src/dicompress/deid/table.py: PS3.15 Table E.1-1 with every option column.
+
+Two machine-readable copies of the standard's table go in, because none has both
+the latest edition and the option columns:
+
+- the basic profile actions of the latest edition (2026c), from the PyPI package
+  dicom-anonymizer (``dicomanonymizer/dicom_anonymization_databases/dicomfields_2026c.py``);
+- the option columns (Retain ... / Clean ...), from innolitics/dicom-standard
+  (``standard/confidentiality_profile_attributes.json``, commit 0d01bf1), given as that
+  JSON or as a TSV transcription of it with the columns
+  tag name basic rtnLongFullDates rtnLongModifDates rtnPatChars rtnDevId rtnInstId
+  rtnUIDs cleanDesc cleanStructCont cleanGraph rtnSafePriv.
+
+Where both list an attribute their basic actions agree except for four attributes the
+standard changed since; the newer edition wins. Attributes added since the options
+source get option actions by the standard's own pattern only: UIDs K under Retain
+UIDs, dates and times K / C under the two temporal options; otherwise none (the basic
+action stands, the conservative choice).
+
+    python tools/gen_deid_table.py DICOMFIELDS.py OPTIONS.(json|tsv) > src/dicompress/deid/table.py
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+import sys
+
+from pydicom.datadict import dictionary_VR
+
+GROUPS = {"D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS": "Z/D",
+          "X_Z_TAGS": "X/Z", "X_D_TAGS": "X/D", "X_Z_D_TAGS": "X/Z/D", "X_Z_U_STAR_TAGS": "X/Z/U*"}
+MASKED = {(0x5000, 0x0000): "50xxxxxx", (0x6000, 0x4000): "60xx4000", (0x6000, 0x3000): "60xx3000"}
+OPTION_FIELDS = ("rtnLongFullDates", "rtnLongModifDates", "rtnPatChars", "rtnDevId", "rtnInstId",
+                 "rtnUIDs", "cleanDesc", "cleanStructCont", "cleanGraph", "rtnSafePriv")
+PRIVATE = "private"
+
+
+def _names(path: str) -> dict[str, str]:
+    """The attribute names in the comments of dicomfields (pydicom may not know new ones)."""
+    names = {}
+    text = re.sub(r"\(\s*(0x\w{4}),\s*(0x\w{4}),\s*\)", r"(\1, \2)", open(path, encoding="utf-8").read())
+    for line in text.splitlines():
+        m = re.match(r"\s*\((0x[0-9A-Fa-f]{4}), (0x[0-9A-Fa-f]{4})\),\s*#\s*(.+)", line)
+        if m:
+            names["%04X%04X" % (int(m[1], 16), int(m[2], 16))] = m[3].strip()
+    return names
+
+
+def _basic(path: str) -> dict[str, str]:
+    spec = importlib.util.spec_from_file_location("dicomfields", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    actions: dict[str, str] = {}
+    for variable, action in GROUPS.items():
+        for entry in getattr(module, variable):
+            key = MASKED[entry[:2]] if len(entry) == 4 else "%04X%04X" % entry
+            assert key not in actions, key
+            actions[key] = action
+    return actions
+
+
+def _options(path: str) -> dict[str, dict]:
+    if path.endswith(".json"):
+        rows = []
+        for row in json.load(open(path, encoding="utf-8")):
+            tag = row["tag"].strip("()").replace(",", "")
+            rows.append({"tag": tag.lower() if "X" in tag[:4] else tag.upper(), "name": row["name"],
+                         **{f: row.get(f + "Opt", "") for f in OPTION_FIELDS}})
+    else:
+        rows = list(csv.DictReader(open(path, encoding="utf-8"), delimiter="\t"))
+    return {(PRIVATE if "ODD" in row["tag"].upper() else row["tag"]): row for row in rows}
+
+
+MASKED_NAMES = {"50xxxxxx": "Curve Data", "60xx4000": "Overlay Comments", "60xx3000": "Overlay Data"}
+
+
+def _vr(key: str, name: str) -> str:
+    try:
+        return dictionary_VR(int(key, 16))
+    except KeyError:  # newer than pydicom's dictionary: its name tells dates and times
+        return {"Date": "DA", "DateTime": "DT", "Time": "TM"}.get(name.split()[-1], "")
+
+
+def main(dicomfields: str, options_path: str) -> None:
+    basic = _basic(dicomfields)
+    names = {**_names(dicomfields), **MASKED_NAMES}
+    options = _options(options_path)
+    lines = []
+    for key in sorted(basic, key=lambda k: k.replace("x", "0")):
+        row = options.get(key)
+        if row is not None:
+            values = [row.get(f, "") or "-" for f in OPTION_FIELDS]
+        else:
+            vr = _vr(key, names[key]) if "x" not in key else ""
+            values = ["-"] * len(OPTION_FIELDS)
+            if "U" in basic[key]:
+                values[OPTION_FIELDS.index("rtnUIDs")] = "K"
+            if vr in ("DA", "DT", "TM"):
+                values[0], values[1] = "K", "C"
+        lines.append(f"{key:<9} {basic[key]:<7}" + "".join(f"{v:<3}" for v in values) + names[key])
+    private = options[PRIVATE]
+    lines.append(f"{'private':<9} {'X':<7}" + "".join(f"{private.get(f) or '-':<3}" for f in OPTION_FIELDS)
+                 + "Private attributes (odd groups)")
+    print(HEADER + "\n".join(lines) + '\n"""\n')
+
+
+HEADER = '''"""PS3.15 Table E.1-1 (Application Level Confidentiality Profile Attributes), 2026c.
+
+Generated by tools/gen_deid_table.py; do not edit by hand. Columns: the tag (x for
+any hex digit), the basic profile's action, then the action of each option (``-``:
+the option leaves the basic action), then the attribute's name. Option columns in
+order: Retain Longitudinal Temporal Information Full Dates, ... Modified Dates,
+Retain Patient Characteristics, Retain Device Identity, Retain Institution Identity,
+Retain UIDs, Clean Descriptors, Clean Structured Content, Clean Graphics, Retain
+Safe Private.
+"""
+
+OPTIONS = ("full_dates", "modified_dates", "patient_chars", "device_id", "institution_id",
+           "uids", "descriptors", "structured_content", "graphics", "safe_private")
+
+TABLE = """\\
+'''
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
