@@ -405,3 +405,253 @@ def test_dciodvfy_finds_no_new_errors(corpus_out):
             new[source.name] = sorted(after - before)
     assert compared >= 100
     assert not new, json.dumps(new, indent=1)
+
+
+# -- series, references, keys across runs ------------------------------------------------
+def _linked_series(folder: Path, n: int = 4) -> list[Path]:
+    """`n` slices of one series, each referencing the one before (Referenced Image
+    Sequence) and all sharing a Frame of Reference, as a modality writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = pydicom.dcmread(find_sample("CT_small.dcm"))
+    base.PatientName, base.PatientID = "Doe^Jane", "PID-889977"
+    paths, previous = [], None
+    for k in range(n):
+        ds = copy.deepcopy(base)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.2.1.{k + 1}"
+        ds.InstanceNumber = k + 1
+        if previous is not None:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = ds.SOPClassUID, previous
+            ds.ReferencedImageSequence = Sequence([ref])
+        previous = ds.SOPInstanceUID
+        paths.append(folder / f"Doe_Jane_{k + 1}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    return paths
+
+
+def test_references_stay_linked_across_files_and_runs(tmp_path):
+    sources = _linked_series(tmp_path / "in")
+    outputs = []
+    for run in ("a", "b"):
+        outs = [tmp_path / run / p.name for p in sources]
+        for s, o in zip(sources, outs):
+            deidentify_file(s, o, config())
+        outputs.append([pydicom.dcmread(o) for o in outs])
+    first, second = outputs
+    for ds in first:
+        assert ds.StudyInstanceUID == first[0].StudyInstanceUID != pydicom.dcmread(sources[0]).StudyInstanceUID
+        assert ds.SeriesInstanceUID == first[0].SeriesInstanceUID
+        assert ds.FrameOfReferenceUID == first[0].FrameOfReferenceUID
+        assert ds.PatientID == first[0].PatientID
+    for k in range(1, len(first)):  # each reference points at the new UID of its target
+        assert first[k].ReferencedImageSequence[0].ReferencedSOPInstanceUID == first[k - 1].SOPInstanceUID
+    assert len({ds.SOPInstanceUID for ds in first}) == len(first)
+    # the same key in another run gives the same UIDs and pseudonyms
+    assert [d.SOPInstanceUID for d in first] == [d.SOPInstanceUID for d in second]
+    # a file renamed by its new UIDs: no original name in the path
+    name = renamed(sources[1], config())
+    assert name.parts == (first[1].StudyInstanceUID, first[1].SeriesInstanceUID,
+                          first[1].SOPInstanceUID + ".dcm")
+
+
+def test_lossy_transcode_marks_and_references_the_deidentified_source(tmp_path):
+    from dicompress.deid import preparer
+    from dicompress.transcode import transcode_file
+
+    source = _linked_series(tmp_path / "in", 1)[0]
+    out = tmp_path / "lossy.dcm"
+    transcode_file(source, out, "j2k-lossy", prepare=preparer(config()))
+    ds = pydicom.dcmread(out)
+    assert ds.PatientIdentityRemoved == "YES" and ds.LossyImageCompression == "01"
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == keys.replacement_uid(
+        KEY, "1.2.826.0.1.3680043.2.1.1")  # the de-identified original, not the original
+    assert "Doe" not in out.read_bytes().decode("latin-1")
+
+
+# -- burned-in text -----------------------------------------------------------------------
+def test_burned_in_is_refused_unless_allowed_or_blanked(tmp_path):
+    us = find_sample("US1_UNCR.dcm")  # ultrasound, no Burned In Annotation
+    with pytest.raises(BurnedInRefused, match="ultrasound"):
+        deidentify_file(us, tmp_path / "refused.dcm", config())
+    assert not (tmp_path / "refused.dcm").exists()
+    deidentify_file(us, tmp_path / "allowed.dcm", config(allow_burned_in=True))
+    said_no = tmp_path / "said_no.dcm"
+    ds = pydicom.dcmread(us)
+    ds.BurnedInAnnotation = "NO"
+    ds.save_as(said_no)
+    deidentify_file(said_no, tmp_path / "no.dcm", config())  # the file says it has none
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(tmp_path / "ct_yes.dcm")
+    with pytest.raises(BurnedInRefused, match="Burned In Annotation is YES"):
+        deidentify_file(tmp_path / "ct_yes.dcm", tmp_path / "x.dcm", config())
+
+
+@pytest.mark.parametrize("name", ["US1_UNCR.dcm", "SC_rgb_rle_2frame.dcm", "SC_rgb_jpeg_dcmtk.dcm",
+                                  "CT_small.dcm", "OBXXXX1A_rle.dcm", "ExplVR_BigEnd.dcm"])
+def test_blanking_blacks_out_the_rectangles_only(tmp_path, name):
+    source = find_sample(name)
+    rects = ((0, 0, 40, 12), (10, 30, 5, 7))
+    out = tmp_path / "blank.dcm"
+    deidentify_file(source, out, config(blank=rects))
+    before, after = frames_of(source), frames_of(out)
+    a_ds, b_ds = pydicom.dcmread(source), pydicom.dcmread(out)
+    same = a_ds.file_meta.TransferSyntaxUID
+    if same == pydicom.uid.ExplicitVRBigEndian:
+        same = pydicom.uid.ExplicitVRLittleEndian  # retired; written little endian
+    assert b_ds.file_meta.TransferSyntaxUID == same
+    assert b_ds.BurnedInAnnotation == "NO"
+    assert "113101" in [i.CodeValue for i in b_ds.DeidentificationMethodCodeSequence]
+    lossy = a_ds.file_meta.TransferSyntaxUID.is_compressed and \
+        a_ds.file_meta.TransferSyntaxUID in ("1.2.840.10008.1.2.4.50",)
+    for x, y in zip(before, after):
+        mask = np.zeros(x.shape[:2], bool)
+        for cx, cy, w, h in rects:
+            mask[cy:cy + h, cx:cx + w] = True
+        black = y[mask]
+        if b_ds.PhotometricInterpretation.startswith("YBR"):
+            assert np.all(black.reshape(-1, 3)[:, 0] <= 16)  # luma black (after JPEG)
+        elif not lossy:
+            low = -(1 << (b_ds.BitsStored - 1)) if b_ds.PixelRepresentation else 0
+            assert np.all(black == low)
+        if not lossy:
+            assert np.array_equal(x[~mask], y[~mask])  # the rest untouched, bit for bit
+        else:
+            assert np.abs(x[~mask].astype(int) - y[~mask].astype(int)).mean() < 4
+
+
+def test_blank_outside_the_image_is_an_error(tmp_path):
+    with pytest.raises(DeidError, match="outside"):
+        deidentify_file(find_sample("CT_small.dcm"), tmp_path / "x.dcm",
+                        config(blank=((500, 500, 10, 10),)))
+    assert not (tmp_path / "x.dcm").exists()
+
+
+# -- the command line ----------------------------------------------------------------------
+def _cli(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, env=env)
+
+
+def test_cli_deid_tree_rename_and_resume(tmp_path):
+    sources = _linked_series(tmp_path / "Doe_Jane" / "ct")
+    (tmp_path / "key").write_text("a-key-of-the-hospital-0042\n")
+    out = tmp_path / "out"
+    proc = _cli("deid", tmp_path / "Doe_Jane", "-o", out, "--key-file", tmp_path / "key",
+                "--rename", "--retain-modified-dates", "--json", "-j", "2")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["files"] == {"ok": len(sources)}
+    written = sorted(out.rglob("*.dcm"))
+    assert len(written) == len(sources)
+    assert all("Doe" not in str(p) for p in written)  # no original name in any path
+    assert not list(out.rglob("*sqlite*"))  # the journal (original paths) stays outside
+    journal = Path(summary["journal"])
+    assert journal.is_file() and not journal.is_relative_to(out)
+    for p in written:
+        ds = pydicom.dcmread(p)
+        assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
+        assert b"Doe" not in p.read_bytes()
+    # a finished run resumed does nothing; without the key it cannot be resumed
+    again = _cli("deid", tmp_path / "Doe_Jane", "-o", out, "--key-file", tmp_path / "key",
+                 "--rename", "--retain-modified-dates", "--json", "--resume")
+    assert again.returncode == 0 and json.loads(again.stdout)["done_before"] == len(sources)
+    other_key = tmp_path / "other"
+    other_key.write_text("another-key-entirely-0043\n")
+    refused = _cli("deid", tmp_path / "Doe_Jane", "-o", out, "--key-file", other_key,
+                   "--rename", "--retain-modified-dates", "--resume")
+    assert refused.returncode == 2 and "other settings" in refused.stderr
+
+
+def test_cli_deid_in_place_and_refusals(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ct = folder / "ct.dcm"
+    us = folder / "us.dcm"
+    ct.write_bytes(find_sample("CT_small.dcm").read_bytes())
+    us.write_bytes(find_sample("US1_UNCR.dcm").read_bytes())
+    proc = _cli("deid", folder, "--in-place", "--key", "k" * 20, "--json",
+                "--journal", tmp_path / "j.sqlite")
+    assert proc.returncode == 1  # the ultrasound is refused: a partial failure
+    summary = json.loads(proc.stdout)
+    assert summary["files"] == {"ok": 1, "failed": 1}
+    assert "burned-in" in summary["failures"][0]["reason"]
+    assert pydicom.dcmread(ct).PatientIdentityRemoved == "YES"
+    assert us.read_bytes() == find_sample("US1_UNCR.dcm").read_bytes()  # untouched
+    usage = _cli("transcode", folder, "--to", "rle", "-o", tmp_path / "o", "--retain-uids")
+    assert usage.returncode == 2 and "without --deid" in usage.stderr
+    bad = _cli("deid", folder, "-o", tmp_path / "o2", "--key", "short")
+    assert bad.returncode == 2 and "16 characters" in bad.stderr
+
+
+def test_cli_transcode_deid_compresses_and_deidentifies(tmp_path):
+    folder = tmp_path / "in"
+    sources = _linked_series(folder, 3)
+    (folder / "plan.dcm").write_bytes(find_sample("rtplan.dcm").read_bytes())
+    (folder / "rle.dcm").write_bytes(find_sample("MR_small_RLE.dcm").read_bytes())
+    out = tmp_path / "out"
+    proc = _cli("transcode", folder, "--to", "rle", "-o", out, "--deid", "--key", "k" * 20,
+                "--json", "-j", "1")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["files"] == {"ok": 4, "not-image": 1}  # the plan is not written at all
+    assert not (out / "plan.dcm").exists()
+    for source in sources + [folder / "rle.dcm"]:
+        ds = pydicom.dcmread(out / source.name)
+        assert ds.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+        assert ds.PatientIdentityRemoved == "YES"
+        assert np.array_equal(ds.pixel_array, pydicom.dcmread(source).pixel_array)
+    # already RLE: copied, not decoded (the fragments are the original's)
+    assert pydicom.dcmread(out / "rle.dcm").PixelData == pydicom.dcmread(folder / "rle.dcm").PixelData
+
+
+def test_export_applies_the_identity_rules(tmp_path):
+    from PIL import Image
+
+    from dicompress.export.job import ExportOptions, export
+
+    source = _linked_series(tmp_path / "in", 1)[0]  # named Doe_Jane_1.dcm
+    ds = pydicom.dcmread(source)
+    ds.SeriesDescription, ds.StudyDescription = "Doe follow-up", "CT ABDOMEN"
+    ds.SeriesInstanceUID = "1.2.3.77"
+    ds.save_as(source)
+    export([source], tmp_path / "png", ExportOptions(format="png"))
+    written = list((tmp_path / "png").rglob("*.png"))
+    assert len(written) == 1 and "Doe" not in str(written[0].relative_to(tmp_path))
+    text = Image.open(written[0]).text
+    assert text["Study"] == "CT ABDOMEN"  # a clean description is shown
+    assert "Series" not in text and "Doe" not in json.dumps(text)
+    export([source], tmp_path / "kept", ExportOptions(format="png", keep_identifiers=True))
+    assert "Doe" in str(next((tmp_path / "kept").rglob("*.png")))
+
+
+# -- an independent implementation ---------------------------------------------------------
+def test_whatever_gdcmanon_takes_out_we_take_out_too(corpus_out, tmp_path):
+    """GDCM's gdcmanon implements PS3.15 E.1.1 (from an older edition of the table): every
+    non-private attribute it removes or changes in a file, we remove or change as well."""
+    gdcmanon, openssl = require_tool("gdcmanon"), require_tool("openssl")
+    cert = tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    tmp_path / "key.pem", "-out", cert, "-days", "2", "-subj", "/CN=test"],
+                   check=True, capture_output=True)
+    done, _ = corpus_out
+    missed, theirs, compared = {}, 0, 0
+    for n, (source, ours) in enumerate(done):
+        src = pydicom.dcmread(source, force=True)
+        if "PixelData" not in src:
+            continue
+        gdcm_out = tmp_path / f"{n}.dcm"
+        proc = subprocess.run([gdcmanon, "-e", "-c", cert, "-i", source, "-o", gdcm_out],
+                              capture_output=True)
+        if proc.returncode or not gdcm_out.exists():
+            continue  # files GDCM cannot read
+        g, o = pydicom.dcmread(gdcm_out), pydicom.dcmread(ours)
+        compared += 1
+        for elem in src:
+            if elem.tag.is_private or elem.tag == 0x7FE00010 or not str(elem.value).strip():
+                continue
+            if elem.tag not in g or g[elem.tag].value != elem.value:
+                theirs += 1
+                if elem.tag in o and o[elem.tag].value == elem.value:
+                    missed.setdefault(elem.keyword, []).append(source.name)
+    assert compared >= 100 and theirs >= 1000  # GDCM did read and change them
+    assert not missed, missed

@@ -9,10 +9,11 @@ burned_in.py  files whose pixels may show identity; blanking rectangles
 files.py      whole files: header rewritten, pixel data copied (or blanked)
 """
 
-from dicompress.deid.deidentify import DeidConfig, Deidentifier, DeidReport
+from dicompress.deid.deidentify import (DeidConfig, Deidentifier, DeidReport, collect_identifiers,
+                                        descriptor_identifies)
 from dicompress.errors import DeidError
 from dicompress.deid.files import BurnedInRefused, deidentify_file, preparer, renamed
 from dicompress.deid.profile import OPTIONS, Profile
 
 __all__ = ["BurnedInRefused", "DeidConfig", "DeidError", "DeidReport", "Deidentifier",
-           "OPTIONS", "Profile", "deidentify_file", "preparer", "renamed"]
+           "OPTIONS", "Profile", "collect_identifiers", "descriptor_identifies", "deidentify_file", "preparer", "renamed"]

@@ -114,8 +114,7 @@ class Deidentifier:
         new_id, new_name, self._shift = self._patient(ds)
         self._names = {str(ds.get("PatientName", "") or ""): new_name}
         self._ids = {str(ds.get("PatientID", "") or ""): new_id}
-        self._identifiers = Identifiers()
-        self._collect(ds)
+        self._identifiers = collect_identifiers(ds, self.profile)
         self._walk(ds, report)
         self._mark(ds, blanked)
         if getattr(ds, "preamble", None):
@@ -138,24 +137,6 @@ class Deidentifier:
                 except Exception as exc:  # a value pydicom cannot convert
                     raise InvalidDicomFile(f"{tag} cannot be read ({type(exc).__name__}: "
                                            f"{exc})") from exc
-
-    def _collect(self, ds: Dataset) -> None:
-        """Values the profile takes out: a kept description must not repeat them."""
-        for elem in self._elements(ds):
-            if elem.VR == "SQ":
-                for item in elem.value or ():
-                    self._collect(item)
-                continue
-            rule = rule_for(elem.tag)
-            if rule is None or elem.VR not in _TEXT_VRS or elem.tag >> 16 & 1:
-                continue
-            if self.profile.action(rule) in (KEEP, CLEAN):
-                continue
-            for value in _values(elem):
-                if elem.VR == "PN":
-                    self._identifiers.add_person(value)
-                else:
-                    self._identifiers.add_value(value)
 
     def _walk(self, ds: Dataset, report: DeidReport, dummy: bool = False) -> None:
         """Apply the profile to `ds`. In a `dummy` item (of a sequence to be replaced by
@@ -318,6 +299,45 @@ class Deidentifier:
             else "MODIFIED" if "retain-modified-dates" in options else "REMOVED")
         if blanked:
             ds.BurnedInAnnotation = "NO"
+
+
+def collect_identifiers(ds: Dataset, profile: Profile | None = None) -> Identifiers:
+    """The values the profile takes out of `ds` (at any depth): text kept or shown
+    elsewhere (a description, an exported image's caption) must not repeat them."""
+    profile = profile or Profile()
+    found = Identifiers()
+
+    def collect(ds: Dataset) -> None:
+        for tag in list(ds.keys()):
+            if tag == _PIXEL_DATA or tag >> 16 == 0x0002:
+                continue
+            try:
+                elem = ds[tag]
+            except Exception:
+                continue  # unreadable: the walk reports it
+            if elem.VR == "SQ":
+                for item in elem.value or ():
+                    collect(item)
+                continue
+            rule = rule_for(elem.tag)
+            if rule is None or elem.VR not in _TEXT_VRS or elem.tag >> 16 & 1:
+                continue
+            if profile.action(rule) in (KEEP, CLEAN):
+                continue
+            for value in _values(elem):
+                if elem.VR == "PN":
+                    found.add_person(value)
+                else:
+                    found.add_value(value)
+
+    collect(ds)
+    return found
+
+
+def descriptor_identifies(ds: Dataset, text: str) -> str | None:
+    """Why `text` (a description from `ds`) cannot be shown without identifying, or None:
+    the Clean Descriptors test, for captions and file names outside DICOM."""
+    return collect_identifiers(ds, Profile(frozenset({"clean-descriptors"}))).found_in(text)
 
 
 def _values(elem: DataElement) -> list[str]:

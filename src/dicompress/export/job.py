@@ -12,6 +12,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from dicompress.batch.sources import iter_sources, unique
+from dicompress.deid import descriptor_identifies
 from dicompress.errors import DicompressError
 from dicompress.export import budget as budgets
 from dicompress.export import frames as framing
@@ -25,6 +26,8 @@ CONTEXT = {
     "SeriesDescription": "Series", "PixelSpacing": "Pixel spacing (mm)",
     "SliceThickness": "Slice thickness (mm)",
 }
+# The profile removes these unless they pass the Clean Descriptors test.
+DESCRIPTORS = {"StudyDescription", "SeriesDescription"}
 # Written only with --keep-identifiers.
 IDENTIFIERS = {
     "PatientName": "Patient name", "PatientID": "Patient ID", "PatientBirthDate": "Birth date",
@@ -63,7 +66,10 @@ def _text(ds, window_note: str, keep_identifiers: bool) -> dict[str, str]:
     for keyword, label in CONTEXT.items():
         value = ds.get(keyword)
         if value not in (None, ""):
-            text[label] = "\\".join(map(str, value)) if isinstance(value, (list, pydicom.multival.MultiValue)) else str(value)
+            value = "\\".join(map(str, value)) if isinstance(value, (list, pydicom.multival.MultiValue)) else str(value)
+            if not keep_identifiers and keyword in DESCRIPTORS and descriptor_identifies(ds, value):
+                continue  # a description naming the patient, a date, an ID: not shown
+            text[label] = value
     if window_note:
         text["Window"] = window_note
     if keep_identifiers:
@@ -126,7 +132,8 @@ def export(sources, out_dir: str | Path, options: ExportOptions) -> ExportResult
     result = ExportResult()
     wanted = select.parse_frames(options.frames)
     headers = list(_headers(sources, result))
-    series_list = select.group_series(headers, options.series)
+    series_list = select.group_series(headers, options.series,
+                                      identifying_names=options.keep_identifiers)
     if options.series and not series_list:
         result.notes.append(f"no series {options.series} among the inputs")
 

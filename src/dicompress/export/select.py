@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicompress.deid import descriptor_identifies
 from dicompress.errors import DicompressError
 
 
@@ -67,8 +68,14 @@ def _safe(text: str) -> str:
     return cleaned[:60] or "series"
 
 
-def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None = None) -> list[SeriesFrames]:
-    """Group image headers into series and order each by slice position, then Instance Number."""
+def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None = None,
+                 identifying_names: bool = True) -> list[SeriesFrames]:
+    """Group image headers into series and order each by slice position, then Instance Number.
+
+    Labels (which name exported files) come from the modality, series number and
+    description and the file's name; without `identifying_names`, a description that
+    may identify (PS3.15 Clean Descriptors test) and file names (which often hold a
+    patient's name or ID) are left out."""
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     for path, ds in headers:
         uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{path}"
@@ -83,13 +90,17 @@ def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None 
         else:
             members = sorted(members, key=lambda m: (_instance(m[1]), str(m[0])))
         first = members[0][1]
+        description = str(first.get("SeriesDescription", "") or "")
+        if not identifying_names and description and descriptor_identifies(first, description):
+            description = ""
         parts = [str(first.get("Modality", "") or ""), str(first.get("SeriesNumber", "") or ""),
-                 str(first.get("SeriesDescription", "") or "")]
+                 description]
         label = _safe("_".join(p for p in parts if p)) if any(parts) else f"series_{n}"
+        stem = members[0][0].stem if identifying_names else f"image_{n}"
         if len(members) == 1 and not uid.startswith("file:"):
-            label = _safe(f"{label}_{members[0][0].stem}")
+            label = _safe(f"{label}_{stem}")
         elif uid.startswith("file:"):
-            label = _safe(members[0][0].stem)
+            label = _safe(stem)
         series = SeriesFrames(uid=uid, label=label, header=first)
         for path, ds in members:
             series.headers[path] = ds
