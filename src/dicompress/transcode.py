@@ -15,6 +15,7 @@ Frames are held a few at a time; the encoded output is held until it is written.
 from __future__ import annotations
 
 import contextlib
+import json
 import hashlib
 import itertools
 import math
@@ -514,7 +515,12 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
             _code(*(_LOSSY_PREDECESSOR if source_lossy else _UNCOMPRESSED_PREDECESSOR))
         ]
         out.SourceImageSequence = [source]
-    out.SOPInstanceUID = pydicom.uid.generate_uid()
+    # The same source and settings give the same new UID: a run repeated (a resumed
+    # batch, a gateway resending after a crash) makes a duplicate, never a second image.
+    original = str(out.get("SOPInstanceUID", "") or "")
+    out.SOPInstanceUID = derived_uid(
+        original + "\0" + json.dumps(codec.get_config(), sort_keys=True, default=str)
+    ) if original else pydicom.uid.generate_uid()
 
     settings = ", ".join(f"{k} {v}" for k, v in codec.get_config().items()
                          if k not in ("name", "transfer_syntax") and v is not None)
@@ -525,6 +531,13 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
     derivation = list(out.get("DerivationCodeSequence", []))
     derivation.append(_code(*_LOSSY_COMPRESSION))
     out.DerivationCodeSequence = derivation
+
+
+def derived_uid(text: str) -> str:
+    """A UID under 2.25 made from `text` (a UUID of version 8 of its SHA-256)."""
+    from dicompress.deid.keys import uid_from_digest
+
+    return uid_from_digest(hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest())
 
 
 def complete_file_meta(ds: Dataset) -> None:

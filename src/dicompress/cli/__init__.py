@@ -12,6 +12,7 @@ from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.batch.runner import UsageError
 from dicompress.cli import commands
 from dicompress.deid import DeidError
+from dicompress.gateway.config import ConfigError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -163,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--keep-identifiers", action="store_true",
                     help="write patient identity into the images' text (off by default)")
 
+    sv = sub.add_parser("serve", help="run the DICOM gateway: receive, compress by policy, forward",
+                        description="A Storage SCP that spools every received instance durably, "
+                                    "then forwards it to the route's destination in the route's "
+                                    "transfer syntax (see the README for the TOML policy).")
+    sv.add_argument("--config", required=True, type=Path, metavar="TOML")
+    sv.add_argument("--status", action="store_true",
+                    help="print the queue of a gateway (running or not) as JSON and exit")
+    sv.add_argument("-v", "--verbose", action="store_true", help="log every association")
+
     demo = sub.add_parser("demo", help="transcode the installed sample files to RLE and show a table")
     demo.add_argument("-o", "--output", type=Path, default=Path("demo-output"), metavar="OUTDIR")
     return parser
@@ -289,9 +299,12 @@ def main(argv: list[str] | None = None) -> int:
             return commands.report(args)
         if args.command == "export":
             return commands.export(args)
+        if args.command == "serve":
+            return commands.serve(args)
         if args.command == "demo":
             return commands.demo(args.output)
-    except (dicompress.UnsupportedTransferSyntax, UsageError, JournalError, DeidError) as exc:
+    except (dicompress.UnsupportedTransferSyntax, UsageError, JournalError, DeidError,
+            ConfigError) as exc:
         print(f"dicompress: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -159,6 +159,21 @@ def _batch(args, options: BatchOptions, done: str) -> int:
     return summary.exit_code
 
 
+def serve(args) -> int:
+    import logging
+
+    from dicompress.gateway import Gateway, load_config, status
+
+    config = load_config(args.config)
+    if args.status:
+        print(json.dumps(status(config), indent=2))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    Gateway(config).serve_forever()
+    return 0
+
+
 def compare(args) -> int:
     from dicompress.compare import compare as run_compare, parse_codecs
     from dicompress.compare import report as compare_report

@@ -52,8 +52,13 @@ def fingerprint(key: bytes) -> str:
 
 def replacement_uid(key: bytes, uid: str) -> str:
     """A UID under 2.25 (PS3.5 B.2) from a UUID of version 8 (RFC 9562) made of the MAC."""
-    b = bytearray(_mac(key, "uid", uid.strip().rstrip("\0"))[:16])
-    b[6] = (b[6] & 0x0F) | 0x80  # version 8: custom
+    return uid_from_digest(_mac(key, "uid", uid.strip().rstrip("\0")))
+
+
+def uid_from_digest(digest: bytes) -> str:
+    """2.25.<a UUID of version 8 (custom, RFC 9562) made of the first 16 bytes>."""
+    b = bytearray(digest[:16])
+    b[6] = (b[6] & 0x0F) | 0x80  # version 8
     b[8] = (b[8] & 0x3F) | 0x80  # RFC variant
     return f"2.25.{int.from_bytes(b, 'big')}"
 

@@ -1,0 +1,212 @@
+"""The gateway's configuration (TOML): where it listens, who may send, where each
+sender's studies go and how they are compressed on the way.
+
+    [gateway]
+    ae_title = "DICOMPRESS"
+    port = 11112
+    spool = "/var/spool/dicompress"
+    max_spool = "50GB"            # new associations refused (local limit) beyond this
+    max_associations = 8
+    max_pdu = 65536
+    status_port = 8086            # HTTP /status on 127.0.0.1 (0: none)
+
+    [[route]]
+    name = "reading-site"
+    calling = ["CT1", "MR_3T"]    # the modalities allowed to send on this route
+    destination = { ae_title = "READ", host = "reading.example.org", port = 104 }
+    target = "htj2k"              # lossless; or "j2k-lossy" with options = { ratio = 15 }
+    deid = false                  # or { options = ["retain-modified-dates"], key_file = "..." }
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicompress.codecs import Codec, get_codec
+from dicompress.deid import OPTIONS as DEID_OPTIONS, DeidConfig
+from dicompress.deid import keys
+from dicompress.errors import DicompressError
+
+
+class ConfigError(DicompressError):
+    """The gateway configuration cannot be used; the message says where and why."""
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)B?\s*")
+_AE = re.compile(r"[\x20-\x5b\x5d-\x7e]{1,16}")  # PS3.5 AE: no backslash, no control
+
+
+def parse_size(text: str | int) -> int:
+    if isinstance(text, int):
+        return text
+    m = _SIZE.fullmatch(str(text))
+    if not m:
+        raise ConfigError(f"{text!r} is not a size (e.g. 500MB, 50GB)")
+    return int(float(m[1]) * 1000 ** " KMGT".index((m[2] or " ").upper()))
+
+
+@dataclass(frozen=True)
+class TLS:
+    """Python ssl settings for one direction: our certificate and the CA we trust."""
+
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None  # server: client certificates required when given
+
+
+@dataclass(frozen=True)
+class Destination:
+    ae_title: str
+    host: str
+    port: int
+    tls: TLS | None = None
+
+
+@dataclass
+class Route:
+    name: str
+    calling: list[str]
+    destination: Destination
+    target: str = "htj2k"
+    options: dict = field(default_factory=dict)
+    deid: DeidConfig | None = None
+
+    def codec(self, transfer_syntax: str | None = None) -> Codec:
+        """The route's codec (with its options), or the one for `transfer_syntax`."""
+        if transfer_syntax is None:
+            return get_codec(self.target, **self.options)
+        return get_codec(transfer_syntax)
+
+
+@dataclass
+class GatewayConfig:
+    ae_title: str
+    port: int
+    spool: Path
+    routes: list[Route]
+    host: str = "0.0.0.0"
+    max_spool: int = 50 * 1000**3
+    max_associations: int = 8
+    max_pdu: int = 65536
+    status_port: int = 0
+    tls: TLS | None = None
+    retry_initial: float = 2.0  # seconds before the first retry; doubles up to retry_max
+    retry_max: float = 300.0
+    per_association: int = 200  # instances sent per association (one study at a time)
+
+    def route_for(self, calling_ae: str) -> Route | None:
+        calling_ae = calling_ae.strip()
+        for route in self.routes:
+            if calling_ae in route.calling:
+                return route
+        return None
+
+    @property
+    def database(self) -> Path:
+        return self.spool / "queue.sqlite"
+
+
+def _ae(value, where: str) -> str:
+    if not isinstance(value, str) or not _AE.fullmatch(value.strip() or "x") or not value.strip():
+        raise ConfigError(f"{where}: {value!r} is not an AE title (1-16 characters, no backslash)")
+    return value.strip()
+
+
+def _tls(table, where: str, base: Path) -> TLS | None:
+    if not table:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: give a table with cert, key and/or ca")
+    paths = {}
+    for name in ("cert", "key", "ca"):
+        if table.get(name):
+            path = (base / table[name]).resolve()
+            if not path.is_file():
+                raise ConfigError(f"{where}.{name}: {path} does not exist")
+            paths[name] = str(path)
+    unknown = set(table) - {"cert", "key", "ca"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    return TLS(**paths)
+
+
+def _deid(value, where: str, base: Path) -> DeidConfig | None:
+    if value in (None, False):
+        return None
+    table = {} if value is True else value
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: true, false or a table")
+    options = frozenset(table.get("options", []))
+    unknown = options - DEID_OPTIONS.keys()
+    if unknown:
+        raise ConfigError(f"{where}.options: unknown {', '.join(sorted(unknown))}")
+    key_file = table.get("key_file")
+    if not key_file:
+        raise ConfigError(f"{where}: a key_file is needed (the same key keeps a patient's "
+                          "studies linked across restarts)")
+    try:
+        key = keys.load_key(path=base / key_file)
+        return DeidConfig(options=options, key=key, allow_burned_in=bool(table.get("allow_burned_in")))
+    except (DicompressError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_config(path: Path | str) -> GatewayConfig:
+    path = Path(path)
+    base = path.parent
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    gw = data.get("gateway") or {}
+    routes_data = data.get("route") or []
+    if not routes_data:
+        raise ConfigError(f"{path}: no [[route]]: nobody could send")
+    routes, seen = [], {}
+    for n, r in enumerate(routes_data, 1):
+        where = f"{path}: route {r.get('name', n)!r}"
+        calling = [_ae(v, f"{where}.calling") for v in r.get("calling", [])]
+        if not calling:
+            raise ConfigError(f"{where}: calling = [...] lists the AE titles allowed to send")
+        for ae in calling:
+            if ae in seen:
+                raise ConfigError(f"{where}: {ae} already sends on route {seen[ae]!r}")
+            seen[ae] = r.get("name", str(n))
+        dest = r.get("destination") or {}
+        try:
+            destination = Destination(_ae(dest.get("ae_title"), f"{where}.destination.ae_title"),
+                                      str(dest["host"]), int(dest["port"]),
+                                      _tls(dest.get("tls"), f"{where}.destination.tls", base))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{where}: destination = {{ ae_title, host, port }}") from None
+        route = Route(str(r.get("name", f"route{n}")), calling, destination,
+                      str(r.get("target", "htj2k")), dict(r.get("options", {})),
+                      _deid(r.get("deid"), f"{where}.deid", base))
+        try:
+            route.codec()
+        except (DicompressError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: target {route.target!r} {route.options}: {exc}") from None
+        routes.append(route)
+    try:
+        config = GatewayConfig(
+            ae_title=_ae(gw.get("ae_title", "DICOMPRESS"), f"{path}: gateway.ae_title"),
+            port=int(gw.get("port", 11112)), spool=(base / gw.get("spool", "spool")).resolve(),
+            routes=routes, host=str(gw.get("host", "0.0.0.0")),
+            max_spool=parse_size(gw.get("max_spool", "50GB")),
+            max_associations=int(gw.get("max_associations", 8)),
+            max_pdu=int(gw.get("max_pdu", 65536)), status_port=int(gw.get("status_port", 0)),
+            tls=_tls(gw.get("tls"), f"{path}: gateway.tls", base),
+            retry_initial=float(gw.get("retry_initial", 2.0)),
+            retry_max=float(gw.get("retry_max", 300.0)),
+            per_association=int(gw.get("per_association", 200)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: [gateway]: {exc}") from None
+    if config.max_associations < 1 or not 0 < config.port < 65536:
+        raise ConfigError(f"{path}: [gateway]: port 1-65535 and max_associations >= 1")
+    return config

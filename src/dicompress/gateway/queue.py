@@ -1,0 +1,142 @@
+"""The durable queue: every received instance, from the moment it is safe on disk
+until the destination has acknowledged it.
+
+A row is committed (synchronous=FULL: on disk) before the sender is told the
+instance was stored; it leaves the `queued` state only when the destination's
+C-STORE response says success. After a crash everything still queued is sent again;
+the destination sees at most a duplicate (the same SOP Instance UID), never a loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    id INTEGER PRIMARY KEY,
+    route TEXT NOT NULL,
+    calling_ae TEXT NOT NULL,
+    sop_class TEXT NOT NULL,
+    sop_instance TEXT NOT NULL,
+    study TEXT NOT NULL,
+    syntax_in TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size_in INTEGER NOT NULL,
+    received REAL NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    sent REAL,
+    size_out INTEGER,
+    syntax_out TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS due ON instances (route, status, next_try);
+"""
+
+
+@dataclass
+class Item:
+    id: int
+    route: str
+    sop_class: str
+    sop_instance: str
+    study: str
+    syntax_in: str
+    path: str
+    size_in: int
+    attempts: int
+
+
+class Queue:
+    """One connection per thread (sqlite3 objects are not shared between threads)."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only:
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        else:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a success status means on disk
+            self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add(self, route: str, calling_ae: str, sop_class: str, sop_instance: str, study: str,
+            syntax_in: str, path: str, size_in: int) -> int:
+        cur = self.db.execute(
+            "INSERT INTO instances (route, calling_ae, sop_class, sop_instance, study, syntax_in,"
+            " path, size_in, received, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (route, calling_ae, sop_class, sop_instance, study, syntax_in, path, size_in,
+             time.time(), QUEUED))
+        return int(cur.lastrowid)
+
+    def due(self, route: str, limit: int) -> list[Item]:
+        """Queued instances of `route` whose time has come: the oldest study first, all of
+        that study's due instances together (one association per study)."""
+        rows = self.db.execute(
+            "SELECT id, route, sop_class, sop_instance, study, syntax_in, path, size_in, attempts"
+            " FROM instances WHERE route = ? AND status = ? AND next_try <= ?"
+            " ORDER BY id LIMIT ?", (route, QUEUED, time.time(), limit * 4)).fetchall()
+        if not rows:
+            return []
+        study = rows[0][4]
+        return [Item(*r) for r in rows if r[4] == study][:limit]
+
+    def sent(self, item_id: int, size_out: int, syntax_out: str) -> None:
+        self.db.execute("UPDATE instances SET status = ?, sent = ?, size_out = ?, syntax_out = ?,"
+                        " error = NULL WHERE id = ?",
+                        (SENT, time.time(), size_out, syntax_out, item_id))
+
+    def retry(self, item_id: int, error: str, delay: float) -> None:
+        self.db.execute("UPDATE instances SET attempts = attempts + 1, next_try = ?, error = ?"
+                        " WHERE id = ?", (time.time() + delay, error[:500], item_id))
+
+    def fail(self, item_id: int, error: str) -> None:
+        """Given up on (the destination can take it in no form): kept on disk, listed."""
+        self.db.execute("UPDATE instances SET status = ?, error = ? WHERE id = ?",
+                        (FAILED, error[:500], item_id))
+
+    def spool_bytes(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(SUM(size_in), 0) FROM instances"
+                                   " WHERE status != ?", (SENT,)).fetchone()[0])
+
+    def status(self) -> dict:
+        """Queue depth, totals, throughput of the last minute, bytes saved, failures."""
+        counts = dict(self.db.execute("SELECT status, COUNT(*) FROM instances GROUP BY status"))
+        sent_in, sent_out = self.db.execute(
+            "SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) FROM instances"
+            " WHERE status = ?", (SENT,)).fetchone()
+        now = time.time()
+        recent = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size_out), 0) FROM instances WHERE sent >= ?",
+            (now - 60,)).fetchone()
+        received = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size_in), 0) FROM instances WHERE received >= ?",
+            (now - 60,)).fetchone()
+        waiting = self.db.execute(
+            "SELECT route, COUNT(*), MIN(received), MAX(attempts) FROM instances"
+            " WHERE status = ? GROUP BY route", (QUEUED,)).fetchall()
+        failures = self.db.execute(
+            "SELECT sop_instance, route, error FROM instances WHERE status = ?"
+            " OR (status = ? AND attempts > 0) ORDER BY id DESC LIMIT 20",
+            (FAILED, QUEUED)).fetchall()
+        return {
+            "queued": counts.get(QUEUED, 0), "sent": counts.get(SENT, 0),
+            "failed": counts.get(FAILED, 0),
+            "bytes_received_sent": sent_in, "bytes_forwarded": sent_out,
+            "bytes_saved": sent_in - sent_out,
+            "ratio": round(sent_in / sent_out, 3) if sent_out else None,
+            "last_minute": {"received": received[0], "received_mb": round(received[1] / 1e6, 2),
+                            "sent": recent[0], "sent_mb": round(recent[1] / 1e6, 2)},
+            "routes": {r: {"queued": n, "oldest_seconds": round(now - oldest, 1),
+                           "max_attempts": attempts} for r, n, oldest, attempts in waiting},
+            "problems": [{"sop_instance": s, "route": r, "error": e} for s, r, e in failures],
+        }

@@ -1,0 +1,136 @@
+"""The Storage SCP side: accept an instance only once it is safe on disk and queued.
+
+C-STORE success is returned after the dataset (exactly the bytes the sender encoded)
+is in the spool, fsynced and renamed into place, and its row is committed. Anything
+that cannot be parsed as the SOP instance it claims to be is refused with an error
+status and leaves nothing behind. File names are ours (a counter and random hex),
+never built from attributes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import re
+import secrets
+import threading
+from pathlib import Path
+
+import pydicom
+
+from dicompress.fileio import atomic_output
+from dicompress.gateway.config import GatewayConfig
+from dicompress.gateway.queue import Queue
+from dicompress.layout import FrameLayout
+
+LOG = logging.getLogger("dicompress.gateway")
+
+# PS3.4 Table B.2-1 (Storage Service Class) statuses
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DOES_NOT_MATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def folder_name(text: str) -> str:
+    """A route's name as a folder: letters, digits, - and _ only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:64] or "route"
+
+
+class Receiver:
+    """The C-STORE and association handlers of the gateway's AE."""
+
+    def __init__(self, config: GatewayConfig, wake: dict[str, threading.Event]) -> None:
+        self.config = config
+        self.wake = wake
+        self._local = threading.local()
+        self._spool_bytes_lock = threading.Lock()
+        self._spool_bytes: int | None = None
+
+    def _queue(self) -> Queue:
+        queue = getattr(self._local, "queue", None)
+        if queue is None:
+            queue = self._local.queue = Queue(self.config.database)
+        return queue
+
+    def spool_full(self) -> bool:
+        with self._spool_bytes_lock:
+            if self._spool_bytes is None:
+                self._spool_bytes = self._queue().spool_bytes()
+            return self._spool_bytes >= self.config.max_spool
+
+    def forget_spool_size(self) -> None:
+        """Sent instances free space: count again on the next question."""
+        with self._spool_bytes_lock:
+            self._spool_bytes = None
+
+    # -- events ---------------------------------------------------------------------
+    def on_requested(self, event) -> None:
+        """A new association: while the spool is full, the acceptor refuses it with
+        A-ASSOCIATE-RJ transient / local limit exceeded (PS3.8 9.3.4), so senders keep
+        their data and try later. pynetdicom applies the limit it reads here."""
+        event.assoc.ae._maximum_associations = (  # noqa: SLF001 - no public switch
+            0 if self.spool_full() else self.config.max_associations)
+
+    def on_store(self, event) -> int:
+        calling = event.assoc.requestor.ae_title.strip()
+        route = self.config.route_for(calling)
+        if route is None:  # the allow-list rejects at association; never reached
+            return CANNOT_UNDERSTAND
+        try:
+            return self._store(event, route, calling)
+        except Refused as exc:
+            LOG.warning("%s: refused an instance from %s: %s", route.name, calling, exc)
+            return exc.status
+        except OSError as exc:
+            LOG.error("%s: cannot spool an instance from %s: %s", route.name, calling, exc)
+            return OUT_OF_RESOURCES if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 0xA701
+
+    def _store(self, event, route, calling: str) -> int:
+        if self.spool_full():
+            raise Refused(OUT_OF_RESOURCES, "the spool is full")
+        request = event.request
+        data = event.encoded_dataset(include_meta=True)  # the sender's bytes, not decoded
+        folder = self.config.spool / "in" / folder_name(route.name)
+        path = folder / f"{secrets.token_hex(12)}.dcm"
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(data)
+            info = _check(tmp, str(request.AffectedSOPClassUID),
+                          str(request.AffectedSOPInstanceUID))
+        queue = self._queue()
+        try:
+            queue.add(route.name, calling, *info, path=str(path), size_in=len(data))
+        except BaseException:
+            path.unlink(missing_ok=True)  # not queued: not ours to keep
+            raise
+        with self._spool_bytes_lock:
+            if self._spool_bytes is not None:
+                self._spool_bytes += len(data)
+        self.wake[route.name].set()
+        return SUCCESS
+
+
+def _check(path: Path, sop_class: str, sop_instance: str) -> tuple[str, str, str, str]:
+    """(SOP Class, SOP Instance, Study Instance UID, transfer syntax) of a received file,
+    or Refused when it is not the instance it claims to be."""
+    try:
+        ds = pydicom.dcmread(path, defer_size="64 KB")
+        syntax = str(ds.file_meta.TransferSyntaxUID)
+        got_class, got_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
+        study = str(ds.get("StudyInstanceUID", "") or "")
+        if "PixelData" in ds:
+            FrameLayout.from_dataset_header(ds)  # the image attributes make sense
+    except Exception as exc:  # truncated, garbled, hostile: pydicom raises many types
+        raise Refused(CANNOT_UNDERSTAND, f"cannot be parsed ({type(exc).__name__}: {exc})") from exc
+    if (got_class, got_instance) != (sop_class, sop_instance):
+        raise Refused(DOES_NOT_MATCH, "the dataset's SOP Class/Instance UIDs differ from the "
+                                      "C-STORE request's")
+    if not study:
+        raise Refused(DOES_NOT_MATCH, "no Study Instance UID")
+    return got_class, got_instance, study, syntax

@@ -1,0 +1,156 @@
+"""The gateway as a running service: the SCP, one forwarder per route, /status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pydicom.uid import UID
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+
+from dicompress.fileio import TEMP_SUFFIX
+from dicompress.gateway.config import GatewayConfig
+from dicompress.gateway.forwarder import Forwarder
+from dicompress.gateway.queue import FAILED, QUEUED, Queue
+from dicompress.gateway.receiver import Receiver
+
+LOG = logging.getLogger("dicompress.gateway")
+
+#: What the SCP accepts: every syntax dicompress can decode (pydicom's decoders and ours).
+ACCEPTED_SYNTAXES = [UID(u) for u in (
+    "1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+)]
+
+
+def server_context(config: GatewayConfig) -> ssl.SSLContext | None:
+    tls = config.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    if tls.ca:
+        context.load_verify_locations(cafile=tls.ca)
+        context.verify_mode = ssl.CERT_REQUIRED  # only senders with a certificate we trust
+    return context
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.wake = {route.name: threading.Event() for route in config.routes}
+        self.receiver = Receiver(config, self.wake)
+        self.forwarders: list[Forwarder] = []
+        self.server = None
+        self.http = None
+
+    def start(self) -> None:
+        config = self.config
+        (config.spool / "in").mkdir(parents=True, exist_ok=True)
+        (config.spool / "out").mkdir(parents=True, exist_ok=True)
+        queue = Queue(config.database)
+        try:
+            self._recover(queue)
+        finally:
+            queue.close()
+        ae = AE(ae_title=config.ae_title)
+        ae.maximum_associations = config.max_associations
+        ae.maximum_pdu_size = config.max_pdu
+        ae.require_calling_aet = [ae_title for route in config.routes for ae_title in route.calling]
+        ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = 60
+        for cx in AllStoragePresentationContexts:
+            ae.add_supported_context(cx.abstract_syntax, ACCEPTED_SYNTAXES)
+        ae.add_supported_context(Verification)
+        handlers = [(evt.EVT_C_STORE, self.receiver.on_store),
+                    (evt.EVT_REQUESTED, self.receiver.on_requested)]
+        self.server = ae.start_server((config.host, config.port), block=False,
+                                      evt_handlers=handlers, ssl_context=server_context(config))
+        for route in config.routes:
+            forwarder = Forwarder(config, route, self.stop_event, self.wake[route.name],
+                                  on_sent=self.receiver.forget_spool_size)
+            forwarder.start()
+            self.forwarders.append(forwarder)
+        if config.status_port:
+            self.http = _status_server(config)
+        LOG.info("listening as %s on %s:%d; %d route(s)", config.ae_title, config.host,
+                 config.port, len(config.routes))
+
+    def _recover(self, queue: Queue) -> None:
+        """After a crash: temporaries and files never acknowledged (written, not queued)
+        go; encoded copies are made again; everything queued is sent again."""
+        known = {row[0] for row in queue.db.execute(
+            "SELECT path FROM instances WHERE status IN (?, ?)", (QUEUED, FAILED))}
+        removed = 0
+        for path in (self.config.spool / "in").rglob("*"):
+            if path.is_file() and (path.name.endswith(TEMP_SUFFIX) or str(path) not in known):
+                path.unlink()
+                removed += 1
+        for path in (self.config.spool / "out").iterdir():
+            path.unlink()
+        pending = len(known)
+        if removed or pending:
+            LOG.info("recovered: %d instance(s) to send, %d unacknowledged file(s) removed",
+                     pending, removed)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for event in self.wake.values():
+            event.set()
+        if self.server is not None:
+            self.server.shutdown()
+        for forwarder in self.forwarders:
+            forwarder.join(timeout=90)
+        if self.http is not None:
+            self.http.shutdown()
+
+    def serve_forever(self) -> None:
+        self.start()
+        done = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+        done.wait()
+        LOG.info("stopping: the association in progress finishes, the queue stays on disk")
+        self.stop()
+
+
+def status(config: GatewayConfig) -> dict:
+    if not config.database.is_file():
+        return {"error": f"no queue at {config.database} (the gateway never ran here)"}
+    queue = Queue(config.database, read_only=True)
+    try:
+        return queue.status()
+    finally:
+        queue.close()
+
+
+def _status_server(config: GatewayConfig) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path.rstrip("/") != "/status":
+                self.send_error(404)
+                return
+            body = json.dumps(status(config), indent=2).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", config.status_port), Handler)  # loopback only
+    threading.Thread(target=server.serve_forever, name="status", daemon=True).start()
+    return server
+
+

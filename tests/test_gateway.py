@@ -1,0 +1,362 @@
+"""The DICOM gateway against real peers: DCMTK's storescu/storescp/echoscu and pynetdicom."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+
+from conftest import require_tool
+from dicompress.gateway import ConfigError, Gateway, load_config, status
+from dicompress.samples import find_sample
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+from make_series import make_series  # noqa: E402
+
+CLI = [sys.executable, "-m", "dicompress"]
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pixel_hash(path: Path) -> str:
+    return hashlib.sha256(pydicom.dcmread(path).pixel_array.tobytes()).hexdigest()
+
+
+def write_config(tmp: Path, dest_port: int, *, target="j2k", options=None, deid=None,
+                 extra="", calling=("CT1",), max_spool="1GB") -> tuple[Path, int]:
+    port = free_port()
+    lines = [
+        "[gateway]", 'ae_title = "DICOMPRESS"', f"port = {port}", 'host = "127.0.0.1"',
+        f'spool = "{tmp / "spool"}"', f'max_spool = "{max_spool}"', "retry_initial = 0.3",
+        "retry_max = 1.0", extra, "", "[[route]]", 'name = "reading site"',
+        f"calling = {json.dumps(list(calling))}",
+        f'destination = {{ ae_title = "READ", host = "127.0.0.1", port = {dest_port} }}',
+        f'target = "{target}"',
+    ]
+    if options:
+        lines.append("options = { " + ", ".join(f"{k} = {v}" for k, v in options.items()) + " }")
+    if deid:
+        lines.append(deid)
+    path = tmp / "gateway.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path, port
+
+
+class StoreSCP:
+    """DCMTK's storescp as the remote reading site."""
+
+    def __init__(self, folder: Path, port: int, *options: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.port = folder, port
+        self.proc = subprocess.Popen([require_tool("storescp"), "-aet", "READ", "-od", str(folder),
+                                      *options, str(port)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        _wait_for_port(port)
+
+    def files(self) -> list[Path]:
+        return [p for p in self.folder.iterdir() if p.is_file()]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _wait_for_port(port: int, limit: float = 20) -> None:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def _wait_until(predicate, limit: float = 60, what: str = "") -> None:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def storescu(port: int, files: list[Path], calling: str = "CT1") -> subprocess.CompletedProcess:
+    return subprocess.run([require_tool("storescu"), "-aet", calling, "-aec", "DICOMPRESS",
+                           "127.0.0.1", str(port), *map(str, files)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def series(tmp_path) -> list[Path]:
+    return make_series(tmp_path / "series", 12, 64)
+
+
+@pytest.fixture
+def gateway_factory():
+    started = []
+
+    def start(config_path: Path) -> Gateway:
+        gateway = Gateway(load_config(config_path))
+        gateway.start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+# -- configuration -----------------------------------------------------------------------
+def test_config_errors_say_what_and_where(tmp_path):
+    path = tmp_path / "g.toml"
+    cases = {
+        "[gateway]\nport = 104\n": "no \\[\\[route\\]\\]",
+        '[[route]]\nname = "a"\ncalling = []\n': "calling",
+        '[[route]]\ncalling = ["A\\\\B"]\n': "not an AE title",
+        '[[route]]\ncalling = ["CT1"]\ndestination = { host = "x" }\n': "destination",
+        ('[[route]]\ncalling = ["CT1"]\ndestination = { ae_title = "R", host = "h", port = 1 }\n'
+         'target = "nonsense"\n'): "target",
+        ('[[route]]\ncalling = ["CT1"]\ndestination = { ae_title = "R", host = "h", port = 1 }\n'
+         '[[route]]\ncalling = ["CT1"]\ndestination = { ae_title = "R", host = "h", port = 1 }\n'):
+            "already sends",
+        ('[[route]]\ncalling = ["CT1"]\ndestination = { ae_title = "R", host = "h", port = 1 }\n'
+         "deid = true\n"): "key_file",
+        "not toml [": "not valid TOML",
+    }
+    for text, message in cases.items():
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_config(path)
+
+
+# -- real peers --------------------------------------------------------------------------
+def test_lossless_route_dcmtk_to_dcmtk(tmp_path, series, gateway_factory):
+    dest = StoreSCP(tmp_path / "dest", free_port(), "+xv")  # takes JPEG 2000 lossless
+    try:
+        config, port = write_config(tmp_path, dest.port, target="j2k")
+        gateway_factory(config)
+        sent = storescu(port, series)
+        assert sent.returncode == 0, sent.stderr
+        _wait_until(lambda: len(dest.files()) == len(series), what="all forwarded")
+        originals = {pydicom.dcmread(p).SOPInstanceUID: pixel_hash(p) for p in series}
+        for path in dest.files():
+            ds = pydicom.dcmread(path)
+            assert ds.file_meta.TransferSyntaxUID == J2K_LOSSLESS
+            assert pixel_hash(path) == originals[ds.SOPInstanceUID]  # bit-exact
+        _wait_until(lambda: status(load_config(config))["sent"] == len(series))
+        report = status(load_config(config))
+        assert report["queued"] == 0 and report["bytes_saved"] > 0
+        assert not list((tmp_path / "spool" / "in").rglob("*.dcm"))  # sent files leave
+    finally:
+        dest.stop()
+
+
+def test_destination_taking_only_uncompressed_gets_uncompressed(tmp_path, series,
+                                                               gateway_factory):
+    dest = StoreSCP(tmp_path / "dest", free_port())  # default: uncompressed syntaxes only
+    try:
+        config, port = write_config(tmp_path, dest.port, target="htj2k")
+        gateway_factory(config)
+        assert storescu(port, series[:4]).returncode == 0
+        _wait_until(lambda: len(dest.files()) == 4, what="forwarded")
+        for path in dest.files():
+            ds = pydicom.dcmread(path)
+            assert ds.file_meta.TransferSyntaxUID in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+            assert ds.SOPInstanceUID in {pydicom.dcmread(p).SOPInstanceUID for p in series}
+    finally:
+        dest.stop()
+
+
+class PynetdicomSCP:
+    """A pynetdicom Storage SCP accepting every syntax, keeping what it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.received: list[pydicom.Dataset] = []
+        ae = AE(ae_title="READ")
+        from dicompress.gateway.service import ACCEPTED_SYNTAXES
+        for cx in AllStoragePresentationContexts:
+            ae.add_supported_context(cx.abstract_syntax, ACCEPTED_SYNTAXES)
+
+        def store(event):
+            ds = event.dataset
+            ds.file_meta = event.file_meta
+            self.received.append(ds)
+            return 0x0000
+
+        self.server = ae.start_server(("127.0.0.1", port), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, store)])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def test_lossy_deidentifying_route_to_pynetdicom(tmp_path, series, gateway_factory):
+    port_dest = free_port()
+    dest = PynetdicomSCP(port_dest)
+    (tmp_path / "site.key").write_text("gateway-test-key-0123456789\n")
+    try:
+        config, port = write_config(
+            tmp_path, port_dest, target="htj2k-lossy", options={"ratio": 10},
+            deid='deid = { options = ["retain-modified-dates"], key_file = "site.key" }')
+        gateway_factory(config)
+        assert storescu(port, series[:3]).returncode == 0
+        _wait_until(lambda: len(dest.received) == 3, what="forwarded")
+        originals = {pydicom.dcmread(p).SOPInstanceUID for p in series}
+        for ds in dest.received:
+            assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.203"
+            assert ds.LossyImageCompression == "01"
+            assert ds.PatientIdentityRemoved == "YES"
+            assert ds.SOPInstanceUID not in originals  # lossy and de-identified: new UIDs
+            assert ds.pixel_array.shape == (64, 64)
+    finally:
+        dest.stop()
+
+
+def test_only_listed_callers_may_associate(tmp_path, gateway_factory):
+    config, port = write_config(tmp_path, free_port())
+    gateway_factory(config)
+    echoscu = require_tool("echoscu")
+    ok = subprocess.run([echoscu, "-aet", "CT1", "-aec", "DICOMPRESS", "127.0.0.1", str(port)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    intruder = subprocess.run([echoscu, "-aet", "INTRUDER", "-aec", "DICOMPRESS", "127.0.0.1",
+                               str(port)], capture_output=True, text=True)
+    assert intruder.returncode != 0
+    assert "Rejected" in intruder.stderr or "rejected" in intruder.stderr.lower()
+
+
+def test_hostile_and_truncated_datasets_are_refused(tmp_path, gateway_factory):
+    config, port = write_config(tmp_path, free_port())
+    gateway_factory(config)
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")
+    ae.add_requested_context(Verification)
+    good = pydicom.dcmread(find_sample("CT_small.dcm"))
+    liar = good.copy()
+    liar.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    del liar.StudyInstanceUID  # no study: it cannot be routed as one
+    broken = good.copy()
+    broken.Rows = 0  # image attributes that make no sense
+    assoc = ae.associate("127.0.0.1", port, ae_title="DICOMPRESS")
+    assert assoc.is_established
+    try:
+        for ds in (liar, broken):
+            result = assoc.send_c_store(ds)
+            assert result.Status in (0xA900, 0xC000), hex(result.Status)
+        assert assoc.send_c_echo().Status == 0  # still serving
+    finally:
+        assoc.release()
+    with sqlite3.connect(load_config(config).database) as db:
+        assert db.execute("SELECT COUNT(*) FROM instances").fetchone()[0] == 0
+    assert not list((tmp_path / "spool" / "in").rglob("*.dcm"))
+
+
+def test_full_spool_refuses_associations(tmp_path, series, gateway_factory):
+    config, port = write_config(tmp_path, free_port(), max_spool="10KB")  # destination down
+    gateway_factory(config)
+    assert storescu(port, series[:1]).returncode == 0  # 8 KB: taken
+    assert storescu(port, series[1:2]).returncode == 0  # still under the limit when asked
+    refused = storescu(port, series[2:3])  # now full: the association is refused
+    assert refused.returncode != 0
+    assert "Rejected" in refused.stderr or "rejected" in refused.stderr.lower()
+
+
+# -- faults ------------------------------------------------------------------------------
+def _count(config: Path, status_: str | None = None) -> int:
+    db = load_config(config).database
+    if not db.exists():
+        return 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        query, args = "SELECT COUNT(*) FROM instances", ()
+        if status_:
+            query, args = query + " WHERE status = ?", (status_,)
+        return conn.execute(query, args).fetchone()[0]
+
+
+def _serve(config: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(CLI + ["serve", "--config", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    return proc
+
+
+def test_kill_9_in_flight_then_restart_loses_nothing(tmp_path):
+    series = make_series(tmp_path / "series", 200, 64)
+    dest = StoreSCP(tmp_path / "dest", free_port(), "+xv")
+    config, port = write_config(tmp_path, dest.port)
+    proc = _serve(config)
+    try:
+        _wait_for_port(port)
+        sender = subprocess.Popen([require_tool("storescu"), "-aet", "CT1", "-aec", "DICOMPRESS",
+                                   "127.0.0.1", str(port), *map(str, series)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_until(lambda: _count(config) >= 60, what="some received")
+        os.killpg(proc.pid, signal.SIGKILL)  # the gateway dies mid-series
+        proc.wait()
+        sender.wait(timeout=60)
+        received_before = _count(config)
+        assert received_before < len(series)
+        proc = _serve(config)  # restart: what was queued goes out
+        _wait_for_port(port)
+        # the modality sends again what was not acknowledged (storescu: all of it)
+        assert storescu(port, series).returncode == 0
+        expected = {pydicom.dcmread(p).SOPInstanceUID: pixel_hash(p) for p in series}
+
+        def arrived() -> dict[str, str]:
+            out = {}
+            for path in dest.files():
+                try:
+                    out[pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID] = path
+                except Exception:
+                    pass  # storescp still writing
+            return out
+
+        _wait_until(lambda: set(arrived()) == set(expected), limit=180, what="all arrived")
+        for uid, path in arrived().items():
+            assert pixel_hash(path) == expected[uid]
+            assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == J2K_LOSSLESS
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        dest.stop()
+
+
+def test_destination_down_then_up_receives_everything(tmp_path, series):
+    dest_port = free_port()
+    config, port = write_config(tmp_path, dest_port)
+    proc = _serve(config)
+    try:
+        _wait_for_port(port)
+        assert storescu(port, series).returncode == 0  # accepted while the site is down
+        time.sleep(1.0)
+        report = json.loads(subprocess.run(CLI + ["serve", "--config", str(config), "--status"],
+                                           capture_output=True, text=True).stdout)
+        assert report["queued"] == len(series) and report["sent"] == 0
+        assert report["problems"] and "cannot be reached" in report["problems"][0]["error"]
+        dest = StoreSCP(tmp_path / "dest", dest_port, "+xv")  # the link comes back
+        try:
+            _wait_until(lambda: len(dest.files()) == len(series), limit=60, what="delivered")
+        finally:
+            dest.stop()
+        _wait_until(lambda: _count(config, "sent") == len(series))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0  # a clean stop on SIGTERM
