@@ -191,12 +191,14 @@ class PynetdicomSCP:
 
     def __init__(self, port: int) -> None:
         self.received: list[pydicom.Dataset] = []
+        self.sizes: list[int] = []
         ae = AE(ae_title="READ")
         from dicompress.gateway.service import ACCEPTED_SYNTAXES
         for cx in AllStoragePresentationContexts:
             ae.add_supported_context(cx.abstract_syntax, ACCEPTED_SYNTAXES)
 
         def store(event):
+            self.sizes.append(len(event.encoded_dataset(include_meta=True)))
             ds = event.dataset
             ds.file_meta = event.file_meta
             self.received.append(ds)
@@ -227,6 +229,28 @@ def test_lossy_deidentifying_route_to_pynetdicom(tmp_path, series, gateway_facto
             assert ds.PatientIdentityRemoved == "YES"
             assert ds.SOPInstanceUID not in originals  # lossy and de-identified: new UIDs
             assert ds.pixel_array.shape == (64, 64)
+    finally:
+        dest.stop()
+
+
+def test_a_study_budget_raises_the_ratio_until_the_study_fits(tmp_path, series,
+                                                             gateway_factory):
+    port_dest = free_port()
+    dest = PynetdicomSCP(port_dest)
+    try:
+        budget = 40_000  # the 12 slices take 110 kB as received
+        config, port = write_config(tmp_path, port_dest, target="j2k-lossy",
+                                    options={"ratio": 2},
+                                    extra="")
+        config.write_text(config.read_text() + f"budget = {budget}\nsettle = 1\n")
+        gateway_factory(config)
+        assert sum(p.stat().st_size for p in series) > 2.5 * budget
+        assert storescu(port, series).returncode == 0
+        _wait_until(lambda: len(dest.received) == len(series), what="forwarded")
+        assert sum(dest.sizes) <= budget
+        assert sum(dest.sizes) > budget * 0.5  # the ratio fitted, not maxed out
+        ratios = {float(ds.LossyImageCompressionRatio) for ds in dest.received}
+        assert min(ratios) > 2.5  # raised from the configured 2
     finally:
         dest.stop()
 
@@ -360,3 +384,76 @@ def test_destination_down_then_up_receives_everything(tmp_path, series):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0  # a clean stop on SIGTERM
+
+
+# -- TLS ---------------------------------------------------------------------------------
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, and a server and a client certificate signed by it (openssl)."""
+    openssl = require_tool("openssl")
+    folder.mkdir()
+    f = {n: folder / n for n in ("ca.key", "ca.pem", "server.key", "server.pem",
+                                 "client.key", "client.pem")}
+
+    def run(*args):
+        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f["ca.key"], "-out",
+        f["ca.pem"], "-days", "2", "-subj", "/CN=test CA")
+    for who in ("server", "client"):
+        csr = folder / f"{who}.csr"
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f[f"{who}.key"], "-out", csr,
+            "-subj", f"/CN=localhost {who}")
+        run("x509", "-req", "-in", csr, "-CA", f["ca.pem"], "-CAkey", f["ca.key"],
+            "-CAcreateserial", "-out", f[f"{who}.pem"], "-days", "2")
+    return f
+
+
+def test_tls_in_both_directions(tmp_path, series, gateway_factory):
+    import ssl
+
+    certs = _certificates(tmp_path / "certs")
+    # the reading site: a pynetdicom SCP over TLS, requiring our client certificate
+    received = []
+    dest_ae = AE(ae_title="READ")
+    for cx in AllStoragePresentationContexts:
+        dest_ae.add_supported_context(cx.abstract_syntax, ["1.2.840.10008.1.2.4.90",
+                                                            "1.2.840.10008.1.2.1"])
+    dest_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    dest_ctx.load_cert_chain(certs["server.pem"], certs["server.key"])
+    dest_ctx.load_verify_locations(certs["ca.pem"])
+    dest_ctx.verify_mode = ssl.CERT_REQUIRED
+    dest_port = free_port()
+    dest = dest_ae.start_server(("127.0.0.1", dest_port), block=False, ssl_context=dest_ctx,
+                                evt_handlers=[(evt.EVT_C_STORE,
+                                               lambda e: received.append(e.dataset) or 0)])
+    try:
+        tls = (f'tls = {{ cert = "{certs["server.pem"]}", key = "{certs["server.key"]}", '
+               f'ca = "{certs["ca.pem"]}" }}')
+        config, port = write_config(tmp_path, dest_port, target="j2k", extra=tls)
+        text = config.read_text().replace(
+            f"port = {dest_port} }}",
+            f'port = {dest_port}, tls = {{ cert = "{certs["client.pem"]}", '
+            f'key = "{certs["client.key"]}", ca = "{certs["ca.pem"]}" }} }}')
+        config.write_text(text)
+        gateway_factory(config)
+        # a modality with a certificate the gateway trusts
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.pem"])
+        ctx.check_hostname = False
+        ctx.load_cert_chain(certs["client.pem"], certs["client.key"])
+        ae = AE(ae_title="CT1")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")
+        assoc = ae.associate("127.0.0.1", port, ae_title="DICOMPRESS", tls_args=(ctx, None))
+        assert assoc.is_established
+        for path in series[:3]:
+            assert assoc.send_c_store(path).Status == 0
+        assoc.release()
+        _wait_until(lambda: len(received) == 3, what="forwarded over TLS")
+        # without a certificate, no association: the TLS handshake fails
+        plain = AE(ae_title="CT1")
+        plain.add_requested_context("1.2.840.10008.5.1.4.1.1.2")
+        bare = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.pem"])
+        bare.check_hostname = False
+        refused = plain.associate("127.0.0.1", port, ae_title="DICOMPRESS", tls_args=(bare, None))
+        assert not refused.is_established
+    finally:
+        dest.shutdown()

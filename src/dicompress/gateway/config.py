@@ -16,6 +16,10 @@ sender's studies go and how they are compressed on the way.
     destination = { ae_title = "READ", host = "reading.example.org", port = 104 }
     target = "htj2k"              # lossless; or "j2k-lossy" with options = { ratio = 15 }
     deid = false                  # or { options = ["retain-modified-dates"], key_file = "..." }
+    budget = "20MB"               # per study (lossy J2K/HTJ2K: the ratio is raised to fit)
+    link = "2Mbit"                # ... or what the link carries by the deadline
+    deadline = "5min"
+    settle = 10                   # seconds without a new instance before a study is complete
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class Destination:
     tls: TLS | None = None
 
 
+MARKING_BYTES = 1024
+
+
 @dataclass
 class Route:
     name: str
@@ -73,6 +80,34 @@ class Route:
     target: str = "htj2k"
     options: dict = field(default_factory=dict)
     deid: DeidConfig | None = None
+    budget: int | None = None  # bytes per study on the link
+    settle: float = 0.0  # a study goes once no instance of it came for this long
+
+    def codec_for(self, pixel_bytes: int, header_bytes: int, instances: int
+                  ) -> tuple[Codec, str | None]:
+        """The codec for a study of that many bytes, and a note when it cannot fit:
+        with a budget and a lossy target that takes a ratio, the ratio is raised so
+        that pixel data and headers fit (3 % margin, and 1 KiB an instance for what
+        lossy marking and de-identification add to a header)."""
+        codec = self.codec()
+        if self.budget is None:
+            return codec, None
+        header_bytes += MARKING_BYTES * instances
+        room = self.budget * 0.97 - header_bytes
+        if codec.lossless or "ratio" not in codec.get_config():
+            if pixel_bytes + header_bytes > self.budget:
+                return codec, (f"{self.target} cannot be made smaller: the study may need "
+                               f"{pixel_bytes + header_bytes} bytes, the budget is {self.budget}")
+            return codec, None
+        if room <= 0:
+            return get_codec(self.target, **{**self.options, "ratio": 400.0}), (
+                f"the headers alone ({header_bytes} bytes) exceed the budget ({self.budget})")
+        needed = pixel_bytes / room
+        ratio = max(float(self.options.get("ratio") or 1.0), needed)
+        note = None
+        if ratio > 400.0:
+            ratio, note = 400.0, f"needs ratio {needed:.0f}: sent at 400, over the budget"
+        return get_codec(self.target, **{**self.options, "ratio": round(ratio, 3)}), note
 
     def codec(self, transfer_syntax: str | None = None) -> Codec:
         """The route's codec (with its options), or the one for `transfer_syntax`."""
@@ -154,6 +189,24 @@ def _deid(value, where: str, base: Path) -> DeidConfig | None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _budget(table: dict, where: str) -> int | None:
+    """Bytes per study: `budget`, and/or what `link` carries by `deadline` (the smaller)."""
+    from dicompress.compare.plan import LINK_EFFICIENCY, PlanError, parse_duration, parse_rate
+
+    limits = []
+    try:
+        if table.get("budget") is not None:
+            limits.append(parse_size(table["budget"]))
+        if (table.get("link") is None) != (table.get("deadline") is None):
+            raise ConfigError(f"{where}: link and deadline go together")
+        if table.get("link") is not None:
+            limits.append(int(parse_rate(str(table["link"])) / 8
+                              * parse_duration(str(table["deadline"])) * LINK_EFFICIENCY))
+    except PlanError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return min(limits) if limits else None
+
+
 def load_config(path: Path | str) -> GatewayConfig:
     path = Path(path)
     base = path.parent
@@ -187,6 +240,8 @@ def load_config(path: Path | str) -> GatewayConfig:
         route = Route(str(r.get("name", f"route{n}")), calling, destination,
                       str(r.get("target", "htj2k")), dict(r.get("options", {})),
                       _deid(r.get("deid"), f"{where}.deid", base))
+        route.budget = _budget(r, where)
+        route.settle = float(r.get("settle", 10.0 if route.budget else 0.0))
         try:
             route.codec()
         except (DicompressError, TypeError, ValueError) as exc:

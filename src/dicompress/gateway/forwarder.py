@@ -49,12 +49,14 @@ class Forwarder(threading.Thread):
         self.on_sent = on_sent or (lambda: None)
         self.delay = config.retry_initial
         self.out_dir = config.spool / "out"
+        self._study_codecs: dict[str, object] = {}
 
     def run(self) -> None:
         queue = Queue(self.config.database)
         try:
             while not self.stop.is_set():
-                items = queue.due(self.route.name, self.config.per_association)
+                items = queue.due(self.route.name, self.config.per_association,
+                                  self.route.settle)
                 if not items:
                     self.wake.wait(1.0)
                     self.wake.clear()
@@ -75,6 +77,32 @@ class Forwarder(threading.Thread):
                     len(items), self.delay)
         self.delay = min(self.delay * 2, self.config.retry_max)
 
+    def _study_codec(self, queue: Queue, study: str):
+        """The route's codec for this study: with a budget, fitted to the whole study
+        (decided once per study and run, when its first instances go)."""
+        if self.route.budget is None:
+            return self.route.codec()
+        if study not in self._study_codecs:
+            pixels = headers = 0
+            members = queue.study_items(self.route.name, study)
+            for item in members:
+                try:
+                    ds = read_header(Path(item.path))
+                    layout = FrameLayout.from_dataset(ds)
+                    size = layout.frame_bytes * layout.number_of_frames
+                except (DicompressError, OSError):
+                    size = 0  # no pixels, or sent already: all of it counted as header
+                pixels += size
+                headers += max(0, item.size_in - size)
+            codec, note = self.route.codec_for(pixels, headers, len(members))
+            if note:
+                queue.note(self.route.name, study, note)
+                LOG.warning("%s: study %s: %s", self.route.name, study, note)
+            self._study_codecs[study] = codec
+            while len(self._study_codecs) > 1000:  # a service runs for months
+                self._study_codecs.pop(next(iter(self._study_codecs)))
+        return self._study_codecs[study]
+
     def _preferred(self, item: Item) -> str | None:
         """The route's target syntax for this instance (it depends on the layout: JPEG
         8 or 12 bit), or None when the instance has no pixels or cannot be read."""
@@ -82,7 +110,7 @@ class Forwarder(threading.Thread):
             ds = read_header(Path(item.path))
             if "PixelData" not in ds:
                 return None
-            return self.route.codec().transfer_syntax_for(FrameLayout.from_dataset_header(ds))
+            return self._target.transfer_syntax_for(FrameLayout.from_dataset_header(ds))
         except DicompressError:
             return None
 
@@ -93,6 +121,7 @@ class Forwarder(threading.Thread):
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
         contexts: set[tuple[str, str]] = set()
         self._targets: dict[int, str | None] = {}
+        self._target = self._study_codec(queue, items[0].study)
         for item in items:
             target = self._targets[item.id] = self._preferred(item)
             order = [target or item.syntax_in, str(ExplicitVRLittleEndian),
@@ -185,7 +214,7 @@ class Forwarder(threading.Thread):
                         continue
                     deidentify_file(source, out, deid)  # pixels copied as they are
                     return out, syntax
-                codec = self.route.codec() if syntax == self._targets[item.id] else get_codec(syntax)
+                codec = self._target if syntax == self._targets[item.id] else get_codec(syntax)
                 transcode_file(source, out, codec, threads=1,
                                prepare=preparer(deid) if deid is not None else None)
                 return out, syntax

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS instances (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS due ON instances (route, status, next_try);
+CREATE INDEX IF NOT EXISTS by_study ON instances (study);
+CREATE TABLE IF NOT EXISTS notes (time REAL, route TEXT, study TEXT, text TEXT);
 """
 
 
@@ -78,13 +80,17 @@ class Queue:
              time.time(), QUEUED))
         return int(cur.lastrowid)
 
-    def due(self, route: str, limit: int) -> list[Item]:
+    def due(self, route: str, limit: int, settle: float = 0.0) -> list[Item]:
         """Queued instances of `route` whose time has come: the oldest study first, all of
-        that study's due instances together (one association per study)."""
+        that study's due instances together (one association per study). With `settle`,
+        a study is due once none of its instances came in the last `settle` seconds."""
+        now = time.time()
         rows = self.db.execute(
             "SELECT id, route, sop_class, sop_instance, study, syntax_in, path, size_in, attempts"
             " FROM instances WHERE route = ? AND status = ? AND next_try <= ?"
-            " ORDER BY id LIMIT ?", (route, QUEUED, time.time(), limit * 4)).fetchall()
+            " AND study NOT IN (SELECT study FROM instances WHERE route = ? AND received > ?)"
+            " ORDER BY id LIMIT ?",
+            (route, QUEUED, now, route, now - settle if settle else now + 1, limit * 4)).fetchall()
         if not rows:
             return []
         study = rows[0][4]
@@ -103,6 +109,17 @@ class Queue:
         """Given up on (the destination can take it in no form): kept on disk, listed."""
         self.db.execute("UPDATE instances SET status = ?, error = ? WHERE id = ?",
                         (FAILED, error[:500], item_id))
+
+    def study_items(self, route: str, study: str) -> list[Item]:
+        """Every instance of a study not yet given up on (for its budget)."""
+        rows = self.db.execute(
+            "SELECT id, route, sop_class, sop_instance, study, syntax_in, path, size_in, attempts"
+            " FROM instances WHERE route = ? AND study = ? AND status != ?",
+            (route, study, FAILED)).fetchall()
+        return [Item(*r) for r in rows]
+
+    def note(self, route: str, study: str, text: str) -> None:
+        self.db.execute("INSERT INTO notes VALUES (?, ?, ?, ?)", (time.time(), route, study, text))
 
     def spool_bytes(self) -> int:
         return int(self.db.execute("SELECT COALESCE(SUM(size_in), 0) FROM instances"
@@ -139,4 +156,6 @@ class Queue:
             "routes": {r: {"queued": n, "oldest_seconds": round(now - oldest, 1),
                            "max_attempts": attempts} for r, n, oldest, attempts in waiting},
             "problems": [{"sop_instance": s, "route": r, "error": e} for s, r, e in failures],
+            "notes": [{"route": r, "study": st, "note": t} for r, st, t in self.db.execute(
+                "SELECT route, study, text FROM notes ORDER BY time DESC LIMIT 20")],
         }
