@@ -269,6 +269,23 @@ def batch_table(path: Path) -> str:
     return "\n".join(lines + [""] + notes)
 
 
+def gateway_table(path: Path) -> str:
+    """The gateway under load (benchmarks/bench_gateway.py), end to end: instances/s and
+    MB/s received, MB on the outbound link, against the DCMTK relay."""
+    rows = [(name, info["files"] / mean, info["megabytes"] / mean, info["megabytes"],
+             info.get("outbound_megabytes")) for _, name, info, mean in _timed(path, "gateway")]
+    if not rows:
+        return ""
+    relay = [fps for name, fps, *_ in rows if name.startswith("dcmtk")]
+    lines = ["| relay | instances/s | MB/s in | MB in -> MB out (link) | vs DCMTK relay |",
+             "|---|---:|---:|---:|---:|"]
+    for name, fps, mbs, mb_in, mb_out in sorted(rows, key=lambda r: -r[1]):
+        ratio = f"{fps / relay[0]:.2f}x" if relay else "-"
+        out = f"{mb_out:.1f}" if mb_out is not None else "-"
+        lines.append(f"| {name} | {fps:.1f} | {mbs:.1f} | {mb_in:.1f} -> {out} | {ratio} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, help="output of pytest --benchmark-json=FILE")
@@ -281,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, voi_rows = load_rows(args.json), load_voi_rows(args.json)
     series = series_table(args.json)
     batch = batch_table(args.json)
-    if not rows and not voi_rows and not series and not batch:
+    gateway = gateway_table(args.json)
+    if not rows and not voi_rows and not series and not batch and not gateway:
         print(f"{args.json}: no timed benchmarks (was the run made with --benchmark-disable?)",
               file=sys.stderr)
         return 1
@@ -298,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(series)
     if batch:
         tables.append(batch)
+    if gateway:
+        tables.append(gateway)
     print("\n\n".join(tables))
     return 0
 

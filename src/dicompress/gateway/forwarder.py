@@ -12,8 +12,10 @@ is down, refuses the association or fails a store is retried with a doubling del
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -151,26 +153,37 @@ class Forwarder(threading.Thread):
             accepted: dict[str, set[str]] = {}
             for cx in assoc.accepted_contexts:
                 accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
-            for n, item in enumerate(items):
-                if not assoc.is_established:
-                    self._back_off(queue, items[n:], "the association was lost")
-                    return
-                self._send_one(queue, assoc, item, wanted[item.id],
-                               accepted.get(item.sop_class, set()))
+            plan = [(item, [s for s in wanted[item.id] if s in accepted.get(item.sop_class, ())])
+                    for item in items]
+            # the next instance is encoded while this one is on the wire
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                encoded = [pool.submit(self._encode, item, usable) if usable else None
+                           for item, usable in plan[:1]]
+                for n, (item, usable) in enumerate(plan):
+                    if n + 1 < len(plan):
+                        nxt, nxt_usable = plan[n + 1]
+                        encoded.append(pool.submit(self._encode, nxt, nxt_usable)
+                                       if nxt_usable else None)
+                    if not assoc.is_established:
+                        for future in encoded[n:]:
+                            if future is not None:
+                                future.cancel()
+                        self._back_off(queue, items[n:], "the association was lost")
+                        return
+                    self._send_one(queue, assoc, item, wanted[item.id], usable, encoded[n])
             self.delay = self.config.retry_initial
         finally:
             if assoc.is_established:
                 assoc.release()
 
     def _send_one(self, queue: Queue, assoc, item: Item, wanted: list[str],
-                  accepted: set[str]) -> None:
-        usable = [s for s in wanted if s in accepted]
+                  usable: list[str], encoded) -> None:
         if not usable:
             queue.fail(item.id, f"the destination accepts {UID(item.sop_class).name} in none of "
                                 f"{', '.join(UID(s).name for s in wanted)}")
             return
         try:
-            path, syntax = self._encode(item, usable)
+            path, syntax = encoded.result()
         except DicompressError as exc:
             queue.fail(item.id, str(exc))
             LOG.error("%s: %s", self.route.name, exc)
@@ -215,7 +228,7 @@ class Forwarder(threading.Thread):
                     deidentify_file(source, out, deid)  # pixels copied as they are
                     return out, syntax
                 codec = self._target if syntax == self._targets[item.id] else get_codec(syntax)
-                transcode_file(source, out, codec, threads=1,
+                transcode_file(source, out, codec, threads=1, codec_threads=os.cpu_count(),
                                prepare=preparer(deid) if deid is not None else None)
                 return out, syntax
             except DicompressError as exc:
