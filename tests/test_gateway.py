@@ -457,3 +457,25 @@ def test_tls_in_both_directions(tmp_path, series, gateway_factory):
         assert not refused.is_established
     finally:
         dest.shutdown()
+
+
+def test_association_limit_and_http_status(tmp_path, series, gateway_factory):
+    import urllib.request
+
+    status_port = free_port()
+    config, port = write_config(tmp_path, free_port(),
+                                extra=f"max_associations = 2\nstatus_port = {status_port}")
+    gateway_factory(config)
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context(Verification)
+    held = [ae.associate("127.0.0.1", port, ae_title="DICOMPRESS") for _ in range(2)]
+    assert all(a.is_established for a in held)
+    third = ae.associate("127.0.0.1", port, ae_title="DICOMPRESS")
+    assert third.is_rejected  # transient, local limit exceeded
+    for assoc in held:
+        assoc.release()
+    time.sleep(0.3)
+    assert storescu(port, series[:2]).returncode == 0  # the limit frees up again
+    with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/status", timeout=10) as reply:
+        report = json.load(reply)
+    assert report["queued"] == 2 and report["routes"]["reading site"]["queued"] == 2
