@@ -189,13 +189,13 @@ def test_destination_taking_only_uncompressed_gets_uncompressed(tmp_path, series
 class PynetdicomSCP:
     """A pynetdicom Storage SCP accepting every syntax, keeping what it receives."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, syntaxes: list[str] | None = None) -> None:
         self.received: list[pydicom.Dataset] = []
         self.sizes: list[int] = []
         ae = AE(ae_title="READ")
         from dicompress.gateway.service import ACCEPTED_SYNTAXES
         for cx in AllStoragePresentationContexts:
-            ae.add_supported_context(cx.abstract_syntax, ACCEPTED_SYNTAXES)
+            ae.add_supported_context(cx.abstract_syntax, syntaxes or ACCEPTED_SYNTAXES)
 
         def store(event):
             self.sizes.append(len(event.encoded_dataset(include_meta=True)))
@@ -209,6 +209,24 @@ class PynetdicomSCP:
 
     def stop(self) -> None:
         self.server.shutdown()
+
+
+def test_destination_taking_only_explicit_vr_gets_it_bit_exact(tmp_path, series,
+                                                              gateway_factory):
+    port_dest = free_port()
+    dest = PynetdicomSCP(port_dest, ["1.2.840.10008.1.2.1"])
+    try:
+        config, port = write_config(tmp_path, port_dest, target="htj2k")
+        gateway_factory(config)
+        assert storescu(port, series[:3]).returncode == 0
+        _wait_until(lambda: len(dest.received) == 3, what="forwarded")
+        originals = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p).pixel_array
+                     for p in series[:3]}
+        for ds in dest.received:
+            assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+            assert np.array_equal(ds.pixel_array, originals[ds.SOPInstanceUID])
+    finally:
+        dest.stop()
 
 
 def test_lossy_deidentifying_route_to_pynetdicom(tmp_path, series, gateway_factory):
