@@ -209,7 +209,9 @@ def test_modified_dates_shift_a_patient_by_one_interval():
 def test_date_values_shift_with_their_precision_and_ranges():
     assert shift_da("20240301", -1) == "20240229"
     assert shift_da("20240101-20240131", 1) == "20240102-20240201"
-    assert shift_da("2024", -366) == "2022" and shift_da("bad", 1) is None
+    assert shift_da("2024", -366) == "2023" and shift_da("bad", 1) is None  # by mid-year
+    assert shift_dt("2020-2021", -1) == "2020-2021"  # a range, not an offset of -2021
+    assert shift_dt("2020-2021", -200) == "2019-2020"
     assert shift_dt("20240301000000-0500", -1) == "20240229000000-0500"
     assert shift_dt("20240101-20240201", 1) == "20240102-20240202"
 
@@ -655,3 +657,117 @@ def test_whatever_gdcmanon_takes_out_we_take_out_too(corpus_out, tmp_path):
                     missed.setdefault(elem.keyword, []).append(source.name)
     assert compared >= 100 and theirs >= 1000  # GDCM did read and change them
     assert not missed, missed
+
+
+# -- regressions found in review ------------------------------------------------------------
+def test_identifying_codes_privates_meta_and_stray_uids_go():
+    ds = _dataset()
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "STELSEW-01", "L", "St Elsewhere Hospital"
+    ds.InstitutionCodeSequence = Sequence([code])
+    ds.add_new(0x00090001, "LO", "DOE^JOHN")  # private, below the creators' range
+    ds.ConcatenationUID = "1.2.3.4.5.6.7.55"
+    ds.SOPInstanceUIDOfConcatenationSource = "1.2.3.4.5.6.7.100"  # not in the table
+    ds.RetrieveURL = "https://pacs.stelsewhere.org/wado"
+    ds.add_new(0x00020016, "AE", "HOSP_CT2")  # File Meta Information inside the data set
+    ds.file_meta.SourcePresentationAddress = "pacs.stelsewhere.org"
+    Deidentifier(config()).apply(ds)
+    assert "STELSEW" not in str(ds.InstitutionCodeSequence[0].CodeValue)
+    assert "Elsewhere" not in str(ds.InstitutionCodeSequence[0].CodeMeaning)
+    assert 0x00090001 not in ds and 0x00020016 not in ds
+    assert ds.SOPInstanceUIDOfConcatenationSource == ds.SOPInstanceUID  # linked, replaced
+    assert "RetrieveURL" not in ds
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"  # a definition stays
+    assert set(ds.file_meta.keys()) == {0x00020003}  # only what PS3.10 needs is rebuilt
+
+
+def test_clean_descriptors_catches_names_in_any_script_and_ids_in_any_spelling():
+    from dicompress.deid.clean import Identifiers
+
+    found = Identifiers()
+    found.add_person("山田^太郎=やまだ^たろう")
+    found.add_person("王^小明")
+    found.add_value("St Elsewhere Hospital")
+    found.add_value("AB-1234")
+    for text in ("山田太郎 胸部CT", "やまだ様", "王先生", "CT head - St Elsewhere", "ref AB1234",
+                 "ab 1234", "seen 2024-03-01", "call +33 1 42 49 49 49"):
+        assert found.found_in(text), text
+    for text in ("CT THORAX", "胸部CT", "CT ABDOMEN PELVIS", "T2 FLAIR AX"):
+        assert found.found_in(text) is None, text
+
+
+def test_one_deidentifier_in_many_threads_keeps_each_file_to_itself():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def patient(n: int) -> Dataset:
+        ds = _dataset()
+        ds.PatientID, ds.PatientName = f"PID{n:04d}", f"Person{n}^Test"
+        ds.StudyDescription = f"CT THORAX person{n}"
+        return ds
+
+    alone = [Deidentifier(config("retain-modified-dates", "clean-descriptors")).apply(d) and d
+             for d in (patient(n) for n in range(40))]
+    shared = Deidentifier(config("retain-modified-dates", "clean-descriptors"))
+    together = [patient(n) for n in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(shared.apply, together))
+    for a, b in zip(alone, together):
+        assert (a.PatientID, a.StudyDate, "StudyDescription" in a) == \
+            (b.PatientID, b.StudyDate, "StudyDescription" in b)
+        assert "StudyDescription" not in b  # it named the patient
+
+
+def test_blanking_a_reversible_file_adds_no_loss(tmp_path):
+    from dicompress.transcode import transcode_file
+
+    reversible = tmp_path / "rev.dcm"
+    transcode_file(find_sample("CT_small.dcm"), reversible, "j2k")
+    ds = pydicom.dcmread(reversible)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.91"  # may hold reversible J2K
+    ds.save_as(reversible)
+    out = tmp_path / "blank.dcm"
+    deidentify_file(reversible, out, config(blank=((0, 0, 8, 8),)))
+    before, after = frames_of(reversible)[0], frames_of(out)[0]
+    mask = np.zeros(before.shape, bool)
+    mask[:8, :8] = True
+    assert np.array_equal(before[~mask], after[~mask])  # encoded reversibly (its twin, .90)
+    assert pydicom.dcmread(out).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
+
+
+def test_blank_still_deidentifies_objects_without_pixels(tmp_path):
+    out = tmp_path / "sr.dcm"
+    deidentify_file(find_sample("test-SR.dcm"), out, config(blank=((0, 0, 4, 4),)))
+    assert pydicom.dcmread(out).PatientIdentityRemoved == "YES"
+
+
+def test_cli_rename_skips_non_dicom_and_resume_keeps_its_naming(tmp_path):
+    folder = tmp_path / "Doe_Jane"
+    _linked_series(folder, 2)
+    (folder / "notes.txt").write_text("Jane Doe's notes")
+    out = tmp_path / "out"
+    args = ["deid", folder, "-o", out, "--key", "k" * 20, "--json"]
+    proc = _cli(*args, "--rename")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["files"] == {"ok": 2, "not-dicom": 1}
+    other = _cli(*args, "--resume")  # the naming is part of the run's settings
+    assert other.returncode == 2 and "other settings" in other.stderr
+
+
+def test_cli_in_place_resume_does_not_trust_a_vendors_mark(tmp_path):
+    folder = tmp_path / "Doe_Jane"
+    folder.mkdir()
+    us = folder / "us.dcm"
+    ds = pydicom.dcmread(find_sample("US1_UNCR.dcm"))
+    ds.PatientName, ds.PatientIdentityRemoved = "Doe^Jane", "YES"  # the vendor's word
+    ds.save_as(us)
+    args = ["deid", folder, "--in-place", "--key", "k" * 20, "--json"]
+    first = _cli(*args)
+    assert first.returncode == 1  # refused: burned-in text possible
+    journal = Path(json.loads(first.stdout)["journal"])
+    assert not journal.is_relative_to(folder)  # the journal names originals: not in the tree
+    ds = pydicom.dcmread(us)
+    ds.BurnedInAnnotation = "NO"  # the user checked the images
+    ds.save_as(us)
+    again = _cli(*args, "--resume", "--retry-failed")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert b"Doe" not in us.read_bytes()

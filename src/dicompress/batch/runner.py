@@ -23,14 +23,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.multival import MultiValue
+
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.sources import Source, _walk
 from dicompress.batch.worker import (Outcome, Task, codec_config, file_sha256, init_worker,
                                      run_task)
 from dicompress.codecs import Codec, get_codec
-from dicompress.deid import DeidConfig, renamed
-from dicompress.errors import DicompressError
+from dicompress.deid import DeidConfig, Profile, renamed
+from dicompress.errors import DicompressError, InvalidDicomFile
 from dicompress.fileio import TEMP_SUFFIX
 from dicompress.layout import FrameLayout
 from dicompress.transcode import read_header
@@ -211,6 +213,9 @@ def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
     base = first_source
     while not base.is_dir() and base != base.parent:  # a file, or a glob pattern
         base = base.parent
+    if options.deid is not None:  # not inside the tree being de-identified: it names originals
+        base = base.absolute()
+        return base.parent / f".{base.name}{J.JOURNAL_NAME}"
     return base / J.JOURNAL_NAME
 
 
@@ -220,7 +225,7 @@ def _settings(options: BatchOptions, codec: Codec | None) -> dict:
                 "output": str(options.output.resolve()) if options.output else None,
                 "verify": options.verify, "force": options.force}
     if options.deid is not None:
-        settings["deid"] = options.deid.settings()
+        settings["deid"] = {**options.deid.settings(), "rename": options.rename}
     return settings
 
 
@@ -404,21 +409,30 @@ class BatchRun:
                 return None
         if options.in_place:
             destination = key
-        elif options.rename:
-            try:
-                destination = str(self._output_root / renamed(real, options.deid))
-            except DicompressError as exc:
-                outcome = Outcome(path=key, status=J.FAILED, reason=f"{source.path}: {exc}")
-                journal.record(key, **outcome.journal_values())
-                self._count(outcome)
-                return None
         else:
-            destination = os.path.normpath(self._output_root / source.relative)
-            if real.is_relative_to(self._output_root) and destination != key:
+            if real.is_relative_to(self._output_root) and not options.rename and \
+                    os.path.normpath(self._output_root / source.relative) == key:
+                pass  # a file whose output would be itself: refused below
+            elif real.is_relative_to(self._output_root):
                 # -o inside a source tree: what the walk finds there is ours, not input
-                # (a file whose output would be itself is refused below instead)
                 summary.own_outputs += 1
                 return None
+            if options.rename:
+                try:
+                    destination = str(self._output_root / renamed(real, options.deid))
+                except InvalidDicomFile as exc:
+                    status = J.NOT_DICOM if "not a DICOM file" in str(exc) else J.FAILED
+                    outcome = Outcome(path=key, status=status, reason=f"{source.path}: {exc}")
+                    journal.record(key, **outcome.journal_values())
+                    self._count(outcome)
+                    return None
+                except DicompressError as exc:
+                    outcome = Outcome(path=key, status=J.FAILED, reason=f"{source.path}: {exc}")
+                    journal.record(key, **outcome.journal_values())
+                    self._count(outcome)
+                    return None
+            else:
+                destination = os.path.normpath(self._output_root / source.relative)
             if not Path(destination).is_relative_to(self._output_root):
                 outcome = Outcome(path=key, status=J.FAILED, reason=(
                     f"{source.path}: would be written outside the output folder "
@@ -455,13 +469,19 @@ class BatchRun:
         if row.status not in (J.PENDING, J.FAILED) or (st.st_size, st.st_mtime_ns) == (
                 row.size_in, row.mtime_in):
             return False
+        if self.options.deid is not None and row.status != J.PENDING:
+            return False  # a de-identification that failed (refused) did not replace it
         try:
             ds = read_header(Path(key), any_object=self.options.deid is not None)
             syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
             if self.codec and syntax != self.codec.transfer_syntax_for(FrameLayout.from_dataset(ds)):
                 return False
-            if self.options.deid is not None and ds.get("PatientIdentityRemoved") != "YES":
-                return False
+            if self.options.deid is not None:
+                method = ds.get("DeidentificationMethod") or []
+                method = [str(v) for v in method] if isinstance(method, MultiValue) else [str(method)]
+                if (ds.get("PatientIdentityRemoved") != "YES"
+                        or method != Profile(self.options.deid.options).method()):
+                    return False  # not marked as ours (a vendor's own "YES" is not enough)
         except DicompressError:
             return False
         outcome = Outcome(path=key, status=J.OK, reason="completed by the interrupted run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom._uid_dict import UID_dictionary
 
 from dicompress.deid import keys as K
 from dicompress.deid.clean import Identifiers
@@ -35,12 +37,18 @@ _STRUCTURE = {"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "Cod
               "GraphicType", "BoundingBoxAnnotationUnits", "AnchorPointAnnotationUnits",
               "GraphicAnnotationUnits"}
 _DUMMY = {"AE": "ANONYMOUS", "AS": "000D", "CS": "ANONYMIZED", "DA": "19000101",
-          "DT": "19000101000000", "TM": "000000", "DS": "0", "IS": "0", "UR": ""}
+          "DT": "19000101000000", "TM": "000000", "DS": "0", "IS": "0", "UR": "urn:anonymized"}
 
-# File Meta Information attributes that name the sender (PS3.10 7.1); never copied.
-_META_IDENTIFYING = ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                     "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
-                     "PrivateInformation")
+# Sequences replaced by dummy values whose items are trees (a structured report's content,
+# graphic annotations): their codes are kept so the tree stays valid; in any other
+# sequence with D (an institution's code, a person's identification code) the codes are
+# the identity, and are replaced like all other text.
+_STRUCTURED = {0x0040A730, 0x00700001}  # Content Sequence, Graphic Annotation Sequence
+# UIDs that name a definition, not an instance: never replaced, whatever their root.
+_DEFINITION_UIDS = {"TransferSyntaxUID", "CodingSchemeUID", "ContextUID", "MappingResourceUID",
+                    "ContextGroupExtensionCreatorUID", "PrivateInformationCreatorUID",
+                    "ImplementationClassUID", "TemplateExtensionCreatorUID",
+                    "ReferencedTransferSyntaxUIDInFile", "CodingSchemeRegistry"}
 
 
 @dataclass(frozen=True)
@@ -79,17 +87,12 @@ class Deidentifier:
         self.config = config
         self.profile = Profile(config.options)
         self.mapping = K.load_mapping(config.mapping) if config.mapping else None
-        self._uids: dict[str, str] = {}
 
     # -- replacements ------------------------------------------------------------------
     def uid(self, value: str) -> str:
+        """The replacement of a UID (an HMAC: cheap, so not cached; archives are large)."""
         value = str(value).strip().rstrip("\0")
-        if not value:
-            return value
-        new = self._uids.get(value)
-        if new is None:
-            new = self._uids[value] = K.replacement_uid(self.config.key, value)
-        return new
+        return K.replacement_uid(self.config.key, value) if value else value
 
     def _patient(self, ds: Dataset) -> tuple[str, str, int]:
         """(new Patient ID, new Patient's Name, date shift) of the dataset's patient."""
@@ -109,7 +112,11 @@ class Deidentifier:
 
     # -- the walk ----------------------------------------------------------------------
     def apply(self, ds: Dataset, *, blanked: bool = False) -> DeidReport:
-        """De-identify `ds` in place (its File Meta Information too); Pixel Data untouched."""
+        """De-identify `ds` in place (its File Meta Information too); Pixel Data untouched.
+        Safe to call from several threads: each call keeps its file's state to itself."""
+        return copy.copy(self)._apply(ds, blanked)
+
+    def _apply(self, ds: Dataset, blanked: bool) -> DeidReport:
         report = DeidReport()
         new_id, new_name, self._shift = self._patient(ds)
         self._names = {str(ds.get("PatientName", "") or ""): new_name}
@@ -121,26 +128,45 @@ class Deidentifier:
             ds.preamble = b"\0" * 128  # free for any use (PS3.10 7.1): text has been seen there
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
-            for keyword in _META_IDENTIFYING:
-                if keyword in meta:
-                    delattr(meta, keyword)
-            if "SOPInstanceUID" in ds:
-                meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            self._clean_meta(ds, meta)
         return report
+
+    def _clean_meta(self, ds: Dataset, meta: Dataset) -> None:
+        """File Meta Information rebuilt from what PS3.10 needs: nothing else of the
+        sender's (addresses, AE titles, private information) is kept."""
+        kept = {}
+        for keyword in ("FileMetaInformationVersion", "MediaStorageSOPClassUID",
+                        "TransferSyntaxUID"):
+            if keyword in meta:
+                kept[keyword] = meta[keyword].value
+        instance = ds.get("SOPInstanceUID") or (
+            meta.get("MediaStorageSOPInstanceUID") and (
+                meta.MediaStorageSOPInstanceUID if "retain-uids" in self.profile.options
+                else self.uid(meta.MediaStorageSOPInstanceUID)))
+        for tag in list(meta.keys()):
+            del meta[tag]
+        for keyword, value in kept.items():
+            setattr(meta, keyword, value)
+        if instance:
+            meta.MediaStorageSOPInstanceUID = instance
 
     def _elements(self, ds: Dataset):
         """The elements of `ds` except Pixel Data (left raw and deferred, never loaded)."""
         for tag in list(ds.keys()):
-            if tag != _PIXEL_DATA and tag >> 16 != 0x0002:
+            if tag >> 16 == 0x0002:  # File Meta Information inside the data set: never
+                del ds[tag]
+                continue
+            if tag != _PIXEL_DATA:
                 try:
                     yield ds[tag]
                 except Exception as exc:  # a value pydicom cannot convert
                     raise InvalidDicomFile(f"{tag} cannot be read ({type(exc).__name__}: "
                                            f"{exc})") from exc
 
-    def _walk(self, ds: Dataset, report: DeidReport, dummy: bool = False) -> None:
+    def _walk(self, ds: Dataset, report: DeidReport, dummy: str | None = None) -> None:
         """Apply the profile to `ds`. In a `dummy` item (of a sequence to be replaced by
-        dummy values) text no row names is replaced too; codes and numbers keep the
+        dummy values) text no row names is replaced too; codes ("structured" only) and
+        numbers keep the
         item's structure (a structured report stays a valid tree)."""
         private_kept: set[int] = set()  # private creator tags whose block keeps an element
         for elem in list(self._elements(ds)):
@@ -156,7 +182,7 @@ class Deidentifier:
                 report.actions[REMOVE] += 1
                 continue
             if tag >> 16 & 1:  # private
-                if tag & 0xFFFF < 0x0100:
+                if 0x0010 <= tag & 0xFFFF < 0x0100:
                     continue  # creators: decided once their blocks are done
                 if self._safe_private(ds, tag):
                     private_kept.add((tag & 0xFFFF0000) | (tag & 0xFF00) >> 8)
@@ -167,9 +193,18 @@ class Deidentifier:
                 continue
             rule = rule_for(tag)
             if rule is None:
-                if dummy and elem.VR in _FREE_TEXT_VRS and elem.keyword not in _STRUCTURE:
+                if dummy and elem.VR in _FREE_TEXT_VRS and (
+                        dummy == "all" or elem.keyword not in _STRUCTURE):
                     report.actions[DUMMY] += 1
                     self._dummy(elem, report)
+                    continue
+                if elem.VR == "UI" and not _definition(elem):
+                    report.actions[UID] += 1  # an instance's UID no row names: replaced too
+                    self._replace_uids(elem)
+                    continue
+                if elem.VR == "UR":
+                    report.actions[REMOVE] += 1  # an address (retrieve URLs name the PACS)
+                    del ds[tag]
                     continue
                 report.actions[KEEP] += 1
                 if elem.VR == "SQ":
@@ -217,8 +252,7 @@ class Deidentifier:
             self._dummy(elem, report)
         elif action in (UID, "U*"):
             if vr == "UI":
-                elem.value = [self.uid(v) for v in _values(elem)] if elem.VM > 1 else (
-                    self.uid(elem.value) if elem.value else elem.value)
+                self._replace_uids(elem)
             elif vr == "SQ":  # X/Z/U*: the items keep their references, UIDs replaced
                 for item in elem.value or ():
                     self._walk(item, report)
@@ -237,14 +271,23 @@ class Deidentifier:
             new = K.pseudonym(self.config.key, "other", value)
         elem.value = new
 
+    def _replace_uids(self, elem: DataElement) -> None:
+        if "retain-uids" in self.profile.options:
+            return
+        values = [self.uid(v) for v in _values(elem)]
+        elem.value = values if elem.VM > 1 else (values[0] if values else elem.value)
+
     def _dummy(self, elem: DataElement, report: DeidReport) -> None:
         vr = elem.VR
         if vr == "SQ":  # the same items, every value in them a dummy or replaced
+            mode = "structured" if elem.tag in _STRUCTURED else "all"
             for item in elem.value or ():
-                self._walk(item, report, dummy=True)
+                self._walk(item, report, dummy=mode)
         elif vr == "UI":
-            elem.value = self.uid(elem.value) if elem.value else K.replacement_uid(
-                self.config.key, "dummy")
+            if _values(elem):
+                self._replace_uids(elem)
+            else:
+                elem.value = K.replacement_uid(self.config.key, "dummy")
         elif vr in _BINARY_VRS:
             elem.value = bytes(len(elem.value or b""))
         elif vr in _NUMBER_VRS:
@@ -338,6 +381,15 @@ def descriptor_identifies(ds: Dataset, text: str) -> str | None:
     """Why `text` (a description from `ds`) cannot be shown without identifying, or None:
     the Clean Descriptors test, for captions and file names outside DICOM."""
     return collect_identifiers(ds, Profile(frozenset({"clean-descriptors"}))).found_in(text)
+
+
+def _definition(elem: DataElement) -> bool:
+    """Whether a UI element names a definition (a SOP class, a syntax, a coding scheme,
+    any UID of the DICOM registry) rather than an instance."""
+    keyword = elem.keyword or ""
+    if keyword.endswith("ClassUID") or keyword in _DEFINITION_UIDS:
+        return True
+    return all(str(v).strip().rstrip("\0") in UID_dictionary for v in _values(elem))
 
 
 def _values(elem: DataElement) -> list[str]:

@@ -55,7 +55,10 @@ def renamed(path: Path, config: DeidConfig) -> Path:
     keep = "retain-uids" in config.options
     parts = []
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
-        uid = str(ds.get(keyword, "") or "").strip()
+        try:
+            uid = str(ds.get(keyword, "") or "").strip()
+        except Exception as exc:  # a damaged value
+            raise InvalidDicomFile(f"{keyword} cannot be read ({type(exc).__name__})") from exc
         if not uid:
             raise InvalidDicomFile(f"no {keyword} to name the output by")
         parts.append(uid if keep else deid.uid(uid))
@@ -116,18 +119,43 @@ def deidentify_file(source: Path | str, destination: Path | str, config: DeidCon
         raise InvalidDicomFile(f"{source}: {type(exc).__name__}: {exc}") from exc
 
 
+# Syntaxes that may hold lossless or lossy data, and their lossless-only twin: a file that
+# was never lossy is encoded again losslessly after blanking (only the rectangles change).
+_LOSSLESS_TWIN = {"1.2.840.10008.1.2.4.91": "j2k", "1.2.840.10008.1.2.4.203": "htj2k",
+                  "1.2.840.10008.1.2.4.81": "jpegls"}
+_JPEG_LOSSY = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
+
+
+def _blank_codec(ds: Dataset) -> Codec:
+    """What blanked frames are encoded in when the user did not choose: the file's own
+    syntax, without adding loss to an image that had none."""
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax == pydicom.uid.ExplicitVRBigEndian:
+        return get_codec("explicit")  # retired: written little endian
+    was_lossy = str(ds.get("LossyImageCompression", "")) == "01" or syntax in _JPEG_LOSSY
+    try:
+        if syntax in _LOSSLESS_TWIN and not was_lossy:
+            return get_codec(_LOSSLESS_TWIN[syntax])
+        if syntax in _JPEG_LOSSY:
+            return get_codec("jpeg", quality=95)
+        if syntax in _LOSSLESS_TWIN:  # lossy already: again at the ratio it had
+            ratios = [float(r) for r in (ds.get("LossyImageCompressionRatio") or [])
+                      if str(r).strip()] if "LossyImageCompressionRatio" in ds else []
+            name = {"j2k": "j2k-lossy", "htj2k": "htj2k-lossy"}.get(_LOSSLESS_TWIN[syntax])
+            if name and ratios:
+                return get_codec(name, ratio=max(1.0, min(ratios[-1], 400.0)))
+        return get_codec(syntax)
+    except UnsupportedTransferSyntax:
+        raise UnsupportedTransferSyntax(
+            f"blanking needs the frames encoded again, and {UID(syntax).name} is not a "
+            "syntax dicompress writes; choose one with transcode --deid --to") from None
+
+
 def _blank_file(source, destination, config, verify, target, before_replace) -> TranscodeResult:
-    if target is None:
-        syntax = str(read_header(source).file_meta.get("TransferSyntaxUID", ""))
-        if syntax == pydicom.uid.ExplicitVRBigEndian:
-            syntax = pydicom.uid.ExplicitVRLittleEndian  # retired: written little endian
-        try:
-            target = get_codec(syntax)
-        except UnsupportedTransferSyntax:
-            raise UnsupportedTransferSyntax(
-                f"blanking needs the frames encoded again, and {UID(syntax).name} is not a "
-                "syntax dicompress writes; choose one with transcode --deid --to") from None
-    return transcode_file(source, destination, target, verify=verify,
+    ds = read_header(source, any_object=True)
+    if "PixelData" not in ds:  # a report, a presentation state: nothing to blank
+        return _copy_file(source, destination, config, verify, before_replace)
+    return transcode_file(source, destination, target or _blank_codec(ds), verify=verify,
                           before_replace=before_replace, prepare=preparer(config))
 
 
