@@ -286,6 +286,20 @@ def gateway_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def deid_table(path: Path) -> str:
+    """De-identification (benchmarks/bench_deid.py), whole commands: files/s and MB/s."""
+    rows = [(name, info["files"] / mean, info["megabytes"] / mean)
+            for _, name, info, mean in _timed(path, "deid")]
+    if not rows:
+        return ""
+    peer = [fps for name, fps, _ in rows if name.startswith("gdcmanon")]
+    lines = ["| command | files/s | MB/s | vs gdcmanon |", "|---|---:|---:|---:|"]
+    for name, fps, mbs in sorted(rows, key=lambda r: -r[1]):
+        lines.append(f"| {name} | {fps:.1f} | {mbs:.1f} | "
+                     f"{f'{fps / peer[0]:.2f}x' if peer else '-'} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, help="output of pytest --benchmark-json=FILE")
@@ -299,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     series = series_table(args.json)
     batch = batch_table(args.json)
     gateway = gateway_table(args.json)
-    if not rows and not voi_rows and not series and not batch and not gateway:
+    deid = deid_table(args.json)
+    if not rows and not voi_rows and not series and not batch and not gateway and not deid:
         print(f"{args.json}: no timed benchmarks (was the run made with --benchmark-disable?)",
               file=sys.stderr)
         return 1
@@ -318,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(batch)
     if gateway:
         tables.append(gateway)
+    if deid:
+        tables.append(deid)
     print("\n\n".join(tables))
     return 0
 

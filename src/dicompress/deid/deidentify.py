@@ -8,10 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom._uid_dict import UID_dictionary
 
 from dicompress.deid import keys as K
@@ -121,7 +123,8 @@ class Deidentifier:
         new_id, new_name, self._shift = self._patient(ds)
         self._names = {str(ds.get("PatientName", "") or ""): new_name}
         self._ids = {str(ds.get("PatientID", "") or ""): new_id}
-        self._identifiers = collect_identifiers(ds, self.profile)
+        self._identifiers = (collect_identifiers(ds, self.profile)
+                             if self.profile.options & _CLEANS_TEXT else Identifiers())
         self._walk(ds, report)
         self._mark(ds, blanked)
         if getattr(ds, "preamble", None):
@@ -150,18 +153,13 @@ class Deidentifier:
         if instance:
             meta.MediaStorageSOPInstanceUID = instance
 
-    def _elements(self, ds: Dataset):
-        """The elements of `ds` except Pixel Data (left raw and deferred, never loaded)."""
-        for tag in list(ds.keys()):
-            if tag >> 16 == 0x0002:  # File Meta Information inside the data set: never
-                del ds[tag]
-                continue
-            if tag != _PIXEL_DATA:
-                try:
-                    yield ds[tag]
-                except Exception as exc:  # a value pydicom cannot convert
-                    raise InvalidDicomFile(f"{tag} cannot be read ({type(exc).__name__}: "
-                                           f"{exc})") from exc
+    @staticmethod
+    def _element(ds: Dataset, tag: int) -> DataElement:
+        try:
+            return ds[tag]
+        except Exception as exc:  # a value pydicom cannot convert
+            raise InvalidDicomFile(f"{Tag(tag)} cannot be read ({type(exc).__name__}: "
+                                   f"{exc})") from exc
 
     def _walk(self, ds: Dataset, report: DeidReport, dummy: str | None = None) -> None:
         """Apply the profile to `ds`. In a `dummy` item (of a sequence to be replaced by
@@ -169,9 +167,13 @@ class Deidentifier:
         numbers keep the
         item's structure (a structured report stays a valid tree)."""
         private_kept: set[int] = set()  # private creator tags whose block keeps an element
-        for elem in list(self._elements(ds)):
-            tag = elem.tag
+        for tag in list(ds.keys()):
             group = tag >> 16
+            if group == 0x0002:  # File Meta Information inside the data set: never
+                del ds[tag]
+                continue
+            if tag == _PIXEL_DATA:
+                continue  # left raw and deferred, never loaded
             if tag & 0xFFFF == 0:  # group lengths (retired): wrong once anything goes
                 del ds[tag]
                 continue
@@ -192,6 +194,10 @@ class Deidentifier:
                     report.actions[REMOVE] += 1
                 continue
             rule = rule_for(tag)
+            if rule is None and _vr_of(ds, tag) not in _LOOK_INSIDE and not dummy:
+                report.actions[KEEP] += 1  # kept as read, never converted: the cheap path
+                continue
+            elem = self._element(ds, tag)
             if rule is None:
                 if dummy and elem.VR in _FREE_TEXT_VRS and (
                         dummy == "all" or elem.keyword not in _STRUCTURE):
@@ -381,6 +387,22 @@ def descriptor_identifies(ds: Dataset, text: str) -> str | None:
     """Why `text` (a description from `ds`) cannot be shown without identifying, or None:
     the Clean Descriptors test, for captions and file names outside DICOM."""
     return collect_identifiers(ds, Profile(frozenset({"clean-descriptors"}))).found_in(text)
+
+
+_CLEANS_TEXT = {"clean-descriptors", "retain-patient-chars"}  # options with C on text
+_LOOK_INSIDE = {"UI", "UR", "SQ"}  # kept attributes whose values may still need work
+
+
+def _vr_of(ds: Dataset, tag: int) -> str:
+    """The VR of an element without converting its value (the dictionary's when the file
+    does not say: implicit VR, UN, or an ambiguous VR)."""
+    vr = ds.get_item(tag).VR
+    if vr is None or vr == "UN" or " or " in vr:
+        try:
+            return dictionary_VR(tag)
+        except KeyError:
+            return vr or "UN"
+    return vr
 
 
 def _definition(elem: DataElement) -> bool:

@@ -187,6 +187,12 @@ def _copy_file(source: Path, destination: Path, config: DeidConfig, verify: bool
         # pydicom writes the whole dataset, Pixel Data from memory
     deidentifier(config).apply(ds)
     complete_file_meta(ds)
+    if not syntax.is_implicit_VR:
+        # a file written implicit under an explicit syntax (pydicom reads through it):
+        # elements still raw carry no VR; converted, they are written with one
+        for tag in list(ds.keys()):
+            if tag != _PIXEL_DATA and ds.get_item(tag).VR is None:
+                ds[tag]
     with atomic_output(destination, before_replace) as tmp:
         with open(tmp, "wb") as fp:
             if span is None:  # no pixel data, or all of it deflated: pydicom writes it all
