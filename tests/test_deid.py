@@ -771,3 +771,42 @@ def test_cli_in_place_resume_does_not_trust_a_vendors_mark(tmp_path):
     again = _cli(*args, "--resume", "--retry-failed")
     assert again.returncode == 0, again.stdout + again.stderr
     assert b"Doe" not in us.read_bytes()
+
+
+def test_clean_structured_content_keeps_the_report_without_its_names(tmp_path):
+    source = find_sample("test-SR.dcm")
+    ds = pydicom.dcmread(source)
+    texts = []
+
+    def walk(items):
+        for item in items:
+            if "TextValue" in item:
+                texts.append(str(item.TextValue))
+            walk(item.get("ContentSequence", []))
+
+    walk(ds.ContentSequence)
+    assert texts
+    name = str(ds.PatientName).split("^")[0]
+    ds.ContentSequence[-1].ContentSequence[0].TextValue = f"Discussed with {name} today"
+    ds.save_as(tmp_path / "sr.dcm")
+    basic, cleaned = tmp_path / "basic.dcm", tmp_path / "cleaned.dcm"
+    deidentify_file(tmp_path / "sr.dcm", basic, config())
+    deidentify_file(tmp_path / "sr.dcm", cleaned, config("clean-structured-content"))
+    kept = []
+
+    def collect(items, out):
+        for item in items:
+            if "TextValue" in item:
+                out.append(str(item.TextValue))
+            collect(item.get("ContentSequence", []), out)
+
+    collect(pydicom.dcmread(basic).ContentSequence, kept)
+    assert set(kept) == {"ANONYMIZED"}  # the basic profile: every text replaced
+    kept = []
+    out = pydicom.dcmread(cleaned)
+    collect(out.ContentSequence, kept)
+    assert name not in " ".join(kept) and "ANONYMIZED" in kept  # the naming one replaced
+    assert [t for t in kept if t != "ANONYMIZED"]  # clean findings stay
+    assert "113104" in [c.CodeValue for c in out.DeidentificationMethodCodeSequence]
+    concept = out.ContentSequence[0].ConceptNameCodeSequence[0]
+    assert concept.CodeMeaning == ds.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning

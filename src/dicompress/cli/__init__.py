@@ -206,6 +206,10 @@ def _deid_arguments(parser: argparse.ArgumentParser) -> None:
                              "(names, IDs, dates, numbers found anywhere in the file)",
         "retain-safe-private": "keep the private attributes of our documented safe list "
                                "(diffusion b-values and directions)",
+        "clean-structured-content": "keep structured content (reports' trees) with the text "
+                                    "that passes the descriptors test; names replaced",
+        "clean-graphics": "keep graphic annotations with the text that passes the descriptors "
+                          "test (overlay and curve bitmaps are still removed)",
     }
     for name in OPTIONS:
         opts.add_argument(f"--{name}", action="store_true", help=helps[name])

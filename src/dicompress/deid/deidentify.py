@@ -163,9 +163,10 @@ class Deidentifier:
 
     def _walk(self, ds: Dataset, report: DeidReport, dummy: str | None = None) -> None:
         """Apply the profile to `ds`. In a `dummy` item (of a sequence to be replaced by
-        dummy values) text no row names is replaced too; codes ("structured" only) and
-        numbers keep the
-        item's structure (a structured report stays a valid tree)."""
+        dummy values) text no row names is replaced too; codes ("structured" and "clean"
+        only) and numbers keep the item's structure (a structured report stays a valid
+        tree). In a "clean" item (Clean Structured Content, Clean Graphics) text is kept
+        when it passes the Clean Descriptors test; names are replaced whatever they say."""
         private_kept: set[int] = set()  # private creator tags whose block keeps an element
         for tag in list(ds.keys()):
             group = tag >> 16
@@ -201,6 +202,10 @@ class Deidentifier:
             if rule is None:
                 if dummy and elem.VR in _FREE_TEXT_VRS and (
                         dummy == "all" or elem.keyword not in _STRUCTURE):
+                    if dummy == "clean" and elem.VR != "PN" and not any(
+                            self._identifiers.found_in(v) for v in _values(elem)):
+                        report.actions[CLEAN] += 1  # clean text in cleaned content stays
+                        continue
                     report.actions[DUMMY] += 1
                     self._dummy(elem, report)
                     continue
@@ -317,9 +322,9 @@ class Deidentifier:
             return True
         if vr == "TM":
             return True  # whole-day shifts leave the time of day as it was
-        if vr == "SQ":
+        if vr == "SQ":  # structured content, graphics: the tree kept, text that names goes
             for item in elem.value or ():
-                self._walk(item, report)
+                self._walk(item, report, dummy="clean")
             return True
         if vr in _TEXT_VRS:
             for value in _values(elem):
@@ -389,7 +394,8 @@ def descriptor_identifies(ds: Dataset, text: str) -> str | None:
     return collect_identifiers(ds, Profile(frozenset({"clean-descriptors"}))).found_in(text)
 
 
-_CLEANS_TEXT = {"clean-descriptors", "retain-patient-chars"}  # options with C on text
+_CLEANS_TEXT = {"clean-descriptors", "retain-patient-chars", "clean-structured-content",
+                "clean-graphics"}  # options with C on text
 _LOOK_INSIDE = {"UI", "UR", "SQ"}  # kept attributes whose values may still need work
 
 

@@ -30,6 +30,8 @@ OPTIONS = {
     "retain-institution-id": ("institution_id", "113112", "Retain Institution Identity Option"),
     "retain-uids": ("uids", "113110", "Retain UIDs Option"),
     "clean-descriptors": ("descriptors", "113105", "Clean Descriptors Option"),
+    "clean-structured-content": ("structured_content", "113104", "Clean Structured Content Option"),
+    "clean-graphics": ("graphics", "113103", "Clean Graphics Option"),
     "retain-safe-private": ("safe_private", "113111", "Retain Safe Private Option"),
 }
 BASIC_PROFILE = ("113100", "Basic Application Confidentiality Profile")
