@@ -141,6 +141,17 @@ def test_config_errors_say_what_and_where(tmp_path):
         ('[[route]]\ncalling = ["CT1"]\ndestination = { ae_title = "R", host = "h", port = 1 }\n'
          "deid = true\n"): "key_file",
         "not toml [": "not valid TOML",
+        ('[[route]]\ncalling = "CT1"\n'): "a list",
+        ('[[route]]\ncalling = ["CT1"]\ndestination = { ae_title = "R", host = "h", port = 1 }\n'
+         "de_id = true\n"): "unknown key",
+        ('[[route]]\nname = "a"\ncalling = ["CT1"]\n'
+         'destination = { ae_title = "R", host = "h", port = 1 }\n'
+         '[[route]]\nname = "a"\ncalling = ["CT2"]\n'
+         'destination = { ae_title = "R", host = "h", port = 1 }\n'): "taken",
+        ('[gateway]\nper_association = 0\n[[route]]\ncalling = ["CT1"]\n'
+         'destination = { ae_title = "R", host = "h", port = 1 }\n'): "per_association",
+        ('[[route]]\ncalling = ["CT1"]\n'
+         'destination = { ae_title = "R", host = "h", port = 1, tls = {} }\n'): "empty",
     }
     for text, message in cases.items():
         path.write_text(text)
@@ -211,22 +222,26 @@ class PynetdicomSCP:
         self.server.shutdown()
 
 
-def test_destination_taking_only_explicit_vr_gets_it_bit_exact(tmp_path, series,
-                                                              gateway_factory):
+@pytest.fixture
+def explicit_only(tmp_path, gateway_factory):
+    """A gateway on an HTJ2K route to a destination that takes Explicit VR LE only."""
     port_dest = free_port()
     dest = PynetdicomSCP(port_dest, ["1.2.840.10008.1.2.1"])
-    try:
-        config, port = write_config(tmp_path, port_dest, target="htj2k")
-        gateway_factory(config)
-        assert storescu(port, series[:3]).returncode == 0
-        _wait_until(lambda: len(dest.received) == 3, what="forwarded")
-        originals = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p).pixel_array
-                     for p in series[:3]}
-        for ds in dest.received:
-            assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
-            assert np.array_equal(ds.pixel_array, originals[ds.SOPInstanceUID])
-    finally:
-        dest.stop()
+    config, port = write_config(tmp_path, port_dest, target="htj2k")
+    gateway_factory(config)
+    yield dest, port
+    dest.stop()
+
+
+def test_destination_taking_only_explicit_vr_gets_it_bit_exact(series, explicit_only):
+    dest, port = explicit_only
+    assert storescu(port, series[:3]).returncode == 0
+    _wait_until(lambda: len(dest.received) == 3, what="forwarded")
+    originals = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p).pixel_array
+                 for p in series[:3]}
+    for ds in dest.received:
+        assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert np.array_equal(ds.pixel_array, originals[ds.SOPInstanceUID])
 
 
 def test_lossy_deidentifying_route_to_pynetdicom(tmp_path, series, gateway_factory):
@@ -418,11 +433,12 @@ def _certificates(folder: Path) -> dict[str, Path]:
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f["ca.key"], "-out",
         f["ca.pem"], "-days", "2", "-subj", "/CN=test CA")
     for who in ("server", "client"):
-        csr = folder / f"{who}.csr"
+        csr, ext = folder / f"{who}.csr", folder / f"{who}.ext"
+        ext.write_text(f"subjectAltName=DNS:{who}.reading.test\n")
         run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f[f"{who}.key"], "-out", csr,
-            "-subj", f"/CN=localhost {who}")
+            "-subj", f"/CN={who}.reading.test")
         run("x509", "-req", "-in", csr, "-CA", f["ca.pem"], "-CAkey", f["ca.key"],
-            "-CAcreateserial", "-out", f[f"{who}.pem"], "-days", "2")
+            "-CAcreateserial", "-out", f[f"{who}.pem"], "-days", "2", "-extfile", ext)
     return f
 
 
@@ -451,7 +467,8 @@ def test_tls_in_both_directions(tmp_path, series, gateway_factory):
         text = config.read_text().replace(
             f"port = {dest_port} }}",
             f'port = {dest_port}, tls = {{ cert = "{certs["client.pem"]}", '
-            f'key = "{certs["client.key"]}", ca = "{certs["ca.pem"]}" }} }}')
+            f'key = "{certs["client.key"]}", ca = "{certs["ca.pem"]}", '
+            f'server_name = "server.reading.test" }} }}')
         config.write_text(text)
         gateway_factory(config)
         # a modality with a certificate the gateway trusts
@@ -477,6 +494,36 @@ def test_tls_in_both_directions(tmp_path, series, gateway_factory):
         dest.shutdown()
 
 
+def test_tls_destination_must_carry_the_expected_name(tmp_path, series, gateway_factory):
+    import ssl
+
+    certs = _certificates(tmp_path / "certs")
+    received = []
+    dest_ae = AE(ae_title="READ")
+    for cx in AllStoragePresentationContexts:
+        dest_ae.add_supported_context(cx.abstract_syntax, ["1.2.840.10008.1.2.1"])
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["client.pem"], certs["client.key"])  # a valid certificate
+    dest_port = free_port()  # ... but of another name than the route expects
+    dest = dest_ae.start_server(("127.0.0.1", dest_port), block=False, ssl_context=ctx,
+                                evt_handlers=[(evt.EVT_C_STORE,
+                                               lambda e: received.append(e.dataset) or 0)])
+    try:
+        config, port = write_config(tmp_path, dest_port, target="explicit")
+        config.write_text(config.read_text().replace(
+            f"port = {dest_port} }}",
+            f'port = {dest_port}, tls = {{ ca = "{certs["ca.pem"]}", '
+            f'server_name = "server.reading.test" }} }}'))
+        gateway_factory(config)
+        assert storescu(port, series[:1]).returncode == 0
+        time.sleep(2)
+        assert not received  # never sent to a peer that is not who it should be
+        report = status(load_config(config))
+        assert report["queued"] == 1 and report["problems"]
+    finally:
+        dest.shutdown()
+
+
 def test_association_limit_and_http_status(tmp_path, series, gateway_factory):
     import urllib.request
 
@@ -497,3 +544,86 @@ def test_association_limit_and_http_status(tmp_path, series, gateway_factory):
     with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/status", timeout=10) as reply:
         report = json.load(reply)
     assert report["queued"] == 2 and report["routes"]["reading site"]["queued"] == 2
+
+
+# -- after review: nothing acknowledged is ever dropped ---------------------------------------
+def test_a_destination_failing_stores_for_a_while_gets_everything_later(tmp_path, series,
+                                                                        gateway_factory):
+    port_dest = free_port()
+    received = []
+    healthy = threading.Event()
+    refusals = []
+    ae = AE(ae_title="READ")
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ["1.2.840.10008.1.2.1"])
+
+    def store(event):
+        if not healthy.is_set():
+            refusals.append(1)
+            return 0xA700  # Out of Resources, again and again
+        received.append(event.dataset.SOPInstanceUID)
+        return 0x0000
+
+    dest = ae.start_server(("127.0.0.1", port_dest), block=False,
+                           evt_handlers=[(evt.EVT_C_STORE, store)])
+    try:
+        config, port = write_config(tmp_path, port_dest, target="explicit")
+        gateway_factory(config)
+        assert storescu(port, series[:3]).returncode == 0
+        _wait_until(lambda: len(refusals) >= 12, what="refused many times")  # > the old limit
+        assert status(load_config(config))["failed"] == 0  # never given up on
+        healthy.set()
+        _wait_until(lambda: len(set(received)) == 3, limit=30, what="delivered at last")
+    finally:
+        dest.shutdown()
+
+
+def test_a_moved_spool_keeps_its_queue(tmp_path, series):
+    dest_port = free_port()
+    config, port = write_config(tmp_path, dest_port, target="explicit")
+    gateway = Gateway(load_config(config))
+    gateway.start()
+    try:
+        assert storescu(port, series[:4]).returncode == 0  # the destination is down
+    finally:
+        gateway.stop()
+    (tmp_path / "spool").rename(tmp_path / "bigger-disk")
+    config.write_text(config.read_text().replace(str(tmp_path / "spool"),
+                                                 str(tmp_path / "bigger-disk")))
+    dest = PynetdicomSCP(dest_port)
+    gateway = Gateway(load_config(config))
+    gateway.start()
+    try:
+        _wait_until(lambda: len(dest.received) == 4, limit=30, what="sent from the new place")
+    finally:
+        gateway.stop()
+        dest.stop()
+
+
+def test_pixel_data_shorter_than_the_image_is_refused(tmp_path, gateway_factory):
+    config, port = write_config(tmp_path, free_port())
+    gateway_factory(config)
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]  # half an image
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")
+    assoc = ae.associate("127.0.0.1", port, ae_title="DICOMPRESS")
+    try:
+        assert assoc.send_c_store(ds).Status == 0xC000
+    finally:
+        assoc.release()
+    assert status(load_config(config))["queued"] == 0
+
+
+def test_a_report_goes_as_explicit_vr_to_a_destination_taking_only_that(explicit_only):
+    dest, port = explicit_only
+    report = pydicom.dcmread(find_sample("test-SR.dcm"))
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context(report.SOPClassUID, ["1.2.840.10008.1.2"])  # implicit only
+    assoc = ae.associate("127.0.0.1", port, ae_title="DICOMPRESS")
+    assert assoc.send_c_store(report).Status == 0
+    assoc.release()
+    _wait_until(lambda: len(dest.received) == 1, what="converted and sent")
+    got = dest.received[0]
+    assert got.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert got.SOPInstanceUID == report.SOPInstanceUID

@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--config", required=True, type=Path, metavar="TOML")
     sv.add_argument("--status", action="store_true",
                     help="print the queue of a gateway (running or not) as JSON and exit")
+    sv.add_argument("--requeue", action="store_true",
+                    help="put the instances set aside (failed) back into the queue and exit")
     sv.add_argument("-v", "--verbose", action="store_true", help="log every association")
 
     demo = sub.add_parser("demo", help="transcode the installed sample files to RLE and show a table")

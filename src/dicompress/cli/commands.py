@@ -163,8 +163,12 @@ def serve(args) -> int:
     import logging
 
     from dicompress.gateway import Gateway, load_config, status
+    from dicompress.gateway.service import requeue_failed
 
     config = load_config(args.config)
+    if args.requeue:
+        print(f"{requeue_failed(config)} instance(s) queued again")
+        return 0
     if args.status:
         print(json.dumps(status(config), indent=2))
         return 0

@@ -180,7 +180,7 @@ def _copy_file(source: Path, destination: Path, config: DeidConfig, verify: bool
         result.frames = int(ds.get("NumberOfFrames", 1) or 1)
         raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)
         if not syntax.is_deflated and getattr(raw, "value_tell", None) is not None:
-            span = _pixel_span(source, raw, syntax)
+            span = pixel_span(source, raw, syntax)
             if raw.length != 0xFFFFFFFF and raw.length & 1:
                 raise CorruptPixelData(f"the Pixel Data has an odd length ({raw.length})")
         # else (deflated, or pydicom had to convert the element while reading):
@@ -211,7 +211,7 @@ def _copy_file(source: Path, destination: Path, config: DeidConfig, verify: bool
     return result
 
 
-def _pixel_span(path: Path, elem, syntax: UID) -> tuple[int, int]:
+def pixel_span(path: Path, elem, syntax: UID) -> tuple[int, int]:
     """Where the value of the Pixel Data element lies in `path` (start, end)."""
     tell = elem.value_tell
     size = os.path.getsize(path)
@@ -310,7 +310,7 @@ def _verify(path: Path, expected: Dataset, pixel_hash: str | None, syntax: UID) 
         if syntax.is_deflated:
             found = hashlib.blake2b(ds.PixelData, digest_size=20).hexdigest()
         else:
-            start, end = _pixel_span(path, ds.get_item(_PIXEL_DATA, keep_deferred=True), syntax)
+            start, end = pixel_span(path, ds.get_item(_PIXEL_DATA, keep_deferred=True), syntax)
             found = hashlib.blake2b(digest_size=20)
             with open(path, "rb") as fp:
                 fp.seek(start)

@@ -59,6 +59,7 @@ class TLS:
     cert: str | None = None
     key: str | None = None
     ca: str | None = None  # server: client certificates required when given
+    server_name: str | None = None  # outbound: the name the peer's certificate must carry
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class GatewayConfig:
     retry_initial: float = 2.0  # seconds before the first retry; doubles up to retry_max
     retry_max: float = 300.0
     per_association: int = 200  # instances sent per association (one study at a time)
+    keep_sent_days: float = 7.0  # sent instances stay listed (status) this long
 
     def route_for(self, calling_ae: str) -> Route | None:
         calling_ae = calling_ae.strip()
@@ -150,11 +152,15 @@ def _ae(value, where: str) -> str:
     return value.strip()
 
 
-def _tls(table, where: str, base: Path) -> TLS | None:
-    if not table:
+def _tls(table, where: str, base: Path, *, server: bool) -> TLS | None:
+    """Listening: cert and key required (ca: clients must present a certificate it
+    signed). Sending: ca required (the peer is checked against it and its name)."""
+    if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: give a table with cert, key and/or ca")
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{where}: give a table with cert, key and/or ca (an empty one "
+                          "would silently mean no encryption)")
+    _known(table, {"cert", "key", "ca", "server_name"}, where)
     paths = {}
     for name in ("cert", "key", "ca"):
         if table.get(name):
@@ -162,10 +168,21 @@ def _tls(table, where: str, base: Path) -> TLS | None:
             if not path.is_file():
                 raise ConfigError(f"{where}.{name}: {path} does not exist")
             paths[name] = str(path)
-    unknown = set(table) - {"cert", "key", "ca"}
+    if server and not ("cert" in paths and "key" in paths):
+        raise ConfigError(f"{where}: a listening TLS needs cert and key")
+    if not server and "ca" not in paths:
+        raise ConfigError(f"{where}: ca is needed to check the destination's certificate")
+    if ("cert" in paths) != ("key" in paths):
+        raise ConfigError(f"{where}: cert and key go together")
+    return TLS(**paths, server_name=str(table["server_name"]) if table.get("server_name") else None)
+
+
+def _known(table: dict, keys: set[str], where: str) -> None:
+    """A misspelt key (de_id = ...) must not silently mean its default."""
+    unknown = set(table) - keys
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-    return TLS(**paths)
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(keys))})")
 
 
 def _deid(value, where: str, base: Path) -> DeidConfig | None:
@@ -216,13 +233,29 @@ def load_config(path: Path | str) -> GatewayConfig:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    _known(data, {"gateway", "route"}, str(path))
     gw = data.get("gateway") or {}
+    _known(gw, {"ae_title", "port", "host", "spool", "max_spool", "max_associations", "max_pdu",
+                "status_port", "tls", "retry_initial", "retry_max", "per_association",
+                "keep_sent_days"}, f"{path}: [gateway]")
     routes_data = data.get("route") or []
     if not routes_data:
         raise ConfigError(f"{path}: no [[route]]: nobody could send")
-    routes, seen = [], {}
+    routes, seen, names = [], {}, {}
     for n, r in enumerate(routes_data, 1):
         where = f"{path}: route {r.get('name', n)!r}"
+        _known(r, {"name", "calling", "destination", "target", "options", "deid", "budget",
+                   "link", "deadline", "settle"}, where)
+        name = str(r.get("name") or f"route{n}")
+        from dicompress.gateway.receiver import folder_name
+        if folder_name(name) in names:  # rows, folders and forwarders are keyed by name
+            raise ConfigError(f"{where}: the name {name!r} is taken by route "
+                              f"{names[folder_name(name)]!r}")
+        names[folder_name(name)] = name
+        if not isinstance(r.get("calling", []), list):
+            raise ConfigError(f"{where}: calling = [\"AE1\", \"AE2\"] (a list)")
+        if not isinstance(r.get("options", {}), dict):
+            raise ConfigError(f"{where}: options = {{ ratio = 10 }} (a table)")
         calling = [_ae(v, f"{where}.calling") for v in r.get("calling", [])]
         if not calling:
             raise ConfigError(f"{where}: calling = [...] lists the AE titles allowed to send")
@@ -231,17 +264,23 @@ def load_config(path: Path | str) -> GatewayConfig:
                 raise ConfigError(f"{where}: {ae} already sends on route {seen[ae]!r}")
             seen[ae] = r.get("name", str(n))
         dest = r.get("destination") or {}
+        if isinstance(dest, dict):
+            _known(dest, {"ae_title", "host", "port", "tls"}, f"{where}.destination")
         try:
             destination = Destination(_ae(dest.get("ae_title"), f"{where}.destination.ae_title"),
                                       str(dest["host"]), int(dest["port"]),
-                                      _tls(dest.get("tls"), f"{where}.destination.tls", base))
+                                      _tls(dest.get("tls"), f"{where}.destination.tls", base,
+                                           server=False))
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"{where}: destination = {{ ae_title, host, port }}") from None
-        route = Route(str(r.get("name", f"route{n}")), calling, destination,
+        route = Route(name, calling, destination,
                       str(r.get("target", "htj2k")), dict(r.get("options", {})),
                       _deid(r.get("deid"), f"{where}.deid", base))
         route.budget = _budget(r, where)
-        route.settle = float(r.get("settle", 10.0 if route.budget else 0.0))
+        try:
+            route.settle = float(r.get("settle", 10.0 if route.budget else 0.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: settle is a number of seconds") from None
         try:
             route.codec()
         except (DicompressError, TypeError, ValueError) as exc:
@@ -255,13 +294,19 @@ def load_config(path: Path | str) -> GatewayConfig:
             max_spool=parse_size(gw.get("max_spool", "50GB")),
             max_associations=int(gw.get("max_associations", 8)),
             max_pdu=int(gw.get("max_pdu", 65536)), status_port=int(gw.get("status_port", 0)),
-            tls=_tls(gw.get("tls"), f"{path}: gateway.tls", base),
+            tls=_tls(gw.get("tls"), f"{path}: gateway.tls", base, server=True),
             retry_initial=float(gw.get("retry_initial", 2.0)),
             retry_max=float(gw.get("retry_max", 300.0)),
             per_association=int(gw.get("per_association", 200)),
+            keep_sent_days=float(gw.get("keep_sent_days", 7)),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: [gateway]: {exc}") from None
-    if config.max_associations < 1 or not 0 < config.port < 65536:
-        raise ConfigError(f"{path}: [gateway]: port 1-65535 and max_associations >= 1")
+    if (config.max_associations < 1 or not 0 < config.port < 65536
+            or not 0 <= config.status_port < 65536 or config.max_pdu < 0
+            or config.per_association < 1 or config.retry_initial <= 0
+            or config.retry_max < config.retry_initial or config.keep_sent_days <= 0):
+        raise ConfigError(f"{path}: [gateway]: port 1-65535, status_port 0-65535, max_pdu >= 0 "
+                          "(0: no limit), max_associations and per_association >= 1, "
+                          "0 < retry_initial <= retry_max, keep_sent_days > 0")
     return config

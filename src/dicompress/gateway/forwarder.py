@@ -11,18 +11,22 @@ is down, refuses the association or fails a store is retried with a doubling del
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import ssl
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pydicom
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 
 from dicompress.codecs import get_codec
 from dicompress.deid import deidentify_file, preparer
+from dicompress.deid.files import check_burned_in, deidentifier
 from dicompress.errors import DicompressError
 from dicompress.gateway.config import GatewayConfig, Route, TLS
 from dicompress.gateway.queue import Item, Queue
@@ -32,12 +36,37 @@ from dicompress.transcode import read_header, transcode_file
 LOG = logging.getLogger("dicompress.gateway")
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
-GIVE_UP_AFTER = 50  # attempts at one instance the destination keeps failing
+POISON_AFTER = 5  # an instance that breaks the encoder or pynetdicom this often is set aside
+
+
+def codec_config(codec) -> str:
+    return json.dumps(codec.get_config(), sort_keys=True)
+
+
+def codec_from_config(config: str):
+    options = json.loads(config)
+    options.pop("transfer_syntax", None)
+    name = options.pop("name")
+    return get_codec(name, **{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in options.items()})
+
+
+def _reencode(source: Path, out: Path, syntax: str, deid) -> None:
+    """An object without pixel data in another uncompressed syntax (it is small)."""
+    ds = pydicom.dcmread(source)
+    if deid is not None:
+        check_burned_in(ds, deid)
+        deidentifier(deid).apply(ds)
+    ds.file_meta.TransferSyntaxUID = syntax
+    uid = UID(syntax)
+    ds.save_as(out, enforce_file_format=True, implicit_vr=uid.is_implicit_VR,
+               little_endian=uid.is_little_endian)
 
 
 def client_context(tls: TLS) -> ssl.SSLContext:
+    """Only the CA given (not the system's), and the peer's certificate must name it."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca)
-    context.check_hostname = False  # DICOM peers are named by AE title and address
+    context.check_hostname = True
     if tls.cert:
         context.load_cert_chain(tls.cert, tls.key)
     return context
@@ -48,15 +77,18 @@ class Forwarder(threading.Thread):
                  wake: threading.Event, on_sent=None) -> None:
         super().__init__(name=f"forward-{route.name}", daemon=True)
         self.config, self.route, self.stop, self.wake = config, route, stop, wake
-        self.on_sent = on_sent or (lambda: None)
-        self.delay = config.retry_initial
+        self.on_sent = on_sent or (lambda size: None)
         self.out_dir = config.spool / "out"
-        self._study_codecs: dict[str, object] = {}
+        self.failed_dir = config.spool / "failed"
+        self.alive_at = time.time()  # for /status: a forwarder that stopped looping shows
 
     def run(self) -> None:
-        queue = Queue(self.config.database)
-        try:
-            while not self.stop.is_set():
+        queue = None
+        while not self.stop.is_set():
+            try:  # nothing may end this loop but stop: a full disk, a bug, a library's error
+                if queue is None:
+                    queue = Queue(self.config.database)
+                self.alive_at = time.time()
                 items = queue.due(self.route.name, self.config.per_association,
                                   self.route.settle)
                 if not items:
@@ -65,51 +97,66 @@ class Forwarder(threading.Thread):
                     continue
                 try:
                     self._send(queue, items)
-                except Exception as exc:  # never let the thread die: log, back off, go on
+                except Exception as exc:
                     LOG.exception("%s: sending failed", self.route.name)
                     self._back_off(queue, items, f"unexpected {type(exc).__name__}: {exc}")
-        finally:
+            except Exception:
+                LOG.exception("%s: the forwarder's loop failed; trying again", self.route.name)
+                if queue is not None:
+                    try:
+                        queue.close()
+                    finally:
+                        queue = None
+                self.stop.wait(5.0)
+        if queue is not None:
             queue.close()
 
     # -- one association --------------------------------------------------------------
+    def _delay(self, item: Item) -> float:
+        """Each instance's own backoff: doubling with its attempts, up to retry_max."""
+        return min(self.config.retry_initial * 2 ** min(item.attempts, 30), self.config.retry_max)
+
     def _back_off(self, queue: Queue, items: list[Item], reason: str) -> None:
         for item in items:
-            queue.retry(item.id, reason, self.delay)
-        LOG.warning("%s: %s; %d instance(s) retried in %.0f s", self.route.name, reason,
-                    len(items), self.delay)
-        self.delay = min(self.delay * 2, self.config.retry_max)
+            queue.retry(item.id, reason, self._delay(item))
+        LOG.warning("%s: %s; %d instance(s) retried in %.0f s or more", self.route.name,
+                    reason, len(items), self._delay(items[0]))
+
+    def _path(self, item: Item) -> Path:
+        return self.config.spool / item.path  # relative (older rows: absolute)
 
     def _study_codec(self, queue: Queue, study: str):
-        """The route's codec for this study: with a budget, fitted to the whole study
-        (decided once per study and run, when its first instances go)."""
+        """The route's codec for this study: with a budget, fitted to the study when its
+        first instances go, and kept in the queue (a restart goes on with the same
+        settings, so resent instances keep their derived UIDs)."""
         if self.route.budget is None:
             return self.route.codec()
-        if study not in self._study_codecs:
-            pixels = headers = 0
-            members = queue.study_items(self.route.name, study)
-            for item in members:
-                try:
-                    ds = read_header(Path(item.path))
-                    layout = FrameLayout.from_dataset(ds)
-                    size = layout.frame_bytes * layout.number_of_frames
-                except (DicompressError, OSError):
-                    size = 0  # no pixels, or sent already: all of it counted as header
-                pixels += size
-                headers += max(0, item.size_in - size)
-            codec, note = self.route.codec_for(pixels, headers, len(members))
-            if note:
-                queue.note(self.route.name, study, note)
-                LOG.warning("%s: study %s: %s", self.route.name, study, note)
-            self._study_codecs[study] = codec
-            while len(self._study_codecs) > 1000:  # a service runs for months
-                self._study_codecs.pop(next(iter(self._study_codecs)))
-        return self._study_codecs[study]
+        kept = queue.plan(self.route.name, study)
+        if kept is not None:
+            return codec_from_config(kept)
+        pixels = headers = 0
+        members = queue.study_items(self.route.name, study)
+        for item in members:
+            try:
+                layout = FrameLayout.from_dataset(read_header(self._path(item)))
+                size = layout.frame_bytes * layout.number_of_frames
+            except (DicompressError, OSError):
+                size = 0  # no pixels: all of it is header
+            pixels += size
+            headers += max(0, item.size_in - size)
+        spent = queue.study_sent_bytes(self.route.name, study)  # sent before (no plan kept)
+        codec, note = self.route.codec_for(pixels, headers + spent, len(members))
+        if note:
+            queue.note(self.route.name, study, note)
+            LOG.warning("%s: study %s: %s", self.route.name, study, note)
+        queue.set_plan(self.route.name, study, codec_config(codec))
+        return codec
 
     def _preferred(self, item: Item) -> str | None:
         """The route's target syntax for this instance (it depends on the layout: JPEG
         8 or 12 bit), or None when the instance has no pixels or cannot be read."""
         try:
-            ds = read_header(Path(item.path))
+            ds = read_header(self._path(item))
             if "PixelData" not in ds:
                 return None
             return self._target.transfer_syntax_for(FrameLayout.from_dataset_header(ds))
@@ -143,7 +190,8 @@ class Forwarder(threading.Thread):
         for sop_class, syntax in sorted(contexts):
             ae.add_requested_context(sop_class, [syntax])
         dest = self.route.destination
-        tls_args = (client_context(dest.tls), dest.host) if dest.tls else None
+        tls_args = ((client_context(dest.tls), dest.tls.server_name or dest.host)
+                    if dest.tls else None)
         assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
         if not assoc.is_established:
             why = "rejected the association" if assoc.is_rejected else "cannot be reached"
@@ -171,49 +219,61 @@ class Forwarder(threading.Thread):
                         self._back_off(queue, items[n:], "the association was lost")
                         return
                     self._send_one(queue, assoc, item, wanted[item.id], usable, encoded[n])
-            self.delay = self.config.retry_initial
         finally:
             if assoc.is_established:
                 assoc.release()
 
     def _send_one(self, queue: Queue, assoc, item: Item, wanted: list[str],
                   usable: list[str], encoded) -> None:
+        """Send one instance; whatever goes wrong is this instance's alone: it is retried
+        later on its own backoff (never given up on: a destination may come to accept it),
+        or set aside when it breaks the encoder or the network library every time."""
+        source = self._path(item)
         if not usable:
-            queue.fail(item.id, f"the destination accepts {UID(item.sop_class).name} in none of "
-                                f"{', '.join(UID(s).name for s in wanted)}")
+            queue.retry(item.id, f"the destination accepts {UID(item.sop_class).name} in none "
+                                 f"of {', '.join(UID(s).name for s in wanted)}", self._delay(item))
             return
+        path = None
         try:
             path, syntax = encoded.result()
-        except DicompressError as exc:
-            queue.fail(item.id, str(exc))
-            LOG.error("%s: %s", self.route.name, exc)
-            return
-        try:
             status = assoc.send_c_store(path)
-        finally:
-            if path != Path(item.path):
-                size_out = path.stat().st_size if path.exists() else 0
+        except Exception as exc:  # encoder or pynetdicom: this file, not the association
+            reason = f"{type(exc).__name__}: {exc}"
+            if assoc.is_established and item.attempts + 1 >= POISON_AFTER:
+                self._set_aside(queue, item, reason)
             else:
-                size_out = item.size_in
+                queue.retry(item.id, reason, self._delay(item))
+            return
         code = getattr(status, "Status", None) if status else None
         if code is not None and (code == 0 or 0xB000 <= code <= 0xBFFF):
+            size_out = path.stat().st_size if path is not None and path.exists() else item.size_in
             queue.sent(item.id, size_out, syntax)
-            Path(item.path).unlink(missing_ok=True)
-            if path != Path(item.path):
+            source.unlink(missing_ok=True)
+            if path is not None and path != source:
                 path.unlink(missing_ok=True)
-            self.on_sent()
+            self.on_sent(item.size_in)
             return
-        reason = ("no response" if code is None else f"the destination answered 0x{code:04X}")
-        if item.attempts + 1 >= GIVE_UP_AFTER:
-            queue.fail(item.id, f"{reason} ({GIVE_UP_AFTER} times)")
-        else:
-            queue.retry(item.id, reason, self.delay)
+        reason = "no response" if code is None else f"the destination answered 0x{code:04X}"
+        queue.retry(item.id, reason, self._delay(item))
+
+    def _set_aside(self, queue: Queue, item: Item, reason: str) -> None:
+        source = self._path(item)
+        self.failed_dir.mkdir(exist_ok=True)
+        target = self.failed_dir / source.name
+        try:
+            source.replace(target)
+        except OSError:
+            target = source
+        queue.fail(item.id, f"set aside after {POISON_AFTER} attempts: {reason}",
+                   str(target.relative_to(self.config.spool)))
+        LOG.error("%s: %s set aside (%s); `dicompress serve --requeue` retries it",
+                  self.route.name, item.sop_instance, reason)
 
     def _encode(self, item: Item, usable: list[str]) -> tuple[Path, str]:
         """The file to send and its syntax: the first usable syntax we can produce.
         Without de-identification, an instance already in that syntax goes as it came;
         if encoding fails and its own syntax is usable, it goes as it came too."""
-        source = Path(item.path)
+        source = self._path(item)
         deid = self.route.deid
         out = self.out_dir / f"{item.id}.dcm"
         errors = []
@@ -221,10 +281,10 @@ class Forwarder(threading.Thread):
             if syntax == item.syntax_in and deid is None:
                 return source, syntax
             try:
-                if syntax == item.syntax_in or self._targets.get(item.id) is None:
-                    if syntax != item.syntax_in:
-                        errors.append(f"{UID(syntax).name}: not an image; sent in its own syntax")
-                        continue
+                if self._targets.get(item.id) is None and syntax != item.syntax_in:
+                    _reencode(source, out, syntax, deid)  # no pixels: only the encoding
+                    return out, syntax
+                if syntax == item.syntax_in:
                     deidentify_file(source, out, deid)  # pixels copied as they are
                     return out, syntax
                 codec = self._target if syntax == self._targets[item.id] else get_codec(syntax)

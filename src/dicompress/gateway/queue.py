@@ -38,7 +38,10 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 CREATE INDEX IF NOT EXISTS due ON instances (route, status, next_try);
 CREATE INDEX IF NOT EXISTS by_study ON instances (study);
+CREATE INDEX IF NOT EXISTS by_status ON instances (status);
+CREATE INDEX IF NOT EXISTS by_arrival ON instances (route, received);
 CREATE TABLE IF NOT EXISTS notes (time REAL, route TEXT, study TEXT, text TEXT);
+CREATE TABLE IF NOT EXISTS plans (route TEXT, study TEXT, codec TEXT, PRIMARY KEY (route, study));
 """
 
 
@@ -103,20 +106,50 @@ class Queue:
 
     def retry(self, item_id: int, error: str, delay: float) -> None:
         self.db.execute("UPDATE instances SET attempts = attempts + 1, next_try = ?, error = ?"
-                        " WHERE id = ?", (time.time() + delay, error[:500], item_id))
+                        " WHERE id = ? AND status = ?",
+                        (time.time() + delay, error[:500], item_id, QUEUED))
 
-    def fail(self, item_id: int, error: str) -> None:
-        """Given up on (the destination can take it in no form): kept on disk, listed."""
-        self.db.execute("UPDATE instances SET status = ?, error = ? WHERE id = ?",
-                        (FAILED, error[:500], item_id))
+    def fail(self, item_id: int, error: str, path: str) -> None:
+        """Set aside: this instance cannot be sent in any form (it breaks the encoder or
+        the network library); its file is kept, listed in the status, `--requeue` retries."""
+        self.db.execute("UPDATE instances SET status = ?, error = ?, path = ? WHERE id = ?",
+                        (FAILED, error[:500], path, item_id))
+
+    def requeue_failed(self) -> int:
+        cur = self.db.execute("UPDATE instances SET status = ?, attempts = 0, next_try = 0"
+                              " WHERE status = ?", (QUEUED, FAILED))
+        return cur.rowcount
 
     def study_items(self, route: str, study: str) -> list[Item]:
-        """Every instance of a study not yet given up on (for its budget)."""
+        """The instances of a study still to send (for its budget)."""
         rows = self.db.execute(
             "SELECT id, route, sop_class, sop_instance, study, syntax_in, path, size_in, attempts"
-            " FROM instances WHERE route = ? AND study = ? AND status != ?",
-            (route, study, FAILED)).fetchall()
+            " FROM instances WHERE route = ? AND study = ? AND status = ?",
+            (route, study, QUEUED)).fetchall()
         return [Item(*r) for r in rows]
+
+    def study_sent_bytes(self, route: str, study: str) -> int:
+        return int(self.db.execute(
+            "SELECT COALESCE(SUM(size_out), 0) FROM instances WHERE route = ? AND study = ?"
+            " AND status = ?", (route, study, SENT)).fetchone()[0])
+
+    def plan(self, route: str, study: str) -> str | None:
+        row = self.db.execute("SELECT codec FROM plans WHERE route = ? AND study = ?",
+                              (route, study)).fetchone()
+        return row[0] if row else None
+
+    def set_plan(self, route: str, study: str, codec: str) -> None:
+        """A study's codec settings, kept: a restart mid-study goes on with the same ones
+        (and the same derived UIDs)."""
+        self.db.execute("INSERT OR REPLACE INTO plans VALUES (?, ?, ?)", (route, study, codec))
+
+    def prune(self, older_than: float) -> int:
+        """Forget instances sent more than `older_than` seconds ago (the queue stays small)."""
+        cur = self.db.execute("DELETE FROM instances WHERE status = ? AND sent < ?",
+                              (SENT, time.time() - older_than))
+        self.db.execute("DELETE FROM plans WHERE study NOT IN (SELECT study FROM instances)")
+        self.db.execute("DELETE FROM notes WHERE time < ?", (time.time() - older_than,))
+        return cur.rowcount
 
     def note(self, route: str, study: str, text: str) -> None:
         self.db.execute("INSERT INTO notes VALUES (?, ?, ?, ?)", (time.time(), route, study, text))

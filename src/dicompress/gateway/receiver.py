@@ -13,11 +13,15 @@ import errno
 import logging
 import re
 import secrets
+import sqlite3
 import threading
 from pathlib import Path
 
 import pydicom
+from pydicom.uid import UID
 
+from dicompress.deid.files import pixel_span
+from dicompress.errors import CorruptPixelData
 from dicompress.fileio import atomic_output
 from dicompress.gateway.config import GatewayConfig
 from dicompress.gateway.queue import Queue
@@ -52,6 +56,7 @@ class Receiver:
         self._local = threading.local()
         self._spool_bytes_lock = threading.Lock()
         self._spool_bytes: int | None = None
+        self._admission = threading.Lock()
 
     def _queue(self) -> Queue:
         queue = getattr(self._local, "queue", None)
@@ -65,18 +70,20 @@ class Receiver:
                 self._spool_bytes = self._queue().spool_bytes()
             return self._spool_bytes >= self.config.max_spool
 
-    def forget_spool_size(self) -> None:
-        """Sent instances free space: count again on the next question."""
+    def freed(self, size: int) -> None:
+        """An instance was sent and its file removed: its bytes are free again."""
         with self._spool_bytes_lock:
-            self._spool_bytes = None
+            if self._spool_bytes is not None:
+                self._spool_bytes = max(0, self._spool_bytes - size)
 
     # -- events ---------------------------------------------------------------------
     def on_requested(self, event) -> None:
         """A new association: while the spool is full, the acceptor refuses it with
         A-ASSOCIATE-RJ transient / local limit exceeded (PS3.8 9.3.4), so senders keep
         their data and try later. pynetdicom applies the limit it reads here."""
-        event.assoc.ae._maximum_associations = (  # noqa: SLF001 - no public switch
-            0 if self.spool_full() else self.config.max_associations)
+        with self._admission:  # requests arrive on their own threads
+            event.assoc.ae._maximum_associations = (  # noqa: SLF001 - no public switch
+                0 if self.spool_full() else self.config.max_associations)
 
     def on_store(self, event) -> int:
         calling = event.assoc.requestor.ae_title.strip()
@@ -91,6 +98,9 @@ class Receiver:
         except OSError as exc:
             LOG.error("%s: cannot spool an instance from %s: %s", route.name, calling, exc)
             return OUT_OF_RESOURCES if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 0xA701
+        except sqlite3.Error as exc:  # the queue's disk is full, or locked too long
+            LOG.error("%s: cannot queue an instance from %s: %s", route.name, calling, exc)
+            return OUT_OF_RESOURCES
 
     def _store(self, event, route, calling: str) -> int:
         if self.spool_full():
@@ -104,8 +114,9 @@ class Receiver:
             info = _check(tmp, str(request.AffectedSOPClassUID),
                           str(request.AffectedSOPInstanceUID))
         queue = self._queue()
-        try:
-            queue.add(route.name, calling, *info, path=str(path), size_in=len(data))
+        try:  # the path relative to the spool: the spool may move to a bigger disk
+            queue.add(route.name, calling, *info, path=str(path.relative_to(self.config.spool)),
+                      size_in=len(data))
         except BaseException:
             path.unlink(missing_ok=True)  # not queued: not ours to keep
             raise
@@ -125,7 +136,14 @@ def _check(path: Path, sop_class: str, sop_instance: str) -> tuple[str, str, str
         got_class, got_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
         study = str(ds.get("StudyInstanceUID", "") or "")
         if "PixelData" in ds:
-            FrameLayout.from_dataset_header(ds)  # the image attributes make sense
+            layout = FrameLayout.from_dataset_header(ds)  # the image attributes make sense
+            raw = ds.get_item(0x7FE00010, keep_deferred=True)
+            if getattr(raw, "value_tell", None) is not None:
+                start, end = pixel_span(path, raw, UID(syntax))  # raises when cut short
+                if raw.length != 0xFFFFFFFF and end - start < layout.frame_bytes * \
+                        layout.number_of_frames * (1 if layout.bits_allocated > 1 else 0):
+                    raise CorruptPixelData(f"Pixel Data holds {end - start} bytes; the image "
+                                           "attributes need more")
     except Exception as exc:  # truncated, garbled, hostile: pydicom raises many types
         raise Refused(CANNOT_UNDERSTAND, f"cannot be parsed ({type(exc).__name__}: {exc})") from exc
     if (got_class, got_instance) != (sop_class, sop_instance):

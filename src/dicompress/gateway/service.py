@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import signal
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from pydicom.uid import UID
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
 from dicompress.fileio import TEMP_SUFFIX
-from dicompress.gateway.config import GatewayConfig
+from dicompress.gateway.config import ConfigError, GatewayConfig
 from dicompress.gateway.forwarder import Forwarder
 from dicompress.gateway.queue import FAILED, QUEUED, Queue
 from dicompress.gateway.receiver import Receiver
@@ -53,14 +56,22 @@ class Gateway:
         self.forwarders: list[Forwarder] = []
         self.server = None
         self.http = None
+        self._lock = None
 
     def start(self) -> None:
         config = self.config
         (config.spool / "in").mkdir(parents=True, exist_ok=True)
         (config.spool / "out").mkdir(parents=True, exist_ok=True)
+        self._lock = open(config.spool / ".lock", "a")  # noqa: SIM115 - held while running
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise ConfigError(f"{config.spool}: another gateway uses this spool") from None
         queue = Queue(config.database)
         try:
             self._recover(queue)
+            queue.prune(config.keep_sent_days * 86400)
         finally:
             queue.close()
         ae = AE(ae_title=config.ae_title)
@@ -77,22 +88,24 @@ class Gateway:
                                       evt_handlers=handlers, ssl_context=server_context(config))
         for route in config.routes:
             forwarder = Forwarder(config, route, self.stop_event, self.wake[route.name],
-                                  on_sent=self.receiver.forget_spool_size)
+                                  on_sent=self.receiver.freed)
             forwarder.start()
             self.forwarders.append(forwarder)
         if config.status_port:
-            self.http = _status_server(config)
+            self.http = _status_server(config, self.forwarders)
         LOG.info("listening as %s on %s:%d; %d route(s)", config.ae_title, config.host,
                  config.port, len(config.routes))
 
     def _recover(self, queue: Queue) -> None:
         """After a crash: temporaries and files never acknowledged (written, not queued)
         go; encoded copies are made again; everything queued is sent again."""
-        known = {row[0] for row in queue.db.execute(
+        spool = self.config.spool
+        known = {Path(row[0]).name for row in queue.db.execute(
             "SELECT path FROM instances WHERE status IN (?, ?)", (QUEUED, FAILED))}
         removed = 0
-        for path in (self.config.spool / "in").rglob("*"):
-            if path.is_file() and (path.name.endswith(TEMP_SUFFIX) or str(path) not in known):
+        for path in (spool / "in").rglob("*"):
+            # by name (random, unique): a spool moved to another disk keeps its files
+            if path.is_file() and (path.name.endswith(TEMP_SUFFIX) or path.name not in known):
                 path.unlink()
                 removed += 1
         for path in (self.config.spool / "out").iterdir():
@@ -112,6 +125,9 @@ class Gateway:
             forwarder.join(timeout=90)
         if self.http is not None:
             self.http.shutdown()
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
 
     def serve_forever(self) -> None:
         self.start()
@@ -123,23 +139,47 @@ class Gateway:
         self.stop()
 
 
-def status(config: GatewayConfig) -> dict:
+def status(config: GatewayConfig, forwarders: list | None = None) -> dict:
     if not config.database.is_file():
         return {"error": f"no queue at {config.database} (the gateway never ran here)"}
     queue = Queue(config.database, read_only=True)
     try:
-        return queue.status()
+        report = queue.status()
+    finally:
+        queue.close()
+    if forwarders is not None:  # the running gateway's own threads
+        now = time.time()
+        report["forwarders"] = {f.route.name: {"alive": f.is_alive(),
+                                                "seconds_since_loop": round(now - f.alive_at, 1)}
+                                for f in forwarders}
+    return report
+
+
+def requeue_failed(config: GatewayConfig) -> int:
+    """Instances set aside go back into the queue (their files back into the spool)."""
+    queue = Queue(config.database)
+    try:
+        for item_id, path in queue.db.execute("SELECT id, path FROM instances WHERE status = ?",
+                                              (FAILED,)).fetchall():
+            source = config.spool / path
+            target = config.spool / "in" / "requeued" / source.name
+            if source.exists() and source.parent.name == "failed":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source.replace(target)
+                queue.db.execute("UPDATE instances SET path = ? WHERE id = ?",
+                                 (str(target.relative_to(config.spool)), item_id))
+        return queue.requeue_failed()
     finally:
         queue.close()
 
 
-def _status_server(config: GatewayConfig) -> ThreadingHTTPServer:
+def _status_server(config: GatewayConfig, forwarders: list) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             if self.path.rstrip("/") != "/status":
                 self.send_error(404)
                 return
-            body = json.dumps(status(config), indent=2).encode()
+            body = json.dumps(status(config, forwarders), indent=2).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
