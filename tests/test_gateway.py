@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import Verification
 
 from conftest import require_tool
@@ -209,7 +210,10 @@ class PynetdicomSCP:
             ae.add_supported_context(cx.abstract_syntax, syntaxes or ACCEPTED_SYNTAXES)
 
         def store(event):
-            self.sizes.append(len(event.encoded_dataset(include_meta=True)))
+            if pynetdicom_config.STORE_RECV_CHUNKED_DATASET:  # the gateway in this process
+                self.sizes.append(Path(event.dataset_path).stat().st_size)
+            else:
+                self.sizes.append(len(event.encoded_dataset(include_meta=True)))
             ds = event.dataset
             ds.file_meta = event.file_meta
             self.received.append(ds)

@@ -13,12 +13,14 @@ import errno
 import logging
 import re
 import secrets
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
 
 import pydicom
 from pydicom.uid import UID
+from pynetdicom import _config
 
 from dicompress.deid.files import pixel_span
 from dicompress.errors import CorruptPixelData
@@ -106,23 +108,27 @@ class Receiver:
         if self.spool_full():
             raise Refused(OUT_OF_RESOURCES, "the spool is full")
         request = event.request
-        data = event.encoded_dataset(include_meta=True)  # the sender's bytes, not decoded
         folder = self.config.spool / "in" / folder_name(route.name)
         path = folder / f"{secrets.token_hex(12)}.dcm"
         with atomic_output(path) as tmp:
-            tmp.write_bytes(data)
+            if _config.STORE_RECV_CHUNKED_DATASET:  # pynetdicom wrote it to a file as it came
+                with open(event.dataset_path, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            else:  # the sender's bytes, not decoded
+                tmp.write_bytes(event.encoded_dataset(include_meta=True))
+            size = tmp.stat().st_size
             info = _check(tmp, str(request.AffectedSOPClassUID),
                           str(request.AffectedSOPInstanceUID))
         queue = self._queue()
         try:  # the path relative to the spool: the spool may move to a bigger disk
             queue.add(route.name, calling, *info, path=str(path.relative_to(self.config.spool)),
-                      size_in=len(data))
+                      size_in=size)
         except BaseException:
             path.unlink(missing_ok=True)  # not queued: not ours to keep
             raise
         with self._spool_bytes_lock:
             if self._spool_bytes is not None:
-                self._spool_bytes += len(data)
+                self._spool_bytes += size
         self.wake[route.name].set()
         return SUCCESS
 

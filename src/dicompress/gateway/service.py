@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pydicom.uid import UID
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 
 from dicompress.fileio import TEMP_SUFFIX
@@ -74,6 +74,9 @@ class Gateway:
             queue.prune(config.keep_sent_days * 86400)
         finally:
             queue.close()
+        # received datasets go to a file as they arrive, not into memory (a 2 GB instance
+        # would otherwise be held twice); a process-wide pynetdicom setting
+        _config.STORE_RECV_CHUNKED_DATASET = True
         ae = AE(ae_title=config.ae_title)
         ae.maximum_associations = config.max_associations
         ae.maximum_pdu_size = config.max_pdu
