@@ -303,6 +303,9 @@ def test_only_listed_callers_may_associate(tmp_path, gateway_factory):
                                str(port)], capture_output=True, text=True)
     assert intruder.returncode != 0
     assert "Rejected" in intruder.stderr or "rejected" in intruder.stderr.lower()
+    misaimed = subprocess.run([echoscu, "-aet", "CT1", "-aec", "SOMEONE_ELSE", "127.0.0.1",
+                               str(port)], capture_output=True, text=True)
+    assert misaimed.returncode != 0  # the called AE title must be the gateway's
 
 
 def test_hostile_and_truncated_datasets_are_refused(tmp_path, gateway_factory):

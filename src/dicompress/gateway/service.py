@@ -81,6 +81,7 @@ class Gateway:
         ae.maximum_associations = config.max_associations
         ae.maximum_pdu_size = config.max_pdu
         ae.require_calling_aet = [ae_title for route in config.routes for ae_title in route.calling]
+        ae.require_called_aet = True  # a sender aiming at another AE title is misconfigured
         ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = 60
         for cx in AllStoragePresentationContexts:
             ae.add_supported_context(cx.abstract_syntax, ACCEPTED_SYNTAXES)
