@@ -678,7 +678,8 @@ def test_identifying_codes_privates_meta_and_stray_uids_go():
     assert ds.SOPInstanceUIDOfConcatenationSource == ds.SOPInstanceUID  # linked, replaced
     assert "RetrieveURL" not in ds
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"  # a definition stays
-    assert set(ds.file_meta.keys()) == {0x00020003}  # only what PS3.10 needs is rebuilt
+    # only what PS3.10 needs is rebuilt (version, class, instance)
+    assert set(ds.file_meta.keys()) == {0x00020001, 0x00020002, 0x00020003}
 
 
 def test_clean_descriptors_catches_names_in_any_script_and_ids_in_any_spelling():
@@ -810,3 +811,41 @@ def test_clean_structured_content_keeps_the_report_without_its_names(tmp_path):
     assert "113104" in [c.CodeValue for c in out.DeidentificationMethodCodeSequence]
     concept = out.ContentSequence[0].ConceptNameCodeSequence[0]
     assert concept.CodeMeaning == ds.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning
+
+
+def test_second_review_unknown_tags_bad_vrs_lengths_and_safety_nets(tmp_path):
+    from pydicom.dataelem import RawDataElement
+
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    ds.PatientName = "Doe^John"
+    inner = Dataset()
+    inner.PatientName = "Secret^Nested"
+    ds.add_new(0x00420099, "SQ", Sequence([inner]))  # no dictionary knows (0042,0099)
+    ds.add_new(0x00041500, "CS", ["SHOULD", "GO"])  # a DICOMDIR file ID inside a data set
+    ds.EvaluatorName = "Evil^Evaluator"  # a name no row lists
+    ds.StudyUpdateDateTime = "20240315101010"  # a date no row lists
+    ds.SOPClassesInStudy = ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.113619.4.27"]
+    ds.add_new(0x00281199, "UI", "1.2.3.4.5.6.7.8.9")  # a palette UID (U in the table)
+    src = tmp_path / "in.dcm"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    pydicom.dcmwrite(src, ds, implicit_vr=True)  # unknown tags read back without a VR
+    out = tmp_path / "out.dcm"
+    deidentify_file(src, out, config())
+    data = out.read_bytes()
+    for secret in (b"Secret", b"Evil", b"SHOULD", b"20240315"):
+        assert secret not in data, secret
+    back = pydicom.dcmread(out)
+    assert list(back.SOPClassesInStudy) == ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.113619.4.27"]
+    # a VR code that is none, and a length that swallows what follows: refused, not copied
+    bad = pydicom.dcmread(find_sample("CT_small.dcm"))
+    bad[0x00081090] = RawDataElement(0x00081090, "XX", 16, b"Secret^Hidden^AB", 0, False, True)
+    bad.save_as(tmp_path / "bad.dcm")
+    with pytest.raises(DicompressError):
+        deidentify_file(tmp_path / "bad.dcm", tmp_path / "bad_out.dcm", config())
+    assert not (tmp_path / "bad_out.dcm").exists()
+    swallow = pydicom.dcmread(find_sample("CT_small.dcm"))
+    swallow[0x00080060] = RawDataElement(0x00080060, "CS", 24, b"OT\x10\x00\x10\x00Doe^John__", 0,
+                                         False, True)
+    swallow.save_as(tmp_path / "swallow.dcm")
+    with pytest.raises(DicompressError, match="damaged length"):
+        deidentify_file(tmp_path / "swallow.dcm", tmp_path / "sw_out.dcm", config())

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import DicomDictionary, dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -21,7 +21,7 @@ from dicompress.deid.clean import Identifiers
 from dicompress.deid.dates import shift_da, shift_dt
 from dicompress.deid.profile import (CLEAN, CLEAN_PIXEL_DATA, DUMMY, KEEP, REMOVE, SAFE_PRIVATE,
                                      UID, ZERO, Profile, Rule, rule_for)
-from dicompress.errors import DeidError, InvalidDicomFile
+from dicompress.errors import DeidError, DicompressError, InvalidDicomFile
 
 _PIXEL_DATA = 0x7FE00010
 _PATIENT_NAME, _PATIENT_ID, _ISSUER = 0x00100010, 0x00100020, 0x00100021
@@ -116,7 +116,12 @@ class Deidentifier:
     def apply(self, ds: Dataset, *, blanked: bool = False) -> DeidReport:
         """De-identify `ds` in place (its File Meta Information too); Pixel Data untouched.
         Safe to call from several threads: each call keeps its file's state to itself."""
-        return copy.copy(self)._apply(ds, blanked)
+        try:
+            return copy.copy(self)._apply(ds, blanked)
+        except DicompressError:
+            raise
+        except Exception as exc:  # a value pydicom cannot convert or write
+            raise InvalidDicomFile(f"{type(exc).__name__}: {exc}") from exc
 
     def _apply(self, ds: Dataset, blanked: bool) -> DeidReport:
         report = DeidReport()
@@ -137,11 +142,12 @@ class Deidentifier:
     def _clean_meta(self, ds: Dataset, meta: Dataset) -> None:
         """File Meta Information rebuilt from what PS3.10 needs: nothing else of the
         sender's (addresses, AE titles, private information) is kept."""
-        kept = {}
-        for keyword in ("FileMetaInformationVersion", "MediaStorageSOPClassUID",
-                        "TransferSyntaxUID"):
+        kept = {"FileMetaInformationVersion": b"\x00\x01"}
+        for keyword in ("MediaStorageSOPClassUID", "TransferSyntaxUID"):
             if keyword in meta:
                 kept[keyword] = meta[keyword].value
+        if "SOPClassUID" in ds:
+            kept["MediaStorageSOPClassUID"] = ds.SOPClassUID
         instance = ds.get("SOPInstanceUID") or (
             meta.get("MediaStorageSOPInstanceUID") and (
                 meta.MediaStorageSOPInstanceUID if "retain-uids" in self.profile.options
@@ -170,8 +176,8 @@ class Deidentifier:
         private_kept: set[int] = set()  # private creator tags whose block keeps an element
         for tag in list(ds.keys()):
             group = tag >> 16
-            if group == 0x0002:  # File Meta Information inside the data set: never
-                del ds[tag]
+            if group in (0x0000, 0x0002, 0x0004):  # command, File Meta and DICOMDIR groups
+                del ds[tag]  # inside a data set: never (AE titles, file IDs)
                 continue
             if tag == _PIXEL_DATA:
                 continue  # left raw and deferred, never loaded
@@ -195,9 +201,19 @@ class Deidentifier:
                     report.actions[REMOVE] += 1
                 continue
             rule = rule_for(tag)
-            if rule is None and _vr_of(ds, tag) not in _LOOK_INSIDE and not dummy:
-                report.actions[KEEP] += 1  # kept as read, never converted: the cheap path
+            if rule is None and tag not in DicomDictionary:
+                del ds[tag]  # an attribute no dictionary knows, in an even group: unknown
+                report.actions[REMOVE] += 1  # content, as risky as a private one
                 continue
+            known = None
+            if rule is None:
+                vr, known = _vr_of(ds, tag), dictionary_VR(tag)
+                if not dummy and vr not in _LOOK_INSIDE and known not in _LOOK_INSIDE:
+                    _check_kept(ds, tag, vr)
+                    report.actions[KEEP] += 1  # kept as read, never converted: the cheap path
+                    continue
+                if known in ("PN", "DA", "DT"):  # a name or date no row names: as the
+                    rule = _SAFETY_NET[known]   # table treats its kind (Study Date's dates)
             elem = self._element(ds, tag)
             if rule is None:
                 if dummy and elem.VR in _FREE_TEXT_VRS and (
@@ -209,11 +225,11 @@ class Deidentifier:
                     report.actions[DUMMY] += 1
                     self._dummy(elem, report)
                     continue
-                if elem.VR == "UI" and not _definition(elem):
+                if (elem.VR == "UI" or known == "UI") and not _definition(elem):
                     report.actions[UID] += 1  # an instance's UID no row names: replaced too
                     self._replace_uids(elem)
                     continue
-                if elem.VR == "UR":
+                if elem.VR == "UR" and elem.keyword not in _URL_DEFINITIONS:
                     report.actions[REMOVE] += 1  # an address (retrieve URLs name the PACS)
                     del ds[tag]
                     continue
@@ -285,7 +301,7 @@ class Deidentifier:
     def _replace_uids(self, elem: DataElement) -> None:
         if "retain-uids" in self.profile.options:
             return
-        values = [self.uid(v) for v in _values(elem)]
+        values = [v if _registered(v) else self.uid(v) for v in _values(elem)]
         elem.value = values if elem.VM > 1 else (values[0] if values else elem.value)
 
     def _dummy(self, elem: DataElement, report: DeidReport) -> None:
@@ -333,6 +349,8 @@ class Deidentifier:
                     report.cleaned[name] = why
                     return False
             return True
+        if vr in _BINARY_VRS:
+            return False  # text stored as bytes cannot be read to be cleaned
         return True  # numbers: nothing to clean
 
     # -- marking -----------------------------------------------------------------------
@@ -394,15 +412,51 @@ def descriptor_identifies(ds: Dataset, text: str) -> str | None:
     return collect_identifiers(ds, Profile(frozenset({"clean-descriptors"}))).found_in(text)
 
 
+_VALID_VRS = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD",
+              "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI",
+              "UL", "UN", "UR", "US", "UT", "UV"}
+_FIXED_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "AT": 4, "FD": 8, "SV": 8, "UV": 8}
+_MAX_CHARS = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 12, "SH": 16,
+              "TM": 28, "UI": 64, "LO": 64, "PN": 324}
+_URL_DEFINITIONS = {"URNCodeValue", "CodingSchemeURL"}  # names of codes, not addresses
+# Names and dates no row lists get the treatment the table gives their kind.
+_SAFETY_NET = {"PN": Rule("a name no row lists", "Z", {}),
+               "DA": Rule("a date no row lists", "Z", {"full_dates": "K", "modified_dates": "C"}),
+               "DT": Rule("a date-time no row lists", "X/D", {"full_dates": "K",
+                                                             "modified_dates": "C"})}
 _CLEANS_TEXT = {"clean-descriptors", "retain-patient-chars", "clean-structured-content",
                 "clean-graphics"}  # options with C on text
-_LOOK_INSIDE = {"UI", "UR", "SQ"}  # kept attributes whose values may still need work
+_LOOK_INSIDE = {"UI", "UR", "SQ", "PN", "DA", "DT"}  # no row, yet their values may need work
+
+
+def _check_kept(ds: Dataset, tag: int, vr: str) -> None:
+    """An element kept as read must be what its VR says: a damaged length can make a
+    harmless attribute swallow the identifying ones after it (refused, never copied)."""
+    value = raw_value = getattr(ds.get_item(tag), "value", None)  # raw, or converted already
+    per_char = 1
+    if isinstance(value, (bytes, bytearray)):
+        size = _FIXED_SIZE.get(vr)
+        if size and len(value) % size:
+            raise InvalidDicomFile(f"{Tag(tag)} {vr} has {len(value)} bytes, not a multiple "
+                                   f"of {size}")
+        value, per_char = bytes(value).decode("latin-1"), 4  # up to 4 bytes a character
+    elif isinstance(value, (list, MultiValue)):
+        value = "\\".join(str(v) for v in value)
+    if not isinstance(value, str) or vr not in _MAX_CHARS:
+        return
+    limit = _MAX_CHARS[vr] * (per_char if isinstance(raw_value, (bytes, bytearray)) else 1)
+    for part in value.rstrip("\0 ").split("\\"):
+        if len(part) > limit or any(ord(c) < 0x20 and c != "\x1b" for c in part):
+            raise InvalidDicomFile(f"{Tag(tag)} {vr} holds a value no {vr} can hold "
+                                   "(a damaged length?)")
 
 
 def _vr_of(ds: Dataset, tag: int) -> str:
     """The VR of an element without converting its value (the dictionary's when the file
     does not say: implicit VR, UN, or an ambiguous VR)."""
     vr = ds.get_item(tag).VR
+    if vr is not None and vr not in _VALID_VRS and " or " not in vr:
+        raise InvalidDicomFile(f"{Tag(tag)} has the VR {vr!r}, which is none")
     if vr is None or vr == "UN" or " or " in vr:
         try:
             return dictionary_VR(tag)
@@ -412,12 +466,17 @@ def _vr_of(ds: Dataset, tag: int) -> str:
 
 
 def _definition(elem: DataElement) -> bool:
-    """Whether a UI element names a definition (a SOP class, a syntax, a coding scheme,
-    any UID of the DICOM registry) rather than an instance."""
+    """Whether a UI element names definitions (SOP classes, syntaxes, coding schemes)
+    rather than instances, by its keyword."""
     keyword = elem.keyword or ""
-    if keyword.endswith("ClassUID") or keyword in _DEFINITION_UIDS:
-        return True
-    return all(str(v).strip().rstrip("\0") in UID_dictionary for v in _values(elem))
+    return ("SOPClass" in keyword or "TransferSyntax" in keyword
+            or keyword.endswith("ClassUID") or keyword in _DEFINITION_UIDS)
+
+
+def _registered(uid: str) -> bool:
+    """A UID of the DICOM registry (or under its root): it names a definition, no one."""
+    uid = uid.strip().rstrip("\0")
+    return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
 
 
 def _values(elem: DataElement) -> list[str]:
