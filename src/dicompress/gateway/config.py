@@ -82,6 +82,7 @@ class Route:
     options: dict = field(default_factory=dict)
     deid: DeidConfig | None = None
     budget: int | None = None  # bytes per study on the link
+    link_rate: float | None = None  # bits per second, when the route says
     settle: float = 0.0  # a study goes once no instance of it came for this long
 
     def codec_for(self, pixel_bytes: int, header_bytes: int, instances: int
@@ -277,6 +278,9 @@ def load_config(path: Path | str) -> GatewayConfig:
                       str(r.get("target", "htj2k")), dict(r.get("options", {})),
                       _deid(r.get("deid"), f"{where}.deid", base))
         route.budget = _budget(r, where)
+        if r.get("link") is not None:
+            from dicompress.compare.plan import parse_rate
+            route.link_rate = parse_rate(str(r["link"]))
         try:
             route.settle = float(r.get("settle", 10.0 if route.budget else 0.0))
         except (TypeError, ValueError):

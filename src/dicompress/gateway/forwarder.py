@@ -23,6 +23,7 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.status import code_to_category
 
 from dicompress.codecs import get_codec
 from dicompress.deid import deidentify_file, preparer
@@ -81,6 +82,8 @@ class Forwarder(threading.Thread):
         self.out_dir = config.spool / "out"
         self.failed_dir = config.spool / "failed"
         self.alive_at = time.time()  # for /status: a forwarder that stopped looping shows
+        # the slowest rate an instance is allowed to cross the link at (timeouts)
+        self._min_rate = max(16_000.0, (route.link_rate or 2_000_000) / 8 / 4)
 
     def run(self) -> None:
         queue = None
@@ -168,6 +171,7 @@ class Forwarder(threading.Thread):
         ae = AE(ae_title=self.config.ae_title)
         ae.maximum_pdu_size = self.config.max_pdu
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+        ae.connection_timeout = 30  # a peer that accepts TCP but never answers TLS
         contexts: set[tuple[str, str]] = set()
         self._targets: dict[int, str | None] = {}
         self._target = self._study_codec(queue, items[0].study)
@@ -212,11 +216,10 @@ class Forwarder(threading.Thread):
                         nxt, nxt_usable = plan[n + 1]
                         encoded.append(pool.submit(self._encode, nxt, nxt_usable)
                                        if nxt_usable else None)
-                    if not assoc.is_established:
-                        for future in encoded[n:]:
-                            if future is not None:
-                                future.cancel()
-                        self._back_off(queue, items[n:], "the association was lost")
+                    if not assoc.is_established:  # lost on the one before: the rest go
+                        for future in encoded[n:]:  # with the next association, uncharged
+                            if future is not None and not future.cancel():
+                                self._discard(future)
                         return
                     self._send_one(queue, assoc, item, wanted[item.id], usable, encoded[n])
         finally:
@@ -227,7 +230,7 @@ class Forwarder(threading.Thread):
                   usable: list[str], encoded) -> None:
         """Send one instance; whatever goes wrong is this instance's alone: it is retried
         later on its own backoff (never given up on: a destination may come to accept it),
-        or set aside when it breaks the encoder or the network library every time."""
+        or set aside when it breaks the encoder, pynetdicom or the association five times."""
         source = self._path(item)
         if not usable:
             queue.retry(item.id, f"the destination accepts {UID(item.sop_class).name} in none "
@@ -236,25 +239,42 @@ class Forwarder(threading.Thread):
         path = None
         try:
             path, syntax = encoded.result()
+            size_out = path.stat().st_size
+            # the whole instance must cross the link before the answer can come
+            assoc.dimse_timeout = assoc.network_timeout = 60 + size_out / self._min_rate
             status = assoc.send_c_store(path)
-        except Exception as exc:  # encoder or pynetdicom: this file, not the association
-            reason = f"{type(exc).__name__}: {exc}"
-            if assoc.is_established and item.attempts + 1 >= POISON_AFTER:
-                self._set_aside(queue, item, reason)
+            code = getattr(status, "Status", None) if status else None
+            if code is not None and code_to_category(code) in ("Success", "Warning"):
+                queue.sent(item.id, size_out, syntax)
+                source.unlink(missing_ok=True)
+                self.on_sent(item.size_in)
+                return
+            if code is None and not assoc.is_established:  # it broke the association
+                self._error(queue, item, "the destination dropped the association on it")
             else:
+                reason = "no response" if code is None else \
+                    f"the destination answered 0x{code:04X}"
                 queue.retry(item.id, reason, self._delay(item))
-            return
-        code = getattr(status, "Status", None) if status else None
-        if code is not None and (code == 0 or 0xB000 <= code <= 0xBFFF):
-            size_out = path.stat().st_size if path is not None and path.exists() else item.size_in
-            queue.sent(item.id, size_out, syntax)
-            source.unlink(missing_ok=True)
+        except Exception as exc:  # encoder or pynetdicom: this file, not the association
+            self._error(queue, item, f"{type(exc).__name__}: {exc}")
+        finally:
             if path is not None and path != source:
-                path.unlink(missing_ok=True)
-            self.on_sent(item.size_in)
+                path.unlink(missing_ok=True)  # encoded again on the next attempt
+
+    def _error(self, queue: Queue, item: Item, reason: str) -> None:
+        """A failure of this instance itself (not of the link or the destination)."""
+        if queue.bump_errors(item.id) >= POISON_AFTER:
+            self._set_aside(queue, item, reason)
+        else:
+            queue.retry(item.id, reason, self._delay(item))
+
+    def _discard(self, future) -> None:
+        try:
+            path, _ = future.result()
+        except Exception:
             return
-        reason = "no response" if code is None else f"the destination answered 0x{code:04X}"
-        queue.retry(item.id, reason, self._delay(item))
+        if path.parent == self.out_dir:
+            path.unlink(missing_ok=True)
 
     def _set_aside(self, queue: Queue, item: Item, reason: str) -> None:
         source = self._path(item)

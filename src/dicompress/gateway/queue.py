@@ -70,6 +70,10 @@ class Queue:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a success status means on disk
             self.db.executescript(_SCHEMA)
+            try:  # queues made before the column existed
+                self.db.execute("ALTER TABLE instances ADD COLUMN errors INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError:
+                pass
 
     def close(self) -> None:
         self.db.close()
@@ -116,9 +120,15 @@ class Queue:
                         (FAILED, error[:500], path, item_id))
 
     def requeue_failed(self) -> int:
-        cur = self.db.execute("UPDATE instances SET status = ?, attempts = 0, next_try = 0"
-                              " WHERE status = ?", (QUEUED, FAILED))
+        cur = self.db.execute("UPDATE instances SET status = ?, attempts = 0, errors = 0,"
+                              " next_try = 0 WHERE status = ?", (QUEUED, FAILED))
         return cur.rowcount
+
+    def bump_errors(self, item_id: int) -> int:
+        """One more failure of this instance itself (not of the link): their count."""
+        self.db.execute("UPDATE instances SET errors = errors + 1 WHERE id = ?", (item_id,))
+        return int(self.db.execute("SELECT errors FROM instances WHERE id = ?",
+                                   (item_id,)).fetchone()[0])
 
     def study_items(self, route: str, study: str) -> list[Item]:
         """The instances of a study still to send (for its budget)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -112,8 +113,11 @@ class Receiver:
         path = folder / f"{secrets.token_hex(12)}.dcm"
         with atomic_output(path) as tmp:
             if _config.STORE_RECV_CHUNKED_DATASET:  # pynetdicom wrote it to a file as it came
-                with open(event.dataset_path, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+                try:
+                    os.replace(event.dataset_path, tmp)  # spool/tmp: the same filesystem
+                except OSError:
+                    with open(event.dataset_path, "rb") as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
             else:  # the sender's bytes, not decoded
                 tmp.write_bytes(event.encoded_dataset(include_meta=True))
             size = tmp.stat().st_size
@@ -141,10 +145,18 @@ def _check(path: Path, sop_class: str, sop_instance: str) -> tuple[str, str, str
         syntax = str(ds.file_meta.TransferSyntaxUID)
         got_class, got_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
         study = str(ds.get("StudyInstanceUID", "") or "")
+        deflated = UID(syntax).is_deflated  # offsets are in the inflated stream then
+        if not deflated:  # every value left on disk must be there in full
+            size = path.stat().st_size
+            for tag in ds.keys():
+                raw = ds.get_item(tag, keep_deferred=True)
+                tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", 0)
+                if tell is not None and length != 0xFFFFFFFF and tell + length > size:
+                    raise CorruptPixelData(f"{tag} is cut short: the dataset was truncated")
         if "PixelData" in ds:
             layout = FrameLayout.from_dataset_header(ds)  # the image attributes make sense
             raw = ds.get_item(0x7FE00010, keep_deferred=True)
-            if getattr(raw, "value_tell", None) is not None:
+            if getattr(raw, "value_tell", None) is not None and not deflated:
                 start, end = pixel_span(path, raw, UID(syntax))  # raises when cut short
                 if raw.length != 0xFFFFFFFF and end - start < layout.frame_bytes * \
                         layout.number_of_frames * (1 if layout.bits_allocated > 1 else 0):

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import ssl
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,11 +36,21 @@ ACCEPTED_SYNTAXES = [UID(u) for u in (
 )]
 
 
+class _LazyHandshake(ssl.SSLContext):
+    """The TLS handshake on the association's own thread (at its first read), not in the
+    accept loop: a client that connects and says nothing must not stall every other."""
+
+    def wrap_socket(self, sock, *args, **kwargs):
+        kwargs["do_handshake_on_connect"] = False
+        return super().wrap_socket(sock, *args, **kwargs)
+
+
 def server_context(config: GatewayConfig) -> ssl.SSLContext | None:
     tls = config.tls
     if tls is None:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = _LazyHandshake(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(tls.cert, tls.key)
     if tls.ca:
         context.load_verify_locations(cafile=tls.ca)
@@ -62,6 +73,7 @@ class Gateway:
         config = self.config
         (config.spool / "in").mkdir(parents=True, exist_ok=True)
         (config.spool / "out").mkdir(parents=True, exist_ok=True)
+        (config.spool / "tmp").mkdir(parents=True, exist_ok=True)
         self._lock = open(config.spool / ".lock", "a")  # noqa: SIM115 - held while running
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -74,9 +86,12 @@ class Gateway:
             queue.prune(config.keep_sent_days * 86400)
         finally:
             queue.close()
-        # received datasets go to a file as they arrive, not into memory (a 2 GB instance
-        # would otherwise be held twice); a process-wide pynetdicom setting
+        # received datasets go to a file in the spool as they arrive, and are sent from
+        # their files, not held in memory (process-wide settings: this process serves)
         _config.STORE_RECV_CHUNKED_DATASET = True
+        _config.STORE_SEND_CHUNKED_DATASET = True
+        self._tempdir = tempfile.tempdir
+        tempfile.tempdir = str(config.spool / "tmp")
         ae = AE(ae_title=config.ae_title)
         ae.maximum_associations = config.max_associations
         ae.maximum_pdu_size = config.max_pdu
@@ -112,8 +127,9 @@ class Gateway:
             if path.is_file() and (path.name.endswith(TEMP_SUFFIX) or path.name not in known):
                 path.unlink()
                 removed += 1
-        for path in (self.config.spool / "out").iterdir():
-            path.unlink()
+        for folder in ("out", "tmp"):  # encoded copies, transfers cut off: made again
+            for path in (self.config.spool / folder).iterdir():
+                path.unlink()
         pending = len(known)
         if removed or pending:
             LOG.info("recovered: %d instance(s) to send, %d unacknowledged file(s) removed",
@@ -132,6 +148,8 @@ class Gateway:
         lock = getattr(self, "_lock", None)
         if lock is not None:
             lock.close()
+        if hasattr(self, "_tempdir"):
+            tempfile.tempdir = self._tempdir
 
     def serve_forever(self) -> None:
         self.start()
