@@ -101,8 +101,14 @@ class _J2KFamily(Codec):
 
         try:
             decoded = imagecodecs.jpeg2k_decode(data, planar=False)
-        except Exception as exc:
-            raise CorruptPixelData(f"JPEG 2000 frame cannot be decoded: {exc}") from exc
+        except Exception:
+            # Once in several thousand runs under load, OpenJPEG's multi-threaded decoder
+            # has failed a stream that decodes (and verifies) on a second, single-threaded
+            # try; a damaged stream fails both.
+            try:
+                decoded = imagecodecs.jpeg2k_decode(data, planar=False, numthreads=1)
+            except Exception as exc:
+                raise CorruptPixelData(f"JPEG 2000 frame cannot be decoded: {exc}") from exc
         return decoded.astype(layout.dtype, copy=False)
 
 
