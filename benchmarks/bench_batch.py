@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUICK
+from conftest import QUICK, require_tool
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
@@ -37,13 +37,6 @@ POOL = HERE / "pydicom_pool.py"
 @pytest.fixture(scope="module")
 def series(tmp_path_factory) -> Path:
     return make_series(tmp_path_factory.mktemp("batch") / "in", FILES, SIZE)[0].parent
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (make system-deps)")
-    return path
 
 
 def _timed(benchmark, series: Path, out: Path, command: list[str], *, shell: bool = False) -> dict:
@@ -127,7 +120,7 @@ def bench_dicompress_rle_two_separate_runs(benchmark, series, tmp_path):
 @pytest.mark.benchmark(group="batch-rle")
 @pytest.mark.parametrize("spread", ["loop", "xargs-P2"])
 def bench_gdcmconv_rle(benchmark, series, tmp_path, spread):
-    _tool("gdcmconv")
+    require_tool("gdcmconv")
     make = _loop if spread == "loop" else _xargs
     _timed(benchmark, series, tmp_path / "out",
            make(series, tmp_path / "out", "gdcmconv --rle {inp} {out}"), shell=True)
@@ -136,7 +129,7 @@ def bench_gdcmconv_rle(benchmark, series, tmp_path, spread):
 @pytest.mark.benchmark(group="batch-rle")
 @pytest.mark.parametrize("spread", ["loop", "xargs-P2"])
 def bench_dcmcrle(benchmark, series, tmp_path, spread):
-    _tool("dcmcrle")
+    require_tool("dcmcrle")
     make = _loop if spread == "loop" else _xargs
     _timed(benchmark, series, tmp_path / "out",
            make(series, tmp_path / "out", "dcmcrle {inp} {out}"), shell=True)
@@ -158,7 +151,7 @@ def bench_dicompress_j2k(benchmark, series, tmp_path, jobs):
 @pytest.mark.benchmark(group="batch-j2k")
 @pytest.mark.parametrize("spread", ["loop", "xargs-P2"])
 def bench_gdcmconv_j2k(benchmark, series, tmp_path, spread):
-    _tool("gdcmconv")
+    require_tool("gdcmconv")
     make = _loop if spread == "loop" else _xargs
     _timed(benchmark, series, tmp_path / "out",
            make(series, tmp_path / "out", "gdcmconv --j2k {inp} {out}"), shell=True)

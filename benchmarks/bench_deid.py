@@ -19,20 +19,13 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import QUICK
+from conftest import QUICK, require_tool
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
 
 FILES, SIZE = (6, 64) if QUICK else (200, 512)
 ROUNDS = 1 if QUICK else int(os.environ.get("DICOMPRESS_BENCH_ROUNDS", "1"))
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (make system-deps)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +69,11 @@ def bench_dicompress_deid(benchmark, series, tmp_path, jobs):
 
 @pytest.mark.benchmark(group="deid")
 def bench_gdcmanon(benchmark, series, tmp_path):
-    openssl = _tool("openssl")
+    openssl = require_tool("openssl")
     cert = tmp_path / "cert.pem"
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     str(tmp_path / "key.pem"), "-out", str(cert), "-days", "2", "-subj", "/CN=b"],
                    check=True, capture_output=True)
     _timed(benchmark, series, tmp_path / "out",
-           [_tool("gdcmanon"), "-e", "-c", str(cert), "-i", str(series), "-o",
+           [require_tool("gdcmanon"), "-e", "-c", str(cert), "-i", str(series), "-o",
             str(tmp_path / "out"), "-r", "--continue"])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUICK
+from conftest import QUICK, require_tool
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
@@ -31,13 +31,6 @@ from make_series import make_series  # noqa: E402
 FILES, SIZE = (8, 64) if QUICK else (200, 512)
 SENDERS = 4
 ROUNDS = 1 if QUICK else int(os.environ.get("DICOMPRESS_BENCH_ROUNDS", "1"))
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed (make system-deps)")
-    return path
 
 
 def _port() -> int:
@@ -63,7 +56,7 @@ def series(tmp_path_factory) -> list[Path]:
 
 def _send_and_wait(series: list[Path], port: int, dest: Path) -> None:
     """4 storescu at once, each a quarter of the series; then wait for all at `dest`."""
-    senders = [subprocess.Popen([_tool("storescu"), "-aet", "CT1", "-aec", "DICOMPRESS",
+    senders = [subprocess.Popen([require_tool("storescu"), "-aet", "CT1", "-aec", "DICOMPRESS",
                                  "127.0.0.1", str(port), *map(str, series[n::SENDERS])],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                for n in range(SENDERS)]
@@ -133,8 +126,8 @@ def _gateway(target: str):
 
 def _dcmtk_relay(folder: Path, dest_port: int):
     port = _port()
-    forward = (f"{_tool('storescu')} -aet RELAY -aec READ 127.0.0.1 {dest_port} #p/#f")
-    proc = subprocess.Popen([_tool("storescp"), "-aet", "DICOMPRESS", "+xa", "-od", str(folder),
+    forward = (f"{require_tool('storescu')} -aet RELAY -aec READ 127.0.0.1 {dest_port} #p/#f")
+    proc = subprocess.Popen([require_tool("storescp"), "-aet", "DICOMPRESS", "+xa", "-od", str(folder),
                              "--exec-on-reception", forward, str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _listening(port)

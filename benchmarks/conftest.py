@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,14 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 import dicompress  # noqa: F401  (registers the "dicompress" pydicom plugins)
 
 QUICK = os.environ.get("DICOMPRESS_BENCH_QUICK", "") not in ("", "0")
+
+
+def require_tool(name: str) -> str:
+    """The path of a peer's command-line tool; the benchmark is skipped without it."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (make system-deps)")
+    return path
 
 # Real files from pydicom-data: a 7 MB CR, a 2 MB MR and a signed 0.5 MB CT-like image.
 CORPUS_FILES = ("RG1_UNCR.dcm", "MR2_UNCR.dcm", "693_UNCR.dcm")

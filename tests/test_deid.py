@@ -24,7 +24,7 @@ from dicompress.deid.dates import shift_da, shift_dt
 from dicompress.deid.profile import KEEP, rule_for, rules
 from dicompress.errors import DeidError, DicompressError
 from dicompress.samples import find_sample, sample_files
-from test_interop import _errors
+from test_interop import _errors, new_errors
 
 KEY = b"a test key that is long enough"
 CLI = [sys.executable, "-m", "dicompress"]
@@ -393,18 +393,8 @@ def _deid_errors(tool: str, path: Path) -> set[str] | None:
 
 
 def test_dciodvfy_finds_no_new_errors(corpus_out):
-    tool = require_tool("dciodvfy")
     done, _ = corpus_out
-    new, compared = {}, 0
-    for source, output in done:
-        before = _deid_errors(tool, source)
-        if before is None:
-            continue
-        after = _deid_errors(tool, output)
-        assert after is not None, f"dciodvfy cannot read our {output.name}"
-        compared += 1
-        if after - before:
-            new[source.name] = sorted(after - before)
+    new, compared = new_errors(done, errors=_deid_errors)
     assert compared >= 100
     assert not new, json.dumps(new, indent=1)
 

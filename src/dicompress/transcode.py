@@ -588,7 +588,7 @@ def _verify_file(path: Path, expected: Dataset, writer: PixelDataWriter,
         elif writer.deflated:  # inflated by pydicom as a whole
             found = [hashlib.blake2b(bytes(ds.PixelData), digest_size=20).hexdigest()]
         else:
-            found = [_hash_span(path, ds.get_item(0x7FE00010, keep_deferred=True).value_tell,
+            found = [hash_span(path, ds.get_item(0x7FE00010, keep_deferred=True).value_tell,
                                 writer.pixel_bytes_written)]
     except DicompressError:
         raise
@@ -605,7 +605,7 @@ def _verify_file(path: Path, expected: Dataset, writer: PixelDataWriter,
             raise VerificationFailed(f"frame {n} of the output differs from what was encoded")
 
 
-def _hash_span(path: Path, offset: int, length: int) -> str:
+def hash_span(path: Path, offset: int, length: int) -> str:
     h = hashlib.blake2b(digest_size=20)
     with open(path, "rb") as fp:
         fp.seek(offset)

@@ -75,7 +75,7 @@ def codec_config(codec: Codec) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _codec(config: str) -> Codec:
+def codec_from_config(config: str) -> Codec:
     options = json.loads(config)
     name = options.pop("name")
     options.pop("transfer_syntax", None)
@@ -108,7 +108,7 @@ def _run(task: Task, path: Path, before_replace) -> TranscodeResult:
     if task.deid is not None and not task.codec:
         return deidentify_file(path, destination, task.deid, verify=task.verify,
                                before_replace=before_replace)
-    codec = _codec(task.codec)
+    codec = codec_from_config(task.codec)
     try:
         return transcode_file(
             path, destination, codec, verify=task.verify,

@@ -29,7 +29,8 @@ from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFi
                                UnsupportedTransferSyntax, VerificationFailed, with_context)
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
-from dicompress.transcode import TranscodeResult, complete_file_meta, read_header, transcode_file
+from dicompress.transcode import (TranscodeResult, complete_file_meta, hash_span, read_header,
+                                  transcode_file)
 
 _PIXEL_DATA = 0x7FE00010
 _ITEM, _SEQUENCE_END = (0xFFFE, 0xE000), (0xFFFE, 0xE0DD)
@@ -311,17 +312,7 @@ def _verify(path: Path, expected: Dataset, pixel_hash: str | None, syntax: UID) 
             found = hashlib.blake2b(ds.PixelData, digest_size=20).hexdigest()
         else:
             start, end = pixel_span(path, ds.get_item(_PIXEL_DATA, keep_deferred=True), syntax)
-            found = hashlib.blake2b(digest_size=20)
-            with open(path, "rb") as fp:
-                fp.seek(start)
-                left = end - start
-                while left:
-                    chunk = fp.read(min(left, _CHUNK))
-                    if not chunk:
-                        break
-                    found.update(chunk)
-                    left -= len(chunk)
-            found = found.hexdigest()
+            found = hash_span(path, start, end - start)
     except DicompressError:
         raise
     except Exception as exc:

@@ -11,7 +11,6 @@ is down, refuses the association or fails a store is retried with a doubling del
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import ssl
@@ -25,6 +24,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.status import code_to_category
 
+from dicompress.batch.worker import codec_config, codec_from_config
 from dicompress.codecs import get_codec
 from dicompress.deid import deidentify_file, preparer
 from dicompress.deid.files import check_burned_in, deidentifier
@@ -38,18 +38,6 @@ LOG = logging.getLogger("dicompress.gateway")
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
 POISON_AFTER = 5  # an instance that breaks the encoder or pynetdicom this often is set aside
-
-
-def codec_config(codec) -> str:
-    return json.dumps(codec.get_config(), sort_keys=True)
-
-
-def codec_from_config(config: str):
-    options = json.loads(config)
-    options.pop("transfer_syntax", None)
-    name = options.pop("name")
-    return get_codec(name, **{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in options.items()})
 
 
 def _reencode(source: Path, out: Path, syntax: str, deid) -> None:
