@@ -410,11 +410,10 @@ class BatchRun:
         if options.in_place:
             destination = key
         else:
-            if real.is_relative_to(self._output_root) and not options.rename and \
-                    os.path.normpath(self._output_root / source.relative) == key:
-                pass  # a file whose output would be itself: refused below
-            elif real.is_relative_to(self._output_root):
+            mirrored = os.path.normpath(self._output_root / source.relative)
+            if real.is_relative_to(self._output_root) and (options.rename or mirrored != key):
                 # -o inside a source tree: what the walk finds there is ours, not input
+                # (a file whose output would be itself is refused below instead)
                 summary.own_outputs += 1
                 return None
             if options.rename:
@@ -432,7 +431,7 @@ class BatchRun:
                     self._count(outcome)
                     return None
             else:
-                destination = os.path.normpath(self._output_root / source.relative)
+                destination = mirrored
             if not Path(destination).is_relative_to(self._output_root):
                 outcome = Outcome(path=key, status=J.FAILED, reason=(
                     f"{source.path}: would be written outside the output folder "
