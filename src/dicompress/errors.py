@@ -39,6 +39,10 @@ class DeidError(DicompressError):
     """A file cannot be de-identified as asked (refused, unmapped patient, bad key, ...)."""
 
 
+class ConfigError(DicompressError):
+    """The gateway configuration cannot be used; the message says where and why."""
+
+
 def with_context(exc: DicompressError, path: object) -> DicompressError:
     """`exc` with the file's path in front of its message (once)."""
     if str(exc).startswith(f"{path}:"):

@@ -12,7 +12,7 @@ from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.batch.runner import UsageError
 from dicompress.cli import commands
 from dicompress.deid import DeidError
-from dicompress.gateway.config import ConfigError
+from dicompress.errors import ConfigError  # not from dicompress.gateway: pynetdicom loads late
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 

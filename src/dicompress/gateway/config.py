@@ -32,11 +32,7 @@ from pathlib import Path
 from dicompress.codecs import Codec, get_codec
 from dicompress.deid import OPTIONS as DEID_OPTIONS, DeidConfig
 from dicompress.deid import keys
-from dicompress.errors import DicompressError
-
-
-class ConfigError(DicompressError):
-    """The gateway configuration cannot be used; the message says where and why."""
+from dicompress.errors import ConfigError, DicompressError
 
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)B?\s*")
