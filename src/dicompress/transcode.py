@@ -38,6 +38,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import iter_pixels
 from pydicom.uid import UID
 
+from dicompress import direct
 from dicompress.codecs import Codec, get_codec
 from dicompress.errors import (
     AlreadyInTarget,
@@ -336,7 +337,14 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
                     before_replace, prepare) -> TranscodeResult:
     codec = get_codec(target)
     threads = threads if threads is not None else (os.cpu_count() or 1)
-    result = TranscodeResult(source=source, size_in=source.stat().st_size, lossy=not codec.lossless)
+    size = source.stat().st_size
+    if prepare is None and not extended_offsets:  # the bulk of an archive, without pydicom
+        done = direct.transcode(source, destination, codec, size=size, verify=verify,
+                                threads=threads, codec_threads=codec_threads,
+                                before_replace=before_replace)
+        if done is not None:
+            return done
+    result = TranscodeResult(source=source, size_in=size, lossy=not codec.lossless)
 
     ds = read_header(source)
     result.modality = str(ds.get("Modality", ""))
@@ -363,25 +371,9 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
     many = layout.number_of_frames > 1
     codec_threads = 1 if many else (codec_threads or threads)
     stats = _LossStats()
-    shape, dtype = first.shape, first.dtype  # every frame must match frame 1
-
-    def encode(arr: np.ndarray) -> bytes:
-        if arr.shape != shape or arr.dtype != dtype:
-            raise CorruptPixelData(f"frame decodes to {arr.shape} {arr.dtype}, "
-                                   f"frame 1 to {shape} {dtype}")
-        if frame_filter is not None:
-            arr = frame_filter(arr)
-        data = codec.encode_frame(arr, layout, codec_threads)
-        if verify:
-            back = codec.decode_frame(data, layout)
-            if codec.lossless:
-                if not np.array_equal(back, arr):
-                    raise VerificationFailed("an encoded frame does not decode to the source values")
-            else:
-                if back.shape != arr.shape:
-                    raise VerificationFailed(f"a lossy frame decodes to {back.shape}, not {arr.shape}")
-                stats.add(arr, back, layout.bits_stored)
-        return data
+    # every frame must match frame 1
+    encode = frame_encoder(codec, layout, first.shape, first.dtype, verify=verify,
+                           codec_threads=codec_threads, frame_filter=frame_filter, stats=stats)
 
     if extended_offsets is None:  # auto: when offsets might pass 4 GiB
         extended_offsets = (codec.encapsulated and
@@ -413,6 +405,35 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
     result.max_error = stats.max_error if stats.count else None
     result.destination = destination
     return result
+
+
+def frame_encoder(codec: Codec, layout: FrameLayout, shape: tuple[int, ...], dtype: np.dtype,
+                  *, verify: bool, codec_threads: int,
+                  frame_filter: Callable[[np.ndarray], np.ndarray] | None = None,
+                  stats: "_LossStats | None" = None) -> Callable[[np.ndarray], bytes]:
+    """The function that encodes one frame (of `shape` and `dtype`, as frame 1 decoded)
+    and, with `verify`, decodes it again: bit-exact for lossless codecs, else the loss
+    goes to `stats`."""
+    def encode(arr: np.ndarray) -> bytes:
+        if arr.shape != shape or arr.dtype != dtype:
+            raise CorruptPixelData(f"frame decodes to {arr.shape} {arr.dtype}, "
+                                   f"frame 1 to {shape} {dtype}")
+        if frame_filter is not None:
+            arr = frame_filter(arr)
+        data = codec.encode_frame(arr, layout, codec_threads)
+        if verify:
+            back = codec.decode_frame(data, layout)
+            if codec.lossless:
+                if not np.array_equal(back, arr):
+                    raise VerificationFailed("an encoded frame does not decode to the source values")
+            else:
+                if back.shape != arr.shape:
+                    raise VerificationFailed(f"a lossy frame decodes to {back.shape}, not {arr.shape}")
+                if stats is not None:
+                    stats.add(arr, back, layout.bits_stored)
+        return data
+
+    return encode
 
 
 class _LossStats:

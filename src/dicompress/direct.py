@@ -1,0 +1,439 @@
+"""The direct path: the files most of an archive is made of, transcoded without pydicom.
+
+A CT or MR slice is a few hundred kilobytes; a transcode of it through pydicom spends
+more time parsing and writing the header (about 2 ms) than our RLE codec spends on
+the pixels. Files of the common shape are handled here instead:
+
+* Part 10 with File Meta Information, Explicit VR Little Endian;
+* one sample per pixel, 8 or 16 bits allocated, native Pixel Data of defined length;
+* a lossless encapsulated target (RLE, JPEG 2000, HTJ2K, JPEG-LS lossless) that
+  changes no Image Pixel attribute, so the output's dataset is the input's elements
+  byte for byte, with new File Meta Information and the encapsulated Pixel Data.
+
+The whole file is read (up to `MAX_BYTES`), its top-level elements located by a
+bounds-checked walk (sequences are skipped item by item, never decoded), and the
+output assembled in memory and written once. Anything the walk does not expect
+(another syntax, an undefined length outside a sequence, elements out of order or
+repeated, attributes of another shape) makes `transcode`
+return None: the caller takes the general pydicom path, which knows every case and
+gives the error messages. The two paths give equal datasets
+(`tests/test_direct.py` reads both with pydicom over the corpus).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from dicompress.codecs import Codec
+from dicompress.errors import VerificationFailed
+from dicompress.fileio import atomic_output
+from dicompress.layout import FrameLayout
+
+#: Files larger than this take the general path (which streams frame by frame).
+MAX_BYTES = 64 << 20
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+
+# PS3.5 Table 7.1-1: VRs with a reserved field and a 4-byte length.
+_LONG_VRS = frozenset(
+    b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split()
+)
+_SHORT_VRS = frozenset(
+    b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split()
+)
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_PIXEL_DATA = 0x7FE00010
+_ITEM_HEADER = b"\xfe\xff\x00\xe0"
+_PIXEL_DATA_HEADER = b"\xe0\x7f\x10\x00OB\0\0\xff\xff\xff\xff"  # OB, undefined length
+_SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\0\0\0\0"
+_MAX_DEPTH = 16
+
+_TAG = struct.Struct("<HH")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+# Attributes the walk reads the values of (top level only).
+_ROWS, _COLUMNS = 0x00280010, 0x00280011
+_SAMPLES, _PHOTOMETRIC, _FRAMES, _PLANAR = 0x00280002, 0x00280004, 0x00280008, 0x00280006
+_BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _SIGNED = 0x00280100, 0x00280101, 0x00280102, 0x00280103
+_SOP_CLASS, _SOP_INSTANCE, _MODALITY = 0x00080016, 0x00080018, 0x00080060
+
+# File Meta Information elements we write (PS3.10 7.1).
+_META_VERSION, _MEDIA_CLASS, _MEDIA_INSTANCE = 0x00020001, 0x00020002, 0x00020003
+_META_SYNTAX, _IMPL_CLASS, _IMPL_VERSION = 0x00020010, 0x00020012, 0x00020013
+
+
+class NotDirect(Exception):
+    """The file is not of the shape the direct path handles (the general path will)."""
+
+
+def _tag(buf: memoryview, pos: int) -> int:
+    group, element = _TAG.unpack_from(buf, pos)
+    return group << 16 | element
+
+
+class Element:
+    """One element as found in the bytes: where its header starts, its value, its end."""
+
+    __slots__ = ("tag", "vr", "start", "value_at", "length", "end")
+
+    def __init__(self, tag: int, vr: bytes, start: int, value_at: int, length: int,
+                 end: int) -> None:
+        self.tag, self.vr, self.start = tag, vr, start
+        self.value_at, self.length, self.end = value_at, length, end
+
+
+def read_element(buf: memoryview, pos: int, end: int, depth: int = 0) -> Element:
+    """The Explicit VR Little Endian element at `pos`; an undefined-length sequence is
+    walked to its delimiter. Raises NotDirect for anything else."""
+    if pos + 8 > end:
+        raise NotDirect("an element header runs past the end")
+    tag = _tag(buf, pos)
+    vr = bytes(buf[pos + 4:pos + 6])
+    if vr in _SHORT_VRS:
+        length = _U16.unpack_from(buf, pos + 6)[0]
+        value_at = pos + 8
+    elif vr in _LONG_VRS:
+        if pos + 12 > end or buf[pos + 6] or buf[pos + 7]:
+            raise NotDirect("a long-VR header is cut short or its reserved bytes are set")
+        length = _U32.unpack_from(buf, pos + 8)[0]
+        value_at = pos + 12
+    else:
+        raise NotDirect(f"unexpected VR {vr!r}")
+    if length == _UNDEFINED:
+        if vr != b"SQ":  # e.g. UN of undefined length holds Implicit VR inside
+            raise NotDirect("undefined length outside a sequence")
+        stop = _skip_items(buf, value_at, end, depth + 1)
+        return Element(tag, vr, pos, value_at, length, stop)
+    if value_at + length > end:
+        raise NotDirect("a value runs past the end")
+    if vr == b"SQ":
+        _check_items(buf, value_at, value_at + length, depth + 1)
+    return Element(tag, vr, pos, value_at, length, value_at + length)
+
+
+def _item_header(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+    if pos + 8 > end:
+        raise NotDirect("an item header runs past the end")
+    return _tag(buf, pos), _U32.unpack_from(buf, pos + 4)[0]
+
+
+def _skip_items(buf: memoryview, pos: int, end: int, depth: int) -> int:
+    """Walk the items of an undefined-length sequence; the position after its delimiter."""
+    if depth > _MAX_DEPTH:
+        raise NotDirect("sequences nested too deep")
+    while True:
+        tag, length = _item_header(buf, pos, end)
+        if tag == _SEQUENCE_END:
+            if length:
+                raise NotDirect("a sequence delimiter with a length")
+            return pos + 8
+        pos = _item(buf, pos, end, tag, length, depth)
+
+
+def _check_items(buf: memoryview, pos: int, end: int, depth: int) -> None:
+    """Walk the items of a defined-length sequence: they must fill it exactly."""
+    if depth > _MAX_DEPTH:
+        raise NotDirect("sequences nested too deep")
+    while pos < end:
+        tag, length = _item_header(buf, pos, end)
+        pos = _item(buf, pos, end, tag, length, depth)
+    if pos != end:
+        raise NotDirect("sequence items do not fill the sequence")
+
+
+def _item(buf: memoryview, pos: int, end: int, tag: int, length: int, depth: int) -> int:
+    """Walk one item starting at `pos`; the position after it."""
+    if tag != _ITEM:
+        raise NotDirect(f"expected an item, found ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+    pos += 8
+    if length != _UNDEFINED:
+        if pos + length > end:
+            raise NotDirect("an item runs past its sequence")
+        stop = pos + length
+        while pos < stop:
+            pos = read_element(buf, pos, stop, depth).end
+        if pos != stop:
+            raise NotDirect("an item's elements do not fill it")
+        return pos
+    while True:
+        if pos + 8 > end:
+            raise NotDirect("an item has no delimiter")
+        if _tag(buf, pos) == _ITEM_END:
+            if _U32.unpack_from(buf, pos + 4)[0]:
+                raise NotDirect("an item delimiter with a length")
+            return pos + 8
+        pos = read_element(buf, pos, end, depth).end
+
+
+def _extend(spans: list[tuple[int, int]], elem: Element) -> None:
+    if spans and spans[-1][1] == elem.start:
+        spans[-1] = (spans[-1][0], elem.end)
+    else:
+        spans.append((elem.start, elem.end))
+
+
+class Parsed:
+    """A Part 10 file as the direct path sees it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        buf = memoryview(data)
+        self.buf = buf
+        if len(data) < 132 or data[128:132] != b"DICM":
+            raise NotDirect("no preamble and DICM prefix")
+        pos, end = 132, len(data)
+        #: File Meta Information elements other than the group length, as read.
+        self.meta: list[Element] = []
+        while pos + 8 <= end and _TAG.unpack_from(buf, pos)[0] == 0x0002:
+            elem = read_element(buf, pos, end)
+            if elem.length == _UNDEFINED:
+                raise NotDirect("a sequence in the File Meta Information")
+            if elem.tag != 0x00020000:
+                self.meta.append(elem)
+            pos = elem.end
+        self.body_start = pos
+        syntax = self.meta_value(_META_SYNTAX)
+        if syntax is None or self.text(syntax) != EXPLICIT_VR_LITTLE_ENDIAN:
+            raise NotDirect("not Explicit VR Little Endian")
+        #: Top-level elements before Pixel Data, by tag, and Pixel Data.
+        self.elements: dict[int, Element] = {}
+        #: Byte ranges of the dataset before and after Pixel Data (e.g. Data Set Trailing
+        #: Padding), group lengths left out as pydicom leaves them out.
+        self.spans: list[tuple[int, int]] = []
+        self.tail: list[tuple[int, int]] = []
+        previous = 0x00020000
+        self.pixel_data: Element | None = None
+        while pos < end:
+            elem = read_element(buf, pos, end)
+            if elem.tag <= previous:
+                raise NotDirect("elements out of order or repeated")
+            previous = elem.tag
+            if elem.tag == _PIXEL_DATA:
+                if elem.length == _UNDEFINED or elem.vr not in (b"OB", b"OW"):
+                    raise NotDirect("Pixel Data is not native")
+                self.pixel_data = elem
+            elif elem.tag & 0xFFFF:  # group lengths (retired) are not copied, as pydicom
+                if self.pixel_data is None:
+                    self.elements[elem.tag] = elem
+                _extend(self.tail if self.pixel_data else self.spans, elem)
+            pos = elem.end
+        if self.pixel_data is None:
+            raise NotDirect("no Pixel Data")
+
+    def copied(self, spans: list[tuple[int, int]]) -> list[memoryview]:
+        return [self.buf[start:stop] for start, stop in spans]
+
+    # -- values -------------------------------------------------------------------
+    def meta_value(self, tag: int) -> Element | None:
+        return next((e for e in self.meta if e.tag == tag), None)
+
+    def raw(self, elem: Element) -> bytes:
+        return bytes(self.buf[elem.value_at:elem.value_at + elem.length])
+
+    def text(self, elem: Element) -> str:
+        return self.raw(elem).decode("ascii", "replace").strip(" \0")
+
+    def string(self, tag: int) -> str | None:
+        elem = self.elements.get(tag)
+        return None if elem is None else self.text(elem)
+
+    def us(self, tag: int) -> int | None:
+        elem = self.elements.get(tag)
+        if elem is None:
+            return None
+        if elem.vr != b"US" or elem.length != 2:
+            raise NotDirect(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is not one US value")
+        return _U16.unpack_from(self.buf, elem.value_at)[0]
+
+    def layout(self) -> FrameLayout:
+        """The Image Pixel attributes, when they are of the shape handled here."""
+        rows, columns = self.us(_ROWS), self.us(_COLUMNS)
+        samples, allocated = self.us(_SAMPLES), self.us(_BITS_ALLOCATED)
+        stored, high_bit, signed = self.us(_BITS_STORED), self.us(_HIGH_BIT), self.us(_SIGNED)
+        photometric = self.string(_PHOTOMETRIC)
+        if not rows or not columns or samples != 1 or allocated not in (8, 16):
+            raise NotDirect("not one sample of 8 or 16 bits")
+        if stored is None or not 1 <= stored <= allocated or high_bit != stored - 1:
+            raise NotDirect("Bits Stored / High Bit not as expected")
+        if signed not in (0, 1) or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise NotDirect("pixel representation or photometric interpretation")
+        if _PLANAR in self.elements:
+            raise NotDirect("Planar Configuration with one sample (the general path drops it)")
+        frames = 1
+        if _FRAMES in self.elements:
+            text = self.string(_FRAMES)
+            if not text or not text.isdigit() or int(text) < 1:
+                raise NotDirect("Number of Frames is not a positive integer")
+            frames = int(text)
+        return FrameLayout(rows=rows, columns=columns, samples_per_pixel=1,
+                           bits_allocated=allocated, bits_stored=stored,
+                           pixel_representation=signed, photometric_interpretation=photometric,
+                           number_of_frames=frames)
+
+
+# -- writing ------------------------------------------------------------------------
+def _explicit(tag: int, vr: bytes, value: bytes) -> bytes:
+    head = _TAG.pack(tag >> 16, tag & 0xFFFF) + vr
+    if vr in _LONG_VRS:
+        return head + b"\0\0" + _U32.pack(len(value)) + value
+    return head + _U16.pack(len(value)) + value
+
+
+def _padded(text: str, pad: bytes) -> bytes:
+    raw = text.encode("ascii")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def file_meta(parsed: Parsed, transfer_syntax: str) -> bytes:
+    """File Meta Information (PS3.10 7.1) for the output: the source's elements, with the
+    group length, version, media storage UIDs, transfer syntax and implementation set
+    as `transcode.complete_file_meta` sets them."""
+    from dicompress.transcode import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+    values = {e.tag: _explicit(e.tag, e.vr, parsed.raw(e)) for e in parsed.meta}
+    values.setdefault(_META_VERSION, _explicit(_META_VERSION, b"OB", b"\0\x01"))
+    for meta_tag, data_tag in ((_MEDIA_CLASS, _SOP_CLASS), (_MEDIA_INSTANCE, _SOP_INSTANCE)):
+        uid = parsed.string(data_tag)
+        if uid:
+            values[meta_tag] = _explicit(meta_tag, b"UI", _padded(uid, b"\0"))
+        elif meta_tag not in values or not parsed.text(parsed.meta_value(meta_tag)):
+            raise NotDirect("no SOP Class / Instance UID for the File Meta Information")
+    values[_META_SYNTAX] = _explicit(_META_SYNTAX, b"UI", _padded(transfer_syntax, b"\0"))
+    values[_IMPL_CLASS] = _explicit(_IMPL_CLASS, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0"))
+    values[_IMPL_VERSION] = _explicit(_IMPL_VERSION, b"SH",
+                                      _padded(IMPLEMENTATION_VERSION_NAME, b" "))
+    body = b"".join(values[tag] for tag in sorted(values))
+    return _explicit(0x00020000, b"UL", _U32.pack(len(body))) + body
+
+
+def encapsulated(fragments: list[bytes]) -> list[bytes]:
+    """Pixel Data (PS3.5 A.4): one fragment per frame, items of even length, the Basic
+    Offset Table filled in, the sequence delimiter."""
+    parts = [b""]  # the offset table, once the offsets are known
+    offsets, offset = [], 0
+    for data in fragments:
+        odd = len(data) & 1
+        offsets.append(offset)
+        parts.append(_ITEM_HEADER + _U32.pack(len(data) + odd))
+        parts.append(data)
+        if odd:
+            parts.append(b"\0")
+        offset += 8 + len(data) + odd
+    if offset + 8 * len(fragments) > 0xFFFFFFFF:
+        raise NotDirect("offsets past 4 GiB")
+    table = struct.pack(f"<{len(offsets)}I", *offsets)
+    parts[0] = _PIXEL_DATA_HEADER + _ITEM_HEADER + _U32.pack(len(table)) + table
+    parts.append(_SEQUENCE_END_BYTES)
+    return parts
+
+
+def check_output(data: bytes, syntax: str, pixel_at: int, fragments: list[bytes],
+                 tail: bytes = b"") -> None:
+    """The output, as read back: File Meta Information walked to our transfer syntax, at
+    `pixel_at` (where the dataset's elements, copied as walked, end) the encapsulated
+    Pixel Data, every fragment found again through the Basic Offset Table, then `tail`."""
+    buf = memoryview(data)
+    try:
+        if data[128:132] != b"DICM":
+            raise NotDirect("no DICM prefix")
+        pos, end, found = 132, len(data), None
+        while pos + 8 <= end and _TAG.unpack_from(buf, pos)[0] == 0x0002:
+            elem = read_element(buf, pos, end)
+            if elem.tag == _META_SYNTAX:
+                found = bytes(buf[elem.value_at:elem.end]).decode("ascii").strip("\0 ")
+            pos = elem.end
+        if found != syntax:
+            raise NotDirect(f"the transfer syntax reads back as {found!r}")
+        pos = pixel_at
+        if data[pos:pos + 12] != _PIXEL_DATA_HEADER or data[pos + 12:pos + 16] != _ITEM_HEADER:
+            raise NotDirect("no encapsulated Pixel Data")
+        table_length = _U32.unpack_from(buf, pos + 16)[0]
+        first = pos + 20 + table_length
+        if table_length != 4 * len(fragments) or first > end:
+            raise NotDirect("the Basic Offset Table has the wrong length")
+        offsets = struct.unpack_from(f"<{len(fragments)}I", buf, pos + 20)
+        at = first
+        for n, (offset, fragment) in enumerate(zip(offsets, fragments), 1):
+            tag, length = _item_header(buf, first + offset, end)
+            if (first + offset != at or tag != _ITEM
+                    or length != len(fragment) + (len(fragment) & 1)
+                    or data[at + 8:at + 8 + len(fragment)] != fragment):
+                raise NotDirect(f"frame {n} is not where the offset table says, as written")
+            at += 8 + length
+        if data[at:at + 8] != _SEQUENCE_END_BYTES or data[at + 8:] != tail:
+            raise NotDirect("the Pixel Data does not end with its delimiter, then what follows")
+    except (NotDirect, struct.error, UnicodeDecodeError) as exc:
+        raise VerificationFailed(f"the output does not read back: {exc}") from exc
+
+
+def _frames(parsed: Parsed, layout: FrameLayout):
+    """The frames as the general path decodes them: unused high bits replaced by the
+    sign (or zero) extension of the stored value (PS3.5 8.1.1)."""
+    pixel = parsed.pixel_data
+    dtype, count = layout.dtype, layout.frame_pixels
+    shift = layout.bits_allocated - layout.bits_stored
+    for k in range(layout.number_of_frames):
+        arr = np.frombuffer(parsed.data, dtype, count, pixel.value_at + k * layout.frame_bytes)
+        arr = arr.reshape(layout.rows, layout.columns)
+        if shift:
+            arr = (arr << shift) >> shift
+        elif not arr.flags.aligned:
+            arr = arr.copy()
+        yield arr
+
+
+def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verify: bool,
+              threads: int, codec_threads: int | None,
+              before_replace: Callable[[Path], None] | None):
+    """Transcode `source` on the direct path: a TranscodeResult, or None when the file
+    is not of the shape handled here (nothing has been written then)."""
+    from dicompress.transcode import TranscodeResult, bounded_map, frame_encoder
+
+    if not (codec.encapsulated and codec.lossless) or codec.searches_quality or size > MAX_BYTES:
+        return None
+    data = source.read_bytes()
+    try:
+        parsed = Parsed(data)
+        layout = parsed.layout()
+        if parsed.pixel_data.length < layout.frame_bytes * layout.number_of_frames:
+            return None  # the general path says what is wrong
+        codec.check_layout(layout)
+        if codec.output_attributes(layout):
+            return None
+        syntax = codec.transfer_syntax_for(layout)
+        meta = file_meta(parsed, syntax)
+    except NotDirect:
+        return None
+    except (struct.error, ValueError):  # a damaged value: the general path reports it
+        return None
+
+    many = layout.number_of_frames > 1
+    encode = frame_encoder(codec, layout, (layout.rows, layout.columns), layout.dtype,
+                           verify=verify, codec_threads=1 if many else (codec_threads or threads))
+    fragments = list(bounded_map(encode, _frames(parsed, layout), threads if many else 1))
+    head = [data[:128], b"DICM", meta, *parsed.copied(parsed.spans)]
+    pixel_at = sum(len(part) for part in head)
+    tail = b"".join(parsed.copied(parsed.tail))
+    output = b"".join([*head, *encapsulated(fragments), tail])
+    with atomic_output(destination, before_replace) as tmp:
+        with open(tmp, "wb") as fp:
+            fp.write(output)
+        if verify:
+            back = tmp.read_bytes()
+            if back != output:
+                raise VerificationFailed("the output reads back different from what was written")
+            check_output(back, syntax, pixel_at, fragments, tail)
+    encoded = sum(len(f) for f in fragments)
+    return TranscodeResult(
+        source=source, destination=destination, status="ok",
+        modality=parsed.string(_MODALITY) or "",
+        transfer_syntax_in=EXPLICIT_VR_LITTLE_ENDIAN, transfer_syntax_out=syntax,
+        size_in=size, size_out=len(output), frames=len(fragments), verified=verify,
+        lossy=False, ratio_pixels=layout.frame_bytes * layout.number_of_frames / max(1, encoded),
+    )

@@ -1,0 +1,234 @@
+"""The direct path (dicompress.direct): the common files transcoded without pydicom must
+give what the general pydicom path gives, and anything unexpected must go to that path."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from pydicom.encaps import generate_frames
+
+from conftest import frames_of
+from dicompress import direct
+from dicompress.codecs import get_codec
+from dicompress.errors import DicompressError, VerificationFailed
+from dicompress.samples import find_sample, sample_files
+from dicompress.transcode import transcode_file
+
+LOSSLESS = ("rle", "j2k", "htj2k", "jpegls")
+
+
+def _eligible() -> list[Path]:
+    found = []
+    for path in sample_files():
+        try:
+            direct.Parsed(path.read_bytes()).layout()
+        except direct.NotDirect:
+            continue
+        found.append(path)
+    return found
+
+
+ELIGIBLE = _eligible()
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Which files the direct path finished (rather than handing them on)."""
+    done: list[Path] = []
+    real = direct.transcode
+
+    def spy(source, *args, **kwargs):
+        result = real(source, *args, **kwargs)
+        if result is not None:
+            done.append(Path(source))
+        return result
+
+    monkeypatch.setattr(direct, "transcode", spy)
+    return done
+
+
+def _general(monkeypatch, *args, **kwargs):
+    """transcode_file with the direct path switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(direct, "transcode", lambda *a, **k: None)
+        return transcode_file(*args, **kwargs)
+
+
+def _same_dataset(a: Path, b: Path) -> None:
+    da, db = pydicom.dcmread(a), pydicom.dcmread(b)
+    assert da.preamble == db.preamble
+    assert list(da.file_meta.keys()) == list(db.file_meta.keys())
+    for elem in da.file_meta:
+        assert db.file_meta[elem.tag].value == elem.value, elem
+    assert list(da.keys()) == list(db.keys())
+    for elem in da:
+        if elem.tag != 0x7FE00010:
+            assert db[elem.tag].value == elem.value, elem
+    frames = int(da.get("NumberOfFrames", 1) or 1)
+    assert list(generate_frames(da.PixelData, number_of_frames=frames)) == \
+        list(generate_frames(db.PixelData, number_of_frames=frames))
+
+
+def test_the_corpus_has_files_for_the_direct_path():
+    # CT, MR, CR, 8-bit, signed and unsigned, 10-16 bits stored, multi-frame, overlays,
+    # trailing padding: the shapes an archive is made of
+    names = {p.name for p in ELIGIBLE}
+    assert len(ELIGIBLE) >= 40
+    assert {"CT_small.dcm", "MR_small.dcm", "emri_small.dcm", "RG1_UNCR.dcm",
+            "vlut_04.dcm"} <= names
+
+
+@pytest.mark.parametrize("target", LOSSLESS)
+def test_direct_path_gives_what_the_general_path_gives(target, tmp_path, calls, monkeypatch):
+    """Every eligible corpus file: the same File Meta Information, the same elements with
+    the same values, the same fragments, and pixels equal to the source's."""
+    compared = 0
+    for n, path in enumerate(ELIGIBLE):
+        fast, slow = tmp_path / f"{n}-direct.dcm", tmp_path / f"{n}-general.dcm"
+        try:
+            general = _general(monkeypatch, path, slow, target)
+        except DicompressError as exc:  # e.g. J2K refusing values past Bits Stored
+            with pytest.raises(type(exc)):
+                transcode_file(path, fast, target)
+            assert not fast.exists()
+            continue
+        result = transcode_file(path, fast, target)
+        assert calls[-1] == path
+        assert (result.frames, result.size_out, result.transfer_syntax_out) == \
+            (general.frames, general.size_out, general.transfer_syntax_out)
+        assert result.verified and not result.lossy
+        _same_dataset(fast, slow)
+        for a, b in zip(frames_of(path), frames_of(fast), strict=True):
+            np.testing.assert_array_equal(a, b)
+        compared += 1
+    assert compared >= 30
+
+
+def test_other_files_take_the_general_path(tmp_path, calls):
+    for name in ("MR_small_implicit.dcm", "SC_rgb_small_odd.dcm", "JPEG2000.dcm",
+                 "MR_small_bigendian.dcm", "examples_palette.dcm"):
+        out = tmp_path / name
+        transcode_file(find_sample(name), out, "rle")
+        for a, b in zip(frames_of(find_sample(name)), frames_of(out), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert calls == []
+
+
+@pytest.mark.parametrize("target", ["j2k-lossy", "jpegls-near", "explicit", "deflate"])
+def test_lossy_and_native_targets_take_the_general_path(target, tmp_path, calls):
+    transcode_file(find_sample("CT_small.dcm"), tmp_path / "out.dcm", target)
+    assert calls == []
+
+
+def test_bits_above_bits_stored_are_treated_as_the_general_path_treats_them(tmp_path,
+                                                                               monkeypatch):
+    """12 bits stored of 16, with the unused high bits set in some pixels (PS3.5 8.1.1):
+    both paths code the sign extension of the stored value (pydicom's reading)."""
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    arr = ds.pixel_array.astype(np.int16)
+    arr[::7, ::5] |= np.int16(-0x1000)  # garbage in bits 12-15
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.PixelData = arr.tobytes()
+    src = tmp_path / "garbage.dcm"
+    ds.save_as(src)
+    _general(monkeypatch, src, tmp_path / "slow.dcm", "rle")
+    transcode_file(src, tmp_path / "fast.dcm", "rle")
+    _same_dataset(tmp_path / "fast.dcm", tmp_path / "slow.dcm")
+
+
+def test_a_write_that_reads_back_different_is_not_kept(tmp_path, monkeypatch):
+    src, out = find_sample("CT_small.dcm"), tmp_path / "out.dcm"
+    real_read = Path.read_bytes
+
+    def flipped(self):
+        data = bytearray(real_read(self))
+        if self.name.endswith(".dicompress-tmp"):
+            data[-20] ^= 0x40  # a bit of the last fragment, as a storage fault would
+        return bytes(data)
+
+    monkeypatch.setattr(Path, "read_bytes", flipped)
+    with pytest.raises(VerificationFailed, match="CT_small.dcm"):
+        transcode_file(src, out, "rle")
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def _output(tmp_path) -> tuple[bytes, str, int, list[bytes], bytes]:
+    """A direct output and what check_output is told about it."""
+    data = find_sample("CT_small.dcm").read_bytes()
+    parsed = direct.Parsed(data)
+    layout = parsed.layout()
+    codec = get_codec("rle")
+    frames = [codec.encode_frame(a, layout) for a in direct._frames(parsed, layout)]
+    meta = direct.file_meta(parsed, codec.transfer_syntax)
+    head = b"".join([data[:128], b"DICM", meta, *parsed.copied(parsed.spans)])
+    tail = b"".join(parsed.copied(parsed.tail))
+    return (head + b"".join(direct.encapsulated(frames)) + tail, codec.transfer_syntax,
+            len(head), frames, tail)
+
+
+def test_check_output_accepts_the_output_and_rejects_damage(tmp_path):
+    data, syntax, at, frames, tail = _output(tmp_path)
+    direct.check_output(data, syntax, at, frames, tail)
+    ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data))  # and pydicom reads it
+    assert ds.file_meta.TransferSyntaxUID == syntax
+    damaged = {
+        "offset table": data[:at + 20] + struct.pack("<I", 8) + data[at + 24:],
+        "item length": data[:at + 28] + struct.pack("<I", len(frames[0]) + 2) + data[at + 32:],
+        "fragment": data[:at + 40] + bytes([data[at + 40] ^ 1]) + data[at + 41:],
+        "delimiter": data[:-len(tail) - 8] + b"\0" * 8 + tail,
+        "cut short": data[:-len(tail) - 3],
+        "syntax": data.replace(syntax.encode(), b"1.2.840.10008.1.2.4.90"[:len(syntax)], 1),
+    }
+    for what, bad in damaged.items():
+        with pytest.raises(VerificationFailed):
+            direct.check_output(bad, syntax, at, frames, tail)
+            pytest.fail(f"damaged {what} accepted")
+
+
+_HEADER = find_sample("MR_small.dcm").read_bytes()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), min_size=1, max_size=8),
+       st.integers(0, len(_HEADER)))
+def test_hostile_bytes_only_ever_raise_not_direct(edits, cut):
+    """Bytes changed anywhere in the header and the file cut anywhere: the walk either
+    accepts the file or says NotDirect; nothing else escapes (struct, index, recursion)."""
+    data = bytearray(_HEADER[:cut])
+    for at, value in edits:
+        if at < len(data):
+            data[at] = value
+    try:
+        parsed = direct.Parsed(bytes(data))
+        layout = parsed.layout()
+    except direct.NotDirect:
+        return
+    assert parsed.pixel_data.value_at + parsed.pixel_data.length <= len(data)
+    assert layout.rows and layout.columns
+
+
+def test_deep_nesting_is_refused_not_recursed(tmp_path):
+    item_start, item_end = b"\xfe\xff\x00\xe0\xff\xff\xff\xff", b"\xfe\xff\x0d\xe0\0\0\0\0"
+    sq = b"\x08\x00\x15\x11SQ\0\0\xff\xff\xff\xff"  # (0008,1115), undefined length
+    nested = (sq + item_start) * 5000 + (item_end + b"\xfe\xff\xdd\xe0\0\0\0\0") * 5000
+    data = _HEADER[:_HEADER.index(b"\x08\x00\x16\x00")] + nested
+    with pytest.raises(direct.NotDirect, match="too deep"):
+        direct.Parsed(data)
+
+
+def test_truncated_files_fail_cleanly_on_either_path(tmp_path):
+    source = find_sample("CT_small.dcm").read_bytes()
+    padding = source.rindex(b"\xfc\xff\xfc\xff")  # cut trailing padding is not missed
+    for cut in [*range(200, padding, 997), padding - 1]:
+        src = tmp_path / "cut.dcm"
+        src.write_bytes(source[:cut])
+        out = tmp_path / "out.dcm"
+        with pytest.raises(DicompressError, match="cut.dcm"):
+            transcode_file(src, out, "rle")
+        assert not out.exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dcm"]
