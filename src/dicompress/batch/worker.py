@@ -173,6 +173,11 @@ def run_task(task: Task) -> Outcome:
     return out
 
 
+def run_tasks(tasks: list[Task]) -> list[Outcome]:
+    """Several files, one after the other (a worker's unit of work)."""
+    return [run_task(task) for task in tasks]
+
+
 def init_worker() -> None:
     """Worker process set-up: die with the parent, leave Ctrl-C to the driver, and keep
     pydicom's warnings about real-world files off the terminal."""
