@@ -16,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import blake3
 import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
+from conftest import require_tool
 from dicompress.batch import journal as J
 from dicompress.batch.runner import CHUNK_FILES, BatchOptions, BatchRun
 from dicompress.batch.sources import iter_sources
@@ -111,8 +113,9 @@ def test_tree_run_counts_every_kind(mixed, tmp_path, capsys):
     assert not (out / "a" / "b" / "mr_rle.dcm").exists()
     rows = {Path(r["path"]).name: r for r in journal_rows(out / J.JOURNAL_NAME)}
     assert rows["ct.dcm"]["status"] == "ok" and rows["mr_rle.dcm"]["status"] == "already"
-    assert rows["ct.dcm"]["hash_in"] == hashlib.sha256((mixed / "a" / "ct.dcm").read_bytes()).hexdigest()
-    assert rows["ct.dcm"]["hash_out"] == hashlib.sha256((out / "ct_link.dcm").read_bytes()).hexdigest()
+    # BLAKE3 by default
+    assert rows["ct.dcm"]["hash_in"] == blake3.blake3((mixed / "a" / "ct.dcm").read_bytes()).hexdigest()
+    assert rows["ct.dcm"]["hash_out"] == blake3.blake3((out / "ct_link.dcm").read_bytes()).hexdigest()
     assert rows["ct.dcm"]["syntax_out"] == RLELossless
 
     # --force transcodes the RLE file as well (a new journal: this is a new run)
@@ -157,16 +160,37 @@ def test_resume_of_a_finished_run_does_nothing(series, tmp_path, capsys):
     assert syntax(victim) == RLELossless
 
 
+def test_blake3_digests_agree_with_b3sum(series, tmp_path, capsys):
+    """The journal's default hash is the BLAKE3 of b3sum (the reference implementation's
+    command-line tool, Debian's b3sum), for inputs and outputs; a resume must keep the hash."""
+    b3sum = require_tool("b3sum")
+    out = tmp_path / "out"
+    assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "2")[0] == 0
+    rows = journal_rows(out / J.JOURNAL_NAME)
+    paths = [r["path"] for r in rows] + [r["destination"] for r in rows]
+    listed = subprocess.run([b3sum, *paths], capture_output=True, text=True, check=True).stdout
+    expected = {path: digest for digest, path in (line.split("  ", 1) for line in listed.splitlines())}
+    for r in rows:
+        assert (r["hash_in"], r["hash_out"]) == (expected[r["path"]], expected[r["destination"]])
+    with pytest.raises(SystemExit):
+        main(["transcode", str(series), "--to", "rle", "-o", str(out), "--hash", "md5"])
+    assert main(["transcode", str(series), "--to", "rle", "-o", str(out), "--resume",
+                 "--hash", "sha256"]) == 2  # other settings: refused
+    assert "other settings" in capsys.readouterr().err
+
+
 def test_report_exports_the_journal(series, tmp_path, capsys):
     out = tmp_path / "out"
-    assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "1")[0] == 0
+    assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "1",
+                    "--hash", "sha256")[0] == 0
     journal = out / J.JOURNAL_NAME
     assert main(["report", str(journal), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["settings"]["codec"]["name"] == "rle"
+    assert data["settings"]["codec"]["name"] == "rle" and data["settings"]["hash"] == "sha256"
     assert len(data["files"]) == 12 and {f["status"] for f in data["files"]} == {"ok"}
     for f in data["files"]:
         assert f["hash_in"] == hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest()
+        assert f["hash_out"] == hashlib.sha256(Path(f["destination"]).read_bytes()).hexdigest()
         assert f["size_out"] == Path(f["destination"]).stat().st_size
     csv_file = tmp_path / "r.csv"
     assert main(["report", str(journal), "--csv", "-o", str(csv_file)]) == 0

@@ -14,7 +14,7 @@ from pydicom.encaps import generate_frames, parse_basic_offsets
 from pydicom.uid import RLELossless
 
 from conftest import frames_of
-from dicompress import transcode as transcode_module
+from dicompress import direct, transcode as transcode_module
 from dicompress.cli import main
 from dicompress.errors import UnsupportedLayout, VerificationFailed
 from dicompress.samples import find_sample
@@ -146,14 +146,16 @@ def test_big_endian_binary_values_are_swapped(tmp_path):
     np.testing.assert_array_equal(out.pixel_array, pixels)
 
 
-def test_verification_failure_writes_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["MR_small.dcm", "MR_small_implicit.dcm"])  # direct, general
+def test_verification_failure_writes_nothing(name, tmp_path, monkeypatch):
     def broken(*args):
         raise VerificationFailed("frame 1 of the output differs from the source")
 
     monkeypatch.setattr(transcode_module, "_verify_file", broken)
+    monkeypatch.setattr(direct, "check_output", broken)
     target = tmp_path / "o.dcm"
-    with pytest.raises(VerificationFailed, match=r"MR_small.dcm: frame 1 of the output differs"):
-        transcode_file(find_sample("MR_small.dcm"), target, "rle")
+    with pytest.raises(VerificationFailed, match=rf"{name}: frame 1 of the output differs"):
+        transcode_file(find_sample(name), target, "rle")
     assert list(tmp_path.iterdir()) == []
 
 

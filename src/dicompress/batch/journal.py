@@ -44,10 +44,10 @@ CREATE TABLE IF NOT EXISTS files (
     destination TEXT UNIQUE,        -- where the result goes (the path itself in place)
     size_in     INTEGER,
     mtime_in    INTEGER,            -- st_mtime_ns of the input when it was taken
-    hash_in     TEXT,               -- sha256 of the input file's bytes
+    hash_in     TEXT,               -- digest of the input file's bytes (settings: hash)
     size_out    INTEGER,
     mtime_out   INTEGER,            -- st_mtime_ns of the result when it was written
-    hash_out    TEXT,               -- sha256 of the output file's bytes
+    hash_out    TEXT,               -- digest of the output file's bytes (settings: hash)
     syntax_in   TEXT,
     syntax_out  TEXT,
     status      TEXT NOT NULL,

@@ -29,8 +29,8 @@ from pydicom.multival import MultiValue
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.sources import Source, _walk
-from dicompress.batch.worker import (Outcome, Task, codec_config, file_sha256, init_worker,
-                                     run_tasks)
+from dicompress.batch.worker import (DEFAULT_HASH, HASHES, Outcome, Task, codec_config,
+                                     file_digest, init_worker, run_tasks)
 from dicompress.codecs import Codec, get_codec
 from dicompress.deid import DeidConfig, Profile, renamed
 from dicompress.errors import DicompressError, InvalidDicomFile
@@ -70,6 +70,7 @@ class BatchOptions:
     threads: int | None = None  # per file, for multi-frame files
     deid: DeidConfig | None = None  # de-identify every output (PS3.15 E.1)
     rename: bool = False  # with deid and -o: OUT/study/series/instance.dcm by the new UIDs
+    hash: str = DEFAULT_HASH  # the journal's content hash of inputs and outputs
 
 
 @dataclass
@@ -237,7 +238,7 @@ def _settings(options: BatchOptions, codec: Codec | None) -> dict:
     settings = {"codec": codec.get_config() if codec else {"name": "(kept)"},
                 "in_place": options.in_place,
                 "output": str(options.output.resolve()) if options.output else None,
-                "verify": options.verify, "force": options.force}
+                "verify": options.verify, "force": options.force, "hash": options.hash}
     if options.deid is not None:
         settings["deid"] = {**options.deid.settings(), "rename": options.rename}
     return settings
@@ -250,6 +251,8 @@ def _open_journal(options: BatchOptions, codec: Codec | None, path: Path) -> Jou
     try:
         settings = _settings(options, codec)
         previous = journal.settings()
+        if previous is not None:
+            previous.setdefault("hash", "sha256")  # journals from before --hash
         if options.resume:
             if previous is None:
                 raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
@@ -318,6 +321,8 @@ class BatchRun:
         """`on_ready()` runs once the workers are up: start threads (progress) there."""
         if options.in_place == (options.output is not None):
             raise UsageError("give either an output folder (-o) or --in-place")
+        if options.hash not in HASHES:
+            raise UsageError(f"--hash {options.hash}: one of {', '.join(HASHES)}")
         if options.rename and (options.deid is None or options.in_place):
             raise UsageError("--rename names de-identified outputs in an output folder (-o)")
         self.options = options
@@ -494,7 +499,7 @@ class BatchRun:
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
                     force=options.force, extended_offsets=options.extended_offsets,
                     threads=threads, codec_threads=codec_threads,
-                    deid=options.deid), st.st_size
+                    deid=options.deid, hash=options.hash), st.st_size
 
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
                                      row: Row) -> bool:
@@ -523,7 +528,8 @@ class BatchRun:
         outcome = Outcome(path=key, status=J.OK, reason="completed by the interrupted run",
                           size_in=row.size_in, mtime_in=row.mtime_in, hash_in=row.hash_in,
                           size_out=st.st_size, mtime_out=st.st_mtime_ns,
-                          hash_out=file_sha256(key), syntax_in=row.syntax_in, syntax_out=syntax)
+                          hash_out=file_digest(key, self.options.hash), syntax_in=row.syntax_in,
+                          syntax_out=syntax)
         journal.record(key, **outcome.journal_values())
         self._count(outcome)
         return True

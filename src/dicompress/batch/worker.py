@@ -18,6 +18,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
+
 from dicompress.batch import journal as J
 from dicompress.codecs import Codec, get_codec
 from dicompress.deid import DeidConfig, deidentify_file, preparer
@@ -25,6 +27,13 @@ from dicompress.errors import AlreadyInTarget, DicompressError, InvalidDicomFile
 from dicompress.transcode import TranscodeResult, transcode_file
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+#: Content hashes the journal can record (`--hash`). BLAKE3 (the default) is a 256-bit
+#: cryptographic hash like SHA-256, 4x faster here (0.1 against 0.42 ms for a 512 x 512
+#: CT slice, one core): hashing the input and the output was a quarter of a worker's time
+#: per slice. SHA-256 is there for checks against sha256sum; b3sum checks BLAKE3.
+HASHES = ("blake3", "sha256")
+DEFAULT_HASH = "blake3"
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class Task:
     threads: int | None = None  # frames of a multi-frame file in parallel
     codec_threads: int | None = None  # inside the codec, for a single frame
     deid: DeidConfig | None = None  # de-identify too ("" codec: keep the file's syntax)
+    hash: str = DEFAULT_HASH  # the journal's content hash (HASHES)
 
 
 @dataclass
@@ -84,11 +94,19 @@ def codec_from_config(config: str) -> Codec:
                               for k, v in options.items()})
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = DEFAULT_HASH) -> str:
+    """Hex digest of the file's bytes (`algorithm` one of HASHES)."""
+    if algorithm == "blake3":
+        h = blake3.blake3(max_threads=1)  # the other cores run other files
+    elif algorithm == "sha256":
+        h = hashlib.sha256()
+    else:
+        raise ValueError(f"unknown hash {algorithm!r}: one of {', '.join(HASHES)}")
+    buffer = bytearray(1 << 18)
+    view = memoryview(buffer)
     with open(path, "rb") as fp:
-        while chunk := fp.read(1 << 20):
-            h.update(chunk)
+        while n := fp.readinto(buffer):
+            h.update(view[:n])
     return h.hexdigest()
 
 
@@ -133,7 +151,7 @@ def run_task(task: Task) -> Outcome:
     try:
         st = os.stat(path)
         out.size_in, out.mtime_in = st.st_size, st.st_mtime_ns
-        out.hash_in = file_sha256(path)
+        out.hash_in = file_digest(path, task.hash)
 
         def before_replace(tmp: Path) -> None:
             try:
@@ -142,7 +160,7 @@ def run_task(task: Task) -> Outcome:
                 raise DicompressError(f"{path}: vanished while being transcoded") from None
             if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
                 raise DicompressError(f"{path}: changed while being transcoded; left as it is")
-            out.hash_out = file_sha256(tmp)
+            out.hash_out = file_digest(tmp, task.hash)
 
         result = _run(task, path, before_replace)
         done = os.stat(task.destination)

@@ -10,6 +10,7 @@ from pathlib import Path
 import dicompress
 from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.batch.runner import UsageError
+from dicompress.batch.worker import DEFAULT_HASH, HASHES
 from dicompress.cli import commands
 from dicompress.deid import DeidError
 from dicompress.errors import ConfigError  # not from dicompress.gateway: pynetdicom loads late
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --resume: try files that failed before again")
     run.add_argument("--threads", type=int, default=None,
                      help="threads per multi-frame file, frames in parallel (default: all cores)")
+    _hash_argument(run)
     tc.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     tc.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     tc.add_argument("--deid", action="store_true",
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "not in it: it names the originals)")
     de.add_argument("--resume", action="store_true", help="continue the run recorded in the journal")
     de.add_argument("--retry-failed", action="store_true", help="with --resume: retry failed files")
+    _hash_argument(de)
     de.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     de.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     _deid_arguments(de)
@@ -277,6 +280,12 @@ def _codec_options(args) -> dict:
     return {"ratio": args.ratio, "psnr": args.psnr, "near": args.near, "quality": args.quality,
             "layers": args.layers, "progression": args.progression, "tile": tile,
             "resolutions": args.resolutions}
+
+
+def _hash_argument(parser) -> None:
+    parser.add_argument("--hash", choices=HASHES, default=DEFAULT_HASH,
+                        help="content hash the journal records of every input and output "
+                             "(default: blake3, as b3sum; sha256 as sha256sum)")
 
 
 def main(argv: list[str] | None = None) -> int:

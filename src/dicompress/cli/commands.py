@@ -112,7 +112,7 @@ def transcode(args, codec_options: dict, deid=None) -> int:
         target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
         verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
         journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
-        extended_offsets=args.extended_offsets, threads=args.threads, deid=deid,
+        extended_offsets=args.extended_offsets, threads=args.threads, deid=deid, hash=args.hash,
     )
     return _batch(args, options, "transcoded" + (" and de-identified" if deid else ""))
 
@@ -121,7 +121,7 @@ def deid(args, config) -> int:
     options = BatchOptions(
         target=None, output=args.output, in_place=args.in_place, verify=not args.no_verify,
         jobs=args.jobs, journal=args.journal, resume=args.resume,
-        retry_failed=args.retry_failed, deid=config, rename=args.rename,
+        retry_failed=args.retry_failed, deid=config, rename=args.rename, hash=args.hash,
     )
     return _batch(args, options, "de-identified")
 
