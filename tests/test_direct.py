@@ -3,7 +3,10 @@ give what the general pydicom path gives, and anything unexpected must go to tha
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +235,40 @@ def test_truncated_files_fail_cleanly_on_either_path(tmp_path):
             transcode_file(src, out, "rle")
         assert not out.exists()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dcm"]
+
+
+def test_uids_are_pydicoms():
+    import pydicom.uid
+
+    from dicompress import uids
+
+    names = [n for n in vars(uids) if not n.startswith("_")]
+    assert len(names) == 15
+    for name in names:
+        assert getattr(uids, name) == getattr(pydicom.uid, name), name
+
+
+def _python(code: str) -> list[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_pydicom_is_imported_only_when_a_file_needs_it(tmp_path):
+    """The CLI and a run of direct-path files never import pydicom (0.25 s); a file that
+    needs the general path does, and pydicom then finds our plugins registered."""
+    ct, implicit = tmp_path / "ct", tmp_path / "implicit"
+    ct.mkdir(), implicit.mkdir()
+    shutil.copy(find_sample("CT_small.dcm"), ct)
+    shutil.copy(find_sample("MR_small_implicit.dcm"), implicit)
+    run = ("import sys; from dicompress.cli import main; "
+           "code = main(['transcode', sys.argv[1], '--to', 'rle', '-o', sys.argv[2], '-j', '1', "
+           "'-q']); print(code, 'pydicom' in sys.modules)")
+    for source, needs in ((ct, "False"), (implicit, "True")):
+        out = subprocess.run([sys.executable, "-c", run, str(source), str(tmp_path / f"o-{needs}")],
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert out[-2:] == ["0", needs]
+    registered = ("import pydicom.pixels.decoders.base as d, pydicom.pixels.encoders.base as e; "
+                  "print(next(iter(d.RLELosslessDecoder._available)), "
+                  "'dicompress' in e.RLELosslessEncoder._available)")
+    assert _python("import dicompress; " + registered) == ["dicompress", "True"]  # pydicom after
+    assert _python("import pydicom, dicompress; " + registered) == ["dicompress", "True"]

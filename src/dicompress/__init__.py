@@ -1,8 +1,8 @@
 """dicompress: DICOM compression and transcoding with a native core.
 
-Importing the package registers its pydicom plugins, so existing pydicom code
-can use ``ds.compress(RLELossless, encoding_plugin="dicompress")`` and decode
-RLE with ``decoding_plugin="dicompress"``.
+Importing the package registers its pydicom plugins (when pydicom is imported, before
+or after), so existing pydicom code can use ``ds.compress(RLELossless,
+encoding_plugin="dicompress")`` and decode RLE with ``decoding_plugin="dicompress"``.
 """
 
 from dicompress.errors import (
@@ -12,7 +12,7 @@ from dicompress.errors import (
     UnsupportedTransferSyntax,
     VerificationFailed,
 )
-from dicompress.plugins import register as _register_plugins
+from dicompress.plugins import register_when_imported as _register_plugins
 
 __version__ = "0.1.0"
 

@@ -56,12 +56,15 @@ _MAX_DEPTH = 16
 _TAG = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+_SHORT_HEADER = struct.Struct("<HH2sH")  # tag, VR and (for the short VRs) length
 
 # Attributes the walk reads the values of (top level only).
 _ROWS, _COLUMNS = 0x00280010, 0x00280011
 _SAMPLES, _PHOTOMETRIC, _FRAMES, _PLANAR = 0x00280002, 0x00280004, 0x00280008, 0x00280006
 _BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _SIGNED = 0x00280100, 0x00280101, 0x00280102, 0x00280103
 _SOP_CLASS, _SOP_INSTANCE, _MODALITY = 0x00080016, 0x00080018, 0x00080060
+_READ = frozenset({_ROWS, _COLUMNS, _SAMPLES, _PHOTOMETRIC, _FRAMES, _PLANAR, _BITS_ALLOCATED,
+                   _BITS_STORED, _HIGH_BIT, _SIGNED, _SOP_CLASS, _SOP_INSTANCE, _MODALITY})
 
 # File Meta Information elements we write (PS3.10 7.1).
 _META_VERSION, _MEDIA_CLASS, _MEDIA_INSTANCE = 0x00020001, 0x00020002, 0x00020003
@@ -171,13 +174,6 @@ def _item(buf: memoryview, pos: int, end: int, tag: int, length: int, depth: int
         pos = read_element(buf, pos, end, depth).end
 
 
-def _extend(spans: list[tuple[int, int]], elem: Element) -> None:
-    if spans and spans[-1][1] == elem.start:
-        spans[-1] = (spans[-1][0], elem.end)
-    else:
-        spans.append((elem.start, elem.end))
-
-
 class Parsed:
     """A Part 10 file as the direct path sees it."""
 
@@ -201,30 +197,47 @@ class Parsed:
         syntax = self.meta_value(_META_SYNTAX)
         if syntax is None or self.text(syntax) != EXPLICIT_VR_LITTLE_ENDIAN:
             raise NotDirect("not Explicit VR Little Endian")
-        #: Top-level elements before Pixel Data, by tag, and Pixel Data.
+        #: The top-level elements before Pixel Data that `layout` and the File Meta
+        #: Information read, by tag; Pixel Data.
         self.elements: dict[int, Element] = {}
+        self.pixel_data: Element | None = None
         #: Byte ranges of the dataset before and after Pixel Data (e.g. Data Set Trailing
         #: Padding), group lengths left out as pydicom leaves them out.
         self.spans: list[tuple[int, int]] = []
         self.tail: list[tuple[int, int]] = []
-        previous = 0x00020000
-        self.pixel_data: Element | None = None
+        spans, start, previous = self.spans, pos, 0x00020000
         while pos < end:
-            elem = read_element(buf, pos, end)
-            if elem.tag <= previous:
+            # Most elements are short-VR values: read inline (this loop is most of
+            # the walk's time); the rest through read_element.
+            if pos + 8 > end:
+                raise NotDirect("an element header runs past the end")
+            group, number, vr, length = _SHORT_HEADER.unpack_from(buf, pos)
+            tag = group << 16 | number
+            if vr in _SHORT_VRS:
+                elem, stop = None, pos + 8 + length
+                if stop > end:
+                    raise NotDirect("a value runs past the end")
+            else:
+                elem = read_element(buf, pos, end)
+                stop = elem.end
+            if tag <= previous:
                 raise NotDirect("elements out of order or repeated")
-            previous = elem.tag
-            if elem.tag == _PIXEL_DATA:
-                if elem.length == _UNDEFINED or elem.vr not in (b"OB", b"OW"):
-                    raise NotDirect("Pixel Data is not native")
-                self.pixel_data = elem
-            elif elem.tag & 0xFFFF:  # group lengths (retired) are not copied, as pydicom
-                if self.pixel_data is None:
-                    self.elements[elem.tag] = elem
-                _extend(self.tail if self.pixel_data else self.spans, elem)
-            pos = elem.end
+            previous = tag
+            if tag == _PIXEL_DATA or not tag & 0xFFFF:  # group lengths are not copied
+                if pos > start:
+                    spans.append((start, pos))
+                start = stop
+                if tag == _PIXEL_DATA:
+                    if elem is None or elem.length == _UNDEFINED or vr not in (b"OB", b"OW"):
+                        raise NotDirect("Pixel Data is not native")
+                    self.pixel_data, spans = elem, self.tail
+            elif tag in _READ and self.pixel_data is None:
+                self.elements[tag] = elem or Element(tag, vr, pos, pos + 8, length, stop)
+            pos = stop
         if self.pixel_data is None:
             raise NotDirect("no Pixel Data")
+        if pos > start:
+            spans.append((start, pos))
 
     def copied(self, spans: list[tuple[int, int]]) -> list[memoryview]:
         return [self.buf[start:stop] for start, stop in spans]

@@ -29,16 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
-from pydicom.multival import MultiValue
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels import iter_pixels
-from pydicom.uid import UID
+from typing import TYPE_CHECKING
 
-from dicompress import direct
+import numpy as np
+
+from dicompress import direct, uids
 from dicompress.codecs import Codec, get_codec
 from dicompress.errors import (
     AlreadyInTarget,
@@ -52,15 +47,19 @@ from dicompress.errors import (
 from dicompress.codecs.search import psnr
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
-from dicompress.writer import MAX_BOT_OFFSET, PLACEHOLDER_DS, PixelDataWriter
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicompress.writer import PixelDataWriter
+
+# pydicom (0.25 s to import) is imported where the general path needs it, not here: the
+# direct path, which most files of an archive take, runs without it.
 
 # Transfer syntaxes whose decoded pixels differ from what was acquired.
 LOSSY_TRANSFER_SYNTAXES = frozenset(
-    str(u) for u in (
-        pydicom.uid.JPEGBaseline8Bit, pydicom.uid.JPEGExtended12Bit,
-        pydicom.uid.JPEGLSNearLossless, pydicom.uid.JPEG2000,
-        pydicom.uid.HTJ2K, pydicom.uid.JPEG2000MC,
-    )
+    (uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit, uids.JPEGLSNearLossless, uids.JPEG2000,
+     uids.HTJ2K, uids.JPEG2000MC)
 )
 
 
@@ -102,6 +101,9 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
 
     A file without preamble and File Meta Information is taken when a forced read finds
     an image (or, with `any_object`, any object with SOP Class and Instance UIDs)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
     try:
         return pydicom.dcmread(path, defer_size="256 KB")
     except InvalidDicomError as exc:
@@ -113,9 +115,9 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
                 if "TransferSyntaxUID" not in ds.file_meta:
                     implicit, little = ds.original_encoding
                     ds.file_meta.TransferSyntaxUID = (
-                        pydicom.uid.ImplicitVRLittleEndian if implicit
-                        else pydicom.uid.ExplicitVRLittleEndian if little
-                        else pydicom.uid.ExplicitVRBigEndian
+                        uids.ImplicitVRLittleEndian if implicit
+                        else uids.ExplicitVRLittleEndian if little
+                        else uids.ExplicitVRBigEndian
                     )
                 return ds
         except Exception:
@@ -175,6 +177,8 @@ def _frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
     From the path, pydicom reads one frame at a time; deflated files (whose
     bytes cannot be seeked) and files without file meta go through the dataset.
     """
+    from pydicom.pixels import iter_pixels
+
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     native = _native_frames(path, ds, transfer_syntax)
     if native is not None:
@@ -182,7 +186,7 @@ def _frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
         return
     seekable = (
         getattr(ds, "preamble", None) is not None
-        and transfer_syntax != pydicom.uid.DeflatedExplicitVRLittleEndian
+        and transfer_syntax != uids.DeflatedExplicitVRLittleEndian
     )
     try:
         for arr in iter_pixels(path if seekable else ds, ds_out=meta, raw=True):
@@ -194,7 +198,7 @@ def _frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
         raise CorruptPixelData(f"pixel data cannot be decoded: {exc}") from exc
 
 
-_PLAIN_NATIVE = (str(pydicom.uid.ExplicitVRLittleEndian), str(pydicom.uid.ImplicitVRLittleEndian))
+_PLAIN_NATIVE = (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian)
 
 
 def _native_frames(path: Path, ds: Dataset, transfer_syntax: str) -> Iterator[np.ndarray] | None:
@@ -265,6 +269,8 @@ def decoded_layout(ds: Dataset, declared: FrameLayout, meta: Dataset,
 def _start_decoding(path: Path, ds: Dataset, declared: FrameLayout
                     ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
     """Decode frame 1 (it tells the layout of all): layout, attributes, frame 1, the rest."""
+    from pydicom.dataset import Dataset
+
     meta = Dataset()
     frames = _frames(path, ds, meta)
     first = next(frames, None)
@@ -358,9 +364,13 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
         except DicompressError:
             same = False
         if same:
+            from pydicom.uid import UID
+
             raise AlreadyInTarget(f"already {UID(result.transfer_syntax_in).name}")
     if declared.bits_allocated == 1:
         codec.check_layout(declared)  # raises for codecs that need whole bytes
+
+    from dicompress.writer import MAX_BOT_OFFSET, PixelDataWriter
 
     layout, attrs, first, frames = _start_decoding(source, ds, declared)
     codec.check_layout(layout)
@@ -489,6 +499,8 @@ def _output_dataset(ds: Dataset, codec: Codec, layout: FrameLayout,
     if "NumberOfFrames" in out or layout.number_of_frames > 1:
         out.NumberOfFrames = layout.number_of_frames
 
+    from pydicom.uid import UID
+
     out.file_meta.TransferSyntaxUID = UID(codec.transfer_syntax_for(layout))
     complete_file_meta(out)
     return out
@@ -501,6 +513,8 @@ _LOSSY_COMPRESSION = ("113040", "Lossy Compression")
 
 
 def _code(value: str, meaning: str) -> Dataset:
+    from pydicom.dataset import Dataset
+
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
     return item
@@ -517,6 +531,12 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
     compression is told by the attributes above, and making Value 1 DERIVED breaks
     the conditions of modules such as MR Pulse Sequence (dciodvfy reports them).
     """
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.multival import MultiValue
+
+    from dicompress.writer import PLACEHOLDER_DS
+
     def values(keyword: str) -> list[str]:
         value = out.get(keyword)
         if value is None or value == "":
@@ -563,6 +583,8 @@ def derived_uid(text: str) -> str:
 
 def complete_file_meta(ds: Dataset) -> None:
     """Give `ds` the preamble and File Meta Information of PS3.10 7.1."""
+    import pydicom
+
     ds.preamble = ds.get("preamble") or b"\0" * 128
     meta = ds.file_meta
     if "SOPClassUID" in ds:
@@ -596,6 +618,8 @@ def _verify_file(path: Path, expected: Dataset, writer: PixelDataWriter,
     """Read `path` back: it must parse, carry the header we meant, and hold exactly
     the pixel data we wrote: each fragment found again through the offset tables,
     or the native bytes hashing the same."""
+    import pydicom
+
     try:
         ds = pydicom.dcmread(path, defer_size=1024)
         for keyword in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation",
@@ -641,6 +665,8 @@ def hash_span(path: Path, offset: int, length: int) -> str:
 
 def _read_fragments(path: Path, ds: Dataset, count: int) -> list[str]:
     """Hashes of the frames of `path`, located through its Basic or Extended Offset Table."""
+    from pydicom.encaps import generate_frames
+
     extended = None
     if "ExtendedOffsetTable" in ds:
         extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)

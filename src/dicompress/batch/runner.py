@@ -19,12 +19,11 @@ from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 import os
 import time
+from typing import TYPE_CHECKING
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydicom.multival import MultiValue
 
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
@@ -32,11 +31,13 @@ from dicompress.batch.sources import Source, _walk
 from dicompress.batch.worker import (DEFAULT_HASH, HASHES, Outcome, Task, codec_config,
                                      file_digest, init_worker, run_tasks)
 from dicompress.codecs import Codec, get_codec
-from dicompress.deid import DeidConfig, Profile, renamed
 from dicompress.errors import DicompressError, InvalidDicomFile
 from dicompress.fileio import TEMP_SUFFIX
 from dicompress.layout import FrameLayout
 from dicompress.transcode import read_header
+
+if TYPE_CHECKING:
+    from dicompress.deid import DeidConfig
 
 #: A task carries several files while they are small: at most this many, and no more bytes
 #: than CHUNK_BYTES together (a single larger file goes alone). Per task the driver pays a
@@ -208,6 +209,18 @@ class _DaskPool:
             self.cluster.close()
 
 
+def _preload(options: BatchOptions, codec: Codec | None) -> None:
+    """Import what the workers will need before they fork, so that it is imported once:
+    pydicom (0.25 s) and the de-identification unless every file may take the direct
+    path (a lossless encapsulated target). Otherwise a worker imports pydicom itself, the
+    first time a file needs the general path."""
+    if options.deid is not None:
+        import dicompress.deid  # noqa: F401
+    if options.deid is not None or codec is None or not (codec.encapsulated and codec.lossless) \
+            or codec.searches_quality or options.extended_offsets:
+        import pydicom  # noqa: F401
+
+
 def _make_pool(options: BatchOptions, *, fork: bool = True):
     jobs = options.jobs or os.cpu_count() or 1
     if options.scheduler:
@@ -342,6 +355,7 @@ class BatchRun:
     def run(self) -> Summary:
         options, summary = self.options, self.summary
         start = time.perf_counter()
+        _preload(options, self.codec)  # imported once, before the workers fork
         self.pool = _make_pool(options)  # first: workers fork before journal and threads exist
         in_flight: dict = {}
         try:
@@ -459,6 +473,8 @@ class BatchRun:
                 return None
             if options.rename:
                 try:
+                    from dicompress.deid import renamed
+
                     destination = str(self._output_root / renamed(real, options.deid))
                 except InvalidDicomFile as exc:
                     status = J.NOT_DICOM if "not a DICOM file" in str(exc) else J.FAILED
@@ -519,6 +535,10 @@ class BatchRun:
                 return False
             if self.options.deid is not None:
                 method = ds.get("DeidentificationMethod") or []
+                from pydicom.multival import MultiValue
+
+                from dicompress.deid import Profile
+
                 method = [str(v) for v in method] if isinstance(method, MultiValue) else [str(method)]
                 if (ds.get("PatientIdentityRemoved") != "YES"
                         or method != Profile(self.options.deid.options).method()):

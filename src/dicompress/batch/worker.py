@@ -14,6 +14,7 @@ import os
 import resource
 import signal
 import time
+from typing import TYPE_CHECKING
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,11 @@ import blake3
 
 from dicompress.batch import journal as J
 from dicompress.codecs import Codec, get_codec
-from dicompress.deid import DeidConfig, deidentify_file, preparer
 from dicompress.errors import AlreadyInTarget, DicompressError, InvalidDicomFile, NotAnImage
 from dicompress.transcode import TranscodeResult, transcode_file
+
+if TYPE_CHECKING:
+    from dicompress.deid import DeidConfig
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -123,6 +126,8 @@ def _disk_full(exc: BaseException | None) -> bool:
 
 def _run(task: Task, path: Path, before_replace) -> TranscodeResult:
     destination = Path(task.destination)
+    if task.deid is not None:
+        from dicompress.deid import deidentify_file, preparer
     if task.deid is not None and not task.codec:
         return deidentify_file(path, destination, task.deid, verify=task.verify,
                                before_replace=before_replace)

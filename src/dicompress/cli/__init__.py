@@ -12,8 +12,7 @@ from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.batch.runner import UsageError
 from dicompress.batch.worker import DEFAULT_HASH, HASHES
 from dicompress.cli import commands
-from dicompress.deid import DeidError
-from dicompress.errors import ConfigError  # not from dicompress.gateway: pynetdicom loads late
+from dicompress.errors import ConfigError, DeidError  # not from their packages: loaded late
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
@@ -234,9 +233,7 @@ def _deid_config(args):
     """The de-identification asked for, or None."""
     import os
 
-    from dicompress.deid import OPTIONS, DeidConfig
-    from dicompress.deid import keys
-    from dicompress.deid.burned_in import parse_rectangle
+    from dicompress.deid import OPTIONS
 
     if args.command == "transcode" and not args.deid:
         given = [f"--{n}" for n in OPTIONS if getattr(args, n.replace("-", "_"))]
@@ -246,6 +243,9 @@ def _deid_config(args):
         if given:
             raise UsageError(f"{', '.join(given)} without --deid")
         return None
+    from dicompress.deid import DeidConfig, keys
+    from dicompress.deid.burned_in import parse_rectangle
+
     if args.key and args.key_file:
         raise UsageError("give --key or --key-file, not both")
     if args.key_file or args.key:

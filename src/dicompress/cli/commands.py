@@ -12,8 +12,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pydicom.uid import UID
-
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
 from dicompress.batch.journal import open_read_only
@@ -27,10 +25,14 @@ from dicompress.transcode import TranscodeResult, read_header
 
 
 def _syntax_name(uid: str) -> str:
+    from pydicom.uid import UID
+
     return UID(uid).name if uid else "(none)"
 
 
 def _syntax_keyword(uid: str) -> str:
+    from pydicom.uid import UID
+
     return (UID(uid).keyword or uid) if uid else "-"
 
 
@@ -353,6 +355,8 @@ def demo(output: Path) -> int:
                 rows, "<<<>>><"))
     print()
     print(_summary(results, time.perf_counter() - start))
+    from pydicom.uid import UID
+
     native = [r for r in results if r.status == "ok" and not UID(r.transfer_syntax_in).is_compressed]
     if native:
         before, after = sum(r.size_in for r in native), sum(r.size_out for r in native)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydicom import uid
+from dicompress import uids as uid
 
 from dicompress.codecs import _charls
 from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydicom import uid
+from dicompress import uids as uid
 
 from dicompress.codecs.registry import Codec, register
 from dicompress.layout import FrameLayout

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydicom.uid import RLELossless
+from dicompress.uids import RLELossless
 
 from dicompress import rle
 from dicompress.codecs.registry import Codec, register

@@ -9,11 +9,30 @@ burned_in.py  files whose pixels may show identity; blanking rectangles
 files.py      whole files: header rewritten, pixel data copied (or blanked)
 """
 
-from dicompress.deid.deidentify import (DeidConfig, Deidentifier, DeidReport, collect_identifiers,
-                                        descriptor_identifies)
-from dicompress.errors import DeidError
-from dicompress.deid.files import BurnedInRefused, deidentify_file, preparer, renamed
-from dicompress.deid.profile import OPTIONS, Profile
+from __future__ import annotations
+
+import importlib
+
+# Names load from their modules when first used (PEP 562): the CLI reads OPTIONS to build
+# its arguments without importing pydicom, which the rest needs.
+_EXPORTS = {
+    "DeidConfig": "deidentify", "Deidentifier": "deidentify", "DeidReport": "deidentify",
+    "collect_identifiers": "deidentify", "descriptor_identifies": "deidentify",
+    "BurnedInRefused": "files", "deidentify_file": "files", "preparer": "files",
+    "renamed": "files", "OPTIONS": "profile", "Profile": "profile",
+}
+
+from dicompress.errors import DeidError  # noqa: E402
 
 __all__ = ["BurnedInRefused", "DeidConfig", "DeidError", "DeidReport", "Deidentifier",
-           "OPTIONS", "Profile", "collect_identifiers", "descriptor_identifies", "deidentify_file", "preparer", "renamed"]
+           "OPTIONS", "Profile", "collect_identifiers", "descriptor_identifies", "deidentify_file",
+           "preparer", "renamed"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
