@@ -164,14 +164,19 @@ def test_blake3_digests_agree_with_b3sum(series, tmp_path, capsys):
     """The journal's default hash is the BLAKE3 of b3sum (the reference implementation's
     command-line tool, Debian's b3sum), for inputs and outputs; a resume must keep the hash."""
     b3sum = require_tool("b3sum")
+    # the direct path (the series), the general path (implicit VR), a skipped file
+    shutil.copy(find_sample("MR_small_implicit.dcm"), series / "implicit.dcm")
+    shutil.copy(find_sample("MR_small_RLE.dcm"), series / "already.dcm")
     out = tmp_path / "out"
-    assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "2")[0] == 0
+    code, summary = run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "2")
+    assert code == 0 and summary["files"] == {"ok": 13, "already": 1}
     rows = journal_rows(out / J.JOURNAL_NAME)
-    paths = [r["path"] for r in rows] + [r["destination"] for r in rows]
+    paths = [r["path"] for r in rows] + [r["destination"] for r in rows if r["status"] == "ok"]
     listed = subprocess.run([b3sum, *paths], capture_output=True, text=True, check=True).stdout
     expected = {path: digest for digest, path in (line.split("  ", 1) for line in listed.splitlines())}
     for r in rows:
-        assert (r["hash_in"], r["hash_out"]) == (expected[r["path"]], expected[r["destination"]])
+        assert r["hash_in"] == expected[r["path"]]
+        assert r["hash_out"] == (expected[r["destination"]] if r["status"] == "ok" else None)
     with pytest.raises(SystemExit):
         main(["transcode", str(series), "--to", "rle", "-o", str(out), "--hash", "md5"])
     assert main(["transcode", str(series), "--to", "rle", "-o", str(out), "--resume",

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dicompress.codecs import Codec
+from dicompress.digests import bytes_digest
 from dicompress.errors import VerificationFailed
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
@@ -350,7 +351,9 @@ def check_output(data: bytes, syntax: str, pixel_at: int, fragments: list[bytes]
                  tail: bytes = b"") -> None:
     """The output, as read back: File Meta Information walked to our transfer syntax, at
     `pixel_at` (where the dataset's elements, copied as walked, end) the encapsulated
-    Pixel Data, every fragment found again through the Basic Offset Table, then `tail`."""
+    Pixel Data, an item of each fragment's length where the Basic Offset Table says,
+    the delimiter, then `tail`. (The caller has compared the bytes read back with those
+    written; this checks that they are laid out as a reader will look for them.)"""
     buf = memoryview(data)
     try:
         if data[128:132] != b"DICM":
@@ -375,8 +378,7 @@ def check_output(data: bytes, syntax: str, pixel_at: int, fragments: list[bytes]
         for n, (offset, fragment) in enumerate(zip(offsets, fragments), 1):
             tag, length = _item_header(buf, first + offset, end)
             if (first + offset != at or tag != _ITEM
-                    or length != len(fragment) + (len(fragment) & 1)
-                    or data[at + 8:at + 8 + len(fragment)] != fragment):
+                    or length != len(fragment) + (len(fragment) & 1)):
                 raise NotDirect(f"frame {n} is not where the offset table says, as written")
             at += 8 + length
         if data[at:at + 8] != _SEQUENCE_END_BYTES or data[at + 8:] != tail:
@@ -403,9 +405,10 @@ def _frames(parsed: Parsed, layout: FrameLayout):
 
 def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verify: bool,
               threads: int, codec_threads: int | None,
-              before_replace: Callable[[Path], None] | None):
+              before_replace: Callable[[Path], None] | None, digest: str | None = None):
     """Transcode `source` on the direct path: a TranscodeResult, or None when the file
-    is not of the shape handled here (nothing has been written then)."""
+    is not of the shape handled here (nothing has been written then). With `digest`, the
+    content hashes of the bytes read and written are computed in memory."""
     from dicompress.transcode import TranscodeResult, bounded_map, frame_encoder
 
     if not (codec.encapsulated and codec.lossless) or codec.searches_quality or size > MAX_BYTES:
@@ -443,10 +446,12 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verif
                 raise VerificationFailed("the output reads back different from what was written")
             check_output(back, syntax, pixel_at, fragments, tail)
     encoded = sum(len(f) for f in fragments)
+    digests = (bytes_digest(data, digest), bytes_digest(output, digest)) if digest else (None, None)
     return TranscodeResult(
         source=source, destination=destination, status="ok",
         modality=parsed.string(_MODALITY) or "",
         transfer_syntax_in=EXPLICIT_VR_LITTLE_ENDIAN, transfer_syntax_out=syntax,
         size_in=size, size_out=len(output), frames=len(fragments), verified=verify,
         lossy=False, ratio_pixels=layout.frame_bytes * layout.number_of_frames / max(1, encoded),
+        digest_in=digests[0], digest_out=digests[1],
     )

@@ -45,6 +45,7 @@ from dicompress.errors import (
     with_context,
 )
 from dicompress.codecs.search import psnr
+from dicompress.digests import file_digest
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
 
@@ -89,6 +90,10 @@ class TranscodeResult:
     #: Lossy results, verified: the worst frame's PSNR (Bits Stored peak) and error.
     psnr: float | None = None
     max_error: int | None = None
+    #: With `transcode_file(digest=...)`: the content hashes of the input as read and of
+    #: the output as written (dicompress.digests).
+    digest_in: str | None = None
+    digest_out: str | None = None
     error: DicompressError | None = field(default=None, repr=False)
 
     @property
@@ -303,6 +308,7 @@ def transcode_file(
     before_replace: Callable[[Path], None] | None = None,
     prepare: Callable[[Dataset, FrameLayout], Callable[[np.ndarray], np.ndarray] | None]
     | None = None,
+    digest: str | None = None,
 ) -> TranscodeResult:
     """Transcode one file to `target`, writing `destination` only once verified.
 
@@ -318,6 +324,8 @@ def transcode_file(
     `prepare(header, layout)` may change the source's header (de-identification) before
     the output's is made from it, and return a function applied to every decoded frame
     before it is encoded (blanking); lossless results are verified against its output.
+    `digest` (a name of dicompress.digests.HASHES) asks for the content hashes of the input
+    and the output in the result.
 
     Raises
     ------
@@ -329,7 +337,7 @@ def transcode_file(
     try:
         return _transcode_file(Path(source), Path(destination), target, verify, threads,
                                extended_offsets, codec_threads, skip_same_syntax, before_replace,
-                               prepare)
+                               prepare, digest)
     except DicompressError as exc:
         raise with_context(exc, source) from exc
     except OSError as exc:
@@ -340,17 +348,19 @@ def transcode_file(
 
 def _transcode_file(source: Path, destination: Path, target, verify, threads,
                     extended_offsets, codec_threads, skip_same_syntax,
-                    before_replace, prepare) -> TranscodeResult:
+                    before_replace, prepare, digest) -> TranscodeResult:
     codec = get_codec(target)
     threads = threads if threads is not None else (os.cpu_count() or 1)
     size = source.stat().st_size
     if prepare is None and not extended_offsets:  # the bulk of an archive, without pydicom
         done = direct.transcode(source, destination, codec, size=size, verify=verify,
                                 threads=threads, codec_threads=codec_threads,
-                                before_replace=before_replace)
+                                before_replace=before_replace, digest=digest)
         if done is not None:
             return done
     result = TranscodeResult(source=source, size_in=size, lossy=not codec.lossless)
+    if digest:
+        result.digest_in = file_digest(source, digest)
 
     ds = read_header(source)
     result.modality = str(ds.get("Modality", ""))
@@ -407,6 +417,8 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
             writer.finish(patch=f"{ratio:.4g}" if ratio is not None else None)
         if verify:
             _verify_file(tmp, out, writer, hashes)
+        if digest:
+            result.digest_out = file_digest(tmp, digest)
         result.verified = verify
         result.size_out = tmp.stat().st_size
     result.frames = len(hashes)

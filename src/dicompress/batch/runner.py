@@ -28,9 +28,9 @@ from pathlib import Path
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.sources import Source, _walk
-from dicompress.batch.worker import (DEFAULT_HASH, HASHES, Outcome, Task, codec_config,
-                                     file_digest, init_worker, run_tasks)
+from dicompress.batch.worker import Outcome, Task, codec_config, init_worker, run_tasks
 from dicompress.codecs import Codec, get_codec
+from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
 from dicompress.errors import DicompressError, InvalidDicomFile
 from dicompress.fileio import TEMP_SUFFIX
 from dicompress.layout import FrameLayout

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
-import hashlib
 import json
 import os
 import resource
@@ -19,10 +18,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import blake3
 
 from dicompress.batch import journal as J
 from dicompress.codecs import Codec, get_codec
+from dicompress.digests import DEFAULT_HASH, file_digest
 from dicompress.errors import AlreadyInTarget, DicompressError, InvalidDicomFile, NotAnImage
 from dicompress.transcode import TranscodeResult, transcode_file
 
@@ -31,12 +30,6 @@ if TYPE_CHECKING:
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
-#: Content hashes the journal can record (`--hash`). BLAKE3 (the default) is a 256-bit
-#: cryptographic hash like SHA-256, 4x faster here (0.1 against 0.42 ms for a 512 x 512
-#: CT slice, one core): hashing the input and the output was a quarter of a worker's time
-#: per slice. SHA-256 is there for checks against sha256sum; b3sum checks BLAKE3.
-HASHES = ("blake3", "sha256")
-DEFAULT_HASH = "blake3"
 
 
 @dataclass(frozen=True)
@@ -97,22 +90,6 @@ def codec_from_config(config: str) -> Codec:
                               for k, v in options.items()})
 
 
-def file_digest(path: str | Path, algorithm: str = DEFAULT_HASH) -> str:
-    """Hex digest of the file's bytes (`algorithm` one of HASHES)."""
-    if algorithm == "blake3":
-        h = blake3.blake3(max_threads=1)  # the other cores run other files
-    elif algorithm == "sha256":
-        h = hashlib.sha256()
-    else:
-        raise ValueError(f"unknown hash {algorithm!r}: one of {', '.join(HASHES)}")
-    buffer = bytearray(1 << 18)
-    view = memoryview(buffer)
-    with open(path, "rb") as fp:
-        while n := fp.readinto(buffer):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
 def _disk_full(exc: BaseException | None) -> bool:
     """Whether an ENOSPC/EDQUOT is anywhere in the chain of causes of `exc`."""
     seen: set[int] = set()
@@ -138,7 +115,7 @@ def _run(task: Task, path: Path, before_replace) -> TranscodeResult:
             threads=task.threads, codec_threads=task.codec_threads,
             extended_offsets=task.extended_offsets, skip_same_syntax=not task.force,
             before_replace=before_replace,
-            prepare=preparer(task.deid) if task.deid is not None else None,
+            prepare=preparer(task.deid) if task.deid is not None else None, digest=task.hash,
         )
     except AlreadyInTarget:
         if task.deid is None:
@@ -156,7 +133,8 @@ def run_task(task: Task) -> Outcome:
     try:
         st = os.stat(path)
         out.size_in, out.mtime_in = st.st_size, st.st_mtime_ns
-        out.hash_in = file_digest(path, task.hash)
+        if task.deid is not None:  # de-identifying writers do not hash: done here
+            out.hash_in = file_digest(path, task.hash)
 
         def before_replace(tmp: Path) -> None:
             try:
@@ -165,9 +143,13 @@ def run_task(task: Task) -> Outcome:
                 raise DicompressError(f"{path}: vanished while being transcoded") from None
             if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
                 raise DicompressError(f"{path}: changed while being transcoded; left as it is")
-            out.hash_out = file_digest(tmp, task.hash)
+            if task.deid is not None:
+                out.hash_out = file_digest(tmp, task.hash)
 
         result = _run(task, path, before_replace)
+        # transcode_file hashes what it read and wrote (the direct path in memory)
+        out.hash_in = result.digest_in or out.hash_in
+        out.hash_out = result.digest_out or out.hash_out
         done = os.stat(task.destination)
         out.status = J.OK
         out.size_out, out.mtime_out = done.st_size, done.st_mtime_ns
@@ -189,6 +171,11 @@ def run_task(task: Task) -> Outcome:
         out.disk_full = _disk_full(exc)
     except Exception as exc:  # a bug or a library's surprise: report it, keep going
         out.reason = f"{path}: unexpected {type(exc).__name__}: {exc}"
+    if out.status != J.OK and out.hash_in is None:  # skipped or failed: as it is now
+        try:
+            out.hash_in = file_digest(path, task.hash)
+        except OSError:
+            pass
     if out.disk_full:
         out.reason = f"{out.reason} (disk full: the run stops, originals are intact)"
     out.seconds = time.perf_counter() - start

@@ -10,7 +10,7 @@ from pathlib import Path
 import dicompress
 from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.batch.runner import UsageError
-from dicompress.batch.worker import DEFAULT_HASH, HASHES
+from dicompress.digests import DEFAULT_HASH, HASHES
 from dicompress.cli import commands
 from dicompress.errors import ConfigError, DeidError  # not from their packages: loaded late
 
