@@ -180,8 +180,17 @@ def test_blake3_digests_agree_with_b3sum(series, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["transcode", str(series), "--to", "rle", "-o", str(out), "--hash", "md5"])
     assert main(["transcode", str(series), "--to", "rle", "-o", str(out), "--resume",
-                 "--hash", "sha256"]) == 2  # other settings: refused
-    assert "other settings" in capsys.readouterr().err
+                 "--hash", "sha256"]) == 2  # other settings: refused, and which
+    assert "hash differ" in capsys.readouterr().err
+    # a journal from before --hash (sha256, not recorded) resumes without --hash
+    db = sqlite3.connect(out / J.JOURNAL_NAME)
+    settings = json.loads(db.execute("SELECT value FROM run WHERE key = 'settings'").fetchone()[0])
+    del settings["hash"]
+    db.execute("UPDATE run SET value = ? WHERE key = 'settings'", (json.dumps(settings),))
+    db.commit()
+    db.close()
+    code, summary = run_json(capsys, series, "--to", "rle", "-o", out, "--resume")
+    assert code == 0 and summary["done_before"] == 14
 
 
 def test_report_exports_the_journal(series, tmp_path, capsys):
@@ -499,6 +508,36 @@ def test_a_dead_worker_fails_only_its_files_and_the_run_goes_on(series, monkeypa
                        BatchOptions(target="rle", in_place=True, jobs=2, resume=True,
                                     retry_failed=True), journal_hint=series).run()
     assert resumed.counts == {"ok": len(failed)}
+
+
+def test_a_dead_worker_in_place_deid_is_not_done_twice_on_resume(series, monkeypatch):
+    """In place, a file its worker had replaced before dying is recognised on resume (the
+    journal kept it pending, not failed): de-identified once, the series stays one series."""
+    import dicompress.deid as deid
+    from dicompress.deid import DeidConfig
+    from dicompress.deid.files import deidentify_file as real
+
+    def dies_after_slice5(source, *args, **kwargs):  # replaced, then killed
+        result = real(source, *args, **kwargs)
+        if Path(source).name == "slice0005.dcm":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    monkeypatch.setattr(deid, "deidentify_file", dies_after_slice5)
+    options = dict(target=None, in_place=True, jobs=2,
+                   deid=DeidConfig(key=b"a key long enough for the test run"))
+    summary = BatchRun(iter_sources([series]), BatchOptions(**options), journal_hint=series).run()
+    assert "slice0005.dcm" in {Path(p).name for p, _ in summary.failures}
+    rows = {Path(r["path"]).name: r for r in journal_rows(series.parent / f".series{J.JOURNAL_NAME}")}
+    assert rows["slice0005.dcm"]["status"] == "pending"  # lost, maybe done: looked at again
+    monkeypatch.undo()
+    resumed = BatchRun(iter_sources([series]), BatchOptions(**options, resume=True),
+                       journal_hint=series).run()
+    assert resumed.counts["ok"] == len(summary.failures) and not resumed.failures
+    done = [pydicom.dcmread(p) for p in sorted(series.glob("*.dcm"))]
+    assert all(ds.PatientIdentityRemoved == "YES" for ds in done)
+    assert len({ds.StudyInstanceUID for ds in done}) == 1  # never de-identified twice
+    assert len({ds.SeriesInstanceUID for ds in done}) == 1
 
 
 def test_force_resume_does_not_encode_a_replaced_file_twice(series, capsys):

@@ -273,3 +273,34 @@ def test_pydicom_is_imported_only_when_a_file_needs_it(tmp_path):
                   "'dicompress' in e.RLELosslessEncoder._available)")
     assert _python("import dicompress; " + registered) == ["dicompress", "True"]  # pydicom after
     assert _python("import pydicom, dicompress; " + registered) == ["dicompress", "True"]
+
+
+def _edited(tmp_path, name: str, changes: dict) -> Path:
+    """CT_small with `changes` (keyword -> value), saved explicit LE; a bytes key is
+    replaced by its value in the file's bytes (what pydicom would not write)."""
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    for keyword, value in changes.items():
+        if isinstance(keyword, str):
+            setattr(ds, keyword, value)
+    path = tmp_path / name
+    ds.save_as(path)
+    for old, new in changes.items():
+        if isinstance(old, bytes):
+            assert old in path.read_bytes()
+            path.write_bytes(path.read_bytes().replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize("changes", [
+    # a stale Extended Offset Table would be copied beside the new fragments
+    {"ExtendedOffsetTable": b"\0" * 8, "ExtendedOffsetTableLengths": b"\0" * 8},
+    {"SOPInstanceUID": ""},  # the general path refuses it (File Meta needs it)
+    {"NumberOfFrames": "01"},  # pydicom writes "1 ": both paths must give the same bytes
+    {"NumberOfFrames": "1",  # then 5,000 digits (pydicom will not write them): no int() of it
+     b"\x28\x00\x08\x00IS\x02\x001 ": b"\x28\x00\x08\x00IS\x88\x13" + b"1" * 5000},
+    {"PhotometricInterpretation": "MONOCHROME2\0"},
+])
+def test_values_the_general_path_rewrites_are_left_to_it(changes, tmp_path):
+    path = _edited(tmp_path, "edited.dcm", changes)
+    with pytest.raises(direct.NotDirect):
+        direct.Parsed(path.read_bytes()).layout()

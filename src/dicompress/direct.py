@@ -64,8 +64,15 @@ _ROWS, _COLUMNS = 0x00280010, 0x00280011
 _SAMPLES, _PHOTOMETRIC, _FRAMES, _PLANAR = 0x00280002, 0x00280004, 0x00280008, 0x00280006
 _BITS_ALLOCATED, _BITS_STORED, _HIGH_BIT, _SIGNED = 0x00280100, 0x00280101, 0x00280102, 0x00280103
 _SOP_CLASS, _SOP_INSTANCE, _MODALITY = 0x00080016, 0x00080018, 0x00080060
+_LOSSY = 0x00282110
 _READ = frozenset({_ROWS, _COLUMNS, _SAMPLES, _PHOTOMETRIC, _FRAMES, _PLANAR, _BITS_ALLOCATED,
-                   _BITS_STORED, _HIGH_BIT, _SIGNED, _SOP_CLASS, _SOP_INSTANCE, _MODALITY})
+                   _BITS_STORED, _HIGH_BIT, _SIGNED, _SOP_CLASS, _SOP_INSTANCE, _MODALITY,
+                   _LOSSY})
+# Values the general path sets again (pydicom then writes them in its own encoding), with
+# their padding: copied only when already written that way, so both paths give the same
+# bytes. The SOP UIDs also go into the File Meta Information.
+_CANONICAL = {_PHOTOMETRIC: b" ", _FRAMES: b" ", _LOSSY: b" ", _SOP_CLASS: b"\0",
+              _SOP_INSTANCE: b"\0"}
 
 # File Meta Information elements we write (PS3.10 7.1).
 _META_VERSION, _MEDIA_CLASS, _MEDIA_INSTANCE = 0x00020001, 0x00020002, 0x00020003
@@ -223,6 +230,8 @@ class Parsed:
                 stop = elem.end
             if tag <= previous:
                 raise NotDirect("elements out of order or repeated")
+            if 0x7FE00000 < tag < _PIXEL_DATA:  # e.g. an Extended Offset Table
+                raise NotDirect("Pixel Data's group holds other elements")
             previous = tag
             if tag == _PIXEL_DATA or not tag & 0xFFFF:  # group lengths are not copied
                 if pos > start:
@@ -239,6 +248,14 @@ class Parsed:
             raise NotDirect("no Pixel Data")
         if pos > start:
             spans.append((start, pos))
+        for tag, pad in _CANONICAL.items():
+            elem = self.elements.get(tag)
+            if elem is not None:
+                raw = self.raw(elem)
+                text = raw.decode("ascii", "replace").strip(" \0")
+                if not text or len(text) > 64 or raw != _padded(text, pad):
+                    raise NotDirect(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is empty, or padded "
+                                    "or spaced otherwise than the general path writes it")
 
     def copied(self, spans: list[tuple[int, int]]) -> list[memoryview]:
         return [self.buf[start:stop] for start, stop in spans]
@@ -282,7 +299,7 @@ class Parsed:
         frames = 1
         if _FRAMES in self.elements:
             text = self.string(_FRAMES)
-            if not text or not text.isdigit() or int(text) < 1:
+            if not text or not text.isdigit() or text.startswith("0"):  # canonical too
                 raise NotDirect("Number of Frames is not a positive integer")
             frames = int(text)
         return FrameLayout(rows=rows, columns=columns, samples_per_pixel=1,
@@ -300,7 +317,7 @@ def _explicit(tag: int, vr: bytes, value: bytes) -> bytes:
 
 
 def _padded(text: str, pad: bytes) -> bytes:
-    raw = text.encode("ascii")
+    raw = text.encode("ascii", "replace")
     return raw + pad if len(raw) % 2 else raw
 
 

@@ -45,7 +45,7 @@ from dicompress.errors import (
     with_context,
 )
 from dicompress.codecs.search import psnr
-from dicompress.digests import file_digest
+from dicompress.digests import HASHES, file_digest
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
 
@@ -350,6 +350,8 @@ def _transcode_file(source: Path, destination: Path, target, verify, threads,
                     extended_offsets, codec_threads, skip_same_syntax,
                     before_replace, prepare, digest) -> TranscodeResult:
     codec = get_codec(target)
+    if digest is not None and digest not in HASHES:  # before anything is written
+        raise DicompressError(f"unknown hash {digest!r}: one of {', '.join(HASHES)}")
     threads = threads if threads is not None else (os.cpu_count() or 1)
     size = source.stat().st_size
     if prepare is None and not extended_offsets:  # the bulk of an archive, without pydicom

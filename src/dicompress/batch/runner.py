@@ -75,7 +75,7 @@ class BatchOptions:
     threads: int | None = None  # per file, for multi-frame files
     deid: DeidConfig | None = None  # de-identify every output (PS3.15 E.1)
     rename: bool = False  # with deid and -o: OUT/study/series/instance.dcm by the new UIDs
-    hash: str = DEFAULT_HASH  # the journal's content hash of inputs and outputs
+    hash: str | None = None  # the journal's content hash (None: the journal's, or blake3)
 
 
 @dataclass
@@ -219,7 +219,8 @@ def _preload(options: BatchOptions, codec: Codec | None) -> None:
     path (a lossless encapsulated target). Otherwise a worker imports pydicom itself, the
     first time a file needs the general path."""
     if options.deid is not None:
-        import dicompress.deid  # noqa: F401
+        import dicompress.deid.deidentify  # noqa: F401
+        import dicompress.deid.files  # noqa: F401
     if options.deid is not None or codec is None or not (codec.encapsulated and codec.lossless) \
             or codec.searches_quality or options.extended_offsets:
         import pydicom  # noqa: F401
@@ -266,18 +267,23 @@ def _open_journal(options: BatchOptions, codec: Codec | None, path: Path) -> Jou
         raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
     journal = Journal(path)
     try:
-        settings = _settings(options, codec)
         previous = journal.settings()
         if previous is not None:
             previous.setdefault("hash", "sha256")  # journals from before --hash
+        if options.hash is None:  # not given: the journal's on resume, else the default
+            options.hash = previous["hash"] if options.resume and previous else DEFAULT_HASH
+        settings = _settings(options, codec)
         if options.resume:
             if previous is None:
                 raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
             if previous != settings:
+                differ = ", ".join(k for k in sorted(set(previous) | set(settings))
+                                   if previous.get(k) != settings.get(k))
                 raise UsageError(f"{path}: the journal belongs to a run with other settings "
-                                 f"({previous['codec']['name']}, "
-                                 f"{'in place' if previous['in_place'] else previous['output']}); "
-                                 "give the same target, options and output, or another --journal")
+                                 f"({differ} differ: it ran {previous['codec']['name']}, "
+                                 f"{'in place' if previous['in_place'] else previous['output']}, "
+                                 f"hash {previous['hash']}); give the same target, options, "
+                                 "output and hash, or another --journal")
         elif previous is not None and not journal.is_empty():
             raise UsageError(f"{path}: a journal of an earlier run is here; add --resume to "
                              "continue it, or give another --journal")
@@ -305,9 +311,12 @@ def _finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
 
 
 def _lost(task: Task) -> Outcome:
-    return Outcome(path=task.path, status=J.FAILED, reason=(
+    """A file whose worker died. It may have been finished (replaced, in place) before the
+    death: the journal keeps it pending, so that --resume looks at it again (and records
+    it done when it was), while this run counts it failed."""
+    return Outcome(path=task.path, status=J.FAILED, lost=True, reason=(
         f"{task.path}: a worker process died (killed, or out of memory) while this file was "
-        "in flight; it is left as it was (--resume --retry-failed tries it again)"))
+        "in flight (--resume takes it again)"))
 
 
 def _remove_temporaries_in(folder: str | Path, names: Iterable[str]) -> int:
@@ -338,7 +347,7 @@ class BatchRun:
         """`on_ready()` runs once the workers are up: start threads (progress) there."""
         if options.in_place == (options.output is not None):
             raise UsageError("give either an output folder (-o) or --in-place")
-        if options.hash not in HASHES:
+        if options.hash is not None and options.hash not in HASHES:
             raise UsageError(f"--hash {options.hash}: one of {', '.join(HASHES)}")
         if options.rename and (options.deid is None or options.in_place):
             raise UsageError("--rename names de-identified outputs in an output folder (-o)")
@@ -377,6 +386,13 @@ class BatchRun:
             codec_threads = max(1, (os.cpu_count() or 1) // self.pool.size)
             chunk: list[Task] = []
             chunk_bytes = 0
+            # In place, a file a dead worker had finished is replaced already; taking it
+            # again must do no harm. A lossless transcode is then "already" (or the same
+            # bytes with --force); a de-identification or a lossy transcode with --force
+            # would be done twice (Dask re-runs a lost worker's tasks by itself): their
+            # files go one per task, so that only the file being written is at stake.
+            chunking = self.pool.chunk and not (options.in_place and (
+                options.deid is not None or (self.codec is not None and not self.codec.lossless)))
             for source in self.sources:
                 while len(in_flight) >= self.pool.window:
                     self._collect(journal, in_flight)
@@ -392,7 +408,7 @@ class BatchRun:
                 chunk.append(task)
                 chunk_bytes += size
                 # While workers are idle (the start), files go out one by one.
-                if (not self.pool.chunk or len(chunk) >= self._files_per_task()
+                if (not chunking or len(chunk) >= self._files_per_task()
                         or len(in_flight) < self.pool.size):
                     self._send(chunk, journal, in_flight)
                     chunk, chunk_bytes = [], 0
@@ -602,18 +618,18 @@ class BatchRun:
 
     def _finish(self, journal: Journal, outcome: Outcome) -> None:
         values = outcome.journal_values()
-        if outcome.disk_full:
+        if outcome.disk_full or outcome.lost:
             values["status"] = J.PENDING  # not this file's fault: --resume takes it again
-            if not self.summary.stopped:
-                self.summary.stopped = "the output's filesystem is full"
+        if outcome.disk_full and not self.summary.stopped:
+            self.summary.stopped = "the output's filesystem is full"
         journal.finish(outcome.path, **values)
+        if outcome.status == J.OK:  # what a worker took, for the size of tasks
+            self._worked += 1
+            self._work_seconds += outcome.seconds
         self._count(outcome)
 
     def _count(self, outcome: Outcome) -> None:
         summary = self.summary
-        if outcome.status == J.OK:
-            self._worked += 1
-            self._work_seconds += outcome.seconds
         summary.counts[outcome.status] += 1
         summary.peak_worker_rss_kb = max(summary.peak_worker_rss_kb, outcome.peak_rss_kb)
         if outcome.status == J.OK:

@@ -69,6 +69,8 @@ class Outcome:
     disk_full: bool = False
     #: Peak resident memory of the process that did the work, in KiB (ru_maxrss).
     peak_rss_kb: int = 0
+    #: The worker died with the file in flight (it may have been finished or not).
+    lost: bool = False
 
     def journal_values(self) -> dict:
         return {k: getattr(self, k) for k in

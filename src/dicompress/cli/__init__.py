@@ -283,9 +283,10 @@ def _codec_options(args) -> dict:
 
 
 def _hash_argument(parser) -> None:
-    parser.add_argument("--hash", choices=HASHES, default=DEFAULT_HASH,
+    parser.add_argument("--hash", choices=HASHES, default=None,
                         help="content hash the journal records of every input and output "
-                             "(default: blake3, as b3sum; sha256 as sha256sum)")
+                             f"(default: {DEFAULT_HASH}, as b3sum prints it, or on --resume the "
+                             "journal's; sha256 as sha256sum prints it)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.abc
 import importlib.util
 import sys
+import warnings
 
 PLUGIN = "dicompress"
 
@@ -12,8 +14,10 @@ PLUGIN = "dicompress"
 class _AfterImport(importlib.abc.MetaPathFinder):
     """Calls `then()` once the module `name` has been imported (a post-import hook).
 
-    Placed first in sys.meta_path, it finds `name` through the other finders, and wraps
-    its loader so that `then()` runs right after the module's code; then it leaves.
+    Placed first in sys.meta_path, it finds `name` through the other finders and gives
+    the spec a copy of its loader (a zip importer serves a whole archive) whose
+    exec_module runs `then()` right after the module's code; then it leaves. A failing
+    `then()` is a warning: the module itself imported fine.
     """
 
     def __init__(self, name: str, then) -> None:
@@ -26,13 +30,19 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        execute, then = spec.loader.exec_module, self.then
+        loader = copy.copy(spec.loader)
+        execute, then = loader.exec_module, self.then
 
         def exec_module(module):
             execute(module)
-            then()
+            try:
+                then()
+            except Exception as exc:  # pragma: no cover - a pydicom without what we need
+                warnings.warn(f"dicompress could not register its pydicom plugins: {exc}",
+                              stacklevel=2)
 
-        spec.loader.exec_module = exec_module
+        loader.exec_module = exec_module
+        spec.loader = loader
         return spec
 
     def remove(self) -> None:
