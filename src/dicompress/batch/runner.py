@@ -28,7 +28,8 @@ from pathlib import Path
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.sources import Source, _walk
-from dicompress.batch.worker import Outcome, Task, codec_config, init_worker, run_tasks
+from dicompress.batch.worker import (Outcome, Task, codec_config, init_worker,
+                                     keep_freed_memory, run_tasks)
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
 from dicompress.errors import DicompressError, InvalidDicomFile
@@ -370,6 +371,7 @@ class BatchRun:
         options, summary = self.options, self.summary
         start = time.perf_counter()
         _preload(options, self.codec)  # imported once, before the workers fork
+        keep_freed_memory()  # this process works with --jobs 1; forked workers inherit it
         self.pool = _make_pool(options)  # first: workers fork before journal and threads exist
         in_flight: dict = {}
         try:

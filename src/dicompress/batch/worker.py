@@ -190,6 +190,29 @@ def run_tasks(tasks: list[Task]) -> list[Outcome]:
     return [run_task(task) for task in tasks]
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> None:
+    """Let this process reuse the memory it frees instead of faulting it in again.
+
+    glibc maps every block over 128 KB afresh and unmaps it when freed, and gives the
+    heap's top back to the kernel past twice that: a file's buffers (the file read, the
+    decoded frame, the encoded output: about 1.3 MB for a 512 x 512 slice) were
+    page-faulted in for every file. Measured: 94,792 minor faults over 300 slices, and
+    6,358 with blocks up to 32 MB kept in the heap and 64 MB of free top kept; 12 % off
+    the run. Memory stays bounded: a worker holds a few frames at a time, and what it
+    keeps is what it used at its peak (peak RSS unchanged, 41 MB). Linux/glibc only.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # pragma: no cover - another C library
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
+
 def init_worker() -> None:
     """Worker process set-up: die with the parent, leave Ctrl-C to the driver, and keep
     pydicom's warnings about real-world files off the terminal."""
@@ -198,6 +221,7 @@ def init_worker() -> None:
     except ValueError:  # not the main thread (a Dask worker's task thread)
         pass
     warnings.filterwarnings("ignore", module=r"pydicom\.")
+    keep_freed_memory()
     try:  # Linux: PR_SET_PDEATHSIG, so a killed run leaves no worker writing on
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except (AttributeError, OSError):  # pragma: no cover - other platforms
