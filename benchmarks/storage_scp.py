@@ -21,6 +21,10 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     ae = AE(ae_title="READ")
     ae.maximum_pdu_size = 0  # no limit: what a reading site's archive would offer
+    # The DCMTK relay opens an association per image, one after the other; pynetdicom's
+    # default limit (10) counts associations still being torn down, and on a busy machine
+    # it rejected some of them ("Local Limit Exceeded"): those images never arrived.
+    ae.maximum_associations = 64
     for cx in AllStoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, ACCEPTED_SYNTAXES)
 
