@@ -193,6 +193,15 @@ def test_blake3_digests_agree_with_b3sum(series, tmp_path, capsys):
     assert code == 0 and summary["done_before"] == 14
 
 
+def test_options_are_not_changed_by_a_run(series, tmp_path):
+    """The hash a run records is resolved per run (the journal's on resume): an options
+    object used again starts from what it says."""
+    options = BatchOptions(target="rle", output=tmp_path / "out", jobs=1)
+    run = BatchRun(iter_sources([series]), options)
+    assert run.run().counts == {"ok": 12}
+    assert options.hash is None and run.hash == "blake3"
+
+
 def test_report_exports_the_journal(series, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "1",
@@ -529,7 +538,9 @@ def test_a_dead_worker_in_place_deid_is_not_done_twice_on_resume(series, monkeyp
     summary = BatchRun(iter_sources([series]), BatchOptions(**options), journal_hint=series).run()
     assert "slice0005.dcm" in {Path(p).name for p, _ in summary.failures}
     rows = {Path(r["path"]).name: r for r in journal_rows(series.parent / f".series{J.JOURNAL_NAME}")}
-    assert rows["slice0005.dcm"]["status"] == "pending"  # lost, maybe done: looked at again
+    lost = rows["slice0005.dcm"]
+    assert lost["status"] == "pending"  # lost, maybe done: looked at again
+    assert lost["size_in"] and lost["mtime_in"]  # as start recorded them: resume compares
     monkeypatch.undo()
     resumed = BatchRun(iter_sources([series]), BatchOptions(**options, resume=True),
                        journal_hint=series).run()

@@ -273,6 +273,9 @@ def test_pydicom_is_imported_only_when_a_file_needs_it(tmp_path):
                   "'dicompress' in e.RLELosslessEncoder._available)")
     assert _python("import dicompress; " + registered) == ["dicompress", "True"]  # pydicom after
     assert _python("import pydicom, dicompress; " + registered) == ["dicompress", "True"]
+    # looking whether pydicom is installed does not use the hook up
+    assert _python("import importlib.util, dicompress; importlib.util.find_spec('pydicom'); "
+                   + registered) == ["dicompress", "True"]
 
 
 def _edited(tmp_path, name: str, changes: dict) -> Path:

@@ -186,12 +186,18 @@ class _DaskPool:
                 from None
         self.cluster = None
         if scheduler == "local":
+            # A task whose worker dies is not run again elsewhere (Dask's default is 3
+            # tries): its files are recorded lost (pending) and --resume looks at them, so a
+            # file replaced in place just before the death is not de-identified twice.
+            import dask
+
+            dask.config.set({"distributed.scheduler.allowed-failures": 0})
             self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                         dashboard_address=None)
             self.client = Client(self.cluster)
         else:
             self.client = Client(scheduler)
-        self.client.run(init_worker)
+        self.client.run(init_worker, False)  # shared workers keep their own allocator
         self.size = max(1, sum(w.get("nthreads", 1) for w in
                                self.client.scheduler_info()["workers"].values()))
         self.window = 2 * self.size
@@ -253,17 +259,20 @@ def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
     return base / J.JOURNAL_NAME
 
 
-def _settings(options: BatchOptions, codec: Codec | None) -> dict:
+def _settings(options: BatchOptions, codec: Codec | None, hash_name: str) -> dict:
     settings = {"codec": codec.get_config() if codec else {"name": "(kept)"},
                 "in_place": options.in_place,
                 "output": str(options.output.resolve()) if options.output else None,
-                "verify": options.verify, "force": options.force, "hash": options.hash}
+                "verify": options.verify, "force": options.force, "hash": hash_name}
     if options.deid is not None:
         settings["deid"] = {**options.deid.settings(), "rename": options.rename}
     return settings
 
 
-def _open_journal(options: BatchOptions, codec: Codec | None, path: Path) -> Journal:
+def _open_journal(options: BatchOptions, codec: Codec | None,
+                  path: Path) -> tuple[Journal, str]:
+    """The journal of this run, checked against an earlier run's settings, and the content
+    hash the run records (`--hash`, else the journal's on resume, else the default)."""
     if options.resume and not path.is_file():
         raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
     journal = Journal(path)
@@ -271,9 +280,9 @@ def _open_journal(options: BatchOptions, codec: Codec | None, path: Path) -> Jou
         previous = journal.settings()
         if previous is not None:
             previous.setdefault("hash", "sha256")  # journals from before --hash
-        if options.hash is None:  # not given: the journal's on resume, else the default
-            options.hash = previous["hash"] if options.resume and previous else DEFAULT_HASH
-        settings = _settings(options, codec)
+        hash_name = options.hash or (previous["hash"] if options.resume and previous
+                                     else DEFAULT_HASH)
+        settings = _settings(options, codec, hash_name)
         if options.resume:
             if previous is None:
                 raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
@@ -293,7 +302,7 @@ def _open_journal(options: BatchOptions, codec: Codec | None, path: Path) -> Jou
     except BaseException:
         journal.close()
         raise
-    return journal
+    return journal, hash_name
 
 
 def _finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
@@ -364,6 +373,7 @@ class BatchRun:
         self.summary = Summary(journal=str(self.journal_path))
         self._cleaned: set[Path] = set()
         self._worked, self._work_seconds = 0, 0.0  # files done by workers, and their time
+        self.hash = options.hash or DEFAULT_HASH  # the journal's on resume: set by run()
         self._output_root = options.output.resolve() if options.output is not None else None
         self.pool = None
 
@@ -371,11 +381,12 @@ class BatchRun:
         options, summary = self.options, self.summary
         start = time.perf_counter()
         _preload(options, self.codec)  # imported once, before the workers fork
-        keep_freed_memory()  # this process works with --jobs 1; forked workers inherit it
         self.pool = _make_pool(options)  # first: workers fork before journal and threads exist
+        if isinstance(self.pool, _InlinePool):
+            keep_freed_memory()  # --jobs 1: this process does the work (workers: init_worker)
         in_flight: dict = {}
         try:
-            journal = _open_journal(options, self.codec, self.journal_path)
+            journal, self.hash = _open_journal(options, self.codec, self.journal_path)
         except BaseException:
             self.pool.close(cancel=True)
             raise
@@ -545,7 +556,7 @@ class BatchRun:
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
                     force=options.force, extended_offsets=options.extended_offsets,
                     threads=threads, codec_threads=codec_threads,
-                    deid=options.deid, hash=options.hash), st.st_size
+                    deid=options.deid, hash=self.hash), st.st_size
 
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
                                      row: Row) -> bool:
@@ -578,7 +589,7 @@ class BatchRun:
         outcome = Outcome(path=key, status=J.OK, reason="completed by the interrupted run",
                           size_in=row.size_in, mtime_in=row.mtime_in, hash_in=row.hash_in,
                           size_out=st.st_size, mtime_out=st.st_mtime_ns,
-                          hash_out=file_digest(key, self.options.hash), syntax_in=row.syntax_in,
+                          hash_out=file_digest(key, self.hash), syntax_in=row.syntax_in,
                           syntax_out=syntax)
         journal.record(key, **outcome.journal_values())
         self._count(outcome)
@@ -609,10 +620,10 @@ class BatchRun:
             except BrokenProcessPool:  # a worker died (killed, out of memory)
                 broken = True
                 outcomes = [_lost(task) for task in tasks]
-            except Exception as exc:  # e.g. a Dask worker lost
-                outcomes = [Outcome(path=task.path, status=J.FAILED, reason=(
-                    f"{task.path}: the worker stopped ({type(exc).__name__}: {exc}); "
-                    "the file is left as it was")) for task in tasks]
+            except Exception as exc:  # e.g. a Dask worker lost (KilledWorker)
+                outcomes = [Outcome(path=task.path, status=J.FAILED, lost=True, reason=(
+                    f"{task.path}: the worker stopped ({type(exc).__name__}: {exc}) while "
+                    "this file was in flight (--resume takes it again)")) for task in tasks]
             for outcome in outcomes:
                 self._finish(journal, outcome)
         if broken:
@@ -620,7 +631,9 @@ class BatchRun:
 
     def _finish(self, journal: Journal, outcome: Outcome) -> None:
         values = outcome.journal_values()
-        if outcome.disk_full or outcome.lost:
+        if outcome.lost:  # the row keeps the size and mtime start recorded: resume compares
+            values = {"status": J.PENDING, "reason": outcome.reason}
+        if outcome.disk_full:
             values["status"] = J.PENDING  # not this file's fault: --resume takes it again
         if outcome.disk_full and not self.summary.stopped:
             self.summary.stopped = "the output's filesystem is full"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import sys
+import threading
 import warnings
 
 PLUGIN = "dicompress"
@@ -15,24 +16,31 @@ class _AfterImport:  # a sys.meta_path finder (importlib.abc costs 12 ms to impo
 
     Placed first in sys.meta_path, it finds `name` through the other finders and gives
     the spec a copy of its loader (a zip importer serves a whole archive) whose
-    exec_module runs `then()` right after the module's code; then it leaves. A failing
-    `then()` is a warning: the module itself imported fine.
+    exec_module runs `then()` right after the module's code. It leaves sys.meta_path when
+    the module is executed, not when it is merely looked for (``find_spec("pydicom")`` to
+    see whether pydicom is installed must not use it up). A failing `then()` is a warning:
+    the module itself imported fine.
     """
 
     def __init__(self, name: str, then) -> None:
         self.name, self.then = name, then
+        self._inside = threading.local()  # our own find_spec call must not find us again
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
+        if fullname != self.name or getattr(self._inside, "busy", False):
             return None
-        self.remove()
-        spec = importlib.util.find_spec(fullname)
+        self._inside.busy = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._inside.busy = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         loader = copy.copy(spec.loader)
-        execute, then = loader.exec_module, self.then
+        execute, then, finder = loader.exec_module, self.then, self
 
         def exec_module(module):
+            finder.remove()
             execute(module)
             try:
                 then()
