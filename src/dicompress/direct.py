@@ -14,10 +14,10 @@ The whole file is read (up to `MAX_BYTES`), its top-level elements located by a
 bounds-checked walk (sequences are skipped item by item, never decoded), and the
 output assembled in memory and written once. Anything the walk does not expect
 (another syntax, an undefined length outside a sequence, elements out of order or
-repeated, attributes of another shape) makes `transcode`
-return None: the caller takes the general pydicom path, which knows every case and
-gives the error messages. The two paths give equal datasets
-(`tests/test_direct.py` reads both with pydicom over the corpus).
+repeated, attributes of another shape, a value the general path would write otherwise)
+makes `transcode` return None: the caller takes the general pydicom path, which knows
+every case and gives the error messages. The two paths give equal datasets and
+fragments (`tests/test_direct.py` reads both with pydicom over the corpus).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dicompress import uids
 from dicompress.codecs import Codec
 from dicompress.digests import bytes_digest
 from dicompress.errors import VerificationFailed
@@ -37,7 +38,7 @@ from dicompress.layout import FrameLayout
 #: Files larger than this take the general path (which streams frame by frame).
 MAX_BYTES = 64 << 20
 
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+EXPLICIT_VR_LITTLE_ENDIAN = uids.ExplicitVRLittleEndian
 
 # PS3.5 Table 7.1-1: VRs with a reserved field and a 4-byte length.
 _LONG_VRS = frozenset(
