@@ -421,6 +421,12 @@ def _frames(parsed: Parsed, layout: FrameLayout):
         yield arr
 
 
+def may_take(codec: Codec | None) -> bool:
+    """Whether files going to `codec` may take the direct path (the files decide then)."""
+    return (codec is not None and codec.encapsulated and codec.lossless
+            and not codec.searches_quality)
+
+
 def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verify: bool,
               threads: int, codec_threads: int | None,
               before_replace: Callable[[Path], None] | None, digest: str | None = None):
@@ -429,7 +435,7 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verif
     content hashes of the bytes read and written are computed in memory."""
     from dicompress.transcode import TranscodeResult, bounded_map, frame_encoder
 
-    if not (codec.encapsulated and codec.lossless) or codec.searches_quality or size > MAX_BYTES:
+    if not may_take(codec) or size > MAX_BYTES:
         return None
     data = source.read_bytes()
     try:

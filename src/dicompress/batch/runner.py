@@ -19,12 +19,13 @@ from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 import os
 import time
-from typing import TYPE_CHECKING
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from dicompress import direct
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.sources import Source, _walk
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
 #: than CHUNK_BYTES together (a single larger file goes alone). Per task the driver pays a
 #: round trip to the worker (pickling, pipes, a thread hop): about 0.3 ms of its CPU, a
 #: tenth of what a 512 x 512 slice costs a worker; 4 files a task took 7 % off a 300-slice
-#: run on 2 cores, 8 no more. A worker that dies takes its tasks' files with it (failed,
-#: "a worker process died"; --retry-failed), so tasks stay small.
+#: run on 2 cores, 8 no more. A worker that dies takes its tasks' files with it (kept
+#: pending for --resume, see _lost), so tasks stay small.
 CHUNK_FILES, CHUNK_BYTES = 4, 4 << 20
 #: ... and as many as take a worker about TASK_SECONDS by the mean so far: RLE's 3 ms
 #: slices go 4 at a time, JPEG-LS's 8 ms two, J2K's 40 ms one by one (no worker idles at
@@ -228,8 +229,7 @@ def _preload(options: BatchOptions, codec: Codec | None) -> None:
     if options.deid is not None:
         import dicompress.deid.deidentify  # noqa: F401
         import dicompress.deid.files  # noqa: F401
-    if options.deid is not None or codec is None or not (codec.encapsulated and codec.lossless) \
-            or codec.searches_quality or options.extended_offsets:
+    if options.deid is not None or not direct.may_take(codec) or options.extended_offsets:
         import pydicom  # noqa: F401
 
 
@@ -320,13 +320,12 @@ def _finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
     return row.status != J.OK or (row.destination is not None and os.path.exists(row.destination))
 
 
-def _lost(task: Task) -> Outcome:
+def _lost(task: Task, why: str = "a worker process died (killed, or out of memory)") -> Outcome:
     """A file whose worker died. It may have been finished (replaced, in place) before the
     death: the journal keeps it pending, so that --resume looks at it again (and records
     it done when it was), while this run counts it failed."""
     return Outcome(path=task.path, status=J.FAILED, lost=True, reason=(
-        f"{task.path}: a worker process died (killed, or out of memory) while this file was "
-        "in flight (--resume takes it again)"))
+        f"{task.path}: {why} while this file was in flight (--resume takes it again)"))
 
 
 def _remove_temporaries_in(folder: str | Path, names: Iterable[str]) -> int:
@@ -621,9 +620,8 @@ class BatchRun:
                 broken = True
                 outcomes = [_lost(task) for task in tasks]
             except Exception as exc:  # e.g. a Dask worker lost (KilledWorker)
-                outcomes = [Outcome(path=task.path, status=J.FAILED, lost=True, reason=(
-                    f"{task.path}: the worker stopped ({type(exc).__name__}: {exc}) while "
-                    "this file was in flight (--resume takes it again)")) for task in tasks]
+                why = f"the worker stopped ({type(exc).__name__}: {exc})"
+                outcomes = [_lost(task, why) for task in tasks]
             for outcome in outcomes:
                 self._finish(journal, outcome)
         if broken:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 
+from dicompress.errors import DeidError
+
 # Names load from their modules when first used (PEP 562): the CLI reads OPTIONS to build
 # its arguments without importing pydicom, which the rest needs.
 _EXPORTS = {
@@ -21,8 +23,6 @@ _EXPORTS = {
     "BurnedInRefused": "files", "deidentify_file": "files", "preparer": "files",
     "renamed": "files", "OPTIONS": "profile", "Profile": "profile",
 }
-
-from dicompress.errors import DeidError  # noqa: E402
 
 __all__ = ["BurnedInRefused", "DeidConfig", "DeidError", "DeidReport", "Deidentifier",
            "OPTIONS", "Profile", "collect_identifiers", "descriptor_identifies", "deidentify_file",
