@@ -144,54 +144,7 @@ def test_bits_above_bits_stored_are_treated_as_the_general_path_treats_them(tmp_
     _same_dataset(tmp_path / "fast.dcm", tmp_path / "slow.dcm")
 
 
-def test_a_write_that_reads_back_different_is_not_kept(tmp_path, monkeypatch):
-    src, out = find_sample("CT_small.dcm"), tmp_path / "out.dcm"
-    real_read = Path.read_bytes
-
-    def flipped(self):
-        data = bytearray(real_read(self))
-        if self.name.endswith(".dicompress-tmp"):
-            data[-20] ^= 0x40  # a bit of the last fragment, as a storage fault would
-        return bytes(data)
-
-    monkeypatch.setattr(Path, "read_bytes", flipped)
-    with pytest.raises(VerificationFailed, match="CT_small.dcm"):
-        transcode_file(src, out, "rle")
-    assert not out.exists() and not list(tmp_path.iterdir())
-
-
-def _output(tmp_path) -> tuple[bytes, str, int, list[bytes], bytes]:
-    """A direct output and what check_output is told about it."""
-    data = find_sample("CT_small.dcm").read_bytes()
-    parsed = direct.Parsed(data)
-    layout = parsed.layout()
-    codec = get_codec("rle")
-    frames = [codec.encode_frame(a, layout) for a in direct._frames(parsed, layout)]
-    meta = direct.file_meta(parsed, codec.transfer_syntax)
-    head = b"".join([data[:128], b"DICM", meta, *parsed.copied(parsed.spans)])
-    tail = b"".join(parsed.copied(parsed.tail))
-    return (head + b"".join(direct.encapsulated(frames)) + tail, codec.transfer_syntax,
-            len(head), frames, tail)
-
-
-def test_check_output_accepts_the_output_and_rejects_damage(tmp_path):
-    """The layout of what was read back (its bytes are compared with what was written
-    first: test_a_write_that_reads_back_different_is_not_kept)."""
-    data, syntax, at, frames, tail = _output(tmp_path)
-    direct.check_output(data, syntax, at, frames, tail)
-    ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data))  # and pydicom reads it
-    assert ds.file_meta.TransferSyntaxUID == syntax
-    damaged = {
-        "offset table": data[:at + 20] + struct.pack("<I", 8) + data[at + 24:],
-        "item length": data[:at + 28] + struct.pack("<I", len(frames[0]) + 2) + data[at + 32:],
-        "delimiter": data[:-len(tail) - 8] + b"\0" * 8 + tail,
-        "cut short": data[:-len(tail) - 3],
-        "syntax": data.replace(syntax.encode(), b"1.2.840.10008.1.2.4.90"[:len(syntax)], 1),
-    }
-    for what, bad in damaged.items():
-        with pytest.raises(VerificationFailed):
-            direct.check_output(bad, syntax, at, frames, tail)
-            pytest.fail(f"damaged {what} accepted")
+# The writer and the verifier both paths share are tested in tests/test_pipeline.py.
 
 
 _HEADER = find_sample("MR_small.dcm").read_bytes()
@@ -243,8 +196,8 @@ def test_uids_are_pydicoms():
 
     from dicompress import uids
 
-    names = [n for n in vars(uids) if not n.startswith("_")]
-    assert len(names) == 15
+    names = [n for n, v in vars(uids).items() if not n.startswith("_") and isinstance(v, str)]
+    assert len(names) >= 15
     for name in names:
         assert getattr(uids, name) == getattr(pydicom.uid, name), name
 

@@ -1,8 +1,9 @@
-"""The direct path: the files most of an archive is made of, transcoded without pydicom.
+"""The fast path's header source: the files most of an archive is made of, parsed without
+pydicom.
 
 A CT or MR slice is a few hundred kilobytes; a transcode of it through pydicom spends
 more time parsing and writing the header (about 2 ms) than our RLE codec spends on
-the pixels. Files of the common shape are handled here instead:
+the pixels. Files of the common shape are parsed here instead:
 
 * Part 10 with File Meta Information, Explicit VR Little Endian;
 * one sample per pixel, 8 or 16 bits allocated, native Pixel Data of defined length;
@@ -10,30 +11,28 @@ the pixels. Files of the common shape are handled here instead:
   changes no Image Pixel attribute, so the output's dataset is the input's elements
   byte for byte, with new File Meta Information and the encapsulated Pixel Data.
 
-The whole file is read (up to `MAX_BYTES`), its top-level elements located by a
-bounds-checked walk (sequences are skipped item by item, never decoded), and the
-output assembled in memory and written once. Anything the walk does not expect
-(another syntax, an undefined length outside a sequence, elements out of order or
-repeated, attributes of another shape, a value the general path would write otherwise)
-makes `transcode` return None: the caller takes the general pydicom path, which knows
-every case and gives the error messages. The two paths give equal datasets and
-fragments (`tests/test_direct.py` reads both with pydicom over the corpus).
+The whole file is read (up to `MAX_BYTES`) and its top-level elements located by a
+bounds-checked walk (sequences are skipped item by item, never decoded). The output's
+header is then those byte ranges (`header`, a `pipeline.write.BytesHeader`), and the
+frames are read straight from the same bytes: both go through the one writer and the one
+verifier like every other file. Anything the walk does not expect (another syntax, an
+undefined length outside a sequence, elements out of order or repeated, attributes of
+another shape, a value the general path would write otherwise) makes `transcode` return
+None: the caller takes the general pydicom path, which knows every case and gives the
+error messages. The two paths give equal datasets and fragments (`tests/test_direct.py`
+reads both with pydicom over the corpus).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 from dicompress import uids
 from dicompress.codecs import Codec
 from dicompress.digests import bytes_digest
-from dicompress.errors import VerificationFailed
-from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
+from dicompress.pipeline.write import BytesHeader, file_meta_group
 
 #: Files larger than this take the general path (which streams frame by frame).
 MAX_BYTES = 64 << 20
@@ -50,9 +49,6 @@ _SHORT_VRS = frozenset(
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
-_ITEM_HEADER = b"\xfe\xff\x00\xe0"
-_PIXEL_DATA_HEADER = b"\xe0\x7f\x10\x00OB\0\0\xff\xff\xff\xff"  # OB, undefined length
-_SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\0\0\0\0"
 _MAX_DEPTH = 16
 
 _TAG = struct.Struct("<HH")
@@ -309,14 +305,7 @@ class Parsed:
                            number_of_frames=frames)
 
 
-# -- writing ------------------------------------------------------------------------
-def _explicit(tag: int, vr: bytes, value: bytes) -> bytes:
-    head = _TAG.pack(tag >> 16, tag & 0xFFFF) + vr
-    if vr in _LONG_VRS:
-        return head + b"\0\0" + _U32.pack(len(value)) + value
-    return head + _U16.pack(len(value)) + value
-
-
+# -- the output's header --------------------------------------------------------------------
 def _padded(text: str, pad: bytes) -> bytes:
     raw = text.encode("ascii", "replace")
     return raw + pad if len(raw) % 2 else raw
@@ -325,100 +314,35 @@ def _padded(text: str, pad: bytes) -> bytes:
 def file_meta(parsed: Parsed, transfer_syntax: str) -> bytes:
     """File Meta Information (PS3.10 7.1) for the output: the source's elements, with the
     group length, version, media storage UIDs, transfer syntax and implementation set
-    as `transcode.complete_file_meta` sets them."""
-    from dicompress.transcode import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+    as `pipeline.mark.complete_file_meta` sets them."""
+    from dicompress.pipeline.mark import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
-    values = {e.tag: _explicit(e.tag, e.vr, parsed.raw(e)) for e in parsed.meta}
-    values.setdefault(_META_VERSION, _explicit(_META_VERSION, b"OB", b"\0\x01"))
+    elements = {e.tag: (e.vr.decode("ascii"), parsed.raw(e)) for e in parsed.meta}
+    elements.setdefault(_META_VERSION, ("OB", b"\0\x01"))
     for meta_tag, data_tag in ((_MEDIA_CLASS, _SOP_CLASS), (_MEDIA_INSTANCE, _SOP_INSTANCE)):
         uid = parsed.string(data_tag)
         if uid:
-            values[meta_tag] = _explicit(meta_tag, b"UI", _padded(uid, b"\0"))
-        elif meta_tag not in values or not parsed.text(parsed.meta_value(meta_tag)):
+            elements[meta_tag] = ("UI", _padded(uid, b"\0"))
+        elif meta_tag not in elements or not parsed.text(parsed.meta_value(meta_tag)):
             raise NotDirect("no SOP Class / Instance UID for the File Meta Information")
-    values[_META_SYNTAX] = _explicit(_META_SYNTAX, b"UI", _padded(transfer_syntax, b"\0"))
-    values[_IMPL_CLASS] = _explicit(_IMPL_CLASS, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0"))
-    values[_IMPL_VERSION] = _explicit(_IMPL_VERSION, b"SH",
-                                      _padded(IMPLEMENTATION_VERSION_NAME, b" "))
-    body = b"".join(values[tag] for tag in sorted(values))
-    return _explicit(0x00020000, b"UL", _U32.pack(len(body))) + body
+    elements[_META_SYNTAX] = ("UI", _padded(transfer_syntax, b"\0"))
+    elements[_IMPL_CLASS] = ("UI", _padded(IMPLEMENTATION_CLASS_UID, b"\0"))
+    elements[_IMPL_VERSION] = ("SH", _padded(IMPLEMENTATION_VERSION_NAME, b" "))
+    return file_meta_group(elements)
 
 
-def encapsulated(fragments: list[bytes]) -> list[bytes]:
-    """Pixel Data (PS3.5 A.4): one fragment per frame, items of even length, the Basic
-    Offset Table filled in, the sequence delimiter."""
-    parts = [b""]  # the offset table, once the offsets are known
-    offsets, offset = [], 0
-    for data in fragments:
-        odd = len(data) & 1
-        offsets.append(offset)
-        parts.append(_ITEM_HEADER + _U32.pack(len(data) + odd))
-        parts.append(data)
-        if odd:
-            parts.append(b"\0")
-        offset += 8 + len(data) + odd
-    if offset + 8 * len(fragments) > 0xFFFFFFFF:
-        raise NotDirect("offsets past 4 GiB")
-    table = struct.pack(f"<{len(offsets)}I", *offsets)
-    parts[0] = _PIXEL_DATA_HEADER + _ITEM_HEADER + _U32.pack(len(table)) + table
-    parts.append(_SEQUENCE_END_BYTES)
-    return parts
-
-
-def check_output(data: bytes, syntax: str, pixel_at: int, fragments: list[bytes],
-                 tail: bytes = b"") -> None:
-    """The output, as read back: File Meta Information walked to our transfer syntax, at
-    `pixel_at` (where the dataset's elements, copied as walked, end) the encapsulated
-    Pixel Data, an item of each fragment's length where the Basic Offset Table says,
-    the delimiter, then `tail`. (The caller has compared the bytes read back with those
-    written; this checks that they are laid out as a reader will look for them.)"""
-    buf = memoryview(data)
-    try:
-        if data[128:132] != b"DICM":
-            raise NotDirect("no DICM prefix")
-        pos, end, found = 132, len(data), None
-        while pos + 8 <= end and _TAG.unpack_from(buf, pos)[0] == 0x0002:
-            elem = read_element(buf, pos, end)
-            if elem.tag == _META_SYNTAX:
-                found = bytes(buf[elem.value_at:elem.end]).decode("ascii").strip("\0 ")
-            pos = elem.end
-        if found != syntax:
-            raise NotDirect(f"the transfer syntax reads back as {found!r}")
-        pos = pixel_at
-        if data[pos:pos + 12] != _PIXEL_DATA_HEADER or data[pos + 12:pos + 16] != _ITEM_HEADER:
-            raise NotDirect("no encapsulated Pixel Data")
-        table_length = _U32.unpack_from(buf, pos + 16)[0]
-        first = pos + 20 + table_length
-        if table_length != 4 * len(fragments) or first > end:
-            raise NotDirect("the Basic Offset Table has the wrong length")
-        offsets = struct.unpack_from(f"<{len(fragments)}I", buf, pos + 20)
-        at = first
-        for n, (offset, fragment) in enumerate(zip(offsets, fragments), 1):
-            tag, length = _item_header(buf, first + offset, end)
-            if (first + offset != at or tag != _ITEM
-                    or length != len(fragment) + (len(fragment) & 1)):
-                raise NotDirect(f"frame {n} is not where the offset table says, as written")
-            at += 8 + length
-        if data[at:at + 8] != _SEQUENCE_END_BYTES or data[at + 8:] != tail:
-            raise NotDirect("the Pixel Data does not end with its delimiter, then what follows")
-    except (NotDirect, struct.error, UnicodeDecodeError) as exc:
-        raise VerificationFailed(f"the output does not read back: {exc}") from exc
-
-
-def _frames(parsed: Parsed, layout: FrameLayout):
-    """The frames as the general path decodes them: unused high bits replaced by the
-    sign (or zero) extension of the stored value (PS3.5 8.1.1)."""
-    pixel = parsed.pixel_data
-    dtype, count = layout.dtype, layout.frame_pixels
-    shift = layout.bits_allocated - layout.bits_stored
-    for k in range(layout.number_of_frames):
-        arr = np.frombuffer(parsed.data, dtype, count, pixel.value_at + k * layout.frame_bytes)
-        arr = arr.reshape(layout.rows, layout.columns)
-        if shift:
-            arr = (arr << shift) >> shift
-        elif not arr.flags.aligned:
-            arr = arr.copy()
-        yield arr
+def header(parsed: Parsed, transfer_syntax: str, layout: FrameLayout) -> BytesHeader:
+    """The output's header as byte ranges of the source: the fast path's header source."""
+    frames = parsed.string(_FRAMES)
+    return BytesHeader(
+        preamble=parsed.data[:128], transfer_syntax=transfer_syntax,
+        meta=file_meta(parsed, transfer_syntax),
+        head_parts=parsed.copied(parsed.spans), tail_parts=parsed.copied(parsed.tail),
+        checked_values={"Rows": layout.rows, "Columns": layout.columns,
+                        "BitsAllocated": layout.bits_allocated, "SamplesPerPixel": 1,
+                        "PhotometricInterpretation": layout.photometric_interpretation,
+                        "NumberOfFrames": frames, "SOPInstanceUID": parsed.string(_SOP_INSTANCE)},
+    )
 
 
 def may_take(codec: Codec | None) -> bool:
@@ -427,13 +351,14 @@ def may_take(codec: Codec | None) -> bool:
             and not codec.searches_quality)
 
 
-def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verify: bool,
-              threads: int, codec_threads: int | None,
-              before_replace: Callable[[Path], None] | None, digest: str | None = None):
+def transcode(source: Path, destination: Path, codec: Codec, *, size: int, options, threads: int):
     """Transcode `source` on the direct path: a TranscodeResult, or None when the file
-    is not of the shape handled here (nothing has been written then). With `digest`, the
-    content hashes of the bytes read and written are computed in memory."""
-    from dicompress.transcode import TranscodeResult, bounded_map, frame_encoder
+    is not of the shape handled here (nothing has been written then). With
+    `options.digest`, the content hash of the bytes read is computed in memory."""
+    from dicompress.pipeline.encode import frame_encoder
+    from dicompress.pipeline.frames import bounded_map, native_frames
+    from dicompress.pipeline.write import output_file
+    from dicompress.transcode import TranscodeResult
 
     if not may_take(codec) or size > MAX_BYTES:
         return None
@@ -447,7 +372,7 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verif
         if codec.output_attributes(layout):
             return None
         syntax = codec.transfer_syntax_for(layout)
-        meta = file_meta(parsed, syntax)
+        output_header = header(parsed, syntax, layout)
     except NotDirect:
         return None
     except (struct.error, ValueError):  # a damaged value: the general path reports it
@@ -455,27 +380,22 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, verif
 
     many = layout.number_of_frames > 1
     encode = frame_encoder(codec, layout, (layout.rows, layout.columns), layout.dtype,
-                           verify=verify, codec_threads=1 if many else (codec_threads or threads))
-    fragments = list(bounded_map(encode, _frames(parsed, layout), threads if many else 1))
-    head = [data[:128], b"DICM", meta, *parsed.copied(parsed.spans)]
-    pixel_at = sum(len(part) for part in head)
-    tail = b"".join(parsed.copied(parsed.tail))
-    output = b"".join([*head, *encapsulated(fragments), tail])
-    with atomic_output(destination, before_replace) as tmp:
-        with open(tmp, "wb") as fp:
-            fp.write(output)
-        if verify:
-            back = tmp.read_bytes()
-            if back != output:
-                raise VerificationFailed("the output reads back different from what was written")
-            check_output(back, syntax, pixel_at, fragments, tail)
-    encoded = sum(len(f) for f in fragments)
-    digests = (bytes_digest(data, digest), bytes_digest(output, digest)) if digest else (None, None)
+                           verify=options.verify,
+                           codec_threads=1 if many else (options.codec_threads or threads))
+    frames = native_frames(layout, parsed.pixel_data.value_at, data=data)
+    with output_file(destination, output_header, layout, pixels="encapsulated",
+                     verify=options.verify, before_replace=options.before_replace,
+                     digest=options.digest) as (writer, written):
+        for fragment in bounded_map(encode, frames, threads if many else 1):
+            writer.add(fragment)
+        writer.finish()
     return TranscodeResult(
         source=source, destination=destination, status="ok",
         modality=parsed.string(_MODALITY) or "",
         transfer_syntax_in=EXPLICIT_VR_LITTLE_ENDIAN, transfer_syntax_out=syntax,
-        size_in=size, size_out=len(output), frames=len(fragments), verified=verify,
-        lossy=False, ratio_pixels=layout.frame_bytes * layout.number_of_frames / max(1, encoded),
-        digest_in=digests[0], digest_out=digests[1],
+        size_in=size, size_out=written.size, frames=writer.frames, verified=written.verified,
+        lossy=False,
+        ratio_pixels=layout.frame_bytes * layout.number_of_frames / max(1, writer.encoded_bytes),
+        digest_in=bytes_digest(data, options.digest) if options.digest else None,
+        digest_out=written.digest,
     )

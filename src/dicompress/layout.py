@@ -10,7 +10,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dicompress.errors import NotAnImage, UnsupportedLayout
+from dicompress.errors import InvalidDicomFile, NotAnImage, UnsupportedLayout
+
+
+def _value(ds, keyword: str):
+    """The value of `keyword` in `ds`, None when absent or empty; a value pydicom cannot
+    convert (a damaged header) raises InvalidDicomFile."""
+    try:
+        value = ds.get(keyword)
+    except Exception as exc:  # pydicom converting a raw value met damage
+        raise InvalidDicomFile(f"{keyword} cannot be read ({type(exc).__name__}: {exc})") from exc
+    return None if value is None or value == "" else value
+
+
+def header_number(ds, keyword: str, low: int, high: int, default: int | None = None) -> int:
+    """The integer value of `keyword` in `ds`, checked to lie in `low`..`high`; `default`
+    when absent (UnsupportedLayout if there is none). A damaged value raises
+    InvalidDicomFile naming the attribute."""
+    value = _value(ds, keyword)
+    if value is None:
+        if default is None:
+            raise UnsupportedLayout(f"Pixel Data without {keyword}")
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidDicomFile(f"{keyword} is {str(value)[:32]!r}, not a number") from None
+    if not low <= number <= high:
+        raise InvalidDicomFile(f"{keyword} is {number}, outside {low}..{high}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -34,21 +62,24 @@ class FrameLayout:
 
     @classmethod
     def from_dataset_header(cls, ds) -> "FrameLayout":
-        """The layout the Image Pixel attributes of `ds` describe (pixel data not needed)."""
-        missing = [k for k in ("Rows", "Columns", "BitsAllocated") if ds.get(k) is None]
+        """The layout the Image Pixel attributes of `ds` describe (pixel data not needed).
+
+        A value that is not a number of the right range (a damaged header) raises
+        InvalidDicomFile naming the attribute."""
+        missing = [k for k in ("Rows", "Columns", "BitsAllocated") if _value(ds, k) is None]
         if missing:
             raise UnsupportedLayout(f"Pixel Data without {', '.join(missing)}")
-        frames = ds.get("NumberOfFrames", 1)
+        bits_allocated = header_number(ds, "BitsAllocated", 1, 64)
         return cls(
-            rows=int(ds.Rows),
-            columns=int(ds.Columns),
-            samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
-            bits_allocated=int(ds.BitsAllocated),
-            bits_stored=int(ds.get("BitsStored", ds.BitsAllocated) or ds.BitsAllocated),
-            pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-            planar_configuration=int(ds.get("PlanarConfiguration", 0) or 0),
-            photometric_interpretation=str(ds.get("PhotometricInterpretation", "")),
-            number_of_frames=int(frames) if frames not in (None, "") else 1,
+            rows=header_number(ds, "Rows", 0, 0xFFFF),
+            columns=header_number(ds, "Columns", 0, 0xFFFF),
+            samples_per_pixel=header_number(ds, "SamplesPerPixel", 1, 0xFFFF, default=1),
+            bits_allocated=bits_allocated,
+            bits_stored=header_number(ds, "BitsStored", 0, 64, default=bits_allocated) or bits_allocated,
+            pixel_representation=header_number(ds, "PixelRepresentation", 0, 1, default=0),
+            planar_configuration=header_number(ds, "PlanarConfiguration", 0, 1, default=0),
+            photometric_interpretation=str(_value(ds, "PhotometricInterpretation") or ""),
+            number_of_frames=header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1,
         )
 
     @property

@@ -17,3 +17,11 @@ HTJ2KLossless = "1.2.840.10008.1.2.4.201"
 HTJ2KLosslessRPCL = "1.2.840.10008.1.2.4.202"
 HTJ2K = "1.2.840.10008.1.2.4.203"
 RLELossless = "1.2.840.10008.1.2.5"
+
+
+def uid_from_digest(digest: bytes) -> str:
+    """2.25.<a UUID of version 8 (custom, RFC 9562) made of the first 16 bytes>."""
+    b = bytearray(digest[:16])
+    b[6] = (b[6] & 0x0F) | 0x80  # version 8
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC variant
+    return f"2.25.{int.from_bytes(b, 'big')}"

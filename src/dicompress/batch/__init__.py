@@ -10,8 +10,9 @@ from pathlib import Path
 
 from dicompress.batch.sources import Source, iter_sources, unique
 from dicompress.codecs import Codec, get_codec
-from dicompress.errors import DicompressError, InvalidDicomFile, NotAnImage
-from dicompress.transcode import TranscodeResult, bounded_map, transcode_file
+from dicompress.errors import DicompressError, status_of
+from dicompress.pipeline.frames import bounded_map
+from dicompress.transcode import TranscodeResult, transcode_file
 
 
 def transcode_many(
@@ -46,16 +47,9 @@ def transcode_many(
                 )
             return transcode_file(source.path, destination, codec, verify=verify,
                                   threads=threads, extended_offsets=extended_offsets)
-        except (InvalidDicomFile, NotAnImage) as exc:
-            status = "not-image" if isinstance(exc, NotAnImage) else "not-dicom"
-            # A file that is DICOM but unreadable is a failure, not a skip.
-            if isinstance(exc, InvalidDicomFile) and "not a DICOM file" not in str(exc):
-                status = "failed"
-            return TranscodeResult(source=source.path, status=status, reason=str(exc), error=exc,
-                                   size_in=_size(source.path))
-        except DicompressError as exc:
-            return TranscodeResult(source=source.path, status="failed", reason=str(exc),
-                                   error=exc, size_in=_size(source.path))
+        except DicompressError as exc:  # not DICOM or no pixels: skipped; else failed
+            return TranscodeResult(source=source.path, status=status_of(exc).value,
+                                   reason=str(exc), error=exc, size_in=_size(source.path))
 
     yield from bounded_map(one, unique(sources), at_once)
 

@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dicompress.errors import DicompressError
+from dicompress.errors import JournalError, JournalFull, Status
 
 JOURNAL_NAME = ".dicompress-journal.sqlite"
 
 #: Final statuses; ``pending`` marks a file handed to a worker without a result yet.
-OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED, PENDING = (
-    "ok", "already", "not-dicom", "not-image", "failed", "pending")
+OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED, PENDING = (s.value for s in (
+    Status.OK, Status.ALREADY, Status.NOT_DICOM, Status.NOT_IMAGE, Status.FAILED, Status.PENDING))
 FINAL = (OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED)
 
 COLUMNS = ("path", "run", "destination", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
@@ -60,12 +60,6 @@ CREATE INDEX IF NOT EXISTS files_status ON files(status);
 """
 
 
-class JournalError(DicompressError):
-    """The journal cannot be used for this run (locked, other settings, damaged)."""
-
-
-class JournalFull(JournalError):
-    """The journal's filesystem is full: the run stops (what was recorded stays)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import concurrent.futures as cf
 from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -33,10 +34,11 @@ from dicompress.batch.worker import (Outcome, Task, codec_config, init_worker,
                                      keep_freed_memory, run_tasks)
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
-from dicompress.errors import DicompressError, InvalidDicomFile
+from dicompress.errors import (EXIT_FAILURES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
+                               EXIT_STOPPED, DicompressError, UsageError, status_of)
 from dicompress.fileio import TEMP_SUFFIX
 from dicompress.layout import FrameLayout
-from dicompress.transcode import read_header
+from dicompress.pipeline.read import read_header
 
 if TYPE_CHECKING:
     from dicompress.deid import DeidConfig
@@ -53,12 +55,8 @@ CHUNK_FILES, CHUNK_BYTES = 4, 4 << 20
 #: the end while another finishes four).
 TASK_SECONDS = 0.02
 
-#: Exit codes of a run (the CLI returns them).
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-class UsageError(DicompressError):
-    """The run cannot start as asked (bad combination of options, journal mismatch)."""
 
 
 @dataclass
@@ -94,6 +92,7 @@ class Summary:
     failures: list[tuple[str, str]] = field(default_factory=list)
     journal: str = ""
     peak_worker_rss_kb: int = 0  # the largest peak resident memory a worker reported
+    internal_errors: int = 0  # files stopped by a bug of ours (their tracebacks on stderr)
 
     @property
     def exit_code(self) -> int:
@@ -101,6 +100,8 @@ class Summary:
             return EXIT_INTERRUPTED
         if self.stopped:
             return EXIT_STOPPED
+        if self.internal_errors:
+            return EXIT_INTERNAL
         return EXIT_FAILURES if self.counts.get(J.FAILED) else EXIT_OK
 
     def as_dict(self) -> dict:
@@ -117,6 +118,7 @@ class Summary:
             "failures": [{"path": p, "reason": r} for p, r in self.failures],
             "journal": self.journal, "exit_code": self.exit_code,
             "peak_worker_rss_mb": round(self.peak_worker_rss_kb / 1024, 1),
+            "internal_errors": self.internal_errors,
         }
 
 
@@ -516,14 +518,9 @@ class BatchRun:
                     from dicompress.deid import renamed
 
                     destination = str(self._output_root / renamed(real, options.deid))
-                except InvalidDicomFile as exc:
-                    status = J.NOT_DICOM if "not a DICOM file" in str(exc) else J.FAILED
-                    outcome = Outcome(path=key, status=status, reason=f"{source.path}: {exc}")
-                    journal.record(key, **outcome.journal_values())
-                    self._count(outcome)
-                    return None
                 except DicompressError as exc:
-                    outcome = Outcome(path=key, status=J.FAILED, reason=f"{source.path}: {exc}")
+                    outcome = Outcome(path=key, status=status_of(exc).value,
+                                      reason=f"{source.path}: {exc}")
                     journal.record(key, **outcome.journal_values())
                     self._count(outcome)
                     return None
@@ -650,4 +647,7 @@ class BatchRun:
             summary.bytes_out += outcome.size_out or 0
         elif outcome.status == J.FAILED and len(summary.failures) < 1000:
             summary.failures.append((outcome.path, outcome.reason))
+        if outcome.internal:
+            summary.internal_errors += 1
+            sys.stderr.write(f"dicompress: internal error on {outcome.path}:\n{outcome.traceback}")
         self.on_result(outcome, summary)

@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from dicompress.batch import journal as J
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, file_digest
-from dicompress.errors import AlreadyInTarget, DicompressError, InvalidDicomFile, NotAnImage
+from dicompress.errors import AlreadyInTarget, DicompressError, status_of
 from dicompress.transcode import TranscodeResult, transcode_file
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ class Outcome:
     peak_rss_kb: int = 0
     #: The worker died with the file in flight (it may have been finished or not).
     lost: bool = False
+    #: A bug of ours stopped the file (not the file's fault): its traceback.
+    internal: bool = False
+    traceback: str = ""
 
     def journal_values(self) -> dict:
         return {k: getattr(self, k) for k in
@@ -156,21 +160,18 @@ def run_task(task: Task) -> Outcome:
         out.syntax_in, out.syntax_out = result.transfer_syntax_in, result.transfer_syntax_out
         out.frames, out.lossy = result.frames, result.lossy
         out.ratio_pixels, out.psnr, out.max_error = result.ratio_pixels, result.psnr, result.max_error
-    except AlreadyInTarget as exc:
-        out.status, out.reason = J.ALREADY, str(exc)
-    except NotAnImage as exc:
-        out.status, out.reason = J.NOT_IMAGE, str(exc)
-    except InvalidDicomFile as exc:
-        # Not DICOM at all is a skip; DICOM that cannot be parsed is a failure.
-        out.status = J.NOT_DICOM if "not a DICOM file" in str(exc) else J.FAILED
-        out.reason = str(exc)
     except DicompressError as exc:
-        out.reason, out.disk_full = str(exc), _disk_full(exc)
+        # not DICOM, no pixel data, already in the target: skips; the rest are failures
+        out.status, out.reason = status_of(exc).value, str(exc)
+        out.disk_full = _disk_full(exc)
     except OSError as exc:
         out.reason = f"{path}: {exc.strerror or exc}"
         out.disk_full = _disk_full(exc)
-    except Exception as exc:  # a bug or a library's surprise: report it, keep going
-        out.reason = f"{path}: unexpected {type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug of ours: said as one, with its traceback
+        out.internal = True
+        out.reason = (f"{path}: internal error (a bug in dicompress, please report it): "
+                      f"{type(exc).__name__}: {exc}")
+        out.traceback = traceback.format_exc()
     if out.status != J.OK and out.hash_in is None:  # skipped or failed: as it is now
         try:
             out.hash_in = file_digest(path, task.hash)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import warnings
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import dicompress
 from dicompress.batch.journal import JOURNAL_NAME, JournalError
-from dicompress.batch.runner import UsageError
 from dicompress.digests import DEFAULT_HASH, HASHES
 from dicompress.cli import commands
-from dicompress.errors import ConfigError, DeidError  # not from their packages: loaded late
-
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+from dicompress.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError,
+                               DeidError, UsageError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,7 +324,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("dicompress: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `dicompress ... | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception:  # a bug of ours: never reported as a bad file
+        import traceback
+
+        traceback.print_exc()
+        print("dicompress: internal error (a bug in dicompress, please report it with the "
+              "traceback above)", file=sys.stderr)
+        return EXIT_INTERNAL
 
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 

@@ -15,13 +15,14 @@ from pathlib import Path
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
 from dicompress.batch.journal import open_read_only
-from dicompress.batch.runner import BatchOptions, BatchRun, Summary, UsageError
+from dicompress.batch.runner import BatchOptions, BatchRun, Summary
 from dicompress.cli.render import human_size, table
 from dicompress.codecs import get_codec
-from dicompress.errors import DicompressError
+from dicompress.errors import DicompressError, UsageError
 from dicompress.layout import FrameLayout
 from dicompress.samples import sample_dirs
-from dicompress.transcode import TranscodeResult, read_header
+from dicompress.pipeline.read import read_header
+from dicompress.transcode import TranscodeResult
 
 
 def _syntax_name(uid: str) -> str:
@@ -40,6 +41,8 @@ def info(files: list[Path]) -> int:
     rows, failed = [], 0
     for path in files:
         try:
+            if path.is_dir():
+                raise DicompressError(f"{path}: a folder (info reads files: give {path}/*)")
             if not path.is_file():
                 raise DicompressError(f"{path}: no such file")
             ds = read_header(path)

@@ -21,7 +21,8 @@ from PIL import Image
 from dicompress import voi
 from dicompress.compare.run import Choice, Comparison, Row
 from dicompress.errors import DicompressError
-from dicompress.transcode import iter_frames, read_header
+from dicompress.pipeline.frames import iter_frames
+from dicompress.pipeline.read import read_header
 
 _COLOURS = {"rle": "#7f7f7f", "j2k": "#1f77b4", "htj2k": "#2ca02c", "jpegls": "#9467bd",
             "jpeg": "#d62728"}

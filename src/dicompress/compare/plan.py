@@ -29,7 +29,7 @@ from dicompress.batch.sources import iter_sources, unique
 from dicompress.compare.run import Choice, _choice, compare
 from dicompress.errors import DicompressError
 from dicompress.layout import FrameLayout
-from dicompress.transcode import read_header
+from dicompress.pipeline.read import read_header
 
 #: DICOM PDUs and TCP/IP headers take a few per cent of a link: plan for 95 % of it.
 LINK_EFFICIENCY = 0.95

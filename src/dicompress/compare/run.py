@@ -31,8 +31,9 @@ from dicompress.codecs import Codec, get_codec
 from dicompress.compare.metrics import Quality, psnr_from_mse, quality
 from dicompress.errors import DicompressError, NotAnImage, UnsupportedTransferSyntax
 from dicompress.export.select import group_series
-from dicompress.layout import FrameLayout
-from dicompress.transcode import bounded_map, iter_frames, read_header
+from dicompress.layout import FrameLayout, header_number
+from dicompress.pipeline.frames import bounded_map, iter_frames
+from dicompress.pipeline.read import read_header
 
 #: The issue's default: every lossless target that codes frames (explicit is the
 #: uncompressed baseline; deflate compresses whole files, so it is left to transcode),
@@ -140,7 +141,7 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
             if "PixelData" not in ds:
                 raise NotAnImage("no Pixel Data (not an image)")
             FrameLayout.from_dataset(ds)  # Rows, Columns, Number of Frames must make sense
-            int(ds.get("NumberOfFrames", 1) or 1)
+            header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
             headers.append((source.path, ds))
         except DicompressError as exc:
             skipped.append((str(source.path), str(exc)))

@@ -9,37 +9,27 @@ blanked and encoded again in the file's own transfer syntax (or the one asked fo
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import UID
 
 from dicompress.codecs import Codec, get_codec
 from dicompress.deid.burned_in import Blanker, burned_in_reason
 from dicompress.deid.deidentify import DeidConfig, Deidentifier
-from dicompress.errors import DeidError
-from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile, NotAnImage,
-                               UnsupportedTransferSyntax, VerificationFailed, with_context)
-from dicompress.fileio import atomic_output
-from dicompress.layout import FrameLayout
-from dicompress.transcode import (TranscodeResult, complete_file_meta, hash_span, read_header,
-                                  transcode_file)
+from dicompress.errors import (BurnedInRefused, CorruptPixelData, DicompressError,
+                               InvalidDicomFile, NotAnImage, StorageError,
+                               UnsupportedTransferSyntax, with_context)
+from dicompress.layout import FrameLayout, header_number
+from dicompress.pipeline.mark import complete_file_meta
+from dicompress.pipeline.read import foreign_error, pixel_span, read_header
+from dicompress.pipeline.write import DatasetHeader, output_file, write_dataset
+from dicompress.transcode import TranscodeResult, transcode_file
 
 _PIXEL_DATA = 0x7FE00010
-_ITEM, _SEQUENCE_END = (0xFFFE, 0xE000), (0xFFFE, 0xE0DD)
-_CHUNK = 1 << 20
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
-
-
-class BurnedInRefused(DeidError):
-    """The file may show identity in its pixels and the user did not say what to do."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -115,9 +105,12 @@ def deidentify_file(source: Path | str, destination: Path | str, config: DeidCon
     except DicompressError as exc:
         raise with_context(exc, source) from exc
     except OSError as exc:
-        raise DicompressError(f"{source}: {exc.strerror or exc}") from exc
-    except Exception as exc:  # a damaged value met on the way
-        raise InvalidDicomFile(f"{source}: {type(exc).__name__}: {exc}") from exc
+        raise StorageError(f"{source}: {exc.strerror or exc}", exc.errno) from exc
+    except Exception as exc:
+        translated = foreign_error(exc)  # pydicom met a damaged value on the way
+        if translated is None:
+            raise  # a bug of ours: it keeps its traceback
+        raise with_context(translated, source) from exc
 
 
 # Syntaxes that may hold lossless or lossy data, and their lossless-only twin: a file that
@@ -178,14 +171,14 @@ def _copy_file(source: Path, destination: Path, config: DeidConfig, verify: bool
     check_burned_in(ds, config)
     span = None
     if _PIXEL_DATA in ds:
-        result.frames = int(ds.get("NumberOfFrames", 1) or 1)
+        result.frames = header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
         raw = ds.get_item(_PIXEL_DATA, keep_deferred=True)
         if not syntax.is_deflated and getattr(raw, "value_tell", None) is not None:
-            span = pixel_span(source, raw, syntax)
+            span = pixel_span(source, raw)
             if raw.length != 0xFFFFFFFF and raw.length & 1:
                 raise CorruptPixelData(f"the Pixel Data has an odd length ({raw.length})")
         # else (deflated, or pydicom had to convert the element while reading):
-        # pydicom writes the whole dataset, Pixel Data from memory
+        # the whole dataset is written from memory, Pixel Data included
     deidentifier(config).apply(ds)
     complete_file_meta(ds)
     if not syntax.is_implicit_VR:
@@ -194,128 +187,26 @@ def _copy_file(source: Path, destination: Path, config: DeidConfig, verify: bool
         for tag in list(ds.keys()):
             if tag != _PIXEL_DATA and ds.get_item(tag).VR is None:
                 ds[tag]
-    with atomic_output(destination, before_replace) as tmp:
-        with open(tmp, "wb") as fp:
-            if span is None:  # no pixel data, or all of it deflated: pydicom writes it all
-                pixel_hash = None
-                if "PixelData" in ds:
-                    pixel_hash = hashlib.blake2b(ds.PixelData, digest_size=20).hexdigest()
-                pydicom.dcmwrite(fp, ds, enforce_file_format=True)
-            else:
-                pixel_hash = _write_with_pixels(fp, ds, source, span, syntax, raw)
-        if verify:
-            _verify(tmp, ds, pixel_hash, syntax)
-        result.verified = verify
-        result.size_out = tmp.stat().st_size
+    if span is None:  # no pixel data, or all of it deflated
+        written = write_dataset(destination, ds, verify=verify, before_replace=before_replace)
+    else:
+        encapsulated = raw.length == 0xFFFFFFFF
+        with output_file(destination, DatasetHeader(ds, keep_offset_tables=True),
+                         pixels="copied", verify=verify,
+                         before_replace=before_replace) as (writer, written):
+            writer.copy_pixel_data(source, *span, vr=_pixel_vr(ds, raw),
+                                   encapsulated=encapsulated)
+            writer.finish()
+    result.verified = written.verified
+    result.size_out = written.size
     result.destination = destination
     result.ratio_pixels = 1.0
     return result
 
 
-def pixel_span(path: Path, elem, syntax: UID) -> tuple[int, int]:
-    """Where the value of the Pixel Data element lies in `path` (start, end)."""
-    tell = elem.value_tell
-    size = os.path.getsize(path)
-    if elem.length != 0xFFFFFFFF:
-        end = tell + elem.length
-        if end > size:
-            raise CorruptPixelData(f"the Pixel Data is {elem.length} bytes long but the file "
-                                   f"ends {size - tell} bytes after it starts")
-        return tell, end
-    with open(path, "rb") as fp:  # encapsulated: walk the items to the delimiter
-        pos = tell
-        while True:
-            fp.seek(pos)
-            header = fp.read(8)
-            if len(header) < 8:
-                raise CorruptPixelData("the encapsulated Pixel Data ends before its "
-                                       "Sequence Delimitation Item")
-            group, element, length = struct.unpack("<HHI", header)
-            if (group, element) == _SEQUENCE_END:
-                return tell, pos + 8
-            if (group, element) != _ITEM or length == 0xFFFFFFFF:
-                raise CorruptPixelData(f"({group:04X},{element:04X}) where an item of the "
-                                       "encapsulated Pixel Data should be")
-            pos += 8 + length
-            if pos > size:
-                raise CorruptPixelData("a fragment of the Pixel Data runs past the end of the file")
-
-
-def _pixel_header(ds: Dataset, elem, syntax: UID, length: int) -> bytes:
-    """The Pixel Data element's tag, VR and length in the output's encoding (written
-    anew: a file may say one encoding and use another, which pydicom reads through)."""
-    endian = "<" if syntax.is_little_endian else ">"
-    tag = struct.pack(f"{endian}HH", 0x7FE0, 0x0010)
-    if syntax.is_implicit_VR:
-        return tag + struct.pack(f"{endian}I", length)
-    if length == 0xFFFFFFFF:
-        vr = "OB"
-    elif elem.VR in ("OB", "OW"):
-        vr = elem.VR
-    else:
-        vr = "OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB"
-    return tag + vr.encode() + b"\0\0" + struct.pack(f"{endian}I", length)
-
-
-def _write_with_pixels(fp, ds: Dataset, source: Path, span: tuple[int, int],
-                       syntax: UID, pixel) -> str:
-    """Preamble, meta, the header before Pixel Data, the element copied, what follows."""
-    fp.write(ds.preamble or b"\0" * 128)
-    fp.write(b"DICM")
-    meta = DicomBytesIO()
-    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
-    fp.write(meta.getvalue())
-    head, tail = Dataset(), Dataset()
-    implicit, little = ds.original_encoding
-    for part in (head, tail):
-        if implicit is not None:
-            part.set_original_encoding(implicit, little, ds.original_character_set)
-    for elem in ds.elements():
-        if elem.tag != _PIXEL_DATA:
-            (head if elem.tag < _PIXEL_DATA else tail)[elem.tag] = elem
-    fp.write(_encode(head, syntax))
-    encapsulated = pixel.length == 0xFFFFFFFF
-    fp.write(_pixel_header(ds, pixel, syntax, 0xFFFFFFFF if encapsulated else span[1] - span[0]))
-    digest = hashlib.blake2b(digest_size=20)
-    with open(source, "rb") as src:
-        src.seek(span[0])
-        left = span[1] - span[0]
-        while left:
-            chunk = src.read(min(left, _CHUNK))
-            if not chunk:
-                raise CorruptPixelData("the source ended while its Pixel Data was copied")
-            digest.update(chunk)
-            fp.write(chunk)
-            left -= len(chunk)
-    if len(tail):
-        fp.write(_encode(tail, syntax))
-    return digest.hexdigest()
-
-
-def _encode(ds: Dataset, syntax: UID) -> bytes:
-    buffer = DicomBytesIO()
-    buffer.is_little_endian, buffer.is_implicit_VR = syntax.is_little_endian, syntax.is_implicit_VR
-    write_dataset(buffer, ds)
-    return buffer.getvalue()
-
-
-def _verify(path: Path, expected: Dataset, pixel_hash: str | None, syntax: UID) -> None:
-    """The output parses, says it is de-identified, and holds the same pixel data bytes."""
-    try:
-        ds = pydicom.dcmread(path, defer_size=1024)
-        for keyword in ("SOPInstanceUID", "PatientID", "PatientIdentityRemoved", "Rows"):
-            if ds.get(keyword) != expected.get(keyword):
-                raise VerificationFailed(f"{keyword} reads back as {ds.get(keyword)!r}")
-        if pixel_hash is None:
-            return
-        if syntax.is_deflated:
-            found = hashlib.blake2b(ds.PixelData, digest_size=20).hexdigest()
-        else:
-            start, end = pixel_span(path, ds.get_item(_PIXEL_DATA, keep_deferred=True), syntax)
-            found = hash_span(path, start, end - start)
-    except DicompressError:
-        raise
-    except Exception as exc:
-        raise VerificationFailed(f"the output cannot be read back: {exc}") from exc
-    if found != pixel_hash:
-        raise VerificationFailed("the pixel data reads back different from the original's")
+def _pixel_vr(ds: Dataset, elem) -> str:
+    """The VR Pixel Data is written with (a file may say one encoding and use another,
+    which pydicom reads through: the VR is decided anew)."""
+    if elem.VR in ("OB", "OW"):
+        return elem.VR
+    return "OW" if header_number(ds, "BitsAllocated", 1, 64, default=8) > 8 else "OB"

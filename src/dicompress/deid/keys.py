@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicompress.errors import DeidError
+from dicompress.uids import uid_from_digest
 
 #: Date shifts move every date of a patient back by 1 to 10 years, in whole days.
 SHIFT_MIN_DAYS, SHIFT_SPAN_DAYS = 365, 3288
@@ -53,14 +54,6 @@ def fingerprint(key: bytes) -> str:
 def replacement_uid(key: bytes, uid: str) -> str:
     """A UID under 2.25 (PS3.5 B.2) from a UUID of version 8 (RFC 9562) made of the MAC."""
     return uid_from_digest(_mac(key, "uid", uid.strip().rstrip("\0")))
-
-
-def uid_from_digest(digest: bytes) -> str:
-    """2.25.<a UUID of version 8 (custom, RFC 9562) made of the first 16 bytes>."""
-    b = bytearray(digest[:16])
-    b[6] = (b[6] & 0x0F) | 0x80  # version 8
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC variant
-    return f"2.25.{int.from_bytes(b, 'big')}"
 
 
 def pseudonym(key: bytes, purpose: str, value: str) -> str:

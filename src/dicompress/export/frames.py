@@ -12,6 +12,7 @@ from pydicom.pixels import apply_color_lut, pixel_array
 
 from dicompress import voi
 from dicompress.errors import UnsupportedLayout
+from dicompress.layout import header_number
 
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
 
@@ -22,11 +23,15 @@ def photometric(ds: Dataset) -> str:
 
 def read_frame(path: Path, index: int, ds: Dataset) -> np.ndarray:
     """One frame as pydicom decodes it; YBR is converted to RGB (as_rgb)."""
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
     which = index if frames > 1 else None
-    if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-        # deflated data cannot be read frame by frame from the file
-        return pixel_array(dcmread(path), index=which, as_rgb=True)
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None:
+        # deflated data cannot be read frame by frame from the file, nor a file without
+        # File Meta Information (its transfer syntax is the one the header was read in)
+        whole = dcmread(path, force=True)
+        whole.file_meta.TransferSyntaxUID = syntax
+        return pixel_array(whole, index=which, as_rgb=True)
     return pixel_array(path, index=which, as_rgb=True)
 
 

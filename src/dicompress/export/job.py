@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
 
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.deid import descriptor_identifies
-from dicompress.errors import DicompressError
+from dicompress.errors import DicompressError, NotDicom
 from dicompress.export import budget as budgets
 from dicompress.export import frames as framing
 from dicompress.export import select, writers
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
+from dicompress.pipeline.read import read_header
 
 # The non-identifying context a reader of the picture needs (PNG text chunks).
 CONTEXT = {
@@ -101,12 +101,12 @@ def _frame_duration(ds, options: ExportOptions) -> int:
 def _headers(sources, result: ExportResult):
     for source in unique(iter_sources(sources)):
         try:
-            ds = pydicom.dcmread(source.path, stop_before_pixels=False, defer_size="64 KB")
-        except InvalidDicomError:
+            ds = read_header(source.path)
+        except NotDicom:
             result.skipped.append((source.path, "not a DICOM file"))
             continue
-        except Exception as exc:
-            result.failed.append((source.path, f"cannot be read: {exc}"))
+        except DicompressError as exc:
+            result.failed.append((source.path, str(exc)))
             continue
         if "PixelData" not in ds:
             kind = str(ds.get("Modality", "") or ds.get("SOPClassUID", "")) or "object"

@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from dicompress.deid import descriptor_identifies
 from dicompress.errors import DicompressError
+from dicompress.layout import header_number
 
 
 @dataclass
@@ -104,7 +105,7 @@ def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None 
         series = SeriesFrames(uid=uid, label=label, header=first)
         for path, ds in members:
             series.headers[path] = ds
-            frames = int(ds.get("NumberOfFrames", 1) or 1)
+            frames = header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
             series.frames.extend((path, i) for i in range(frames))
         out.append(series)
     # unique labels

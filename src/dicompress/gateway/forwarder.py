@@ -32,7 +32,10 @@ from dicompress.errors import DicompressError
 from dicompress.gateway.config import GatewayConfig, Route, TLS
 from dicompress.gateway.queue import Item, Queue
 from dicompress.layout import FrameLayout
-from dicompress.transcode import read_header, transcode_file
+from dicompress.pipeline.mark import complete_file_meta
+from dicompress.pipeline.read import read_header
+from dicompress.pipeline.write import write_dataset
+from dicompress.transcode import transcode_file
 
 LOG = logging.getLogger("dicompress.gateway")
 
@@ -47,9 +50,8 @@ def _reencode(source: Path, out: Path, syntax: str, deid) -> None:
         check_burned_in(ds, deid)
         deidentifier(deid).apply(ds)
     ds.file_meta.TransferSyntaxUID = syntax
-    uid = UID(syntax)
-    ds.save_as(out, enforce_file_format=True, implicit_vr=uid.is_implicit_VR,
-               little_endian=uid.is_little_endian)
+    complete_file_meta(ds)
+    write_dataset(out, ds)
 
 
 def client_context(tls: TLS) -> ssl.SSLContext:

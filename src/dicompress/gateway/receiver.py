@@ -23,7 +23,7 @@ import pydicom
 from pydicom.uid import UID
 from pynetdicom import _config
 
-from dicompress.deid.files import pixel_span
+from dicompress.pipeline.read import pixel_span
 from dicompress.errors import CorruptPixelData
 from dicompress.fileio import atomic_output
 from dicompress.gateway.config import GatewayConfig
@@ -157,7 +157,7 @@ def _check(path: Path, sop_class: str, sop_instance: str) -> tuple[str, str, str
             layout = FrameLayout.from_dataset_header(ds)  # the image attributes make sense
             raw = ds.get_item(0x7FE00010, keep_deferred=True)
             if getattr(raw, "value_tell", None) is not None and not deflated:
-                start, end = pixel_span(path, raw, UID(syntax))  # raises when cut short
+                start, end = pixel_span(path, raw)  # raises when cut short
                 if raw.length != 0xFFFFFFFF and end - start < layout.frame_bytes * \
                         layout.number_of_frames * (1 if layout.bits_allocated > 1 else 0):
                     raise CorruptPixelData(f"Pixel Data holds {end - start} bytes; the image "

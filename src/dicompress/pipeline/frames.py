@@ -1,0 +1,201 @@
+"""Frame sources: the frames of a file, one at a time, as the codecs take them.
+
+Native little-endian single-sample frames (the bulk of an archive) are read straight from
+the file's bytes; everything else is decoded by pydicom's decoders (ours registered
+among them). Either way a frame comes out as pydicom gives it: native byte order, unused
+bits above Bits Stored replaced by the sign (or zero) extension of the stored value
+(PS3.5 8.1.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dicompress import uids
+from dicompress.errors import CorruptPixelData, DicompressError, NotAnImage
+from dicompress.layout import FrameLayout
+from dicompress.pipeline.read import read_header, transfer_syntax_of
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+
+def bounded_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
+    """Like ``pool.map`` but keeps at most 2 x `threads` items in flight (bounded memory)."""
+    if threads <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# -- native frames ----------------------------------------------------------------------
+def reads_natively(layout: FrameLayout) -> bool:
+    """Whether frames of `layout` are read straight from native little-endian bytes here."""
+    return (layout.samples_per_pixel == 1 and layout.bits_allocated in (8, 16, 32)
+            and (layout.bits_stored or 0) <= layout.bits_allocated
+            and layout.rows * layout.columns > 0)
+
+
+def native_frames(layout: FrameLayout, offset: int, *, data: bytes | memoryview | None = None,
+                  path: Path | None = None) -> Iterator[np.ndarray]:
+    """The frames of native little-endian Pixel Data whose value starts at `offset` of
+    `data` (held in memory) or of the file `path` (read a frame at a time)."""
+    dtype, shape = layout.dtype, (layout.rows, layout.columns)
+    frame_bytes, count = layout.frame_bytes, layout.frame_pixels
+    shift = layout.bits_allocated - (layout.bits_stored or layout.bits_allocated)
+    with contextlib.ExitStack() as stack:
+        fp = stack.enter_context(open(path, "rb")) if data is None else None
+        for k in range(layout.number_of_frames):
+            start = offset + k * frame_bytes
+            if fp is None:
+                arr = np.frombuffer(data, dtype, count, start)
+                if shift:
+                    arr = (arr << shift) >> shift  # a new array: the source stays as read
+                elif not arr.flags.aligned:
+                    arr = arr.copy()
+            else:
+                buffer = bytearray(frame_bytes)
+                fp.seek(start)
+                if fp.readinto(buffer) != frame_bytes:
+                    raise CorruptPixelData(f"frame {k + 1} is cut short")
+                arr = np.frombuffer(buffer, dtype)
+                if shift:
+                    np.left_shift(arr, shift, out=arr)
+                    np.right_shift(arr, shift, out=arr)
+            yield arr.reshape(shape)
+
+
+_PLAIN_NATIVE = (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian)
+
+
+def _native_frames_of(path: Path, ds: Dataset) -> Iterator[np.ndarray] | None:
+    """Frames of a little-endian native single-sample image read straight from the file;
+    None for anything else (pydicom decodes those)."""
+    if transfer_syntax_of(ds) not in _PLAIN_NATIVE or getattr(ds, "preamble", None) is None:
+        return None
+    try:
+        layout = FrameLayout.from_dataset(ds)
+        elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    except DicompressError:
+        return None
+    if (not reads_natively(layout) or elem is None or elem.length in (None, 0xFFFFFFFF)
+            or elem.length < layout.frame_bytes * layout.number_of_frames):
+        return None  # pydicom says what is wrong with it
+    if isinstance(elem.value, (bytes, bytearray)):
+        if len(elem.value) < layout.frame_bytes * layout.number_of_frames:
+            raise CorruptPixelData(f"the Pixel Data holds {len(elem.value)} bytes; the image "
+                                   f"needs {layout.frame_bytes * layout.number_of_frames}")
+        return native_frames(layout, 0, data=elem.value)
+    if elem.value_tell is None:
+        return None
+    return native_frames(layout, elem.value_tell, path=path)
+
+
+# -- decoded frames -----------------------------------------------------------------------
+def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
+    """Decoded frames of `path` as stored (no colour conversion).
+
+    From the path, pydicom reads one frame at a time; deflated files (whose bytes cannot
+    be seeked) and files without file meta go through the dataset.
+    """
+    from pydicom.pixels import iter_pixels
+
+    native = _native_frames_of(path, ds)
+    if native is not None:
+        yield from native
+        return
+    seekable = (getattr(ds, "preamble", None) is not None
+                and transfer_syntax_of(ds) != uids.DeflatedExplicitVRLittleEndian)
+    try:
+        for arr in iter_pixels(path if seekable else ds, ds_out=meta, raw=True):
+            # codecs take native byte order (big-endian sources decode to '>' arrays)
+            yield arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+    except DicompressError:
+        raise
+    except Exception as exc:  # pydicom's decoders: the pixel data, not our code
+        raise CorruptPixelData(f"pixel data cannot be decoded: {exc}") from exc
+
+
+_DECODED_PHOTOMETRIC = {
+    "YBR_FULL_422": "YBR_FULL",  # pydicom removes the 4:2:2 subsampling
+    "YBR_ICT": "RGB",
+    "YBR_RCT": "RGB",
+}
+
+
+def _image_attributes(ds: Dataset, meta: Dataset, arr: np.ndarray) -> dict[str, Any]:
+    """The Image Pixel attributes of the frames as decoded: pydicom's ds_out where it
+    filled them in, else the source's."""
+    attrs = {}
+    for keyword in ("PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit",
+                    "PixelRepresentation", "SamplesPerPixel", "PlanarConfiguration"):
+        for source in (meta, ds):
+            if keyword in source:
+                attrs[keyword] = source[keyword].value
+                break
+    # Decoded frames are full resolution, and J2K decoders undo the colour
+    # transform: the photometric interpretation of what we hold says so.
+    photometric = attrs.get("PhotometricInterpretation")
+    if photometric:
+        attrs["PhotometricInterpretation"] = _DECODED_PHOTOMETRIC.get(str(photometric), photometric)
+    bits = arr.dtype.itemsize * 8
+    if attrs.get("BitsAllocated", bits) != 1 and attrs.get("BitsAllocated") != bits:
+        attrs["BitsAllocated"] = bits
+    return attrs
+
+
+def decoded_layout(ds: Dataset, declared: FrameLayout, meta: Dataset,
+                   first: np.ndarray) -> tuple[FrameLayout, dict[str, Any]]:
+    """The layout of the frames as decoded (frame 1 tells the sample type) and the
+    Image Pixel attributes that describe them."""
+    attrs = _image_attributes(ds, meta, first)
+    layout = FrameLayout(
+        rows=first.shape[0], columns=first.shape[1],
+        samples_per_pixel=first.shape[2] if first.ndim == 3 else 1,
+        bits_allocated=1 if declared.bits_allocated == 1 else first.dtype.itemsize * 8,
+        bits_stored=int(attrs.get("BitsStored") or first.dtype.itemsize * 8),
+        pixel_representation=1 if first.dtype.kind == "i" else 0,
+        photometric_interpretation=str(attrs.get("PhotometricInterpretation", "")),
+        number_of_frames=declared.number_of_frames,
+    )
+    return layout, attrs
+
+
+def start_decoding(path: Path, ds: Dataset, declared: FrameLayout
+                   ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
+    """Decode frame 1 (it tells the layout of all): layout, attributes, frame 1, the rest."""
+    from pydicom.dataset import Dataset
+
+    meta = Dataset()
+    frames = _decoded_frames(path, ds, meta)
+    first = next(frames, None)
+    if first is None:
+        raise CorruptPixelData("Pixel Data holds no frames")
+    layout, attrs = decoded_layout(ds, declared, meta, first)
+    return layout, attrs, first, frames
+
+
+def iter_frames(path: Path | str) -> tuple[FrameLayout, Iterator[np.ndarray]]:
+    """The layout of `path`'s frames as decoded, and the frames (one at a time)."""
+    path = Path(path)
+    ds = read_header(path)
+    if "PixelData" not in ds:
+        raise NotAnImage("no Pixel Data (not an image)")
+    layout, _, first, frames = start_decoding(path, ds, FrameLayout.from_dataset(ds))
+    return layout, itertools.chain([first], frames)

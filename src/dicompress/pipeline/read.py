@@ -1,0 +1,133 @@
+"""Header sources: what a file says about itself, read by pydicom with the pixel data left
+on disk. (The fast path's header source, the byte ranges of a parsed file, is
+`dicompress.direct.Parsed`.)
+
+This is where pydicom's parser is called, so this is where its exceptions become ours:
+not DICOM at all (`NotDicom`, a skip), or DICOM too damaged to parse (`InvalidDicomFile`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dicompress import uids
+from dicompress.errors import InvalidDicomFile, NotDicom, StorageError
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+#: Values larger than this stay on disk until needed (the pixel data, large LUTs).
+DEFER_SIZE = "256 KB"
+
+
+def read_header(path: Path, *, any_object: bool = False) -> Dataset:
+    """Read `path` with large values (the pixel data) left on disk until needed.
+
+    A file without preamble and File Meta Information is taken when a forced read finds
+    an image (or, with `any_object`, any object with SOP Class and Instance UIDs).
+
+    Raises
+    ------
+    NotDicom
+        Nothing in the file reads as DICOM.
+    InvalidDicomFile
+        It starts as DICOM but cannot be parsed (truncated, garbled).
+    StorageError
+        The OS would not let it be read.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, defer_size=DEFER_SIZE)
+    except InvalidDicomError as exc:
+        # No preamble or file meta: still DICOM if a forced read finds an image.
+        ds = _forced(path, any_object)
+        if ds is None:
+            raise NotDicom(f"not a DICOM file ({exc})") from exc
+        return ds
+    except OSError as exc:
+        raise StorageError(f"cannot be read ({exc.strerror or exc})", exc.errno) from exc
+    except Exception as exc:  # pydicom's parser on a truncated or garbled file raises many types
+        raise InvalidDicomFile(
+            f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})") from exc
+
+
+def _forced(path: Path, any_object: bool) -> Dataset | None:
+    """`path` read without its preamble and meta, if what it holds is an object we know."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, defer_size=DEFER_SIZE, force=True)
+        found = ("PixelData" in ds and "Rows" in ds) or (
+            any_object and "SOPClassUID" in ds and "SOPInstanceUID" in ds)
+    except Exception:  # noqa: BLE001 - a forced read of a non-DICOM file fails any way it likes
+        return None
+    if not found:
+        return None
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            uids.ImplicitVRLittleEndian if implicit
+            else uids.ExplicitVRLittleEndian if little
+            else uids.ExplicitVRBigEndian
+        )
+    return ds
+
+
+def transfer_syntax_of(ds: Dataset) -> str:
+    return str(ds.file_meta.get("TransferSyntaxUID", ""))
+
+
+def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
+    """`exc` as a damaged file, when it was raised inside pydicom (its parser converting a
+    value lazily, its writer refusing one); None when it comes from our own code, which
+    makes it a bug, never a bad file."""
+    import traceback
+
+    import pydicom
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return None
+    root = os.path.dirname(pydicom.__file__) + os.sep
+    if not frames[-1].filename.startswith(root):
+        return None
+    return InvalidDicomFile(f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})")
+
+
+def pixel_span(path: Path, elem) -> tuple[int, int]:
+    """Where the value of the Pixel Data element `elem` (read with its value left on disk)
+    lies in `path`: (start, end); encapsulated, to the end of its Sequence Delimitation
+    Item, found by walking the items."""
+    import struct
+
+    from dicompress.errors import CorruptPixelData
+
+    tell = elem.value_tell
+    size = os.path.getsize(path)
+    if elem.length != 0xFFFFFFFF:
+        end = tell + elem.length
+        if end > size:
+            raise CorruptPixelData(f"the Pixel Data is {elem.length} bytes long but the file "
+                                   f"ends {size - tell} bytes after it starts")
+        return tell, end
+    with open(path, "rb") as fp:  # encapsulated: walk the items to the delimiter
+        pos = tell
+        while True:
+            fp.seek(pos)
+            header = fp.read(8)
+            if len(header) < 8:
+                raise CorruptPixelData("the encapsulated Pixel Data ends before its "
+                                       "Sequence Delimitation Item")
+            group, element, length = struct.unpack("<HHI", header)
+            if (group, element) == (0xFFFE, 0xE0DD):
+                return tell, pos + 8
+            if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
+                raise CorruptPixelData(f"({group:04X},{element:04X}) where an item of the "
+                                       "encapsulated Pixel Data should be")
+            pos += 8 + length
+            if pos > size:
+                raise CorruptPixelData("a fragment of the Pixel Data runs past the end of the file")

@@ -1,0 +1,166 @@
+"""The one writer and the one verifier (src/dicompress/pipeline/).
+
+The verifier is checked against pydicom, which shares no code with it: what pydicom reads
+from a good output is what the verifier is told to expect, and it must accept that output
+and refuse every damaged copy of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.encaps import generate_frames
+
+from dicompress import uids
+from dicompress.errors import VerificationFailed
+from dicompress.pipeline import verify as verifier
+from dicompress.pipeline.write import fragment_digest
+from dicompress.samples import find_sample
+from dicompress.transcode import transcode_file
+
+
+def _expected(path: Path) -> verifier.Expected:
+    """What pydicom reads from `path`, as the verifier's expectation."""
+    ds = pydicom.dcmread(path)
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    values = {k: ds.get(k) for k in verifier.CHECKED}
+    if syntax in (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian,
+                  uids.DeflatedExplicitVRLittleEndian, uids.ExplicitVRBigEndian):
+        value = ds.PixelData + b"\0" * (len(ds.PixelData) & 1)
+        pixel = verifier.Value(hashlib.blake2b(value, digest_size=20).hexdigest(), len(value))
+    else:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        fragments = [f + b"\0" * (len(f) & 1) for f in
+                     generate_frames(ds.PixelData, number_of_frames=frames)]
+        pixel = verifier.Fragments(tuple(fragment_digest(f) for f in fragments))
+    return verifier.Expected(transfer_syntax=syntax, values=values, pixel_data=pixel)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> dict[str, Path]:
+    """A multi-frame image written in an encapsulated, a native, an implicit and a
+    deflated syntax."""
+    folder = tmp_path_factory.mktemp("outputs")
+    made = {}
+    for target in ("rle", "explicit", "implicit", "deflate"):
+        made[target] = folder / f"{target}.dcm"
+        transcode_file(find_sample("emri_small.dcm"), made[target], target)
+    return made
+
+
+@pytest.mark.parametrize("target", ["rle", "explicit", "implicit", "deflate"])
+def test_the_verifier_accepts_what_pydicom_reads(outputs, target):
+    path = outputs[target]
+    assert verifier.verify(path, _expected(path), digest="sha256") == \
+        hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _pixel_at(data: bytes) -> int:
+    return data.index(b"\xe0\x7f\x10\x00")
+
+
+def _damaged_encapsulated(data: bytes) -> dict[str, bytes]:
+    at = _pixel_at(data)  # (7FE0,0010) OB, undefined length; then the offset table item
+    table_length = struct.unpack_from("<I", data, at + 16)[0]
+    first = at + 20 + table_length
+    item_length = struct.unpack_from("<I", data, first + 4)[0]
+    return {
+        "offset table": data[:at + 24] + struct.pack("<I", 8) + data[at + 28:],
+        "item length": data[:first + 4] + struct.pack("<I", item_length + 2) + data[first + 8:],
+        "a fragment's byte": data[:first + 20] + bytes([data[first + 20] ^ 1]) + data[first + 21:],
+        "delimiter": data[:-8] + b"\0" * 8,
+        "cut short": data[:-3],
+        "trailing bytes": data + b"\0\0\0\0",
+        "syntax": data.replace(uids.RLELossless.encode(), b"1.2.840.10008.1.2.4.5", 1),
+        "rows": data.replace(b"\x28\x00\x10\x00US\x02\x00\x40\x00", b"\x28\x00\x10\x00US\x02\x00\x41\x00", 1),
+        "meta group length": data[:140] + struct.pack("<I", struct.unpack_from("<I", data, 140)[0] + 2)
+        + data[144:],
+        "order": data.replace(b"\x28\x00\x10\x00US", b"\x28\x00\x01\x00US", 1),
+    }
+
+
+def test_the_verifier_refuses_damaged_encapsulated_outputs(outputs, tmp_path):
+    data = outputs["rle"].read_bytes()
+    expected = _expected(outputs["rle"])
+    assert b"\x28\x00\x10\x00US\x02\x00\x40\x00" in data  # Rows 64, as damaged below
+    for what, bad in _damaged_encapsulated(data).items():
+        path = tmp_path / "bad.dcm"
+        path.write_bytes(bad)
+        with pytest.raises(VerificationFailed):
+            verifier.verify(path, expected)
+            pytest.fail(f"damaged {what} accepted")
+
+
+def test_the_verifier_refuses_damaged_native_outputs(outputs, tmp_path):
+    for target in ("explicit", "implicit"):
+        data = outputs[target].read_bytes()
+        expected = _expected(outputs[target])
+        at = _pixel_at(data) + (12 if target == "explicit" else 8)
+        damaged = {
+            "a sample": data[:at + 100] + bytes([data[at + 100] ^ 0x80]) + data[at + 101:],
+            "cut short": data[:-2],
+            "length": data[:at - 4] + struct.pack("<I", len(data) - at + 2) + data[at:],
+        }
+        for what, bad in damaged.items():
+            path = tmp_path / "bad.dcm"
+            path.write_bytes(bad)
+            with pytest.raises(VerificationFailed):
+                verifier.verify(path, expected)
+                pytest.fail(f"{target}: damaged {what} accepted")
+
+
+def test_the_verifier_inflates_deflated_outputs_and_refuses_damage(outputs, tmp_path):
+    data = outputs["deflate"].read_bytes()
+    expected = _expected(outputs["deflate"])
+    meta_end = 144 + struct.unpack_from("<I", data, 140)[0]
+    body = zlib.decompress(data[meta_end:], -zlib.MAX_WBITS)
+    at = _pixel_at(body) + 12
+    changed = body[:at + 7] + bytes([body[at + 7] ^ 4]) + body[at + 8:]
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    recompressed = deflater.compress(changed) + deflater.flush()
+    damaged = {"cut short": data[:meta_end + (len(data) - meta_end) // 2],
+               "a sample": data[:meta_end] + recompressed}
+    for what, bad in damaged.items():
+        path = tmp_path / "bad.dcm"
+        path.write_bytes(bad)
+        with pytest.raises(VerificationFailed):
+            verifier.verify(path, expected)
+            pytest.fail(f"damaged {what} accepted")
+
+
+def test_a_write_damaged_on_disk_is_not_kept(tmp_path, monkeypatch):
+    """A fault between the writer and the disk: the verifier reads what is there."""
+    from dicompress.pipeline import write
+
+    real_finish = write.PixelDataWriter.finish
+
+    def finish_then_damage(self, patch=None):
+        real_finish(self, patch)
+        self.fp.seek(self.first_item_at + 40)
+        self.fp.write(b"\xff")
+
+    monkeypatch.setattr(write.PixelDataWriter, "finish", finish_then_damage)
+    for name in ("CT_small.dcm", "MR_small_implicit.dcm"):  # the fast and the general path
+        target = tmp_path / "o.dcm"
+        with pytest.raises(VerificationFailed, match=f"{name}: frame 1 of the output differs"):
+            transcode_file(find_sample(name), target, "rle")
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_the_verifier_shares_no_code_with_the_writer():
+    """The independence the verification rests on: verify.py imports neither the writer
+    nor the parsers (the fast path's, pydicom)."""
+    import ast
+
+    tree = ast.parse(Path(verifier.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert imported <= {"__future__", "hashlib", "mmap", "struct", "tempfile", "zlib",
+                        "dataclasses", "pathlib", "dicompress", "dicompress.digests",
+                        "dicompress.errors"}, imported
