@@ -47,6 +47,7 @@ _UNDEFINED = 0xFFFFFFFF
 _MAX_DEPTH = 64
 # PS3.5 Table 7.1-1 (and 7.1-2): VRs with a reserved field and a 32-bit length.
 _LONG = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+_SHORT = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ class _Reader:
             if pos + 12 > end:
                 raise VerificationFailed(f"an element header runs past the end at byte {pos}")
             return tag, vr, pos + 12, self.u32.unpack_from(self.data, pos + 8)[0]
-        if not vr.isalpha() or not vr.isupper():
+        if vr not in _SHORT:
             raise VerificationFailed(f"no VR where one should be at byte {pos}")
         return tag, vr, pos + 8, self.u16.unpack_from(self.data, pos + 6)[0]
 
@@ -275,11 +276,20 @@ class _Reader:
         return syntax, end
 
     def dataset(self, pos: int) -> _Dataset:
-        data, end = self.data, len(self.data)
+        data, end, implicit = self.data, len(self.data), self.implicit
         found = _Dataset({}, None, None)
         previous = -1
+        short = struct.Struct(self.endian + "HH2sH")  # most elements: one unpack each
         while pos < end:
-            tag, vr, at, length = self.header(pos, end, self.implicit)
+            if implicit or pos + 8 > end:
+                tag, vr, at, length = self.header(pos, end, implicit)
+            else:
+                group, element, vr, length = short.unpack_from(data, pos)
+                tag, at = group << 16 | element, pos + 8
+                if vr in _LONG:
+                    tag, vr, at, length = self.header(pos, end, False)
+                elif vr not in _SHORT:
+                    raise VerificationFailed(f"no VR where one should be at byte {pos}")
             if tag <= previous:
                 raise VerificationFailed(f"elements out of order at byte {pos}")
             previous = tag
@@ -290,9 +300,9 @@ class _Reader:
                     continue
                 found.pixel = _Pixel(at, at + length)
             elif length == _UNDEFINED:
-                if not (self.implicit or vr in (b"SQ", b"UN")):
+                if not (implicit or vr in (b"SQ", b"UN")):
                     raise VerificationFailed(f"an undefined length on a {vr!r} element")
-                pos = self._sequence(at, end, 1, self.implicit or vr == b"UN")
+                pos = self._sequence(at, end, 1, implicit or vr == b"UN")
                 continue
             if at + length > end:
                 raise VerificationFailed(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) runs past the end")
