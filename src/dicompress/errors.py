@@ -67,6 +67,18 @@ class BurnedInRefused(DeidError):
     """The file may show identity in its pixels and the user did not say what to do."""
 
 
+class BudgetError(UsageError):
+    """An output cannot be made to fit the size budget, or the budget cannot be read."""
+
+
+class PlanError(UsageError):
+    """A plan's constraint (link rate, deadline) cannot be read."""
+
+
+class DisplayError(DicompressError, ValueError):
+    """The display attributes cannot be applied (e.g. a window of width 0)."""
+
+
 class ConfigError(DicompressError):
     """The gateway configuration cannot be used; the message says where and why."""
 

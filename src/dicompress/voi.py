@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from dicompress import _lut
-from dicompress.errors import DicompressError, UnsupportedLayout
+from dicompress.errors import DicompressError, DisplayError, UnsupportedLayout
 
 __all__ = ["Window", "PRESETS", "window", "render", "file_windows", "auto_window",
            "resolve_window", "FUNCTIONS"]
@@ -45,10 +45,6 @@ PRESETS: dict[str, tuple[float, float]] = {
 
 _PARALLEL_MIN = 1 << 20  # elements; below this one thread is faster
 _TABLE_SPAN_MAX = 1 << 22  # 32-bit input: widest value span done with a table
-
-
-class DisplayError(DicompressError, ValueError):
-    """The display attributes cannot be applied (e.g. a window of width 0)."""
 
 
 @dataclass(frozen=True)

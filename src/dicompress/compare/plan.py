@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.compare.run import Choice, _choice, compare
-from dicompress.errors import DicompressError
+from dicompress.errors import DicompressError, PlanError
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.read import read_header
 
@@ -42,10 +42,6 @@ MAX_RATIO = 10000.0
 _PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 _RATE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([kKMG]?)(bit/s|bits/s|bit|bps|b/s|B/s|Bps)\s*")
 _DURATION_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}
-
-
-class PlanError(DicompressError):
-    """The constraint cannot be read."""
 
 
 def parse_rate(text: str) -> float:

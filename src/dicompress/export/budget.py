@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dicompress.errors import DicompressError
+from dicompress.errors import BudgetError, DicompressError
 from dicompress.fileio import atomic_output
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3,
@@ -16,10 +16,6 @@ _UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb
 
 JPEG_QUALITIES = (85, 75, 65, 55, 45, 35, 25)
 SCALES = (0.85, 0.7, 0.5, 0.35, 0.25, 0.18, 0.125, 0.08)
-
-
-class BudgetError(DicompressError):
-    """An output cannot be made to fit the size budget."""
 
 
 def parse_size(text: str) -> int:
