@@ -2,8 +2,9 @@
 file in, file out, for each target, dicompress beside pydicom with its encoder plugins.
 
 dicompress runs the whole `transcode` path (batch runner, a worker process per
-core: read, encode, write, read back, journal) with and without verification; pydicom runs ``ds.compress`` + ``save_as``
-in one process, as a pydicom user would. Rows in BENCHMARKS.md ("Series").
+core: read, encode, write, read back, journal) with and without verification; pydicom runs
+``ds.compress`` + ``save_as`` in a pool of as many processes (benchmarks/pydicom_pool.py),
+so that both use every core. Rows in BENCHMARKS.md ("Series").
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import pydicom
 import pytest
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless
 
 from conftest import QUICK
 from dicompress.batch import iter_sources
@@ -23,6 +22,8 @@ from dicompress.batch.runner import BatchOptions, BatchRun
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
+
+import pydicom_pool  # noqa: E402  (benchmarks/, beside this file)
 
 SLICES, SIZE = (4, 64) if QUICK else (200, 512)
 # One round by default (a full run takes minutes); DICOMPRESS_BENCH_ROUNDS=3 for the table.
@@ -50,12 +51,10 @@ def _dicompress(series: Path, out: Path, target: str, verify: bool) -> None:
     assert summary.counts == {"ok": SLICES}, summary.failures
 
 
-def _pydicom(series: Path, out: Path, syntax, plugin: str) -> None:
+def _pydicom(series: Path, out: Path, syntax: str, plugin: str) -> None:
+    """pydicom with `plugin` in a pool of one process per core, as dicompress has."""
     out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(series.iterdir()):
-        ds = pydicom.dcmread(path)
-        ds.compress(syntax, encoding_plugin=plugin)
-        ds.save_as(out / path.name)
+    pydicom_pool.run(plugin, syntax, series, out, os.cpu_count() or 1)
 
 
 def _run(benchmark, fn, *args):
@@ -72,7 +71,7 @@ def bench_dicompress_j2k(benchmark, series, tmp_path, verify):
 
 @pytest.mark.benchmark(group="series-j2k")
 def bench_pydicom_pylibjpeg_openjpeg_j2k(benchmark, series, tmp_path):
-    _run(benchmark, lambda: _pydicom(series, _fresh(tmp_path), JPEG2000Lossless, "pylibjpeg"))
+    _run(benchmark, lambda: _pydicom(series, _fresh(tmp_path), "j2k", "pylibjpeg"))
 
 
 @pytest.mark.benchmark(group="series-htj2k")
@@ -89,4 +88,4 @@ def bench_dicompress_jpegls(benchmark, series, tmp_path, verify):
 
 @pytest.mark.benchmark(group="series-jpegls")
 def bench_pydicom_pyjpegls_jpegls(benchmark, series, tmp_path):
-    _run(benchmark, lambda: _pydicom(series, _fresh(tmp_path), JPEGLSLossless, "pyjpegls"))
+    _run(benchmark, lambda: _pydicom(series, _fresh(tmp_path), "jpegls", "pyjpegls"))

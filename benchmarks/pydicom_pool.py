@@ -11,9 +11,9 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import pydicom
-from pydicom.uid import JPEG2000Lossless, RLELossless
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-SYNTAX = {"rle": RLELossless, "j2k": JPEG2000Lossless}
+SYNTAX = {"rle": RLELossless, "j2k": JPEG2000Lossless, "jpegls": JPEGLSLossless}
 
 
 def one(job: tuple[str, str, str, str]) -> None:
@@ -23,13 +23,18 @@ def one(job: tuple[str, str, str, str]) -> None:
     ds.save_as(out)
 
 
-def main() -> None:
-    plugin, syntax, indir, outdir, processes = sys.argv[1:6]
+def run(plugin: str, syntax: str, indir: Path, outdir: Path, processes: int) -> None:
+    """Every file of `indir` compressed into `outdir` by `processes` processes."""
     jobs = [(str(p), str(Path(outdir) / p.name), plugin, syntax)
             for p in sorted(Path(indir).glob("*.dcm"))]
-    with Pool(int(processes)) as pool:
+    with Pool(processes) as pool:
         for _ in pool.imap_unordered(one, jobs, chunksize=4):
             pass
+
+
+def main() -> None:
+    plugin, syntax, indir, outdir, processes = sys.argv[1:6]
+    run(plugin, syntax, Path(indir), Path(outdir), int(processes))
 
 
 if __name__ == "__main__":

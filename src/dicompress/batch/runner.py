@@ -14,9 +14,7 @@ archive: the walk is lazy, the journal is on disk, and results are not kept.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 from concurrent.futures.process import BrokenProcessPool
-import multiprocessing
 import os
 import sys
 import time
@@ -26,17 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dicompress import direct
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
-from dicompress.batch.sources import Source, _walk
-from dicompress.batch.worker import (Outcome, Task, codec_config, init_worker,
-                                     keep_freed_memory, run_tasks)
+from dicompress.batch.pools import InlinePool, make_pool, preload
+from dicompress.batch.resume import (default_journal, finished_earlier, open_journal,
+                                     remove_temporaries, remove_temporaries_in)
+from dicompress.batch.sources import Source
+from dicompress.batch.worker import Outcome, Task, codec_config, keep_freed_memory
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
 from dicompress.errors import (EXIT_FAILURES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
                                EXIT_STOPPED, DicompressError, UsageError, status_of)
-from dicompress.fileio import TEMP_SUFFIX
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.read import read_header
 
@@ -122,230 +120,13 @@ class Summary:
         }
 
 
-# -- pools ----------------------------------------------------------------------------------
-class _InlinePool:
-    """``--jobs 1``: the work runs in this process, one file at a time."""
-
-    size = window = 1
-    chunk = False  # one file at a time: each is journalled done before the next starts
-
-    def submit(self, tasks: list[Task]) -> cf.Future:
-        future: cf.Future = cf.Future()
-        future.set_result(run_tasks(tasks))
-        return future
-
-    def wait(self, futures):
-        return set(futures)
-
-    def close(self, cancel: bool = False) -> None:
-        pass
-
-
-class _ProcessPool:
-    chunk = True
-
-    def __init__(self, jobs: int, *, fork: bool = True) -> None:
-        self.size, self.window = jobs, 2 * jobs
-        # fork: workers start at once with everything imported (a forkserver would
-        # import it all again: 0.3 s per run). They are launched here, before the
-        # driver opens its journal or starts any thread (progress), because fork
-        # copies only the calling thread and a lock another thread held would stay
-        # locked in the children. Where fork is not available, forkserver.
-        # A pool rebuilt after a worker died uses forkserver: threads exist by then.
-        if fork and "fork" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("fork")
-        else:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["dicompress.batch.worker"])
-        self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker)
-        for started in [self.pool.submit(os.getpid) for _ in range(jobs)]:
-            started.result()
-
-    def submit(self, tasks: list[Task]):
-        return self.pool.submit(run_tasks, tasks)
-
-    def wait(self, futures):
-        done, _ = cf.wait(futures, timeout=1.0, return_when=cf.FIRST_COMPLETED)
-        # a future cancelled by a pool shut down is never "completed": count it done
-        return done | {f for f in futures if f.cancelled()}
-
-    def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
-
-
-class _DaskPool:
-    """A dask.distributed cluster: ``local`` (a LocalCluster here) or a scheduler address.
-
-    Workers must see the same paths (shared storage) and have dicompress installed.
-    """
-
-    chunk = True
-
-    def __init__(self, scheduler: str, jobs: int) -> None:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError:  # pragma: no cover - optional dependency
-            raise UsageError("--scheduler needs dask.distributed: pip install 'dicompress[cluster]'") \
-                from None
-        self.cluster = None
-        if scheduler == "local":
-            # A task whose worker dies is not run again elsewhere (Dask's default is 3
-            # tries): its files are recorded lost (pending) and --resume looks at them, so a
-            # file replaced in place just before the death is not de-identified twice.
-            import dask
-
-            dask.config.set({"distributed.scheduler.allowed-failures": 0})
-            self.cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                        dashboard_address=None)
-            self.client = Client(self.cluster)
-        else:
-            self.client = Client(scheduler)
-        self.client.run(init_worker, False)  # shared workers keep their own allocator
-        self.size = max(1, sum(w.get("nthreads", 1) for w in
-                               self.client.scheduler_info()["workers"].values()))
-        self.window = 2 * self.size
-
-    def submit(self, tasks: list[Task]):
-        return self.client.submit(run_tasks, tasks, pure=False)
-
-    def wait(self, futures):
-        from distributed import wait
-
-        try:
-            done, _ = wait(list(futures), timeout=1.0, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            return set()
-        return done
-
-    def close(self, cancel: bool = False) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
-def _preload(options: BatchOptions, codec: Codec | None) -> None:
-    """Import what the workers will need before they fork, so that it is imported once:
-    pydicom (0.25 s) and the de-identification unless every file may take the direct
-    path (a lossless encapsulated target). Otherwise a worker imports pydicom itself, the
-    first time a file needs the general path."""
-    if options.deid is not None:
-        import dicompress.deid.deidentify  # noqa: F401
-        import dicompress.deid.files  # noqa: F401
-    if options.deid is not None or not direct.may_take(codec) or options.extended_offsets:
-        import pydicom  # noqa: F401
-
-
-def _make_pool(options: BatchOptions, *, fork: bool = True):
-    jobs = options.jobs or os.cpu_count() or 1
-    if options.scheduler:
-        return _DaskPool(options.scheduler, jobs)
-    return _InlinePool() if jobs == 1 else _ProcessPool(jobs, fork=fork)
-
-
 # -- the driver -----------------------------------------------------------------------------
-def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
-    """Beside the output: in the output folder, or (in place) in the first source's folder."""
-    if options.output is not None:
-        if options.deid is not None:  # not inside what leaves the hospital: it names originals
-            out = options.output.absolute()
-            return out.parent / f".{out.name}{J.JOURNAL_NAME}"
-        return options.output / J.JOURNAL_NAME
-    if first_source is None:
-        raise UsageError("in place without a source folder: give --journal")
-    base = first_source
-    while not base.is_dir() and base != base.parent:  # a file, or a glob pattern
-        base = base.parent
-    if options.deid is not None:  # not inside the tree being de-identified: it names originals
-        base = base.absolute()
-        return base.parent / f".{base.name}{J.JOURNAL_NAME}"
-    return base / J.JOURNAL_NAME
-
-
-def _settings(options: BatchOptions, codec: Codec | None, hash_name: str) -> dict:
-    settings = {"codec": codec.get_config() if codec else {"name": "(kept)"},
-                "in_place": options.in_place,
-                "output": str(options.output.resolve()) if options.output else None,
-                "verify": options.verify, "force": options.force, "hash": hash_name}
-    if options.deid is not None:
-        settings["deid"] = {**options.deid.settings(), "rename": options.rename}
-    return settings
-
-
-def _open_journal(options: BatchOptions, codec: Codec | None,
-                  path: Path) -> tuple[Journal, str]:
-    """The journal of this run, checked against an earlier run's settings, and the content
-    hash the run records (`--hash`, else the journal's on resume, else the default)."""
-    if options.resume and not path.is_file():
-        raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
-    journal = Journal(path)
-    try:
-        previous = journal.settings()
-        if previous is not None:
-            previous.setdefault("hash", "sha256")  # journals from before --hash
-        hash_name = options.hash or (previous["hash"] if options.resume and previous
-                                     else DEFAULT_HASH)
-        settings = _settings(options, codec, hash_name)
-        if options.resume:
-            if previous is None:
-                raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
-            if previous != settings:
-                differ = ", ".join(k for k in sorted(set(previous) | set(settings))
-                                   if previous.get(k) != settings.get(k))
-                raise UsageError(f"{path}: the journal belongs to a run with other settings "
-                                 f"({differ} differ: it ran {previous['codec']['name']}, "
-                                 f"{'in place' if previous['in_place'] else previous['output']}, "
-                                 f"hash {previous['hash']}); give the same target, options, "
-                                 "output and hash, or another --journal")
-        elif previous is not None and not journal.is_empty():
-            raise UsageError(f"{path}: a journal of an earlier run is here; add --resume to "
-                             "continue it, or give another --journal")
-        journal.set_settings(settings)
-        journal.begin_run()
-    except BaseException:
-        journal.close()
-        raise
-    return journal, hash_name
-
-
-def _finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
-    """Whether `row` (from an earlier run) still describes the file as it is now."""
-    if row.status not in J.FINAL or (row.status == J.FAILED and retry_failed):
-        return False
-    try:
-        st = os.stat(row.path)
-    except OSError:
-        return row.status == J.FAILED  # still missing: still failed
-    if row.status == J.OK and in_place:
-        return (st.st_size, st.st_mtime_ns) == (row.size_out, row.mtime_out)
-    if (st.st_size, st.st_mtime_ns) != (row.size_in, row.mtime_in):
-        return False
-    return row.status != J.OK or (row.destination is not None and os.path.exists(row.destination))
-
-
 def _lost(task: Task, why: str = "a worker process died (killed, or out of memory)") -> Outcome:
     """A file whose worker died. It may have been finished (replaced, in place) before the
     death: the journal keeps it pending, so that --resume looks at it again (and records
     it done when it was), while this run counts it failed."""
     return Outcome(path=task.path, status=J.FAILED, lost=True, reason=(
         f"{task.path}: {why} while this file was in flight (--resume takes it again)"))
-
-
-def _remove_temporaries_in(folder: str | Path, names: Iterable[str]) -> int:
-    removed = 0
-    for name in names:
-        if name.endswith(TEMP_SUFFIX):
-            try:
-                os.unlink(os.path.join(folder, name))
-                removed += 1
-            except OSError:
-                pass
-    return removed
-
-
-def remove_temporaries(root: Path) -> int:
-    """Delete the temporaries of interrupted atomic writes under `root` (used on resume)."""
-    return sum(_remove_temporaries_in(dirpath, filenames)
-               for dirpath, _, filenames in os.walk(root))
 
 
 class BatchRun:
@@ -381,13 +162,13 @@ class BatchRun:
     def run(self) -> Summary:
         options, summary = self.options, self.summary
         start = time.perf_counter()
-        _preload(options, self.codec)  # imported once, before the workers fork
-        self.pool = _make_pool(options)  # first: workers fork before journal and threads exist
-        if isinstance(self.pool, _InlinePool):
+        preload(options, self.codec)  # imported once, before the workers fork
+        self.pool = make_pool(options)  # first: workers fork before journal and threads exist
+        if isinstance(self.pool, InlinePool):
             keep_freed_memory()  # --jobs 1: this process does the work (workers: init_worker)
         in_flight: dict = {}
         try:
-            journal, self.hash = _open_journal(options, self.codec, self.journal_path)
+            journal, self.hash = open_journal(options, self.codec, self.journal_path)
         except BaseException:
             self.pool.close(cancel=True)
             raise
@@ -476,7 +257,7 @@ class BatchRun:
             for outcome in outcomes:
                 self._finish(journal, outcome)
         self.pool.close()
-        self.pool = _make_pool(self.options, fork=False)
+        self.pool = make_pool(self.options, fork=False)
 
     # -- one source in ----------------------------------------------------------------
     def _admit(self, journal: Journal, source: Source, config: str, threads: int,
@@ -499,7 +280,7 @@ class BatchRun:
             if row.run == journal.run:
                 summary.duplicates += 1  # named twice, or reached through a symlink
                 return None
-            if options.resume and _finished_earlier(row, options.in_place, options.retry_failed):
+            if options.resume and finished_earlier(row, options.in_place, options.retry_failed):
                 summary.done_before += 1
                 return None
             if options.in_place and self._replaced_by_interrupted_run(journal, key, st, row):
@@ -602,7 +383,7 @@ class BatchRun:
             return
         self._cleaned.add(folder)
         try:
-            _remove_temporaries_in(folder, os.listdir(folder))
+            remove_temporaries_in(folder, os.listdir(folder))
         except OSError:
             pass
 
