@@ -229,3 +229,48 @@ def test_whole_corpus_transcodes_but_the_known_bad(tmp_path):
     assert failed <= KNOWN_UNTRANSCODABLE, failed - KNOWN_UNTRANSCODABLE
     assert sum(r.status == "ok" for r in results) >= 145
     assert all(r.verified for r in results if r.status == "ok")
+
+
+def test_a_bug_of_ours_is_an_internal_error_never_a_bad_file(tmp_path, monkeypatch, capsys):
+    """errors.py: only exceptions raised inside pydicom are read as damaged files; our own
+    keep their type and traceback, and the CLI exits with EXIT_INTERNAL."""
+    from dicompress.codecs import available_codecs
+    from dicompress.errors import EXIT_INTERNAL
+
+    available_codecs()  # every built-in registered before one module is imported alone
+    from dicompress.codecs import rle as rle_codec
+
+    def broken(arr):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(rle_codec.rle, "encode_frame", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        transcode_file(find_sample("CT_small.dcm"), tmp_path / "o.dcm", "rle")
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(find_sample("CT_small.dcm"), src)
+    code = main(["transcode", str(src), "--to", "rle", "-o", str(tmp_path / "out"), "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert code == EXIT_INTERNAL
+    assert "internal error" in err and "Traceback" in err and "TypeError: a bug" in err
+    assert not (tmp_path / "out" / "CT_small.dcm").exists()
+
+
+def test_damage_met_inside_pydicom_is_a_damaged_file(tmp_path):
+    """A value pydicom cannot convert when the general path touches it: InvalidDicomFile
+    naming the file, not a traceback."""
+    from dicompress.errors import InvalidDicomFile
+
+    ds = pydicom.dcmread(find_sample("MR_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian  # the general path
+    src = tmp_path / "bad.dcm"
+    ds.save_as(src, implicit_vr=True, enforce_file_format=True)
+    data = bytearray(src.read_bytes())
+    at = data.index(b"\x28\x00\x30\x00")  # Pixel Spacing becomes a Lossy Image Compression
+    data[at:at + 4] = b"\x28\x00\x12\x21"  # Ratio (DS) that is not numbers: read when marking
+    length = int.from_bytes(data[at + 4:at + 8], "little")
+    data[at + 8:at + 8 + length] = b"x" * length
+    src.write_bytes(bytes(data))
+    with pytest.raises(InvalidDicomFile, match="bad.dcm: cannot be parsed as DICOM"):
+        transcode_file(src, tmp_path / "o.dcm", "j2k-lossy")
+    assert not (tmp_path / "o.dcm").exists()
