@@ -74,15 +74,20 @@ class JPEGCodec(Codec):
 
         colour = layout.samples_per_pixel == 3
         source = "YCbCr" if layout.photometric_interpretation.startswith("YBR") else "RGB"
-        return imagecodecs.jpeg8_encode(
-            arr.astype(np.uint8 if self.precision(layout) == 8 else np.uint16, copy=False),
-            level=quality,
-            colorspace=source if colour else "GRAYSCALE",
-            outcolorspace="YCbCr" if colour else "GRAYSCALE",
-            subsampling="422" if colour else None,
-            bitspersample=self.precision(layout),
-            optimize=True,
-        )
+        try:  # libjpeg-turbo's refusals are the layout's, not a bug of ours
+            return imagecodecs.jpeg8_encode(
+                arr.astype(np.uint8 if self.precision(layout) == 8 else np.uint16, copy=False),
+                level=quality,
+                colorspace=source if colour else "GRAYSCALE",
+                outcolorspace="YCbCr" if colour else "GRAYSCALE",
+                subsampling="422" if colour else None,
+                bitspersample=self.precision(layout),
+                optimize=True,
+            )
+        except (ValueError, RuntimeError, imagecodecs.Jpeg8Error) as exc:
+            raise UnsupportedLayout(f"libjpeg-turbo cannot code this frame "
+                                    f"({arr.shape} {arr.dtype}, {layout.photometric_interpretation}): "
+                                    f"{exc}") from exc
 
     def decode_frame(self, data: bytes, layout: FrameLayout) -> np.ndarray:
         import imagecodecs

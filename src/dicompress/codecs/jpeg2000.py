@@ -193,15 +193,19 @@ class HTJ2KCodec(_J2KFamily):
     def _encode(self, arr, layout, qstep, threads) -> bytes:
         import imagecodecs
 
-        return imagecodecs.htj2k_encode(
-            arr,
-            level=None if self.lossless else qstep,
-            reversible=self.lossless,
-            rgb=self.uses_mct(layout),
-            planar=False,
-            resolutions=self._decompositions(layout),
-            tlm=self.rpcl or None,
-        )
+        try:  # OpenJPH's refusals are the layout's, not a bug of ours
+            return imagecodecs.htj2k_encode(
+                arr,
+                level=None if self.lossless else qstep,
+                reversible=self.lossless,
+                rgb=self.uses_mct(layout),
+                planar=False,
+                resolutions=self._decompositions(layout),
+                tlm=self.rpcl or None,
+            )
+        except (ValueError, RuntimeError, imagecodecs.Htj2kError) as exc:
+            raise UnsupportedLayout(f"OpenJPH cannot code this frame ({arr.shape} {arr.dtype}): "
+                                    f"{exc}") from exc
 
 _PART1 = {"resolutions": 6, "progression": "LRCP", "tile": None}
 register(J2KCodec(name="j2k", transfer_syntax=str(uid.JPEG2000Lossless), defaults=_PART1))
