@@ -82,18 +82,21 @@ def transfer_syntax_of(ds: Dataset) -> str:
 
 
 def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
-    """`exc` as a damaged file, when it was raised inside pydicom (its parser converting a
-    value lazily, its writer refusing one); None when it comes from our own code, which
-    makes it a bug, never a bad file."""
+    """`exc` as a damaged file when it was raised inside pydicom (its parser converting a
+    value lazily, its writer refusing one), or inside what pydicom called; None when it
+    comes from our own code, which makes it a bug, never a bad file.
+
+    Decided by the traceback: below the innermost frame of dicompress, a frame of pydicom.
+    """
     import traceback
 
     import pydicom
 
     frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return None
-    root = os.path.dirname(pydicom.__file__) + os.sep
-    if not frames[-1].filename.startswith(root):
+    ours = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0] + os.sep
+    theirs = os.path.dirname(pydicom.__file__) + os.sep
+    last_ours = max((n for n, f in enumerate(frames) if f.filename.startswith(ours)), default=-1)
+    if not any(f.filename.startswith(theirs) for f in frames[last_ours + 1:]):
         return None
     return InvalidDicomFile(f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})")
 
