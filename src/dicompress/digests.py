@@ -8,6 +8,10 @@ b3sum checks BLAKE3.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+
 import hashlib
 from pathlib import Path
 
@@ -37,7 +41,11 @@ def file_digest(path: str | Path, algorithm: str = DEFAULT_HASH) -> str:
     h = _hasher(algorithm)
     buffer = bytearray(1 << 18)
     view = memoryview(buffer)
-    with open(path, "rb") as fp:
+    # O_NONBLOCK: a FIFO must not hang the run; only a regular file has a content hash
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as fp:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         while n := fp.readinto(buffer):
             h.update(view[:n])
     return h.hexdigest()

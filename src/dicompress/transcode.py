@@ -28,7 +28,8 @@ from dicompress.layout import FrameLayout
 from dicompress.pipeline.encode import LossStats, frame_encoder
 from dicompress.pipeline.frames import bounded_map, start_decoding
 from dicompress.pipeline.mark import output_dataset
-from dicompress.pipeline.read import foreign_error, read_header, transfer_syntax_of
+from dicompress.pipeline.read import (check_regular, foreign_error, read_header,
+                                      transfer_syntax_of)
 from dicompress.pipeline.write import MAX_BOT_OFFSET, DatasetHeader, output_file
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def _transcode(source: Path, destination: Path, codec: Codec,
     if options.digest is not None and options.digest not in HASHES:  # before anything is written
         raise UnsupportedTransferSyntax(f"unknown hash {options.digest!r}: one of {', '.join(HASHES)}")
     threads = options.threads if options.threads is not None else (os.cpu_count() or 1)
-    size = source.stat().st_size
+    size = check_regular(source)  # a FIFO named *.dcm must not hang the run
     if options.prepare is None and not options.extended_offsets:  # the bulk of an archive
         done = direct.transcode(source, destination, codec, size=size, options=options,
                                 threads=threads)

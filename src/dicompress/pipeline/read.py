@@ -40,6 +40,7 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    check_regular(path)
     try:
         return pydicom.dcmread(path, defer_size=DEFER_SIZE)
     except InvalidDicomError as exc:
@@ -53,6 +54,22 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
     except Exception as exc:  # pydicom's parser on a truncated or garbled file raises many types
         raise InvalidDicomFile(
             f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})") from exc
+
+
+def check_regular(path: Path) -> int:
+    """The size of `path`, a regular file; a FIFO, a device or a socket is refused before
+    anything opens it (opening a FIFO blocks until a writer comes)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise StorageError(f"cannot be read ({exc.strerror or exc})", exc.errno) from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
+        raise NotDicom(f"not a regular file ({kind}): not opened")
+    return st.st_size
 
 
 def _forced(path: Path, any_object: bool) -> Dataset | None:
