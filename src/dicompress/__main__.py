@@ -1,3 +1,5 @@
+"""`python -m dicompress`: the command line."""
+
 import sys
 
 from dicompress.cli import main

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from dicompress.batch import journal as J
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, file_digest
-from dicompress.errors import AlreadyInTarget, DicompressError, status_of
+from dicompress.errors import AlreadyInTarget, DicompressError, status_of, with_context
+from dicompress.pipeline.read import check_regular
 from dicompress.transcode import TranscodeResult, transcode_file
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ def run_task(task: Task) -> Outcome:
     out = Outcome(path=task.path, status=J.FAILED)
     path = Path(task.path)
     try:
+        check_regular(path)  # a FIFO is named and skipped, never opened
         st = os.stat(path)
         out.size_in, out.mtime_in = st.st_size, st.st_mtime_ns
         if task.deid is not None:  # de-identifying writers do not hash: done here
@@ -162,7 +164,7 @@ def run_task(task: Task) -> Outcome:
         out.ratio_pixels, out.psnr, out.max_error = result.ratio_pixels, result.psnr, result.max_error
     except DicompressError as exc:
         # not DICOM, no pixel data, already in the target: skips; the rest are failures
-        out.status, out.reason = status_of(exc).value, str(exc)
+        out.status, out.reason = status_of(exc).value, str(with_context(exc, path))
         out.disk_full = _disk_full(exc)
     except OSError as exc:
         out.reason = f"{path}: {exc.strerror or exc}"

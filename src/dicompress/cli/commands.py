@@ -43,7 +43,7 @@ def info(files: list[Path]) -> int:
         try:
             if path.is_dir():
                 raise DicompressError(f"{path}: a folder (info reads files: give {path}/*)")
-            if not path.is_file():
+            if not path.exists():
                 raise DicompressError(f"{path}: no such file")
             ds = read_header(path)
             syntax = _syntax_name(str(ds.file_meta.get("TransferSyntaxUID", "")))

@@ -102,8 +102,8 @@ def _headers(sources, result: ExportResult):
     for source in unique(iter_sources(sources)):
         try:
             ds = read_header(source.path)
-        except NotDicom:
-            result.skipped.append((source.path, "not a DICOM file"))
+        except NotDicom as exc:
+            result.skipped.append((source.path, str(exc)))
             continue
         except DicompressError as exc:
             result.failed.append((source.path, str(exc)))
