@@ -74,6 +74,7 @@ class BatchOptions:
     deid: DeidConfig | None = None  # de-identify every output (PS3.15 E.1)
     rename: bool = False  # with deid and -o: OUT/study/series/instance.dcm by the new UIDs
     hash: str | None = None  # the journal's content hash (None: the journal's, or blake3)
+    follow_links: bool = False  # in place: rewrite files that links in a tree point to
 
 
 @dataclass
@@ -154,6 +155,7 @@ class BatchRun:
         self.on_ready = on_ready or (lambda: None)
         self.summary = Summary(journal=str(self.journal_path))
         self._cleaned: set[Path] = set()
+        self._roots: dict[Path, Path] = {}  # a source root -> its real path
         self._worked, self._work_seconds = 0, 0.0  # files done by workers, and their time
         self.hash = options.hash or DEFAULT_HASH  # the journal's on resume: set by run()
         self._output_root = options.output.resolve() if options.output is not None else None
@@ -272,6 +274,14 @@ class BatchRun:
             journal.record(str(source.path.absolute()), **outcome.journal_values())
             self._count(outcome)
             return None
+        if (options.in_place and not options.follow_links and source.root is not None
+                and not real.is_relative_to(self._real_root(source.root))):
+            outcome = Outcome(path=str(source.path), status=J.FAILED, reason=(
+                f"{source.path}: a link to {real}, outside {source.root}: not rewritten in "
+                "place (--follow-links to rewrite what links point to)"))
+            journal.record(str(source.path.absolute()), **outcome.journal_values())
+            self._count(outcome)
+            return None
         if options.in_place and options.resume:
             self._clean_beside(real)  # temporaries sit beside the real file, not a link
         key = str(real)
@@ -334,6 +344,12 @@ class BatchRun:
                     force=options.force, extended_offsets=options.extended_offsets,
                     threads=threads, codec_threads=codec_threads,
                     deid=options.deid, hash=self.hash), st.st_size
+
+    def _real_root(self, root: Path) -> Path:
+        real = self._roots.get(root)
+        if real is None:
+            real = self._roots[root] = root.resolve()
+        return real
 
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
                                      row: Row) -> bool:

@@ -25,6 +25,10 @@ _OWN_PREFIXES = (".dicompress-journal",)
 class Source:
     path: Path
     relative: Path  # where it goes under the output folder
+    #: The folder (or a glob's fixed prefix) it was found under; None for a file named
+    #: itself. In place, a file whose real path lies outside its root (reached through a
+    #: symbolic link) is not rewritten unless links are to be followed.
+    root: Path | None = None
 
 
 def is_own_file(name: str) -> bool:
@@ -103,7 +107,7 @@ def _glob(pattern: Path) -> Iterator[Source]:
         parts = relative.parts
         # the file itself, or one of its folders, matches
         if any(regex.fullmatch("/".join(parts[:n])) for n in range(len(parts), 0, -1)):
-            yield Source(path, relative)
+            yield Source(path, relative, prefix)
 
 
 def _list_lines(from_list: str) -> Iterator[str]:
@@ -138,7 +142,7 @@ def iter_sources(paths: Iterable[str | Path], from_list: str | None = None) -> I
         root = Path(text)
         if root.is_dir():
             for path in _walk(root):
-                yield Source(path, path.relative_to(root))
+                yield Source(path, path.relative_to(root), root)
         elif not root.exists() and _has_magic(text):
             yield from _glob(root)
         else:

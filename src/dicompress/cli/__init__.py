@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --resume: try files that failed before again")
     run.add_argument("--threads", type=int, default=None,
                      help="threads per multi-frame file, frames in parallel (default: all cores)")
+    _follow_links_argument(run)
     _hash_argument(run)
     tc.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     tc.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--no-verify", action="store_true", help="skip reading back each output")
     de.add_argument("-j", "--jobs", type=int, default=None,
                     help="worker processes (default: all cores); 1 works in this process")
+    _follow_links_argument(de)
     de.add_argument("--journal", type=Path, metavar="PATH",
                     help="SQLite journal of the run (default: beside the output folder, "
                          "not in it: it names the originals)")
@@ -279,6 +281,12 @@ def _codec_options(args) -> dict:
     return {"ratio": args.ratio, "psnr": args.psnr, "near": args.near, "quality": args.quality,
             "layers": args.layers, "progression": args.progression, "tile": tile,
             "resolutions": args.resolutions}
+
+
+def _follow_links_argument(parser) -> None:
+    parser.add_argument("--follow-links", action="store_true",
+                        help="in place: also rewrite files that symbolic links in a folder "
+                             "point to outside it (by default they are reported, not touched)")
 
 
 def _hash_argument(parser) -> None:

@@ -118,6 +118,7 @@ def transcode(args, codec_options: dict, deid=None) -> int:
         verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
         journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
         extended_offsets=args.extended_offsets, threads=args.threads, deid=deid, hash=args.hash,
+        follow_links=args.follow_links,
     )
     return _batch(args, options, "transcoded" + (" and de-identified" if deid else ""))
 
@@ -127,6 +128,7 @@ def deid(args, config) -> int:
         target=None, output=args.output, in_place=args.in_place, verify=not args.no_verify,
         jobs=args.jobs, journal=args.journal, resume=args.resume,
         retry_failed=args.retry_failed, deid=config, rename=args.rename, hash=args.hash,
+        follow_links=args.follow_links,
     )
     return _batch(args, options, "de-identified")
 
