@@ -11,6 +11,9 @@ NEW_SYNTAXES = {
     uids.JPEGXLJPEGRecompression: ("JPEG XL JPEG Recompression", "JPEGXLJPEGRecompression",
                                    "dicompress.plugins.jpegxl_decoder"),
     uids.JPEGXL: ("JPEG XL", "JPEGXL", "dicompress.plugins.jpegxl_decoder"),
+    uids.DeflatedImageFrameCompression: ("Deflated Image Frame Compression",
+                                         "DeflatedImageFrameCompression",
+                                         "dicompress.plugins.deflate_frames_decoder"),
 }
 
 
