@@ -16,13 +16,15 @@ from pydicom.encaps import generate_frames
 
 from conftest import frames_of, require_tool, uncompressed_images
 from dicompress import uids
-from dicompress.codecs import get_codec
-from dicompress.codecs import jpegxl
+from dicompress.codecs import available_codecs, get_codec
 from dicompress.codecs._jxl_header import CONTAINER_SIGNATURE, read_header
 from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout
 from dicompress.samples import find_sample
 from dicompress.transcode import transcode_file
+
+available_codecs()  # the registry loads its built-ins only while empty: before jpegxl alone
+from dicompress.codecs import jpegxl  # noqa: E402
 
 JPEG_BASELINE_SAMPLES = [
     "SC_rgb_jpeg.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm",
