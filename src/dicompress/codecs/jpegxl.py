@@ -285,8 +285,11 @@ ENCODED_TRANSFORMS: dict[tuple[str, str], Callable[[bytes], bytes]] = {
 }
 
 
+# Effort 1 is libjxl's fast lossless path: on the corpus CT it codes smaller than JPEG-LS
+# at several times its speed; higher efforts gain 2-40 % at 20-300x the time
+# (benchmarks/bench_jpegxl.py).
 register(JPEGXLCodec(name="jpegxl", transfer_syntax=uid.JPEGXLLossless,
-                     defaults={"effort": 3}))
+                     defaults={"effort": 1}))
 register(JPEGXLCodec(
     name="jpegxl-lossy", transfer_syntax=uid.JPEGXL, lossless=False,
     lossy_method="ISO_18181_1",
