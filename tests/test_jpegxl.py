@@ -339,3 +339,25 @@ def test_pydicom_knows_the_new_syntaxes():
         assert pydicom.uid.UID(uid).name == name
         assert getattr(pydicom.uid, keyword) == uid
         assert "dicompress" in get_decoder(uid).available_plugins
+
+
+@pytest.mark.parametrize("name", ["SC_rgb_jpeg_dcmtk.dcm", "examples_ybr_color.dcm",
+                                  "SC_jpeg_no_color_transform.dcm"])
+def test_jpeg_recompressed_file_reads_as_its_source(name, tmp_path):
+    """A .111 file made of the recompressed fragments (as the pipeline will write it):
+    pydicom, through our plugin, gives the source's pixels; transcode decodes it."""
+    from pydicom.encaps import encapsulate
+
+    path = find_sample(name)
+    ds = pydicom.dcmread(path)
+    layout = FrameLayout.from_dataset(ds)
+    codec = get_codec("jpegxl-jpeg")
+    ds.PixelData = encapsulate([codec.from_encoded(f, uids.JPEGBaseline8Bit, layout)
+                                for f in _fragments(path)])
+    ds.file_meta.TransferSyntaxUID = uids.JPEGXLJPEGRecompression
+    ds.save_as(tmp_path / "jxl.dcm")
+    np.testing.assert_array_equal(pydicom.dcmread(tmp_path / "jxl.dcm").pixel_array,
+                                  pydicom.dcmread(path).pixel_array)
+    transcode_file(tmp_path / "jxl.dcm", tmp_path / "explicit.dcm", "explicit")
+    for a, b in zip(frames_of(path), frames_of(tmp_path / "explicit.dcm"), strict=True):
+        np.testing.assert_array_equal(a, b)
