@@ -311,14 +311,30 @@ def test_container_box_longer_than_the_frame_is_refused(libjxl_must_not_run):
         get_codec("jpegxl").decode_frame(data[:-10], layout)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=64), st.integers(0, 40), st.integers(0, 255))
-def test_header_parser_refuses_garbage_cleanly(tail, position, value):
-    """Fuzz: any bytes (and real codestreams with one byte changed) give a header or
-    CorruptPixelData, never another exception."""
-    real = bytes.fromhex("ff0a0f6150b408080201")  # a real codestream's first bytes (64 x 96)
-    for data in (b"\xff\x0a" + tail, real[:position] + bytes([value]) + real[position + 1:],
-                 CONTAINER_SIGNATURE + tail):
+def _real_frames() -> list[bytes]:
+    """The first bytes of real frames: a codestream, a container (16 bits), a .111 one."""
+    codec = get_codec("jpegxl", effort=1)
+    deep = np.arange(64 * 96, dtype=np.uint16).reshape(64, 96)
+    frames = [codec.encode_frame(deep >> 4, FrameLayout(rows=64, columns=96, bits_allocated=16,
+                                                        bits_stored=12)),
+              codec.encode_frame(deep, FrameLayout(rows=64, columns=96, bits_allocated=16,
+                                                   bits_stored=16)),
+              jpegxl.recompress_jpeg(_fragments(find_sample("SC_rgb_jpeg_dcmtk.dcm"))[0])]
+    return [f[:200] for f in frames]
+
+
+_REAL = _real_frames()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64), st.sampled_from(range(len(_REAL))), st.integers(0, 199),
+       st.integers(0, 255))
+def test_header_parser_refuses_garbage_cleanly(tail, which, position, value):
+    """Fuzz: random bytes, and real frames (bare, boxed, .111) with one byte changed,
+    give a header or CorruptPixelData, never another exception."""
+    real = _REAL[which]
+    mutated = real[:position] + bytes([value]) + real[position + 1:]
+    for data in (b"\xff\x0a" + tail, mutated, CONTAINER_SIGNATURE + tail, real[:position]):
         try:
             read_header(data)
         except CorruptPixelData:
