@@ -236,6 +236,11 @@ def test_jpeg_recompression_gives_the_jpeg_back_byte_for_byte(name, tmp_path):
 
 def test_jpeg_recompression_takes_only_jpeg_baseline():
     codec = get_codec("jpegxl-jpeg")
+    with pytest.raises(UnsupportedLayout, match="YBR_FULL_422 or RGB when Samples per Pixel is 3.*not YBR_FULL$"):
+        codec.check_layout(FrameLayout(rows=8, columns=8, samples_per_pixel=3,
+                                       photometric_interpretation="YBR_FULL"))
+    with pytest.raises(UnsupportedLayout, match="MONOCHROME2 when Samples per Pixel is 1.*not MONOCHROME1"):
+        codec.check_layout(FrameLayout(rows=8, columns=8, photometric_interpretation="MONOCHROME1"))
     layout = FrameLayout(rows=8, columns=8)
     assert codec.from_encoded(b"\xff\xd8", uids.JPEGLSLossless, layout) is None
     with pytest.raises(CorruptPixelData, match="SOI"):

@@ -44,6 +44,8 @@ from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTr
 from dicompress.layout import FrameLayout
 
 _KEPT_AS_IS = ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB")
+#: The JPEG XL JPEG Recompression rows of PS3.5 Table 8.2.15-1 (samples -> photometric).
+_RECOMPRESSED_PHOTOMETRIC = {1: ("MONOCHROME2",), 3: ("YBR_FULL_422", "RGB")}
 #: libjxl's distance range for lossy coding (0 is lossless, 25 the coarsest).
 _DISTANCES = (0.05, 25.0)
 
@@ -227,8 +229,13 @@ class JPEGXLJPEGCodec(Codec):
     def check_layout(self, layout: FrameLayout) -> None:
         if layout.pixel_representation or layout.bits_allocated != 8:
             raise UnsupportedLayout("jpegxl-jpeg recompresses 8-bit JPEG baseline frames only")
-        if layout.samples_per_pixel not in (1, 3):
-            raise UnsupportedLayout("jpegxl-jpeg codes 1 or 3 samples per pixel")
+        allowed = _RECOMPRESSED_PHOTOMETRIC.get(layout.samples_per_pixel, ())
+        if layout.photometric_interpretation not in allowed:
+            raise UnsupportedLayout(
+                f"jpegxl-jpeg carries {' or '.join(allowed) or 'nothing'} when Samples per "
+                f"Pixel is {layout.samples_per_pixel} (PS3.5 Table 8.2.15-1), not "
+                f"{layout.photometric_interpretation}"
+            )
 
     def from_encoded(self, fragment: bytes, source_syntax: str, layout: FrameLayout) -> bytes | None:
         """This frame's fragment in `source_syntax` turned into ours, or None (decode instead)."""
