@@ -362,7 +362,7 @@ def test_pydicom_knows_the_new_syntaxes():
         assert "dicompress" in get_decoder(uid).available_plugins
 
 
-@pytest.mark.parametrize("name", ["SC_rgb_jpeg_dcmtk.dcm", "examples_ybr_color.dcm",
+@pytest.mark.parametrize("name", ["SC_rgb_dcmtk_+eb+cy+np.dcm", "examples_ybr_color.dcm",
                                   "SC_jpeg_no_color_transform.dcm"])
 def test_jpeg_recompressed_file_reads_as_its_source(name, tmp_path):
     """A .111 file made of the recompressed fragments (as the pipeline will write it):
@@ -373,6 +373,7 @@ def test_jpeg_recompressed_file_reads_as_its_source(name, tmp_path):
     ds = pydicom.dcmread(path)
     layout = FrameLayout.from_dataset(ds)
     codec = get_codec("jpegxl-jpeg")
+    codec.check_layout(layout)
     ds.PixelData = encapsulate([codec.from_encoded(f, uids.JPEGBaseline8Bit, layout)
                                 for f in _fragments(path)])
     ds.file_meta.TransferSyntaxUID = uids.JPEGXLJPEGRecompression
