@@ -294,6 +294,14 @@ def test_frame_with_other_components_is_refused(twelve_bit_frame, libjxl_must_no
             photometric_interpretation="RGB"))
 
 
+def test_lossy_frame_in_a_lossless_file_is_refused(libjxl_must_not_run):
+    arr = np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) >> 4
+    layout = FrameLayout(rows=64, columns=96, bits_allocated=16, bits_stored=12)
+    lossy = get_codec("jpegxl-lossy", effort=1).encode_frame(arr, layout)
+    with pytest.raises(CorruptPixelData, match="coded in XYB"):
+        get_codec("jpegxl").decode_frame(lossy, layout)
+
+
 @pytest.mark.parametrize("keep", [0, 1, 2, 3, 4])
 def test_frame_cut_inside_its_header_is_refused(twelve_bit_frame, libjxl_must_not_run, keep):
     data, layout = twelve_bit_frame

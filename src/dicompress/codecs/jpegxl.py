@@ -76,11 +76,14 @@ def check_frame(header: JXLHeader, layout: FrameLayout, bits: int | None) -> Non
         )
 
 
-def _decode(data: bytes, layout: FrameLayout, bits: int | None) -> np.ndarray:
+def _decode(data: bytes, layout: FrameLayout, bits: int | None, lossless: bool) -> np.ndarray:
     import imagecodecs
 
     header = read_header(data)
     check_frame(header, layout, bits)
+    if lossless and header.xyb_encoded:
+        raise CorruptPixelData("JPEG XL Lossless frame is coded in XYB, which loses: "
+                               "it is not lossless")
     try:
         decoded = imagecodecs.jpegxl_decode(data[:header.length], numthreads=1)
     except Exception as exc:
@@ -174,7 +177,8 @@ class JPEGXLCodec(Codec):
 
     def decode_frame(self, data: bytes, layout: FrameLayout) -> np.ndarray:
         # Lossless frames must say Bits Stored; lossy ones may round it (libjxl keeps it).
-        return _decode(data, layout, stored_bits(layout) if self.lossless else None)
+        return _decode(data, layout, stored_bits(layout) if self.lossless else None,
+                       lossless=self.lossless)
 
 
 # -- JPEG recompression (.111) --------------------------------------------------------
