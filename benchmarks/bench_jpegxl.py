@@ -89,3 +89,18 @@ def bench_jpeg_recompression(benchmark, name):
     before, after = sum(len(f) for f in fragments), sum(len(d) for d in out)
     benchmark.extra_info.update(frames=len(fragments), bytes_in=before, bytes_out=after,
                                 saving_percent=round(100 * (1 - after / before), 1))
+
+
+@pytest.mark.parametrize(("label", "name", "options"), CODECS, ids=[c[0] for c in CODECS])
+@pytest.mark.parametrize("image", range(len(_PREPARED)),
+                         ids=[f"{p[0]}" for p in _PREPARED])
+def bench_lossless_decode(benchmark, image, label, name, options):
+    group, arr, layout = _PREPARED[image]
+    benchmark.group = f"jpegxl-lossless-decode-{group}"
+    codec = get_codec(name, **options)
+    data = codec.encode_frame(arr, layout, 1)
+    back = benchmark.pedantic(codec.decode_frame, args=(data, layout),
+                              rounds=1 if QUICK else 3, iterations=1)
+    np.testing.assert_array_equal(back, arr)
+    benchmark.extra_info.update(codec=label,
+                                mb_per_s=round(arr.nbytes / 1e6 / benchmark.stats.stats.mean, 1))
