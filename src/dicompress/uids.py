@@ -17,6 +17,11 @@ HTJ2KLossless = "1.2.840.10008.1.2.4.201"
 HTJ2KLosslessRPCL = "1.2.840.10008.1.2.4.202"
 HTJ2K = "1.2.840.10008.1.2.4.203"
 RLELossless = "1.2.840.10008.1.2.5"
+# Since pydicom 3.1 (dicompress.plugins._new_syntaxes teaches them to pydicom 3.0):
+JPEGXLLossless = "1.2.840.10008.1.2.4.110"
+JPEGXLJPEGRecompression = "1.2.840.10008.1.2.4.111"
+JPEGXL = "1.2.840.10008.1.2.4.112"
+DeflatedImageFrameCompression = "1.2.840.10008.1.2.8.1"
 
 
 def uid_from_digest(digest: bytes) -> str:

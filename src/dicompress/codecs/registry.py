@@ -125,7 +125,7 @@ def available_codecs() -> list[Codec]:
 def _load_builtin() -> None:
     if not _REGISTRY:
         # Each module registers its codecs on import.
-        from dicompress.codecs import jpeg, jpeg2000, jpegls, native, rle  # noqa: F401
+        from dicompress.codecs import deflate_frames, jpeg, jpeg2000, jpegls, jpegxl, native, rle  # noqa: F401,E501
 
 
 def check_range(options: dict[str, Any], key: str, low: float, high: float) -> None:

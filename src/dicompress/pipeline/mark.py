@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 # Transfer syntaxes whose decoded pixels differ from what was acquired.
 LOSSY_TRANSFER_SYNTAXES = frozenset(
     (uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit, uids.JPEGLSNearLossless, uids.JPEG2000,
-     uids.HTJ2K, uids.JPEG2000MC)
+     uids.HTJ2K, uids.JPEG2000MC, uids.JPEGXLJPEGRecompression, uids.JPEGXL)
 )
 
 # PS3.5 B.2: our own root would be registered; until then a UUID-derived one.

@@ -73,7 +73,8 @@ def register_when_imported() -> None:
 
 
 def register() -> None:
-    """Add the dicompress plugins to pydicom's RLE encoder and decoder (idempotent).
+    """Add the dicompress plugins to pydicom's RLE encoder and decoder, and decoders for
+    the syntaxes pydicom 3.0 does not know (JPEG XL, deflated frames) (idempotent).
 
     The decoder is put first, so ``ds.pixel_array`` uses it by default; the
     encoder is chosen with ``encoding_plugin="dicompress"`` (or is used when
@@ -81,6 +82,10 @@ def register() -> None:
     """
     from pydicom.pixels.decoders.base import RLELosslessDecoder
     from pydicom.pixels.encoders.base import RLELosslessEncoder
+
+    from dicompress.plugins import _new_syntaxes
+
+    _new_syntaxes.register()
 
     for codec, module in (
         (RLELosslessDecoder, "dicompress.plugins.rle_decoder"),
