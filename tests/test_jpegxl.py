@@ -388,23 +388,30 @@ def test_pydicom_knows_the_new_syntaxes():
 
 
 @pytest.mark.parametrize("name", ["SC_rgb_dcmtk_+eb+cy+np.dcm", "examples_ybr_color.dcm",
-                                  "SC_jpeg_no_color_transform.dcm"])
-def test_jpeg_recompressed_file_reads_as_its_source(name, tmp_path):
-    """A .111 file made of the recompressed fragments (as the pipeline will write it):
-    pydicom, through our plugin, gives the source's pixels; transcode decodes it."""
-    from pydicom.encaps import encapsulate
-
+                                  "SC_jpeg_no_color_transform.dcm", "color3d_jpeg_baseline.dcm"])
+def test_jpeg_recompressed_file_reads_as_its_source_and_goes_back_byte_for_byte(name, tmp_path):
+    """`transcode --to jpegxl-jpeg` then `--to jpeg`: the frames are never decoded, the
+    file is smaller, pydicom reads the same pixels, the source's UID and lossy attributes
+    are kept (no new loss, PS3.5 8.2.15), and every JPEG fragment comes back byte for byte."""
     path = find_sample(name)
-    ds = pydicom.dcmread(path)
-    layout = FrameLayout.from_dataset(ds)
-    codec = get_codec("jpegxl-jpeg")
-    codec.check_layout(layout)
-    ds.PixelData = encapsulate([codec.from_encoded(f, uids.JPEGBaseline8Bit, layout)
-                                for f in _fragments(path)])
-    ds.file_meta.TransferSyntaxUID = uids.JPEGXLJPEGRecompression
-    ds.save_as(tmp_path / "jxl.dcm")
-    np.testing.assert_array_equal(pydicom.dcmread(tmp_path / "jxl.dcm").pixel_array,
-                                  pydicom.dcmread(path).pixel_array)
-    transcode_file(tmp_path / "jxl.dcm", tmp_path / "explicit.dcm", "explicit")
+    jxl, back = tmp_path / "jxl.dcm", tmp_path / "back.dcm"
+    result = transcode_file(path, jxl, "jpegxl-jpeg")
+    assert result.size_out < result.size_in and not result.lossy
+    transcode_file(jxl, back, "jpeg")
+    source, recompressed, returned = (pydicom.dcmread(p) for p in (path, jxl, back))
+    assert recompressed.file_meta.TransferSyntaxUID == uids.JPEGXLJPEGRecompression
+    assert returned.file_meta.TransferSyntaxUID == uids.JPEGBaseline8Bit
+    for ds in (recompressed, returned):
+        assert ds.SOPInstanceUID == source.SOPInstanceUID
+        assert ds.LossyImageCompression == "01"
+        assert "DerivationDescription" not in ds or ds.DerivationDescription == \
+            source.get("DerivationDescription")
+        assert ds.PhotometricInterpretation == source.PhotometricInterpretation
+    np.testing.assert_array_equal(recompressed.pixel_array, source.pixel_array)
+    frames = int(source.get("NumberOfFrames", 1) or 1)
+    for a, b in zip(generate_frames(source.PixelData, number_of_frames=frames),
+                    generate_frames(returned.PixelData, number_of_frames=frames), strict=True):
+        assert a.rstrip(b"\0") == b.rstrip(b"\0")
+    transcode_file(jxl, tmp_path / "explicit.dcm", "explicit")  # decoded, when asked
     for a, b in zip(frames_of(path), frames_of(tmp_path / "explicit.dcm"), strict=True):
         np.testing.assert_array_equal(a, b)

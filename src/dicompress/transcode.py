@@ -23,10 +23,10 @@ from dicompress import direct
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import HASHES, file_digest
 from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, StorageError,
-                               UnsupportedTransferSyntax, with_context)
+                               UnsupportedLayout, UnsupportedTransferSyntax, with_context)
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.encode import LossStats, frame_encoder
-from dicompress.pipeline.frames import bounded_map, start_decoding
+from dicompress.pipeline.frames import bounded_map, encoded_frames, start_decoding
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, foreign_error, read_header,
                                       transfer_syntax_of)
@@ -180,6 +180,8 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
             raise AlreadyInTarget(f"already {UID(result.transfer_syntax_in).name}")
     if declared.bits_allocated == 1:
         codec.check_layout(declared)  # raises for codecs that need whole bytes
+    if codec.takes_encoded(result.transfer_syntax_in):
+        return _recoded(source, destination, codec, options, threads, ds, declared, result)
 
     layout, attrs, first, frames = start_decoding(source, ds, declared)
     codec.check_layout(layout)
@@ -215,6 +217,44 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     result.ratio_pixels = stored_bytes / max(1, writer.encoded_bytes)
     result.psnr = stats.psnr if stats.count else None
     result.max_error = stats.max_error if stats.count else None
+    result.destination = destination
+    return result
+
+
+def _recoded(source: Path, destination: Path, codec: Codec, options: TranscodeOptions,
+             threads: int, ds: Dataset, layout: FrameLayout,
+             result: TranscodeResult) -> TranscodeResult:
+    """Frames transformed from the source's encoding without being decoded (a JPEG
+    recompressed as JPEG XL, and back): no new loss, so no new UID and no new lossy
+    marking (PS3.5 8.2.15); the transform checks its own round trip."""
+    codec.check_layout(layout)
+    if options.prepare is not None:
+        raise UnsupportedLayout(f"{codec.name} transforms the frames as they are encoded: "
+                                "de-identification with blanking needs them decoded")
+    syntax_in = result.transfer_syntax_in
+    frames = encoded_frames(source, ds, layout.number_of_frames)  # before the header changes
+    out = output_dataset(ds, codec, layout, {}, transformed=True)
+    result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
+    result.lossy = False
+
+    def recode(fragment: bytes) -> bytes:
+        data = codec.from_encoded(fragment, syntax_in, layout)
+        if data is None:
+            raise UnsupportedLayout(f"{codec.name} cannot take this frame as it is encoded")
+        return data
+
+    many = layout.number_of_frames > 1
+    with output_file(destination, DatasetHeader(out), layout, pixels="encapsulated",
+                     verify=options.verify, before_replace=options.before_replace,
+                     digest=options.digest) as (writer, written):
+        for data in bounded_map(recode, frames, threads if many else 1):
+            writer.add(data)
+        writer.finish()
+    result.verified = written.verified
+    result.size_out = written.size
+    result.digest_out = written.digest
+    result.frames = writer.frames
+    result.ratio_pixels = layout.frame_bytes * layout.number_of_frames / max(1, writer.encoded_bytes)
     result.destination = destination
     return result
 

@@ -38,7 +38,8 @@ import numpy as np
 
 from dicompress import uids as uid
 from dicompress.codecs._jxl_header import JXLHeader, read_header
-from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits
+from dicompress.codecs.registry import (Codec, check_range, check_values_fit, register,
+                                        register_transform, stored_bits)
 from dicompress.codecs.search import bisect_knob, psnr
 from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout
@@ -241,11 +242,6 @@ class JPEGXLJPEGCodec(Codec):
                 f"{layout.photometric_interpretation}"
             )
 
-    def from_encoded(self, fragment: bytes, source_syntax: str, layout: FrameLayout) -> bytes | None:
-        """This frame's fragment in `source_syntax` turned into ours, or None (decode instead)."""
-        transform = ENCODED_TRANSFORMS.get((str(source_syntax), self.transfer_syntax))
-        return None if transform is None else transform(fragment)
-
     def encode_frame(self, arr: np.ndarray, layout: FrameLayout, threads: int = 1) -> bytes:
         raise UnsupportedLayout(
             "jpegxl-jpeg recompresses JPEG baseline (.50) fragments as they are; decoded "
@@ -288,12 +284,14 @@ def _transformed(jpeg: bytes) -> bool:
     return False
 
 
-#: Fragment-to-fragment transforms between transfer syntaxes, no decoding:
-#: (source syntax, target syntax) -> function of one frame's fragment.
+#: Fragment-to-fragment transforms between transfer syntaxes, no decoding (both ways:
+#: a recompressed archive goes back to exactly the JPEG it was).
 ENCODED_TRANSFORMS: dict[tuple[str, str], Callable[[bytes], bytes]] = {
     (uid.JPEGBaseline8Bit, uid.JPEGXLJPEGRecompression): recompress_jpeg,
     (uid.JPEGXLJPEGRecompression, uid.JPEGBaseline8Bit): reconstruct_jpeg,
 }
+for (_source, _target), _transform in ENCODED_TRANSFORMS.items():
+    register_transform(_source, _target, _transform)
 
 
 # Effort 1 is libjxl's fast lossless path: on the corpus CT it codes smaller than JPEG-LS

@@ -11,6 +11,7 @@ a new codec with that option set and checked.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,18 @@ class Codec:
         """Decode one encoded frame to the array `encode_frame` was given."""
         raise NotImplementedError
 
+    # -- encoded frames, not decoded -----------------------------------------------
+    def from_encoded(self, fragment: bytes, source_syntax: str, layout: FrameLayout) -> bytes | None:
+        """One frame encoded in `source_syntax` turned into this codec's encoding without
+        decoding it (a JPEG recompressed as JPEG XL, and back), or None: decode instead.
+        A transform adds no loss: the output keeps the source's lossy attributes."""
+        transform = _TRANSFORMS.get((str(source_syntax), self.transfer_syntax))
+        return None if transform is None else transform(fragment)
+
+    def takes_encoded(self, source_syntax: str) -> bool:
+        """Whether frames in `source_syntax` are transformed by `from_encoded`."""
+        return (str(source_syntax), self.transfer_syntax) in _TRANSFORMS
+
     @property
     def searches_quality(self) -> bool:
         """True when frames are encoded to a target PSNR (each frame searched)."""
@@ -93,6 +106,16 @@ class Codec:
 
 
 _REGISTRY: dict[str, Codec] = {}
+#: Fragment-to-fragment transforms, no decoding: (source syntax, target syntax) -> the
+#: function of one frame's bytes. Codec modules register theirs (`register_transform`).
+_TRANSFORMS: dict[tuple[str, str], Callable[[bytes], bytes]] = {}
+
+
+def register_transform(source_syntax: str, target_syntax: str,
+                       transform: Callable[[bytes], bytes]) -> None:
+    """Frames in `source_syntax` become frames in `target_syntax` by `transform(fragment)`,
+    without decoding (see `Codec.from_encoded`)."""
+    _TRANSFORMS[(str(source_syntax), str(target_syntax))] = transform
 
 
 def register(codec: Codec) -> Codec:
@@ -155,5 +178,5 @@ def check_values_fit(arr: np.ndarray, layout: FrameLayout, codec: str) -> None:
         )
 
 
-__all__ = ["Codec", "register", "get_codec", "available_codecs", "check_range",
+__all__ = ["Codec", "register", "register_transform", "get_codec", "available_codecs", "check_range",
            "check_values_fit", "stored_bits"]

@@ -191,6 +191,36 @@ def start_decoding(path: Path, ds: Dataset, declared: FrameLayout
     return layout, attrs, first, frames
 
 
+def encoded_frames(path: Path, ds: Dataset, count: int) -> Iterator[bytes]:
+    """The encapsulated frames of `path` as they are stored, one at a time (a frame's
+    fragments joined), found through its offset tables as pydicom finds them. What is
+    needed of `ds` is taken now: the caller may make the output's header of it next."""
+    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    extended = None
+    if "ExtendedOffsetTable" in ds:
+        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    in_memory = elem.value if isinstance(elem.value, (bytes, bytearray)) else None
+    return _stored_frames(path, in_memory, elem.value_tell, count, extended)
+
+
+def _stored_frames(path: Path, in_memory: bytes | None, offset: int | None, count: int,
+                   extended) -> Iterator[bytes]:
+    from pydicom.encaps import generate_frames
+
+    try:
+        if in_memory is not None:
+            yield from generate_frames(in_memory, number_of_frames=count,
+                                       extended_offsets=extended)
+            return
+        with open(path, "rb") as fp:
+            fp.seek(offset)
+            yield from generate_frames(fp, number_of_frames=count, extended_offsets=extended)
+    except DicompressError:
+        raise
+    except Exception as exc:  # pydicom's fragment walk: the pixel data, not our code
+        raise CorruptPixelData(f"the encapsulated Pixel Data cannot be read: {exc}") from exc
+
+
 def iter_frames(path: Path | str) -> tuple[FrameLayout, Iterator[np.ndarray]]:
     """The layout of `path`'s frames as decoded, and the frames (one at a time)."""
     path = Path(path)

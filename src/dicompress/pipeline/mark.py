@@ -32,12 +32,17 @@ PLACEHOLDER_DS = "0.00000000000017"
 
 
 def output_dataset(ds: Dataset, codec: Codec, layout: FrameLayout,
-                    attrs: dict[str, Any]) -> Dataset:
-    """The header of the output: the source's, with the image attributes of what we write."""
+                   attrs: dict[str, Any], *, transformed: bool = False) -> Dataset:
+    """The header of the output: the source's, with the image attributes of what we write.
+
+    A lossy codec marks the output as a new lossy derivative (new SOP Instance UID,
+    method, ratio, derivation). Frames `transformed` without being decoded
+    (`Codec.from_encoded`: the same JPEG bitstream in another container) add no loss and
+    change no Image Pixel attribute: the source's are kept, lossy ones included."""
     out = ds  # the header read from the source; pixel data is written by the writer
     for keyword, value in attrs.items():
         setattr(out, keyword, value)
-    for keyword, value in codec.output_attributes(layout).items():
+    for keyword, value in ({} if transformed else codec.output_attributes(layout)).items():
         setattr(out, keyword, value)
     if layout.samples_per_pixel == 1 and "PlanarConfiguration" in out:
         del out.PlanarConfiguration
@@ -52,7 +57,7 @@ def output_dataset(ds: Dataset, codec: Codec, layout: FrameLayout,
     if source_lossy:
         # PS3.3 C.7.6.1.1.5: once lossy, always marked lossy.
         out.LossyImageCompression = "01"
-    if not codec.lossless:
+    if not codec.lossless and not transformed:
         mark_lossy(out, codec, source_lossy)
 
     if ds.original_encoding[1] is False:  # read big endian
