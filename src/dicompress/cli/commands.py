@@ -16,6 +16,7 @@ from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
 from dicompress.batch.journal import open_read_only
 from dicompress.batch.runner import BatchOptions, BatchRun, Summary, UsageError
+from dicompress import uids
 from dicompress.cli.render import human_size, table
 from dicompress.codecs import get_codec
 from dicompress.errors import DicompressError
@@ -340,7 +341,7 @@ def demo(output: Path) -> int:
         return 1
     print(f"Transcoding the sample files in {', '.join(map(str, dirs))} to RLE Lossless -> {output}/\n")
     start = time.perf_counter()
-    results = list(transcode_many(iter_sources(dirs), output, get_codec("rle")))
+    results = list(transcode_many(iter_sources(dirs), output, get_codec(uids.RLELossless)))
     rows = []
     for r in results:
         if r.status == "ok":
