@@ -12,11 +12,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from dicompress import uids
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
 from dicompress.batch.journal import open_read_only
 from dicompress.batch.runner import BatchOptions, BatchRun, Summary, UsageError
-from dicompress import uids
 from dicompress.cli.render import human_size, table
 from dicompress.codecs import get_codec
 from dicompress.errors import DicompressError
