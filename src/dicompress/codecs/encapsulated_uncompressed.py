@@ -61,6 +61,6 @@ class EncapsulatedUncompressedCodec(Codec):
 
 register(EncapsulatedUncompressedCodec(
     name="encapsulated-uncompressed", transfer_syntax=ENCAPSULATED_UNCOMPRESSED, order=13,
-    description="Encapsulated Uncompressed Explicit VR Little Endian: native frames, "
-                "one fragment each (PS3.5 A.4.11)",
+    description="Encapsulated Uncompressed Explicit VR Little Endian: a fragment a frame "
+                "(PS3.5 A.4.11)",
 ))

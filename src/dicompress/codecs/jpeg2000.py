@@ -32,6 +32,8 @@ from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTr
 from dicompress.layout import FrameLayout
 
 _PROGRESSIONS = ("LRCP", "RLCP", "RPCL", "PCRL", "CPRL")
+#: The highest ratio asked of a lossy J2K/HTJ2K codec when re-encoding lossy frames.
+MAX_RATIO = 400.0
 
 
 @dataclass(frozen=True)
@@ -209,9 +211,6 @@ def _tile(text: str) -> tuple[int, ...]:
         raise UnsupportedTransferSyntax(f"--tile {text!r}: give ROWSxCOLS") from None
 
 
-#: The highest ratio asked of a lossy J2K/HTJ2K codec when re-encoding lossy frames.
-MAX_RATIO = 400.0
-
 _RESOLUTIONS = Option("resolutions", int, 6, low=1, high=33, help="J2K/HTJ2K resolution levels")
 _PART1 = (
     _RESOLUTIONS,
@@ -243,7 +242,7 @@ register(J2KCodec(
 ))
 register(HTJ2KCodec(
     name="htj2k", transfer_syntax=str(uid.HTJ2KLossless), order=32,
-    description="High-Throughput JPEG 2000 lossless (OpenJPH): J2K's size, far faster",
+    description="High-Throughput JPEG 2000 lossless (OpenJPH)",
     specs=(_RESOLUTIONS,), compare_values=(), plan_rank=1, gateway_default=True,
     colour=_HT_COLOUR,
 ))

@@ -69,7 +69,7 @@ class JPEGLSCodec(Codec):
 _COLOUR = "#9467bd"
 register(JPEGLSCodec(
     name="jpegls", transfer_syntax=str(uid.JPEGLSLossless), order=40,
-    description="JPEG-LS lossless (CharLS): small files, fast decoding",
+    description="JPEG-LS lossless (CharLS)",
     compare_values=(), plan_rank=2, colour=_COLOUR,
 ))
 register(JPEGLSCodec(

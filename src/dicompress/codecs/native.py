@@ -45,6 +45,6 @@ register(NativeCodec(
 ))
 register(NativeCodec(
     name="deflate", transfer_syntax=str(uid.DeflatedExplicitVRLittleEndian), order=12,
-    description="Deflated Explicit VR Little Endian: the whole dataset deflated (PS3.5 A.5)",
+    description="Deflated Explicit VR Little Endian, the whole dataset deflated (PS3.5 A.5)",
     per_frame=False,
 ))

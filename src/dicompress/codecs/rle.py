@@ -48,6 +48,6 @@ class RLECodec(Codec):
 
 register(RLECodec(
     name="rle", transfer_syntax=str(RLELossless), order=20,
-    description="RLE Lossless (PS3.5 G): fast, every layout of whole bytes",
+    description="RLE Lossless (PS3.5 G), dicompress's own native codec",
     compare_values=(), plan_rank=4, colour="#7f7f7f",
 ))
