@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
-import json
 import os
 import resource
 import signal
@@ -20,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dicompress.batch import journal as J
-from dicompress.codecs import Codec, get_codec
+# codec_config is imported from here by the runner and the gateway
+from dicompress.codecs.registry import codec_config, codec_from_config  # noqa: F401
 from dicompress.digests import DEFAULT_HASH, file_digest
 from dicompress.errors import AlreadyInTarget, DicompressError, status_of, with_context
 from dicompress.pipeline.read import check_regular
@@ -79,20 +78,6 @@ class Outcome:
         return {k: getattr(self, k) for k in
                 ("status", "reason", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
                  "hash_out", "syntax_in", "syntax_out", "frames", "seconds")}
-
-
-def codec_config(codec: Codec) -> str:
-    return json.dumps(codec.get_config(), sort_keys=True)
-
-
-@functools.lru_cache(maxsize=8)
-def codec_from_config(config: str) -> Codec:
-    options = json.loads(config)
-    name = options.pop("name")
-    options.pop("transfer_syntax", None)
-    # JSON has no tuples (tile sizes)
-    return get_codec(name, **{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in options.items()})
 
 
 def _disk_full(exc: BaseException | None) -> bool:

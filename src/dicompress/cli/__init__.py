@@ -12,6 +12,7 @@ import dicompress
 from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.digests import DEFAULT_HASH, HASHES
 from dicompress.cli import commands
+from dicompress.codecs.registry import available_codecs, compare_defaults, option_specs
 from dicompress.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError,
                                DeidError, UsageError)
 
@@ -26,25 +27,21 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the transfer syntax and pixel layout of files")
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
-    tc = sub.add_parser("transcode", help="transcode files and trees to another transfer syntax")
+    targets = available_codecs()
+    width = max(len(c.name) for c in targets) + 2
+    tc = sub.add_parser(
+        "transcode", help="transcode files and trees to another transfer syntax",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="targets (--to NAME, or the transfer syntax UID):\n" + "\n".join(
+            f"  {c.name:<{width}}{c.description}" for c in targets))
     tc.add_argument("sources", nargs="*", metavar="SRC",
                     help="files, folders (walked) or glob patterns ('**' recurses)")
     tc.add_argument("--from-list", metavar="FILE", help="also the paths in FILE, one a line (- for stdin)")
     tc.add_argument("--to", required=True, metavar="TARGET",
-                    help="target transfer syntax by name or UID: explicit, implicit, deflate, rle, "
-                         "j2k, j2k-lossy, htj2k, htj2k-rpcl, htj2k-lossy, jpegls, jpegls-near, jpeg")
-    lossy = tc.add_argument_group("lossy and codec options (each target takes the ones it has)")
-    lossy.add_argument("--ratio", type=float, help="target compression ratio (j2k-lossy, htj2k-lossy)")
-    lossy.add_argument("--psnr", type=float, metavar="DB",
-                       help="target PSNR on the Bits Stored range, searched per frame "
-                            "(j2k-lossy, htj2k-lossy, jpeg)")
-    lossy.add_argument("--near", type=int, help="JPEG-LS NEAR, the largest error per sample")
-    lossy.add_argument("--quality", type=int, help="JPEG quality 1-100 (default 90)")
-    lossy.add_argument("--layers", type=int, help="J2K quality layers, each doubling the quality")
-    lossy.add_argument("--progression", choices=["LRCP", "RLCP", "RPCL", "PCRL", "CPRL"],
-                       help="J2K progression order")
-    lossy.add_argument("--tile", metavar="ROWSxCOLS", help="J2K tile size, e.g. 256x256")
-    lossy.add_argument("--resolutions", type=int, help="J2K/HTJ2K resolution levels")
+                    help="target transfer syntax by name or UID: "
+                         + ", ".join(c.name for c in targets))
+    _codec_arguments(tc.add_argument_group(
+        "lossy and codec options (each target takes the ones it has)"))
     tc.add_argument("--extended-offsets", action="store_true", default=None,
                     help="write the Extended Offset Table (automatic past 4 GiB)")
     where = tc.add_mutually_exclusive_group(required=True)
@@ -112,9 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compare", help="measure size, speed and quality of codec choices on files")
     cp.add_argument("sources", nargs="+", metavar="SRC", help="files, folders or glob patterns")
     cp.add_argument("--codecs", metavar="LIST",
-                    help="e.g. rle,j2k,htj2k,jpegls,j2k-lossy:10,20,jpegls-near:2,jpeg:85 "
-                         "(default: every lossless target, J2K/HTJ2K lossy at 5,10,20,40, "
-                         "JPEG-LS NEAR 1,2,4, JPEG quality 90,75)")
+                    help="targets separated by commas; a lossy one takes values of its ratio, "
+                         "NEAR or quality after a colon, e.g. NAME:10,20 "
+                         f"(default: {compare_defaults()})")
     cp.add_argument("--sample", type=int, metavar="N",
                     help="N frames per series, spread evenly along it (default: all frames)")
     cp.add_argument("--json", type=Path, metavar="FILE", help="every number as JSON")
@@ -271,16 +268,29 @@ def _deid_config(args):
         raise UsageError(str(exc)) from None
 
 
+def _codec_arguments(group) -> None:
+    """A flag for every option of the codec table, saying which targets take it."""
+    for spec, codecs in option_specs().values():
+        defaults = {c.defaults[spec.name] for c in codecs}
+        default = (f"; default {spec.to_text(defaults.pop())}"
+                   if len(defaults) == 1 and None not in defaults else "")
+        help_text = f"{spec.help} ({', '.join(c.name for c in codecs)}{default})"
+        kwargs = {"dest": f"codec_{spec.name}", "help": help_text,
+                  "metavar": spec.metavar or spec.name.upper()}
+        if spec.choices:
+            kwargs["choices"] = list(spec.choices)
+        elif spec.parse is None:  # parsed later, so that its error reads as ours
+            kwargs["type"] = spec.type
+        group.add_argument(spec.flag, **kwargs)
+
+
 def _codec_options(args) -> dict:
-    tile = None
-    if args.tile:
-        try:
-            tile = tuple(int(v) for v in args.tile.lower().split("x"))
-        except ValueError:
-            raise dicompress.UnsupportedTransferSyntax(f"--tile {args.tile!r}: give ROWSxCOLS") from None
-    return {"ratio": args.ratio, "psnr": args.psnr, "near": args.near, "quality": args.quality,
-            "layers": args.layers, "progression": args.progression, "tile": tile,
-            "resolutions": args.resolutions}
+    """The codec options given on the command line (None: not given)."""
+    options = {}
+    for name, (spec, _) in option_specs().items():
+        value = getattr(args, f"codec_{name}")
+        options[name] = spec.parse(value) if value is not None and spec.parse else value
+    return options
 
 
 def _follow_links_argument(parser) -> None:

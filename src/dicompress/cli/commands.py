@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from dicompress import uids
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
 from dicompress.batch.journal import open_read_only
@@ -345,7 +346,7 @@ def demo(output: Path) -> int:
         return 1
     print(f"Transcoding the sample files in {', '.join(map(str, dirs))} to RLE Lossless -> {output}/\n")
     start = time.perf_counter()
-    results = list(transcode_many(iter_sources(dirs), output, get_codec("rle")))
+    results = list(transcode_many(iter_sources(dirs), output, get_codec(uids.RLELossless)))
     rows = []
     for r in results:
         if r.status == "ok":

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dicompress.codecs.registry import Codec, check_range, register
+from dicompress.codecs.registry import Codec, Option, register
 from dicompress.errors import CorruptPixelData, UnsupportedLayout
 from dicompress.layout import FrameLayout
 from dicompress.uids import DeflatedImageFrameCompression
@@ -56,9 +56,6 @@ def inflate(data: bytes, length: int) -> bytes:
 
 @dataclass(frozen=True)
 class DeflateFramesCodec(Codec):
-    def validate_options(self, options: dict[str, Any]) -> None:
-        check_range(options, "level", 1, 12)
-
     def check_layout(self, layout: FrameLayout) -> None:
         if layout.bits_allocated != 1 and layout.bits_allocated % 8:
             raise UnsupportedLayout(
@@ -89,5 +86,8 @@ class DeflateFramesCodec(Codec):
 
 
 # level 12 (libdeflate's best) is slow; 9 is close in size.
-register(DeflateFramesCodec(name="deflate-frames", transfer_syntax=DeflatedImageFrameCompression,
-                            defaults={"level": 9}))
+register(DeflateFramesCodec(
+    name="deflate-frames", transfer_syntax=DeflatedImageFrameCompression, order=60,
+    description="each frame deflated alone (segmentations, sparse images)",
+    specs=(Option("level", int, 9, low=1, high=12, help="deflate level 1-12 (libdeflate)"),),
+))

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from dicompress import uids as uid
 
-from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits
-from dicompress.codecs.search import bisect_knob, psnr
+from dicompress.codecs.registry import Codec, Option, check_values_fit, register, stored_bits
+from dicompress.codecs.search import PSNR_TARGET, bisect_knob, psnr
 from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout
 
@@ -23,10 +23,12 @@ from dicompress.layout import FrameLayout
 @dataclass(frozen=True)
 class JPEGCodec(Codec):
     def validate_options(self, options: dict[str, Any]) -> None:
-        check_range(options, "quality", 1, 100)
-        check_range(options, "psnr", 10.0, 200.0)
         if options.get("quality") is not None and options.get("psnr") is not None:
             raise UnsupportedTransferSyntax("give a JPEG quality or a target PSNR, not both")
+
+    def reencoding(self, previous_ratio: float | None) -> "JPEGCodec":
+        # Already lossy: a high quality adds little loss to what the blanking kept.
+        return self.configure(quality=95)
 
     def check_layout(self, layout: FrameLayout) -> None:
         if layout.pixel_representation:
@@ -106,6 +108,9 @@ class JPEGCodec(Codec):
 
 register(JPEGCodec(
     name="jpeg", transfer_syntax=str(uid.JPEGBaseline8Bit), lossless=False,
-    lossy_method="ISO_10918_1", also_writes=(str(uid.JPEGExtended12Bit),),
-    defaults={"quality": 90, "psnr": None},
+    lossy_method="ISO_10918_1", also_writes=(str(uid.JPEGExtended12Bit),), order=50,
+    description="JPEG lossy, 8-bit baseline or 12-bit extended (libjpeg-turbo)",
+    specs=(Option("quality", int, 90, low=1, high=100, help="JPEG quality 1-100"), PSNR_TARGET),
+    value_option="quality", compare_values=(90, 75), plan_rank=8,
+    plan_values=(95, 90, 85, 75, 60, 50), colour="#d62728",
 ))

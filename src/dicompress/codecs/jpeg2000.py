@@ -25,12 +25,15 @@ import numpy as np
 from dicompress import uids as uid
 
 from dicompress.codecs import _openjpeg
-from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits
-from dicompress.codecs.search import bisect_knob, psnr
+from dicompress.codecs.registry import (BUDGET_RATIO, Codec, Option, check_values_fit, register,
+                                        stored_bits)
+from dicompress.codecs.search import PSNR_TARGET, bisect_knob, psnr
 from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout
 
 _PROGRESSIONS = ("LRCP", "RLCP", "RPCL", "PCRL", "CPRL")
+#: The highest ratio asked of a lossy J2K/HTJ2K codec when re-encoding lossy frames.
+MAX_RATIO = 400.0
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,14 @@ class _J2KFamily(Codec):
         return self.lossless
 
     def validate_options(self, options: dict[str, Any]) -> None:
-        check_range(options, "ratio", 1.0, 10000.0)
-        check_range(options, "psnr", 10.0, 200.0)
-        check_range(options, "resolutions", 1, 33)
         if options.get("ratio") is not None and options.get("psnr") is not None:
             raise UnsupportedTransferSyntax("give a target ratio or a target PSNR, not both")
+
+    def reencoding(self, previous_ratio: float | None) -> "_J2KFamily":
+        # Already lossy: again at the ratio it had (within what a ratio may be here).
+        if previous_ratio is None or self.lossless:
+            return self
+        return self.configure(ratio=max(1.0, min(previous_ratio, MAX_RATIO)))
 
     def encode_frame(self, arr: np.ndarray, layout: FrameLayout, threads: int = 1) -> bytes:
         check_values_fit(arr, layout, self.name)
@@ -119,11 +125,6 @@ class J2KCodec(_J2KFamily):
 
     def validate_options(self, options: dict[str, Any]) -> None:
         super().validate_options(options)
-        if str(options.get("progression", "LRCP")).upper() not in _PROGRESSIONS:
-            raise UnsupportedTransferSyntax(
-                f"progression must be one of {', '.join(_PROGRESSIONS)}"
-            )
-        check_range(options, "layers", 1, 20)
         tile = options.get("tile")
         if tile is not None and (len(tile) != 2 or min(tile) < 16):
             raise UnsupportedTransferSyntax("tile must be two sizes of at least 16 (rows, columns)")
@@ -207,18 +208,57 @@ class HTJ2KCodec(_J2KFamily):
             raise UnsupportedLayout(f"OpenJPH cannot code this frame ({arr.shape} {arr.dtype}): "
                                     f"{exc}") from exc
 
-_PART1 = {"resolutions": 6, "progression": "LRCP", "tile": None}
-register(J2KCodec(name="j2k", transfer_syntax=str(uid.JPEG2000Lossless), defaults=_PART1))
+def _tile(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UnsupportedTransferSyntax(f"--tile {text!r}: give ROWSxCOLS") from None
+
+
+_RESOLUTIONS = Option("resolutions", int, 6, low=1, high=33, help="J2K/HTJ2K resolution levels")
+_PART1 = (
+    _RESOLUTIONS,
+    Option("progression", str, "LRCP", choices=_PROGRESSIONS, help="J2K progression order"),
+    Option("tile", tuple, None, metavar="ROWSxCOLS", parse=_tile,
+           help="J2K tile size, e.g. 256x256"),
+)
+_RATE = (
+    Option("ratio", float, 10.0, low=1.0, high=10000.0, help="target compression ratio"),
+    PSNR_TARGET,
+)
+_J2K_COLOUR, _HT_COLOUR = "#1f77b4", "#2ca02c"
+_LOSSY_PLAN = {"value_option": "ratio", "compare_values": (5, 10, 20, 40),
+               "plan_values": BUDGET_RATIO}
+
+register(J2KCodec(
+    name="j2k", transfer_syntax=str(uid.JPEG2000Lossless), order=30,
+    description="JPEG 2000 lossless (OpenJPEG)", specs=_PART1,
+    compare_values=(), plan_rank=3, colour=_J2K_COLOUR,
+))
 register(J2KCodec(
     name="j2k-lossy", transfer_syntax=str(uid.JPEG2000), lossless=False,
-    lossy_method="ISO_15444_1",
-    defaults={**_PART1, "ratio": 10.0, "psnr": None, "layers": 1},
+    lossy_method="ISO_15444_1", order=31,
+    description="JPEG 2000 lossy, to a --ratio or a --psnr (OpenJPEG)",
+    specs=(*_PART1, *_RATE,
+           Option("layers", int, 1, low=1, high=20,
+                  help="J2K quality layers, each doubling the quality")),
+    plan_rank=5, lossless_twin="j2k", colour=_J2K_COLOUR, **_LOSSY_PLAN,
 ))
-_HT = {"resolutions": 6}
-register(HTJ2KCodec(name="htj2k", transfer_syntax=str(uid.HTJ2KLossless), defaults=_HT))
-register(HTJ2KCodec(name="htj2k-rpcl", transfer_syntax=str(uid.HTJ2KLosslessRPCL), rpcl=True,
-                    defaults=_HT))
+register(HTJ2KCodec(
+    name="htj2k", transfer_syntax=str(uid.HTJ2KLossless), order=32,
+    description="High-Throughput JPEG 2000 lossless (OpenJPH)",
+    specs=(_RESOLUTIONS,), compare_values=(), plan_rank=1, gateway_default=True,
+    colour=_HT_COLOUR,
+))
+register(HTJ2KCodec(
+    name="htj2k-rpcl", transfer_syntax=str(uid.HTJ2KLosslessRPCL), rpcl=True, order=33,
+    description="HTJ2K lossless, RPCL order with TLM markers (for streaming)",
+    specs=(_RESOLUTIONS,), compare_values=(), colour=_HT_COLOUR,
+))
 register(HTJ2KCodec(
     name="htj2k-lossy", transfer_syntax=str(uid.HTJ2K), lossless=False,
-    lossy_method="ISO_15444_15", defaults={**_HT, "ratio": 10.0, "psnr": None},
+    lossy_method="ISO_15444_15", order=34,
+    description="HTJ2K lossy, to a --ratio or a --psnr (OpenJPH)",
+    specs=(_RESOLUTIONS, *_RATE), plan_rank=6, lossless_twin="htj2k", colour=_HT_COLOUR,
+    **_LOSSY_PLAN,
 ))

@@ -16,16 +16,13 @@ import numpy as np
 from dicompress import uids as uid
 
 from dicompress.codecs import _charls
-from dicompress.codecs.registry import Codec, check_range, check_values_fit, register, stored_bits
+from dicompress.codecs.registry import Codec, Option, check_values_fit, register, stored_bits
 from dicompress.errors import UnsupportedLayout, VerificationFailed
 from dicompress.layout import FrameLayout
 
 
 @dataclass(frozen=True)
 class JPEGLSCodec(Codec):
-    def validate_options(self, options: dict[str, Any]) -> None:
-        check_range(options, "near", 0 if self.lossless else 1, 255)
-
     @property
     def near(self) -> int:
         return 0 if self.lossless else int(self.option("near"))
@@ -69,8 +66,18 @@ class JPEGLSCodec(Codec):
         return out.view(layout.dtype)
 
 
-register(JPEGLSCodec(name="jpegls", transfer_syntax=str(uid.JPEGLSLossless)))
+_COLOUR = "#9467bd"
+register(JPEGLSCodec(
+    name="jpegls", transfer_syntax=str(uid.JPEGLSLossless), order=40,
+    description="JPEG-LS lossless (CharLS)",
+    compare_values=(), plan_rank=2, colour=_COLOUR,
+))
 register(JPEGLSCodec(
     name="jpegls-near", transfer_syntax=str(uid.JPEGLSNearLossless), lossless=False,
-    lossy_method="ISO_14495_1", defaults={"near": 2},
+    lossy_method="ISO_14495_1", order=41,
+    description="JPEG-LS near-lossless: every sample within --near of its source",
+    specs=(Option("near", int, 2, low=1, high=255,
+                  help="JPEG-LS NEAR, the largest error per sample"),),
+    value_option="near", compare_values=(1, 2, 4), plan_rank=7,
+    plan_values=(1, 2, 3, 4, 6, 8), lossless_twin="jpegls", colour=_COLOUR,
 ))

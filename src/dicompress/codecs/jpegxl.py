@@ -38,8 +38,9 @@ import numpy as np
 
 from dicompress import uids as uid
 from dicompress.codecs._jxl_header import JXLHeader, read_header
-from dicompress.codecs.registry import (Codec, check_range, check_values_fit, register,
+from dicompress.codecs.registry import (Codec, Option, check_values_fit, register,
                                         register_transform, stored_bits)
+from dicompress.codecs.search import PSNR_TARGET
 from dicompress.codecs.search import bisect_knob, psnr
 from dicompress.errors import CorruptPixelData, UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout
@@ -99,10 +100,6 @@ class JPEGXLCodec(Codec):
     """Samples coded by libjxl: lossless (modular) or lossy (VarDCT, XYB colour)."""
 
     def validate_options(self, options: dict[str, Any]) -> None:
-        check_range(options, "effort", 1, 10)
-        check_range(options, "distance", *_DISTANCES)
-        check_range(options, "ratio", 1.0, 10000.0)
-        check_range(options, "psnr", 10.0, 200.0)
         if options.get("ratio") is not None and options.get("psnr") is not None:
             raise UnsupportedTransferSyntax("give a target ratio or a target PSNR, not both")
 
@@ -297,12 +294,30 @@ for (_source, _target), _transform in ENCODED_TRANSFORMS.items():
 # Effort 1 is libjxl's fast lossless path: on the corpus CT it codes smaller than JPEG-LS
 # at several times its speed; higher efforts gain 2-40 % at 20-300x the time
 # (benchmarks/bench_jpegxl.py).
-register(JPEGXLCodec(name="jpegxl", transfer_syntax=uid.JPEGXLLossless,
-                     defaults={"effort": 1}))
+_EFFORT = "libjxl effort 1-10: higher is smaller and much slower"
+_COLOUR = "#e377c2"
+register(JPEGXLCodec(
+    name="jpegxl", transfer_syntax=uid.JPEGXLLossless, order=50,
+    description="JPEG XL lossless (libjxl); bit depth = Bits Stored",
+    specs=(Option("effort", int, 1, low=1, high=10, help=_EFFORT),),
+    value_option="effort", compare_values=(1, 7), plan_rank=4, plan_values=(1, 3),
+    colour=_COLOUR,
+))
 register(JPEGXLCodec(
     name="jpegxl-lossy", transfer_syntax=uid.JPEGXL, lossless=False,
-    lossy_method="ISO_18181_1",
-    defaults={"effort": 7, "distance": 1.0, "ratio": None, "psnr": None},
+    lossy_method="ISO_18181_1", order=51,
+    description="JPEG XL lossy, to a --distance, a --ratio or a --psnr (libjxl)",
+    specs=(Option("effort", int, 7, low=1, high=10, help=_EFFORT),
+           Option("distance", float, 1.0, low=_DISTANCES[0], high=_DISTANCES[1],
+                  help="JPEG XL butteraugli distance (1.0: visually lossless for photos)"),
+           Option("ratio", float, None, low=1.0, high=10000.0,
+                  help="target compression ratio"),
+           PSNR_TARGET),
+    colour=_COLOUR,
 ))
-# "lossless": it adds no loss to its (lossy) source, whose lossy attributes are kept.
-register(JPEGXLJPEGCodec(name="jpegxl-jpeg", transfer_syntax=uid.JPEGXLJPEGRecompression))
+# Lossless in that it adds no loss to its (lossy) source, whose lossy attributes are kept.
+register(JPEGXLJPEGCodec(
+    name="jpegxl-jpeg", transfer_syntax=uid.JPEGXLJPEGRecompression, order=52,
+    description="JPEG baseline frames recompressed by JPEG XL as they are (reversible)",
+    colour=_COLOUR,
+))

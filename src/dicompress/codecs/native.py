@@ -19,8 +19,7 @@ from dicompress.layout import FrameLayout
 
 @dataclass(frozen=True)
 class NativeCodec(Codec):
-    implicit_vr: bool = False
-    deflated: bool = False
+    encapsulated: bool = False
 
     def output_attributes(self, layout: FrameLayout) -> dict[str, Any]:
         return {"PlanarConfiguration": 0} if layout.samples_per_pixel > 1 else {}
@@ -33,9 +32,19 @@ class NativeCodec(Codec):
         return np.frombuffer(data, dtype).reshape(layout.frame_shape)
 
 
-register(NativeCodec(name="explicit", transfer_syntax=str(uid.ExplicitVRLittleEndian),
-                     encapsulated=False))
-register(NativeCodec(name="implicit", transfer_syntax=str(uid.ImplicitVRLittleEndian),
-                     encapsulated=False, implicit_vr=True))
-register(NativeCodec(name="deflate", transfer_syntax=str(uid.DeflatedExplicitVRLittleEndian),
-                     encapsulated=False, deflated=True))
+# Explicit VR Little Endian is the uncompressed baseline compare measures, and with
+# Implicit VR what a gateway falls back to when a destination refuses the target.
+register(NativeCodec(
+    name="explicit", transfer_syntax=str(uid.ExplicitVRLittleEndian), order=10,
+    description="Explicit VR Little Endian, uncompressed", compare_values=(),
+    fallback_rank=1,
+))
+register(NativeCodec(
+    name="implicit", transfer_syntax=str(uid.ImplicitVRLittleEndian), order=11,
+    description="Implicit VR Little Endian, uncompressed (the DICOM default)", fallback_rank=2,
+))
+register(NativeCodec(
+    name="deflate", transfer_syntax=str(uid.DeflatedExplicitVRLittleEndian), order=12,
+    description="Deflated Explicit VR Little Endian, the whole dataset deflated (PS3.5 A.5)",
+    per_frame=False,
+))

@@ -1,16 +1,31 @@
-"""The codec interface and the registry of transfer-syntax targets.
+"""The codec interface and the registry of transfer-syntax targets: the one codec table.
 
-Every target is a small `Codec` with its transfer syntax UID, its name, whether
-it is lossless, the layouts it accepts and its options; `transcode` looks
-codecs up here and never branches on their names.
+Every target is a small `Codec` that carries every fact about itself: its name and
+transfer syntax UID, whether it is lossless, the layouts it accepts, its options (typed
+`Option` specs with defaults, ranges and the CLI flag that sets them), and its place in
+the lists other modules make: the CLI's targets, `compare`'s default choices, `plan`'s
+candidates, the gateway's default target and fallbacks, de-identification's lossless
+twin. Those modules read the table (`available_codecs`, `get_codec`); none of them names
+a codec, and `transcode` never branches on names.
 
-A codec is immutable: ``get_codec("j2k-lossy").configure(ratio=10)`` returns
-a new codec with that option set and checked.
+The table always holds the built-in codecs (every public module of this package
+registers its own on import); third-party codecs join them through the entry-point
+group ``dicompress.codecs`` or `register`.
+
+A codec is immutable: ``get_codec("j2k-lossy").configure(ratio=10)`` returns a new codec
+with that option set and checked; `codec_config` and `codec_from_config` carry one
+through JSON (journals, worker tasks, the gateway's study plans).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
+import json
+import pkgutil
+import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,35 +35,139 @@ import numpy as np
 from dicompress.errors import UnsupportedLayout, UnsupportedTransferSyntax
 from dicompress.layout import FrameLayout
 
+#: The entry-point group third-party codecs register under: each entry point names a
+#: module that registers its codecs on import, or a `Codec` (registered on loading).
+ENTRY_POINT_GROUP = "dicompress.codecs"
+
+#: `Codec.plan_values` for a rate-controlled codec: `plan` asks for the ratio the
+#: budget needs rather than trying fixed values.
+BUDGET_RATIO = "budget-ratio"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a codec: what the CLI, the gateway's TOML and `configure` accept."""
+
+    name: str
+    #: int, float, str or tuple (a tuple arrives as a list from JSON and TOML).
+    type: type
+    default: Any = None
+    #: Inclusive range of a number (None: unbounded on that side).
+    low: float | None = None
+    high: float | None = None
+    #: The values a text option takes (compared in upper case).
+    choices: tuple[str, ...] = ()
+    help: str = ""
+    #: The CLI flag that sets it; ``--<name>`` unless given.
+    flag: str = ""
+    metavar: str | None = None
+    #: Turns the CLI's text into a value when ``type(text)`` will not do; raises
+    #: UnsupportedTransferSyntax with the flag in its message.
+    parse: Callable[[str], Any] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.flag:
+            object.__setattr__(self, "flag", f"--{self.name}")
+
+    def coerce(self, value: Any) -> Any:
+        """`value` as the codec keeps it (JSON and TOML have no tuples)."""
+        if self.type is tuple and isinstance(value, list):
+            return tuple(value)
+        return value
+
+    def check(self, value: Any) -> None:
+        """Raise UnsupportedTransferSyntax when `value` is out of range or not a choice."""
+        if value is None:
+            return
+        if self.low is not None or self.high is not None:
+            low = -np.inf if self.low is None else self.low
+            high = np.inf if self.high is None else self.high
+            if not low <= float(value) <= high:
+                raise UnsupportedTransferSyntax(
+                    f"{self.name} must be between {self.low} and {self.high}, not {value}")
+        if self.choices and str(value).upper() not in self.choices:
+            raise UnsupportedTransferSyntax(
+                f"{self.name} must be one of {', '.join(self.choices)}")
+
+    def from_text(self, text: str) -> Any:
+        """The value of the CLI's `text` for this option."""
+        return self.parse(text) if self.parse is not None else self.type(text)
+
+    def to_text(self, value: Any) -> str:
+        """`value` as the CLI flag takes it (the inverse of `from_text`)."""
+        if isinstance(value, tuple):
+            return "x".join(str(v) for v in value)
+        return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
 
 @dataclass(frozen=True)
 class Codec:
-    """One transfer syntax we can write."""
+    """One transfer syntax we can write, and every fact the rest of dicompress needs of it."""
 
     name: str
     transfer_syntax: str
+    #: One line for the CLI's list of targets.
+    description: str = ""
     lossless: bool = True
     #: Pixel data as fragments (PS3.5 A.4) rather than native (PS3.5 8.1).
     encapsulated: bool = True
+    #: False when the whole dataset is compressed (PS3.5 A.5), not frame by frame.
+    per_frame: bool = True
     #: Lossy Image Compression Method (0028,2114) term, for lossy codecs.
     lossy_method: str = ""
     #: Other transfer syntaxes the codec picks for some layouts (JPEG 12-bit).
     also_writes: tuple[str, ...] = ()
+    #: Other names `get_codec` knows it by.
+    aliases: tuple[str, ...] = ()
+    #: The options `configure` accepts.
+    specs: tuple[Option, ...] = field(default=(), repr=False)
+    #: The options set (the others take their spec's default).
     options: dict[str, Any] = field(default_factory=dict)
-    #: Options ``configure`` accepts, with their defaults.
-    defaults: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # -- its place in the lists others make ----------------------------------------
+    #: Place in listings (CLI help, compare's defaults); ties go by name.
+    order: int = 1000
+    #: The option a bare number sets in ``compare --codecs name:value``.
+    value_option: str | None = None
+    #: What ``compare`` measures by default: None, not measured; (), the codec as it
+    #: is; else these values of `value_option`.
+    compare_values: tuple[float, ...] | None = None
+    #: Where ``plan`` tries this codec among its candidates (lower first); None: never.
+    plan_rank: int | None = None
+    #: The values of `value_option` plan tries, or BUDGET_RATIO.
+    plan_values: tuple[float, ...] | str = ()
+    #: Where a gateway tries this syntax when the destination refuses the target
+    #: (lower first); None: never.
+    fallback_rank: int | None = None
+    #: The gateway's target when a route names none.
+    gateway_default: bool = False
+    #: For a syntax that holds lossless or lossy data: the lossless-only codec that
+    #: re-encodes frames that were never lossy (de-identification's blanking).
+    lossless_twin: str | None = None
+    #: The colour of this codec's points in compare's plots.
+    colour: str = "#333"
 
     # -- options -----------------------------------------------------------------
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Options `configure` accepts, with their defaults."""
+        return {spec.name: spec.default for spec in self.specs}
+
+    def spec(self, name: str) -> Option | None:
+        return next((s for s in self.specs if s.name == name), None)
+
     def configure(self, **options: Any) -> "Codec":
         """A copy with `options` set (None values ignored); unknown options raise."""
         options = {k: v for k, v in options.items() if v is not None}
-        unknown = sorted(set(options) - set(self.defaults))
+        unknown = sorted(set(options) - {s.name for s in self.specs})
         if unknown:
-            accepted = ", ".join(sorted(self.defaults)) or "none"
+            accepted = ", ".join(sorted(s.name for s in self.specs)) or "none"
             raise UnsupportedTransferSyntax(
                 f"{self.name} has no option {', '.join(unknown)} (accepted: {accepted})"
             )
-        merged = {**self.options, **options}
+        merged = {**self.options, **{k: self.spec(k).coerce(v) for k, v in options.items()}}
+        for spec in self.specs:
+            spec.check(merged.get(spec.name))
         self.validate_options(merged)
         return dataclasses.replace(self, options=merged)
 
@@ -56,11 +175,19 @@ class Codec:
         return self.options.get(key, self.defaults.get(key))
 
     def validate_options(self, options: dict[str, Any]) -> None:
-        """Raise UnsupportedTransferSyntax for option values out of range."""
+        """Raise UnsupportedTransferSyntax for combinations of options that cannot be
+        (each option's own range is checked by its spec)."""
 
     def get_config(self) -> dict[str, Any]:
+        """Name, transfer syntax and every option's value: what `codec_from_config`
+        makes the same codec from (and what lossy marking records)."""
         return {"name": self.name, "transfer_syntax": self.transfer_syntax,
                 **{k: self.option(k) for k in sorted(self.defaults)}}
+
+    def reencoding(self, previous_ratio: float | None) -> "Codec":
+        """The settings that encode frames again that this codec's syntax already held
+        lossy (at `previous_ratio`, when the file says): by default the same codec."""
+        return self
 
     # -- what a layout becomes ---------------------------------------------------
     def check_layout(self, layout: FrameLayout) -> None:
@@ -105,7 +232,12 @@ class Codec:
         return self.option("psnr") is not None
 
 
+# -- the table -----------------------------------------------------------------------
 _REGISTRY: dict[str, Codec] = {}
+_lock = threading.RLock()
+_loaded = False
+_loading = False
+
 #: Fragment-to-fragment transforms, no decoding: (source syntax, target syntax) -> the
 #: function of one frame's bytes. Codec modules register theirs (`register_transform`).
 _TRANSFORMS: dict[tuple[str, str], Callable[[bytes], bytes]] = {}
@@ -118,9 +250,33 @@ def register_transform(source_syntax: str, target_syntax: str,
     _TRANSFORMS[(str(source_syntax), str(target_syntax))] = transform
 
 
-def register(codec: Codec) -> Codec:
-    _REGISTRY[codec.name] = codec
+def register(codec: Codec, *, replace: bool = False) -> Codec:
+    """Add `codec` to the table beside the built-ins.
+
+    Raises ValueError when its name (or an alias) is taken, unless `replace` (then
+    the codec of that name is replaced).
+    """
+    with _lock:
+        if not _loading:
+            _load()
+        taken = {_lookup(n).name for n in (codec.name, *codec.aliases) if _lookup(n) is not None}
+        if taken and not replace:
+            raise ValueError(
+                f"a codec named {', '.join(sorted(taken))} is registered already "
+                "(register(..., replace=True) replaces it)")
+        for old in taken:
+            del _REGISTRY[old.lower()]
+        _REGISTRY[codec.name.lower()] = codec
     return codec
+
+
+def _lookup(name: str) -> Codec | None:
+    key = name.strip().lower()
+    found = _REGISTRY.get(key)
+    if found is None:
+        found = next((c for c in _REGISTRY.values()
+                      if key in (a.lower() for a in c.aliases)), None)
+    return found
 
 
 def get_codec(name_or_uid: str | Codec, **options: Any) -> Codec:
@@ -128,35 +284,139 @@ def get_codec(name_or_uid: str | Codec, **options: Any) -> Codec:
     configured with `options`."""
     if isinstance(name_or_uid, Codec):
         return name_or_uid.configure(**options) if options else name_or_uid
-    _load_builtin()
+    _load()
     key = name_or_uid.strip()
-    codec = _REGISTRY.get(key.lower())
+    codec = _lookup(key)
     if codec is None:
-        codec = next((c for c in _REGISTRY.values()
+        codec = next((c for c in available_codecs()
                       if key == c.transfer_syntax or key in c.also_writes), None)
     if codec is None:
-        names = ", ".join(sorted(_REGISTRY))
+        names = ", ".join(sorted(c.name for c in available_codecs()))
         raise UnsupportedTransferSyntax(f"unknown target {name_or_uid!r}; known targets: {names}")
     return codec.configure(**options) if options else codec
 
 
 def available_codecs() -> list[Codec]:
-    _load_builtin()
-    return [c for _, c in sorted(_REGISTRY.items())]
+    """Every codec of the table, in its listing order."""
+    _load()
+    return sorted(_REGISTRY.values(), key=lambda c: (c.order, c.name))
 
 
-def _load_builtin() -> None:
-    if not _REGISTRY:
-        # Each module registers its codecs on import.
-        from dicompress.codecs import deflate_frames, jpeg, jpeg2000, jpegls, jpegxl, native, rle  # noqa: F401,E501
+def _load() -> None:
+    """Import the built-in codec modules and the entry points, once."""
+    global _loaded, _loading
+    if _loaded:
+        return
+    with _lock:
+        if _loaded or _loading:
+            return
+        _loading = True
+        try:
+            import dicompress.codecs as package
+
+            for module in pkgutil.iter_modules(package.__path__):
+                if not module.name.startswith("_"):
+                    importlib.import_module(f"{package.__name__}.{module.name}")
+            _load_entry_points()
+        finally:
+            _loading = False
+        _loaded = True
 
 
-def check_range(options: dict[str, Any], key: str, low: float, high: float) -> None:
-    value = options.get(key)
-    if value is not None and not (low <= float(value) <= high):
-        raise UnsupportedTransferSyntax(f"{key} must be between {low} and {high}, not {value}")
+def _load_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = point.load()
+        except Exception as exc:  # a broken plugin must not take the built-ins down
+            warnings.warn(f"dicompress codec entry point {point.name!r} ({point.value}) "
+                          f"cannot be loaded: {type(exc).__name__}: {exc}", stacklevel=3)
+            continue
+        if isinstance(loaded, Codec) and _REGISTRY.get(loaded.name.lower()) is not loaded:
+            register(loaded)
 
 
+# -- what other modules read off the table ---------------------------------------------
+def codec_config(codec: Codec) -> str:
+    """`codec` as JSON text (sorted keys): journals, worker tasks, gateway plans."""
+    return json.dumps(codec.get_config(), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=8)
+def codec_from_config(config: str) -> Codec:
+    """The codec `codec_config` wrote."""
+    options = json.loads(config)
+    name = options.pop("name")
+    options.pop("transfer_syntax", None)
+    return get_codec(name, **options)
+
+
+def compare_defaults() -> str:
+    """What ``compare`` measures when not told (its ``--codecs`` syntax): the codecs the
+    table marks, the lossless ones first (each as it is), then the lossy ones at their
+    values."""
+    marked = [c for c in available_codecs() if c.compare_values is not None]
+    tokens = [c.name for c in marked if not c.compare_values]
+    tokens += [f"{c.name}:{','.join(f'{v:g}' for v in c.compare_values)}"
+               for c in marked if c.compare_values]
+    return ",".join(tokens)
+
+
+def gateway_default() -> Codec:
+    """The gateway's target when a route names none."""
+    return next(c for c in available_codecs() if c.gateway_default)
+
+
+def fallback_syntaxes() -> list[str]:
+    """The transfer syntaxes a gateway proposes after the target, in order."""
+    ranked = sorted((c for c in available_codecs() if c.fallback_rank is not None),
+                    key=lambda c: c.fallback_rank)
+    return [c.transfer_syntax for c in ranked]
+
+
+def option_specs() -> dict[str, tuple[Option, list[Codec]]]:
+    """Every option of the table, once per name (in listing order), with the codecs
+    that take it: what the CLI turns into flags."""
+    found: dict[str, tuple[Option, list[Codec]]] = {}
+    for codec in available_codecs():
+        for spec in codec.specs:
+            found.setdefault(spec.name, (spec, []))[1].append(codec)
+    return found
+
+
+def readable_syntaxes() -> list[str]:
+    """The transfer syntaxes dicompress can read frames from: those of the table and
+    those pydicom knows, wherever pydicom has a decoder that can run here (the plugins
+    `import dicompress` adds included).
+
+    In order of preference (an SCP accepts the first its peer proposes): the fallback
+    syntaxes, then native ones, then encapsulated ones, each by UID.
+    """
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID, AllTransferSyntaxes
+
+    candidates = [*AllTransferSyntaxes]
+    for codec in available_codecs():
+        candidates += [codec.transfer_syntax, *codec.also_writes]
+    readable = []
+    for uid in dict.fromkeys(str(u) for u in candidates):
+        try:
+            decoder = get_decoder(uid)
+        except NotImplementedError:
+            continue
+        if decoder.is_available:
+            readable.append(uid)
+    fallbacks = fallback_syntaxes()
+
+    def preference(uid: str) -> tuple:
+        rank = fallbacks.index(uid) if uid in fallbacks else len(fallbacks)
+        return rank, UID(uid).is_encapsulated, tuple(int(p) for p in uid.split("."))
+
+    return sorted(readable, key=preference)
+
+
+# -- helpers the codec modules share ------------------------------------------------
 def stored_bits(layout: FrameLayout) -> int:
     return layout.bits_stored or layout.bits_allocated
 
@@ -178,5 +438,7 @@ def check_values_fit(arr: np.ndarray, layout: FrameLayout, codec: str) -> None:
         )
 
 
-__all__ = ["Codec", "register", "register_transform", "get_codec", "available_codecs", "check_range",
-           "check_values_fit", "stored_bits"]
+__all__ = ["BUDGET_RATIO", "ENTRY_POINT_GROUP", "Codec", "Option", "available_codecs",
+           "check_values_fit", "codec_config", "codec_from_config", "compare_defaults",
+           "fallback_syntaxes", "gateway_default", "get_codec", "option_specs",
+           "readable_syntaxes", "register", "register_transform", "stored_bits"]

@@ -46,4 +46,8 @@ class RLECodec(Codec):
         return {"PlanarConfiguration": 1} if layout.samples_per_pixel > 1 else {}
 
 
-register(RLECodec(name="rle", transfer_syntax=str(RLELossless), lossless=True))
+register(RLECodec(
+    name="rle", transfer_syntax=str(RLELossless), order=20,
+    description="RLE Lossless (PS3.5 G), dicompress's own native codec",
+    compare_values=(), plan_rank=4, colour="#7f7f7f",
+))

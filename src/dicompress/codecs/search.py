@@ -11,7 +11,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dicompress.codecs.registry import Option
 
+#: A target PSNR: the option of every lossy codec that searches its knob for one.
+PSNR_TARGET = Option("psnr", float, None, low=10.0, high=200.0, metavar="DB",
+                     help="target PSNR on the Bits Stored range, searched per frame")
 
 
 def psnr(reference: np.ndarray, decoded: np.ndarray, bits_stored: int) -> float:

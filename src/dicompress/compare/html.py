@@ -19,13 +19,12 @@ import numpy as np
 from PIL import Image
 
 from dicompress import voi
+from dicompress.codecs import get_codec
 from dicompress.compare.run import Choice, Comparison, Row
-from dicompress.errors import DicompressError
+from dicompress.errors import DicompressError, UnsupportedTransferSyntax
 from dicompress.pipeline.frames import iter_frames
 from dicompress.pipeline.read import read_header
 
-_COLOURS = {"rle": "#7f7f7f", "j2k": "#1f77b4", "htj2k": "#2ca02c", "jpegls": "#9467bd",
-            "jpeg": "#d62728"}
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
@@ -40,9 +39,12 @@ figure { margin: 0; }
 """
 
 
-def _family(label: str) -> str:
-    name = label.split(":")[0]
-    return name.removesuffix("-lossy").removesuffix("-near").removesuffix("-rpcl")
+def _colour(label: str) -> str:
+    """The plot colour of the codec a choice's label names (``j2k-lossy:10``)."""
+    try:
+        return get_codec(label.split(":")[0]).colour
+    except UnsupportedTransferSyntax:
+        return "#333"
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -94,7 +96,7 @@ def scatter(points: list[tuple[float, float, str]], x_label: str, y_label: str, 
     out.append(f'<text transform="translate(14 {(top + height - bottom) / 2}) rotate(-90)" '
                f'font-size="12" text-anchor="middle">{html.escape(y_label)}</text>')
     for (x, _, label), y in zip(points, ys):
-        colour = _COLOURS.get(_family(label), "#333")
+        colour = _colour(label)
         out.append(f'<circle class="point" cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" '
                    f'fill="{colour}"><title>{html.escape(label)}</title></circle>'
                    f'<text x="{px(x) + 7:.1f}" y="{py(y) - 6:.1f}" font-size="10">'

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicompress.batch.sources import iter_sources, unique
+from dicompress.codecs import available_codecs
+from dicompress.codecs.registry import BUDGET_RATIO
 from dicompress.compare.run import Choice, _choice, compare
 from dicompress.errors import DicompressError, PlanError
 from dicompress.layout import FrameLayout
@@ -153,28 +155,32 @@ class Plan:
                 "options": [o.as_dict() for o in self.options]}
 
 
-_LOSSLESS = ("htj2k", "jpegls", "j2k", "rle")
-_NEARS = (1, 2, 3, 4, 6, 8)
-_QUALITIES = (95, 90, 85, 75, 60, 50)
-
-
 def _candidates(needed_ratio: float, lossless_only: bool) -> list[Choice]:
-    choices = [_choice(name, None) for name in _LOSSLESS]
-    if lossless_only:
-        return choices
+    """The table's plan candidates in its order: rate-controlled codecs at the ratio the
+    budget needs (with a margin), the others at their listed values."""
     ratio = f"{min(MAX_RATIO, max(1.05, needed_ratio * RATIO_MARGIN)):.3g}"
-    choices += [_choice("j2k-lossy", ratio), _choice("htj2k-lossy", ratio)]
-    choices += [_choice("jpegls-near", str(n)) for n in _NEARS]
-    choices += [_choice("jpeg", str(q)) for q in _QUALITIES]
+    choices = []
+    ranked = sorted((c for c in available_codecs() if c.plan_rank is not None),
+                    key=lambda c: c.plan_rank)
+    for codec in ranked:
+        if lossless_only and not codec.lossless:
+            continue
+        if codec.plan_values == BUDGET_RATIO:
+            choices.append(_choice(codec.name, ratio))
+        elif codec.plan_values:
+            choices += [_choice(codec.name, f"{v:g}") for v in codec.plan_values]
+        else:
+            choices.append(_choice(codec.name, None))
     return choices
 
 
 def _command(choice: Choice, sources, output: str) -> list[str]:
     """The transcode command that makes `choice` (shlex.join it to print)."""
-    cmd = ["dicompress", "transcode", *map(str, sources), "--to", choice.codec.name]
-    for key in ("ratio", "near", "quality"):
-        if key in choice.codec.options:
-            cmd += [f"--{key}", f"{choice.codec.options[key]:g}"]
+    codec = choice.codec
+    cmd = ["dicompress", "transcode", *map(str, sources), "--to", codec.name]
+    for spec in codec.specs:
+        if spec.name in codec.options:
+            cmd += [spec.flag, spec.to_text(codec.options[spec.name])]
     return cmd + ["-o", output]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.codecs import Codec, get_codec
+from dicompress.codecs.registry import compare_defaults
 from dicompress.compare.metrics import Quality, psnr_from_mse, quality
 from dicompress.errors import DicompressError, NotAnImage, UnsupportedTransferSyntax
 from dicompress.export.select import group_series
@@ -35,16 +36,14 @@ from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.frames import bounded_map, iter_frames
 from dicompress.pipeline.read import read_header
 
-#: The issue's default: every lossless target that codes frames (explicit is the
-#: uncompressed baseline; deflate compresses whole files, so it is left to transcode),
-#: J2K and HTJ2K lossy at four ratios, JPEG-LS near-lossless at three NEARs, JPEG at two
-#: qualities.
-DEFAULT_CODECS = ("explicit,rle,j2k,htj2k,htj2k-rpcl,jpegls,j2k-lossy:5,10,20,40,"
-                  "htj2k-lossy:5,10,20,40,jpegls-near:1,2,4,jpeg:90,75")
-
-#: The option a number after "name:" sets, per codec.
-_VALUE_OPTION = {"j2k-lossy": "ratio", "htj2k-lossy": "ratio", "jpegls-near": "near",
-                 "jpeg": "quality"}
+def __getattr__(name: str):
+    # DEFAULT_CODECS: what compare measures when not told (today every lossless target
+    # that codes frames, J2K and HTJ2K lossy at four ratios, JPEG-LS near-lossless at three
+    # NEARs, JPEG at two qualities), read off the codec table when asked: codecs may
+    # register after import
+    if name == "DEFAULT_CODECS":
+        return compare_defaults()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def parse_codecs(text: str | None) -> list[Choice]:
     adds another value for the codec before it."""
     choices: list[Choice] = []
     current: str | None = None
-    for token in (text or DEFAULT_CODECS).split(","):
+    for token in (text or compare_defaults()).split(","):
         token = token.strip()
         if not token:
             continue
@@ -93,19 +92,19 @@ def _is_number(text: str) -> bool:
 
 def _choice(name: str, value: str | None) -> Choice:
     codec = get_codec(name)
-    if getattr(codec, "deflated", False):
+    if not codec.per_frame:
         raise UnsupportedTransferSyntax(
             f"--codecs {name}: {name} compresses the whole file, not frames; compare it with "
             "`dicompress transcode` sizes")
     if value is None:
         return Choice(codec.name, codec)
-    option = _VALUE_OPTION.get(codec.name)
+    option = codec.value_option
     if option is None:
         raise UnsupportedTransferSyntax(f"--codecs {name}:{value}: {name} takes no value")
     if not _is_number(value):
         raise UnsupportedTransferSyntax(f"--codecs {name}:{value}: the {option} must be a number")
     number = float(value)
-    if option != "ratio":
+    if codec.spec(option).type is int:
         if number != int(number):
             raise UnsupportedTransferSyntax(f"--codecs {name}:{value}: the {option} is a whole number")
         number = int(number)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from dicompress.codecs import Codec, get_codec
@@ -113,36 +114,29 @@ def deidentify_file(source: Path | str, destination: Path | str, config: DeidCon
         raise with_context(translated, source) from exc
 
 
-# Syntaxes that may hold lossless or lossy data, and their lossless-only twin: a file that
-# was never lossy is encoded again losslessly after blanking (only the rectangles change).
-_LOSSLESS_TWIN = {"1.2.840.10008.1.2.4.91": "j2k", "1.2.840.10008.1.2.4.203": "htj2k",
-                  "1.2.840.10008.1.2.4.81": "jpegls"}
-_JPEG_LOSSY = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
-
-
 def _blank_codec(ds: Dataset) -> Codec:
     """What blanked frames are encoded in when the user did not choose: the file's own
-    syntax, without adding loss to an image that had none."""
+    syntax, without adding loss to an image that had none (a syntax that holds lossless
+    or lossy data goes to its lossless twin unless the image was lossy)."""
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if syntax == pydicom.uid.ExplicitVRBigEndian:
-        return get_codec("explicit")  # retired: written little endian
-    was_lossy = str(ds.get("LossyImageCompression", "")) == "01" or syntax in _JPEG_LOSSY
+        return get_codec(pydicom.uid.ExplicitVRLittleEndian)  # retired: written little endian
     try:
-        if syntax in _LOSSLESS_TWIN and not was_lossy:
-            return get_codec(_LOSSLESS_TWIN[syntax])
-        if syntax in _JPEG_LOSSY:
-            return get_codec("jpeg", quality=95)
-        if syntax in _LOSSLESS_TWIN:  # lossy already: again at the ratio it had
-            ratios = [float(r) for r in (ds.get("LossyImageCompressionRatio") or [])
-                      if str(r).strip()] if "LossyImageCompressionRatio" in ds else []
-            name = {"j2k": "j2k-lossy", "htj2k": "htj2k-lossy"}.get(_LOSSLESS_TWIN[syntax])
-            if name and ratios:
-                return get_codec(name, ratio=max(1.0, min(ratios[-1], 400.0)))
-        return get_codec(syntax)
+        codec = get_codec(syntax)
     except UnsupportedTransferSyntax:
         raise UnsupportedTransferSyntax(
             f"blanking needs the frames encoded again, and {UID(syntax).name} is not a "
             "syntax dicompress writes; choose one with transcode --deid --to") from None
+    if codec.lossless:
+        return codec
+    if codec.lossless_twin and str(ds.get("LossyImageCompression", "")) != "01":
+        return get_codec(codec.lossless_twin)
+    ratios = []
+    if codec.spec("ratio") is not None and ds.get("LossyImageCompressionRatio"):
+        value = ds.LossyImageCompressionRatio  # one value is not a list (PS3.3 C.7.6.1.1.5)
+        ratios = [float(r) for r in (value if isinstance(value, MultiValue) else [value])
+                  if str(r).strip()]
+    return codec.reencoding(ratios[-1] if ratios else None)
 
 
 def _blank_file(source, destination, config, verify, target, before_replace) -> TranscodeResult:

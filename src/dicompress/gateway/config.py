@@ -14,7 +14,8 @@ sender's studies go and how they are compressed on the way.
     name = "reading-site"
     calling = ["CT1", "MR_3T"]    # the modalities allowed to send on this route
     destination = { ae_title = "READ", host = "reading.example.org", port = 104 }
-    target = "htj2k"              # lossless; or "j2k-lossy" with options = { ratio = 15 }
+    target = "..."                # a `dicompress transcode --to` name (default: HTJ2K lossless);
+                                  # lossy targets take options = { ratio = 15 }
     deid = false                  # or { options = ["retain-modified-dates"], key_file = "..." }
     budget = "20MB"               # per study (lossy J2K/HTJ2K: the ratio is raised to fit)
     link = "2Mbit"                # ... or what the link carries by the deadline
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicompress.codecs import Codec, get_codec
+from dicompress.codecs.registry import gateway_default
 from dicompress.deid import OPTIONS as DEID_OPTIONS, DeidConfig
 from dicompress.deid import keys
 from dicompress.errors import ConfigError, DicompressError
@@ -74,7 +76,7 @@ class Route:
     name: str
     calling: list[str]
     destination: Destination
-    target: str = "htj2k"
+    target: str = field(default_factory=lambda: gateway_default().name)
     options: dict = field(default_factory=dict)
     deid: DeidConfig | None = None
     budget: int | None = None  # bytes per study on the link
@@ -92,7 +94,7 @@ class Route:
             return codec, None
         header_bytes += MARKING_BYTES * instances
         room = self.budget * 0.97 - header_bytes
-        if codec.lossless or "ratio" not in codec.get_config():
+        if codec.lossless or codec.spec("ratio") is None:
             if pixel_bytes + header_bytes > self.budget:
                 return codec, (f"{self.target} cannot be made smaller: the study may need "
                                f"{pixel_bytes + header_bytes} bytes, the budget is {self.budget}")
@@ -271,7 +273,7 @@ def load_config(path: Path | str) -> GatewayConfig:
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"{where}: destination = {{ ae_title, host, port }}") from None
         route = Route(name, calling, destination,
-                      str(r.get("target", "htj2k")), dict(r.get("options", {})),
+                      str(r.get("target", gateway_default().name)), dict(r.get("options", {})),
                       _deid(r.get("deid"), f"{where}.deid", base))
         route.budget = _budget(r, where)
         if r.get("link") is not None:

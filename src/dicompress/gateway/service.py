@@ -17,6 +17,7 @@ from pydicom.uid import UID
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 
+from dicompress.codecs.registry import readable_syntaxes
 from dicompress.fileio import TEMP_SUFFIX
 from dicompress.gateway.config import ConfigError, GatewayConfig
 from dicompress.gateway.forwarder import Forwarder
@@ -26,14 +27,7 @@ from dicompress.gateway.receiver import Receiver
 LOG = logging.getLogger("dicompress.gateway")
 
 #: What the SCP accepts: every syntax dicompress can decode (pydicom's decoders and ours).
-ACCEPTED_SYNTAXES = [UID(u) for u in (
-    "1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99",
-    "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.50",
-    "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
-    "1.2.840.10008.1.2.4.203",
-)]
+ACCEPTED_SYNTAXES = [UID(u) for u in readable_syntaxes()]
 
 
 class _LazyHandshake(ssl.SSLContext):
