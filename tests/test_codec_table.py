@@ -83,15 +83,17 @@ def test_config_round_trips_through_json(codec):
 
 def test_the_derived_lists_are_what_they_were():
     """Derived from the table, the lists equal what compare, plan, the gateway and
-    de-identification wrote out by hand before."""
+    de-identification wrote out by hand before, with JPEG XL added by its module alone
+    (issue 19: lossless at efforts 1 and 7 in compare, 1 and 3 in plan)."""
     from dicompress.compare import DEFAULT_CODECS
     from dicompress.compare.plan import _candidates
 
     assert DEFAULT_CODECS == compare_defaults() == (
         "explicit,rle,j2k,htj2k,htj2k-rpcl,jpegls,j2k-lossy:5,10,20,40,"
-        "htj2k-lossy:5,10,20,40,jpegls-near:1,2,4,jpeg:90,75")
-    assert [c.label for c in _candidates(7.3, True)] == ["htj2k", "jpegls", "j2k", "rle"]
-    assert [c.label for c in _candidates(7.3, False)][4:] == [
+        "htj2k-lossy:5,10,20,40,jpegls-near:1,2,4,jpeg:90,75,jpegxl:1,7")
+    assert [c.label for c in _candidates(7.3, True)] == ["htj2k", "jpegls", "j2k", "rle",
+                                                         "jpegxl:1", "jpegxl:3"]
+    assert [c.label for c in _candidates(7.3, False)][6:] == [
         "j2k-lossy:7.52", "htj2k-lossy:7.52", *(f"jpegls-near:{n}" for n in (1, 2, 3, 4, 6, 8)),
         *(f"jpeg:{q}" for q in (95, 90, 85, 75, 60, 50))]
     assert gateway_default().name == "htj2k"
@@ -250,7 +252,7 @@ def test_transcode_help_lists_every_target_and_every_option(capsys):
     for flag in ("--ratio", "--psnr DB", "--near", "--quality", "--layers", "--progression",
                  "--tile ROWSxCOLS", "--resolutions"):
         assert flag in text
-    assert "(j2k-lossy, htj2k-lossy, jpeg)" in text  # who takes --psnr
+    assert "(j2k-lossy, htj2k-lossy, jpeg, jpegxl-lossy)" in text  # who takes --psnr
 
 
 def test_codec_flags_become_codec_options(capsys):
@@ -259,7 +261,8 @@ def test_codec_flags_become_codec_options(capsys):
          "--progression", "RPCL", "--layers", "3", "-o", "o"])
     options = _codec_options(args)
     assert options == {"ratio": 15.0, "tile": (256, 128), "progression": "RPCL", "layers": 3,
-                       "resolutions": None, "psnr": None, "near": None, "quality": None}
+                       "resolutions": None, "psnr": None, "near": None, "quality": None,
+                       "effort": None, "distance": None, "level": None}
     codec = get_codec(args.to, **options)
     assert (codec.option("ratio"), codec.option("tile")) == (15.0, (256, 128))
     assert main(["transcode", "f", "--to", "j2k", "--tile", "25xab", "-o", "o"]) == 2

@@ -19,6 +19,6 @@ def _decode_frame(src: bytes, runner) -> np.ndarray:
     a byte (as pydicom wants them from a decoder)."""
     from dicompress.codecs import get_codec
 
-    frame = get_codec("deflate-frames").decode_frame(src, layout_of(runner))
+    frame = get_codec(str(runner.transfer_syntax)).decode_frame(src, layout_of(runner))
     runner.set_option("planar_configuration", 0)
     return frame
