@@ -200,25 +200,6 @@ def test_check_output_accepts_the_output_and_rejects_damage(tmp_path):
 _HEADER = find_sample("MR_small.dcm").read_bytes()
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), min_size=1, max_size=8),
-       st.integers(0, len(_HEADER)))
-def test_hostile_bytes_only_ever_raise_not_direct(edits, cut):
-    """Bytes changed anywhere in the header and the file cut anywhere: the walk either
-    accepts the file or says NotDirect; nothing else escapes (struct, index, recursion)."""
-    data = bytearray(_HEADER[:cut])
-    for at, value in edits:
-        if at < len(data):
-            data[at] = value
-    try:
-        parsed = direct.Parsed(bytes(data))
-        layout = parsed.layout()
-    except direct.NotDirect:
-        return
-    assert parsed.pixel_data.value_at + parsed.pixel_data.length <= len(data)
-    assert layout.rows and layout.columns
-
-
 def test_deep_nesting_is_refused_not_recursed(tmp_path):
     item_start, item_end = b"\xfe\xff\x00\xe0\xff\xff\xff\xff", b"\xfe\xff\x0d\xe0\0\0\0\0"
     sq = b"\x08\x00\x15\x11SQ\0\0\xff\xff\xff\xff"  # (0008,1115), undefined length
@@ -548,15 +529,34 @@ def test_value_checks_say_what_pydicom_writes_back(vr, value):
         assert not kept, (vr, value)
 
 
-_IMPLICIT_HEADER = find_sample("MR_small_implicit.dcm").read_bytes()
+def _implicit_with_sequences() -> bytes:
+    """CT_small in Implicit VR with nested sequences, LUTs and private elements."""
+    from pydicom.filebase import DicomBytesIO
+
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    _sequences(ds, undefined=True, signed=1, own=True, nested=True)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.PixelData = ds.PixelData[:64]  # the header is what is edited
+    ds.Rows, ds.Columns = 4, 8
+    out = DicomBytesIO()
+    ds.save_as(out, implicit_vr=True, little_endian=True)
+    return out.getvalue()
 
 
+#: Explicit VR, and Implicit VR (walked otherwise, written out again).
+_HEADERS = {"explicit": _HEADER, "implicit": find_sample("MR_small_implicit.dcm").read_bytes(),
+            "implicit-sequences": _implicit_with_sequences()}
+
+
+@pytest.mark.parametrize("encoding", sorted(_HEADERS))
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), min_size=1, max_size=8),
-       st.integers(0, len(_IMPLICIT_HEADER)))
-def test_hostile_implicit_bytes_only_ever_raise_not_direct(edits, cut):
-    """The same for an Implicit VR file: the walk accepts it or says NotDirect."""
-    data = bytearray(_IMPLICIT_HEADER[:cut])
+@given(edits=st.lists(st.tuples(st.integers(0, 8000), st.integers(0, 255)), min_size=1,
+                      max_size=8),
+       cut=st.integers(0, max(len(h) for h in _HEADERS.values())))
+def test_hostile_bytes_only_ever_raise_not_direct(encoding, edits, cut):
+    """Bytes changed anywhere in the header and the file cut anywhere: the walk either
+    accepts the file or says NotDirect; nothing else escapes (struct, index, recursion)."""
+    data = bytearray(_HEADERS[encoding][:cut])
     for at, value in edits:
         if at < len(data):
             data[at] = value
