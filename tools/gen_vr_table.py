@@ -95,9 +95,11 @@ def _tags(text: str) -> list[int]:
     for vr, keys in _by_vr((tag, entry[0]) for tag, entry in DicomDictionary.items()).items():
         out.append(f"    b{vr!r}: (\n{_hex(keys, 8, '        ')}\n    ),")
     out.append("}\n#: Tag -> VR, for tags of the data dictionary.\n"
-               "VRS: dict[int, bytes] = {tag: vr for vr, text in _PUBLIC.items() for tag in _tags(text)}\n")
+               "VRS: dict[int, bytes] = {\n"
+               "    tag: vr for vr, text in _PUBLIC.items() for tag in _tags(text)\n}\n")
     out.append("#: Repeating groups, in pydicom's order (the first match wins): a tag matches\n"
-               "#: when (tag ^ value) & mask == 0.\nREPEATERS: tuple[tuple[int, int, bytes], ...] = (")
+               "#: when (tag ^ value) & mask == 0.\n"
+               "REPEATERS: tuple[tuple[int, int, bytes], ...] = (")
     for mask_x, (value, mask) in masks.items():
         out.append(f"    (0x{value:08X}, 0x{mask:08X}, b{RepeatersDictionary[mask_x][0]!r}),"
                    f"  # {mask_x}")
@@ -113,8 +115,8 @@ def _tags(text: str) -> list[int]:
                  if (k := private_key(key)) is not None]
         for vr, keys in _by_vr(keyed).items():
             words = [f"{k:010X}" for k in keys]
-            for i in range(0, len(words), 6):
-                out.append(f"{creator}\t{vr}\t{' '.join(words[i:i + 6])}")
+            for i in range(0, len(words), 5):
+                out.append(f"{creator}\t{vr}\t{' '.join(words[i:i + 5])}")
     out.append('''"""
 
 
