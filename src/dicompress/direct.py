@@ -22,7 +22,8 @@ pydicom re-encodes every value read from Implicit VR, so a value it would trim, 
 re-spell is left to it)
 makes `transcode` return None: the caller takes the general pydicom path, which knows
 every case and gives the error messages. The two paths give equal datasets and
-fragments (`tests/test_direct.py` reads both with pydicom over the corpus).
+fragments (`tests/test_direct.py` reads both with pydicom over the corpus), and for
+Implicit VR sources the same bytes.
 """
 
 from __future__ import annotations
@@ -243,6 +244,7 @@ class Parsed:
                                     "or spaced otherwise than the general path writes it")
 
     def _walk_explicit(self, pos: int, end: int) -> None:
+        """Locate the top-level elements; the dataset is copied as byte ranges."""
         buf = self.buf
         head: list[tuple[int, int]] = []
         tail: list[tuple[int, int]] = []
@@ -507,9 +509,14 @@ class _Implicit:
 
     # -- the top level: the loop most of the time goes to ---------------------------
     def walk(self, pos: int, end: int) -> None:
+        """Walk the top-level dataset from `pos`: elements of a VR the table gives and a
+        defined length inline (one unpack, one or two dict look-ups each), the rest
+        (sequences, ambiguous VRs, Specific Character Set, Pixel Data) through
+        `element`."""
         parsed, data, buf, out = self.parsed, self.data, self.buf, self.out
         if pos + 6 <= end and 0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B:
-            # pydicom reads the dataset as explicit VR when it looks like it
+            # pydicom reads the dataset as explicit VR when the first length looks like
+            # a VR (filereader._is_implicit_vr)
             raise NotDirect("the first element's length reads as a VR")
         top = _Dataset(None)
         vrs, values, read, elements = dictionary.VRS.get, _VALUES.get, _READ, parsed.elements
