@@ -486,6 +486,10 @@ def _sequences(ds, *, undefined: bool, signed: int, own: bool, nested: bool) -> 
         voi.ReferencedImageSequence = [_item(PixelPaddingValue=11)]
     ds.VOILUTSequence = [voi, _item(LUTDescriptor=[2, 5, 16], LUTData=b"\1\0\2\0")]
     ds.add_new(0x00091010, "SQ", [_item(SmallestImagePixelValue=1)])  # private, no creator
+    for group, creator, element in ((0x0019, "Agfa ADC NX", 0x09),  # private SQs before
+                                    (0x0071, "AGFA-AG_HPState", 0x18)):  # and after (0028,0103)
+        ds.private_block(group, creator, create=True).add_new(
+            element, "SQ", [_item(SmallestImagePixelValue=2)])
     for elem in ds.iterall():
         if elem.VR == "SQ":
             elem.is_undefined_length = undefined
