@@ -6,7 +6,9 @@ Side by side in one run:
 - shell loops of ``gdcmconv --rle|--j2k`` and DCMTK's ``dcmcrle``, one process per file,
   also spread with ``xargs -P2``;
 - pydicom + a 2-process pool (``benchmarks/pydicom_pool.py``) with the pylibjpeg and
-  gdcm encoding plugins.
+  gdcm encoding plugins;
+- the same series saved in Explicit and in Implicit VR Little Endian, ``--to rle --jobs 2``
+  (group batch-rle-vr: both take the direct path, Implicit VR written out as Explicit).
 Each row is one whole command (interpreter start included), so files/s is what an
 archive admin sees. Rows in BENCHMARKS.md ("Batch").
 """
@@ -139,6 +141,27 @@ def bench_dcmcrle(benchmark, series, tmp_path, spread):
 @pytest.mark.parametrize("encoder", ["pylibjpeg", "gdcm"])
 def bench_pydicom_pool2_rle(benchmark, series, tmp_path, encoder):
     _timed(benchmark, series, tmp_path / "out", _pool(series, tmp_path / "out", encoder, "rle"))
+
+
+@pytest.fixture(scope="module")
+def implicit_series(series, tmp_path_factory) -> Path:
+    """The same series saved by pydicom as Implicit VR Little Endian."""
+    import pydicom
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    out = tmp_path_factory.mktemp("batch-implicit")
+    for path in sorted(series.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        ds.save_as(out / path.name, implicit_vr=True, little_endian=True)
+    return out
+
+
+@pytest.mark.benchmark(group="batch-rle-vr")
+@pytest.mark.parametrize("encoding", ["explicit", "implicit"])
+def bench_dicompress_rle_by_vr_encoding(benchmark, series, implicit_series, tmp_path, encoding):
+    _dicompress(benchmark, implicit_series if encoding == "implicit" else series, tmp_path,
+                "rle", "2")
 
 
 # -- J2K lossless -----------------------------------------------------------------------------

@@ -5,30 +5,37 @@ A CT or MR slice is a few hundred kilobytes; a transcode of it through pydicom s
 more time parsing and writing the header (about 2 ms) than our RLE codec spends on
 the pixels. Files of the common shape are parsed here instead:
 
-* Part 10 with File Meta Information, Explicit VR Little Endian;
+* Part 10 with File Meta Information, Explicit VR Little Endian or Implicit VR Little
+  Endian (each element then given its VR from `dictionary`, as pydicom gives it, and
+  written with an Explicit VR header);
 * one sample per pixel, 8 or 16 bits allocated, native Pixel Data of defined length;
 * a lossless encapsulated target (RLE, JPEG 2000, HTJ2K, JPEG-LS lossless) that
   changes no Image Pixel attribute, so the output's dataset is the input's elements
-  byte for byte, with new File Meta Information and the encapsulated Pixel Data.
+  byte for byte (Implicit VR: the values byte for byte, under new headers), with new
+  File Meta Information and the encapsulated Pixel Data.
 
 The whole file is read (up to `MAX_BYTES`) and its top-level elements located by a
 bounds-checked walk (sequences are skipped item by item, never decoded). The output's
-header is then those byte ranges (`header`, a `pipeline.write.BytesHeader`), and the
-frames are read straight from the same bytes: both go through the one writer and the one
-verifier like every other file. Anything the walk does not expect (another syntax, an
-undefined length outside a sequence, elements out of order or repeated, attributes of
-another shape, a value the general path would write otherwise) makes `transcode` return
-None: the caller takes the general pydicom path, which knows every case and gives the
-error messages. The two paths give equal datasets and fragments (`tests/test_direct.py`
-reads both with pydicom over the corpus).
+header is then those byte ranges (Implicit VR: the elements under new headers) as a
+`pipeline.write.BytesHeader`, and the frames are read straight from the same bytes: both
+go through the one writer and the one verifier like every other file. Anything the walk
+does not expect (another syntax, an undefined length outside a sequence, elements out of
+order or repeated, attributes of another shape, a value the general path would write
+otherwise: pydicom re-encodes every value read from Implicit VR, so a value it would trim,
+pad or re-spell is left to it) makes `transcode` return None: the caller takes the general
+pydicom path, which knows every case and gives the error messages. The two paths give
+equal datasets and fragments (`tests/test_direct.py` reads both with pydicom over the
+corpus), and for Implicit VR sources the same bytes.
 """
 
 from __future__ import annotations
 
+import re
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
-from dicompress import uids
+from dicompress import dictionary, uids
 from dicompress.codecs import Codec
 from dicompress.digests import bytes_digest
 from dicompress.layout import FrameLayout
@@ -38,6 +45,7 @@ from dicompress.pipeline.write import BytesHeader, file_meta_group
 MAX_BYTES = 64 << 20
 
 EXPLICIT_VR_LITTLE_ENDIAN = uids.ExplicitVRLittleEndian
+IMPLICIT_VR_LITTLE_ENDIAN = uids.ImplicitVRLittleEndian
 
 # PS3.5 Table 7.1-1: VRs with a reserved field and a 4-byte length.
 _LONG_VRS = frozenset(
@@ -47,6 +55,8 @@ _SHORT_VRS = frozenset(
     b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split()
 )
 _UNDEFINED = 0xFFFFFFFF
+_ITEM_HEADER = b"\xfe\xff\x00\xe0"
+_SEQUENCE_END_BYTES = b"\xfe\xff\xdd\xe0\0\0\0\0"
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _MAX_DEPTH = 16
@@ -55,6 +65,8 @@ _TAG = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _SHORT_HEADER = struct.Struct("<HH2sH")  # tag, VR and (for the short VRs) length
+_LONG_HEADER = struct.Struct("<HH2s2xI")  # tag, VR, reserved, length
+_IMPLICIT_HEADER = struct.Struct("<HHI")  # tag, length (PS3.5 7.1.3)
 
 # Attributes the walk reads the values of (top level only).
 _ROWS, _COLUMNS = 0x00280010, 0x00280011
@@ -200,17 +212,41 @@ class Parsed:
             pos = elem.end
         self.body_start = pos
         syntax = self.meta_value(_META_SYNTAX)
-        if syntax is None or self.text(syntax) != EXPLICIT_VR_LITTLE_ENDIAN:
-            raise NotDirect("not Explicit VR Little Endian")
+        #: The source's transfer syntax.
+        self.transfer_syntax = self.text(syntax) if syntax is not None else ""
         #: The top-level elements before Pixel Data that `layout` and the File Meta
         #: Information read, by tag; Pixel Data.
         self.elements: dict[int, Element] = {}
         self.pixel_data: Element | None = None
-        #: Byte ranges of the dataset before and after Pixel Data (e.g. Data Set Trailing
-        #: Padding), group lengths left out as pydicom leaves them out.
-        self.spans: list[tuple[int, int]] = []
-        self.tail: list[tuple[int, int]] = []
-        spans, start, previous = self.spans, pos, 0x00020000
+        #: The dataset before and after Pixel Data (e.g. Data Set Trailing Padding) as
+        #: the output holds it, group lengths left out as pydicom leaves them out:
+        #: byte ranges of the source (Explicit VR), or its elements under Explicit VR
+        #: headers (Implicit VR).
+        self.before: list[memoryview] = []
+        self.after: list[memoryview] = []
+        if self.transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN:
+            self._walk_explicit(pos, end)
+        elif self.transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+            _Implicit(self).walk(pos, end)
+        else:
+            raise NotDirect("not Explicit or Implicit VR Little Endian")
+        if self.pixel_data is None:
+            raise NotDirect("no Pixel Data")
+        for tag, pad in _CANONICAL.items():
+            elem = self.elements.get(tag)
+            if elem is not None:
+                raw = self.raw(elem)
+                text = raw.decode("ascii", "replace").strip(" \0")
+                if not text or len(text) > 64 or raw != _padded(text, pad):
+                    raise NotDirect(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is empty, or padded "
+                                    "or spaced otherwise than the general path writes it")
+
+    def _walk_explicit(self, pos: int, end: int) -> None:
+        """Locate the top-level elements; the dataset is copied as byte ranges."""
+        buf = self.buf
+        head: list[tuple[int, int]] = []
+        tail: list[tuple[int, int]] = []
+        spans, start, previous = head, pos, 0x00020000
         while pos < end:
             # Most elements are short-VR values: read inline (this loop is most of
             # the walk's time); the rest through read_element.
@@ -237,25 +273,14 @@ class Parsed:
                 if tag == _PIXEL_DATA:
                     if elem is None or elem.length == _UNDEFINED or vr not in (b"OB", b"OW"):
                         raise NotDirect("Pixel Data is not native")
-                    self.pixel_data, spans = elem, self.tail
+                    self.pixel_data, spans = elem, tail
             elif tag in _READ and self.pixel_data is None:
                 self.elements[tag] = elem or Element(tag, vr, pos, pos + 8, length, stop)
             pos = stop
-        if self.pixel_data is None:
-            raise NotDirect("no Pixel Data")
         if pos > start:
             spans.append((start, pos))
-        for tag, pad in _CANONICAL.items():
-            elem = self.elements.get(tag)
-            if elem is not None:
-                raw = self.raw(elem)
-                text = raw.decode("ascii", "replace").strip(" \0")
-                if not text or len(text) > 64 or raw != _padded(text, pad):
-                    raise NotDirect(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is empty, or padded "
-                                    "or spaced otherwise than the general path writes it")
-
-    def copied(self, spans: list[tuple[int, int]]) -> list[memoryview]:
-        return [self.buf[start:stop] for start, stop in spans]
+        self.before = [buf[a:b] for a, b in head]
+        self.after = [buf[a:b] for a, b in tail]
 
     # -- values -------------------------------------------------------------------
     def meta_value(self, tag: int) -> Element | None:
@@ -305,6 +330,452 @@ class Parsed:
                            number_of_frames=frames)
 
 
+# -- Implicit VR Little Endian (PS3.5 A.1) ------------------------------------------
+# pydicom writes an element read from Implicit VR with the VR its dictionary gives and a
+# value it decoded and encodes again. The checks below say, per VR, when that gives the
+# value's bytes back; anything else goes to the general path.
+_LATIN1, _UTF8, _ASCII = 0, 1, 2  # what a text value may hold, by Specific Character Set
+_CHARSETS = {b"": _LATIN1, b"ISO_IR 6": _LATIN1, b"ISO_IR 100": _LATIN1,
+             b"ISO_IR 192": _UTF8}  # pydicom decodes these with latin_1 / iso8859, UTF-8
+
+
+def _even(text: bytes, pad: bytes) -> bytes:
+    """`text` padded to even length, as pydicom writes a string (PS3.5 6.2)."""
+    return text + pad if len(text) & 1 else text
+
+
+def _decodes(value: bytes, charset: int) -> bool:
+    """Whether pydicom decodes and encodes `value` back to the same bytes."""
+    if b"\x1b" in value:  # ISO 2022 escapes: pydicom re-encodes them its own way
+        return False
+    if value.isascii() or charset == _LATIN1:
+        return True
+    if charset == _UTF8:
+        try:
+            value.decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            return False
+    return False
+
+
+def _string(value: bytes, charset: int) -> bool:
+    # AS, CS, DA, DT, TM (pydicom.values.convert_string): trailing spaces and NULs go
+    return value == _even(value.rstrip(b" \0"), b" ")
+
+
+def _text(value: bytes, charset: int) -> bool:
+    # LT, ST, UT (convert_single_string): one value, trailing spaces and NULs go
+    return _decodes(value, charset) and value == _even(value.rstrip(b" \0"), b" ")
+
+
+def _texts(value: bytes, charset: int) -> bool:
+    # LO, SH, UC (convert_text): each value loses its trailing spaces and NULs
+    if not _decodes(value, charset):
+        return False
+    if b"\\" not in value:
+        return value == _even(value.rstrip(b" \0"), b" ")
+    return value == _even(b"\\".join(v.rstrip(b" \0") for v in value.split(b"\\")), b" ")
+
+
+def _person_name(value: bytes, charset: int) -> bool:
+    # PN (convert_PN, valuerep.PersonName): trailing spaces and NULs of the whole value
+    # go, and empty component groups at the end of a name ("Doe^J=")
+    text = value.rstrip(b"\0 ")
+    return (_decodes(value, charset) and value == _even(text, b" ")
+            and not any(name.endswith(b"=") for name in text.split(b"\\")))
+
+
+def _application_entity(value: bytes, charset: int) -> bool:
+    # AE (convert_AE_string): each value loses leading and trailing white space
+    text = value.decode("latin-1")
+    return value == _even("\\".join(v.strip() for v in text.split("\\")).encode("latin-1"), b" ")
+
+
+def _uri(value: bytes, charset: int) -> bool:
+    # UR (convert_UR_string): trailing white space goes
+    return value == _even(value.decode("latin-1").rstrip().encode("latin-1"), b" ")
+
+
+def _uid(value: bytes, charset: int) -> bool:
+    # UI (convert_UI, uid.UID): trailing NULs and spaces, then each value's white space
+    text = value.decode("latin-1").rstrip("\0 ")
+    if "\\" in text or text != text.strip():
+        text = "\\".join(v.strip() for v in text.split("\\"))
+    return value == _even(text.encode("latin-1"), b"\0")
+
+
+def _decimal(value: bytes, charset: int) -> bool:
+    # DS (convert_DS_string, valuerep.DSfloat): white space around the whole value and
+    # around each number goes; each number must parse (else pydicom fails to read it)
+    numbers = value.decode("latin-1").strip().rstrip(" \0").split("\\")
+    for number in numbers:
+        if number.strip():
+            try:
+                float(number)
+            except ValueError:
+                return False
+            if number != number.strip():
+                return False
+    return value == _even("\\".join(numbers).encode("latin-1"), b" ")
+
+
+def _integer(value: bytes, charset: int) -> bool:
+    # IS (convert_IS_string, valuerep.IS): each number kept as written when it is a plain
+    # integer (others are left to pydicom's float and range rules)
+    numbers = value.decode("latin-1").rstrip(" \0").split("\\")
+    for number in numbers:
+        if number.strip() and not (len(number) <= 16 and _PLAIN_INTEGER.fullmatch(number)):
+            return False
+    return value == _even("\\".join(numbers).encode("latin-1"), b" ")
+
+
+def _float(value: bytes, charset: int) -> bool:
+    # FL: pydicom unpacks to Python floats and packs again (a signalling NaN comes
+    # back quiet)
+    count = len(value) // 4
+    return (not len(value) % 4
+            and struct.pack(f"<{count}f", *struct.unpack(f"<{count}f", value)) == value)
+
+
+def _words(size: int) -> Callable[[bytes, int], bool]:
+    def whole(value: bytes, charset: int) -> bool:
+        # numbers (convert_numbers): a length that is not a multiple of the size fails;
+        # OB/OW/...: an odd length is padded
+        return not len(value) % size
+    return whole
+
+
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
+#: VR -> (has a 4-byte length, does pydicom write the value's bytes back).
+_VALUES: dict[bytes, tuple[bool, Callable[[bytes, int], bool]]] = {
+    **{vr: (False, _string) for vr in (b"AS", b"CS", b"DA", b"DT", b"TM")},
+    **{vr: (vr in _LONG_VRS, _text) for vr in (b"LT", b"ST", b"UT")},
+    **{vr: (vr in _LONG_VRS, _texts) for vr in (b"LO", b"SH", b"UC")},
+    b"PN": (False, _person_name), b"AE": (False, _application_entity), b"UR": (True, _uri),
+    b"UI": (False, _uid), b"DS": (False, _decimal), b"IS": (False, _integer),
+    b"FL": (False, _float), b"UN": (True, _words(1)),
+    **{vr: (False, _words(2)) for vr in (b"US", b"SS")},
+    **{vr: (False, _words(4)) for vr in (b"UL", b"SL", b"AT")},
+    **{vr: (vr in _LONG_VRS, _words(8)) for vr in (b"FD", b"SV", b"UV")},
+    **{vr: (True, _words(2)) for vr in (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW")},
+}
+_PIXEL_REPRESENTATION, _LUT_DESCRIPTOR = 0x00280103, 0x00283002
+_CHARACTER_SET = 0x00080005
+_ITEM_END_BYTES = b"\xfe\xff\x0d\xe0\0\0\0\0"
+_UNDEFINED_BYTES = b"\xff\xff\xff\xff"
+
+
+class _Dataset:
+    """What pydicom's ambiguous-VR rules read of one dataset (the top level or an item)."""
+
+    __slots__ = ("pixel_representation", "parent", "creators", "lut_descriptor",
+                 "pixel_data")
+
+    def __init__(self, parent: "_Dataset | None") -> None:
+        #: Its own Pixel Representation; the dataset whose value it inherits
+        #: (pydicom's Dataset._pixel_rep), if any.
+        self.pixel_representation: int | None = None
+        self.parent = parent
+        #: Private creators by group << 8 | block (None: one pydicom does not look up).
+        self.creators: dict[int, str | None] = {}
+        self.lut_descriptor: bytes | None = None
+        self.pixel_data = False
+
+    def inherited(self) -> int | None:
+        parent = self.parent
+        while parent is not None:
+            if parent.pixel_representation is not None:
+                return parent.pixel_representation
+            parent = parent.parent
+        return None
+
+
+class _Implicit:
+    """The dataset of an Implicit VR Little Endian file written out as Explicit VR Little
+    Endian, as pydicom writes it (pydicom.filewriter.write_dataset after
+    correct_ambiguous_vr), into `parsed.before` and `parsed.after`."""
+
+    def __init__(self, parsed: Parsed) -> None:
+        self.parsed = parsed
+        self.data, self.buf = parsed.data, parsed.buf
+        self.out = bytearray()
+        self.charset = _LATIN1
+        #: US or SS elements to resolve once every dataset is read: where their VR is
+        #: written, their dataset, tag and value.
+        self.ambiguous: list[tuple[int, _Dataset, int, bytes]] = []
+
+    # -- the top level: the loop most of the time goes to ---------------------------
+    def walk(self, pos: int, end: int) -> None:
+        """Walk the top-level dataset from `pos`: elements of a VR the table gives and a
+        defined length inline (one unpack, one or two dict look-ups each), the rest
+        (sequences, ambiguous VRs, Specific Character Set, Pixel Data) through
+        `element`."""
+        parsed, data, buf, out = self.parsed, self.data, self.buf, self.out
+        if pos + 6 <= end and 0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B:
+            # pydicom reads the dataset as explicit VR when the first length looks like
+            # a VR (filereader._is_implicit_vr)
+            raise NotDirect("the first element's length reads as a VR")
+        top = _Dataset(None)
+        vrs, values, read, elements = dictionary.VRS.get, _VALUES.get, _READ, parsed.elements
+        unpack, short, long = _IMPLICIT_HEADER.unpack_from, _SHORT_HEADER.pack, _LONG_HEADER.pack
+        previous, split = 0x00020000, None
+        while pos < end:
+            if pos + 8 > end:
+                raise NotDirect("an element header runs past the end")
+            group, number, length = unpack(buf, pos)
+            tag = group << 16 | number
+            if tag <= previous:
+                raise NotDirect("elements out of order or repeated")
+            if 0x7FE00000 < tag < _PIXEL_DATA:  # e.g. an Extended Offset Table
+                raise NotDirect("Pixel Data's group holds other elements")
+            previous = tag
+            value_at = pos + 8
+            stop = value_at + length
+            vr = vrs(tag) if not group & 1 else _private_vr(top, group, number)
+            entry = values(vr)
+            if entry is None or length == _UNDEFINED or tag == _CHARACTER_SET:
+                if tag == _PIXEL_DATA:
+                    if length == _UNDEFINED or stop > end:
+                        raise NotDirect("Pixel Data is not native")
+                    parsed.pixel_data = Element(tag, b"OW", pos, value_at, length, stop)
+                    split = len(out)
+                    pos = stop
+                    continue
+                pos = self.element(top, tag, pos, end, 0)
+                continue
+            if stop > end:
+                raise NotDirect("a value runs past the end")
+            if not number:  # group lengths are not copied
+                pos = stop
+                continue
+            if entry[0]:
+                out += long(group, number, vr, length)
+            elif length > 0xFFFF:
+                raise NotDirect("a value too long for its VR's 2-byte length")
+            else:
+                out += short(group, number, vr, length)
+            value = data[value_at:stop]
+            if not entry[1](value, self.charset):
+                raise NotDirect(f"({group:04X},{number:04X}) {vr.decode()} is written "
+                                "otherwise by the general path")
+            out += value
+            if group & 1 and 0x10 <= number <= 0xFF:
+                top.creators[group << 8 | number] = _creator(value)
+            elif tag in read and split is None:
+                elements[tag] = Element(tag, vr, pos, value_at, length, stop)
+                if tag == _PIXEL_REPRESENTATION and length == 2:
+                    top.pixel_representation = _U16.unpack_from(buf, value_at)[0]
+            pos = stop
+        self.resolve()
+        view = memoryview(out)
+        if split is not None:
+            parsed.before, parsed.after = [view[:split]], [view[split:]]
+
+    def resolve(self) -> None:
+        """US or SS by the Pixel Representation of the element's dataset, else the one
+        it inherits, else US (pydicom.filewriter._correct_ambiguous_vr_element)."""
+        for at, dataset, tag, value in self.ambiguous:
+            pixel_representation = dataset.pixel_representation
+            if pixel_representation is None:
+                pixel_representation = dataset.inherited()
+            if pixel_representation is None:
+                if dataset.pixel_data:  # pydicom fails to resolve it
+                    raise NotDirect("a US or SS element beside Pixel Data without Pixel "
+                                    "Representation")
+                pixel_representation = 0
+            if pixel_representation:
+                if tag in dictionary.LUT_DESCRIPTORS and len(value) > 2 and value[1] & 0x80:
+                    # pydicom reads the first value signed and fails to write it unsigned
+                    raise NotDirect("a LUT Descriptor's first value past 32767, signed")
+                self.out[at:at + 2] = b"SS"
+
+    # -- everything else ------------------------------------------------------------
+    def element(self, dataset: _Dataset, tag: int, pos: int, end: int, depth: int) -> int:
+        """Write the element at `pos` of `dataset`; the position after it."""
+        group, number, length = _IMPLICIT_HEADER.unpack_from(self.buf, pos)
+        value_at = pos + 8
+        if group == 0xFFFE or (depth and group <= 0x0006):
+            raise NotDirect(f"({group:04X},{number:04X}) in a dataset")
+        if number == 0 and length != _UNDEFINED:  # group lengths are not copied (PS3.5 7.2)
+            if value_at + length > end:
+                raise NotDirect("a value runs past the end")
+            return value_at + length
+        if length == _UNDEFINED:
+            # pydicom looks the tag up in its data dictionary only, else looks ahead for
+            # an item (filereader.data_element_generator)
+            vr = dictionary.VRS.get(tag) or (None if group & 1 else _repeated_vr(tag))
+            if vr is None and value_at + 4 <= end and _tag(self.buf, value_at) == _ITEM:
+                vr = b"SQ"
+            if vr != b"SQ":
+                raise NotDirect("an undefined length outside a sequence")
+            return self.sequence(dataset, tag, value_at, end, True, depth)
+        if group & 1:
+            vr = _private_vr(dataset, group, number)
+        else:
+            vr = dictionary.VRS.get(tag) or _repeated_vr(tag) or (b"UN" if number else b"UL")
+        stop = value_at + length
+        if stop > end:
+            raise NotDirect("a value runs past the end")
+        if vr == b"SQ":
+            return self.sequence(dataset, tag, value_at, stop, False, depth)
+        value = self.data[value_at:stop]
+        if tag == _CHARACTER_SET:
+            if depth:
+                raise NotDirect("Specific Character Set in a sequence item")
+            self.charset = _CHARSETS.get(value.rstrip(b" \0"), _ASCII)
+        elif tag == _PIXEL_DATA:  # an icon's
+            dataset.pixel_data, vr = True, b"OW"
+        elif tag == _PIXEL_REPRESENTATION:
+            if length != 2:
+                raise NotDirect("Pixel Representation is not one value")
+            dataset.pixel_representation = _U16.unpack_from(self.buf, value_at)[0]
+        elif group & 1 and 0x10 <= number <= 0xFF:
+            dataset.creators[group << 8 | number] = _creator(value)
+        if vr == b"US or SS" and tag in dictionary.US_OR_SS:
+            if length & 1:
+                raise NotDirect("a US or SS value of odd length")
+            if tag == _LUT_DESCRIPTOR:
+                dataset.lut_descriptor = value
+            self.ambiguous.append((len(self.out) + 4, dataset, tag, value))
+            vr = b"US"
+        elif vr == b"US or OW" and tag == dictionary.LUT_DATA:
+            descriptor = dataset.lut_descriptor
+            if descriptor is None or len(descriptor) < 4:
+                raise NotDirect("LUT Data without a LUT Descriptor of three values")
+            vr = b"US" if descriptor[:2] == b"\1\0" else b"OW"
+        elif vr == b"OB or OW" and (tag in dictionary.WAVEFORM_OB_OR_OW
+                                    or tag in dictionary.OVERLAY_DATA):
+            vr = b"OW"
+        entry = _VALUES.get(vr)
+        if entry is None:
+            raise NotDirect(f"({group:04X},{number:04X}) has VR {vr!r}, which the general path "
+                            "does not write as read")
+        if not entry[0] and length > 0xFFFF:
+            raise NotDirect("a value too long for its VR's 2-byte length")
+        if not entry[1](value, self.charset):
+            raise NotDirect(f"({group:04X},{number:04X}) {vr.decode()} is written otherwise "
+                            "by the general path")
+        self.out += (_LONG_HEADER if entry[0] else _SHORT_HEADER).pack(group, number, vr, length)
+        self.out += value
+        return stop
+
+    def sequence(self, dataset: _Dataset, tag: int, pos: int, end: int, undefined: bool,
+                 depth: int) -> int:
+        """Write the sequence whose items start at `pos` (and fill it to `end`, or end
+        at its delimiter); the position after it. Items inherit the Pixel Representation
+        when pydicom hands it down (Dataset._set_pixel_representation): from a sequence
+        it converts from raw bytes (a defined length), or one set into the top level
+        after Pixel Representation."""
+        if depth >= _MAX_DEPTH:
+            raise NotDirect("sequences nested too deep")
+        private = tag >> 16 & 1 and (tag >> 16) << 8 | (tag & 0xFFFF) >> 8 in dataset.creators
+        if dataset.parent is None and depth == 0:
+            hands_down = tag > _PIXEL_REPRESENTATION or not (undefined or private)
+        else:
+            hands_down = not undefined
+        parent = dataset if hands_down else None
+        out = self.out
+        out += _LONG_HEADER.pack(tag >> 16, tag & 0xFFFF, b"SQ",
+                                 _UNDEFINED if undefined else 0)
+        length_at = len(out) - 4
+        buf = self.buf
+        while True:
+            if not undefined and pos >= end:
+                break
+            tag_found, length = _item_header(buf, pos, end)
+            if undefined and tag_found == _SEQUENCE_END:
+                if length:
+                    raise NotDirect("a sequence delimiter with a length")
+                out += _SEQUENCE_END_BYTES
+                return pos + 8
+            if tag_found != _ITEM:
+                raise NotDirect(f"expected an item, found ({tag_found >> 16:04X},"
+                                f"{tag_found & 0xFFFF:04X})")
+            pos += 8
+            item = _Dataset(parent)
+            out += _ITEM_HEADER
+            if length == _UNDEFINED:
+                out += _UNDEFINED_BYTES
+                pos = self.dataset(item, pos, end, None, depth + 1)
+                out += _ITEM_END_BYTES
+            else:
+                if pos + length > end:
+                    raise NotDirect("an item runs past its sequence")
+                item_at = len(out)
+                out += b"\0\0\0\0"
+                pos = self.dataset(item, pos, pos + length, length, depth + 1)
+                _U32.pack_into(out, item_at, len(out) - item_at - 4)
+        if pos != end:
+            raise NotDirect("sequence items do not fill the sequence")
+        _U32.pack_into(out, length_at, len(out) - length_at - 4)
+        return pos
+
+    def dataset(self, dataset: _Dataset, pos: int, end: int, length: int | None,
+                depth: int) -> int:
+        """Write the elements of an item (of `length`, or up to its delimiter)."""
+        buf, previous = self.buf, -1
+        while True:
+            if length is not None and pos >= end:
+                if pos != end:
+                    raise NotDirect("an item's elements do not fill it")
+                return pos
+            if pos + 8 > end:
+                raise NotDirect("an item has no delimiter" if length is None
+                                else "an element header runs past the end")
+            tag = _tag(buf, pos)
+            if tag == _ITEM_END and length is None:
+                if _U32.unpack_from(buf, pos + 4)[0]:
+                    raise NotDirect("an item delimiter with a length")
+                return pos + 8
+            if tag <= previous:
+                raise NotDirect("elements out of order or repeated")
+            previous = tag
+            pos = self.element(dataset, tag, pos, end, depth)
+
+
+def _repeated_vr(tag: int) -> bytes | None:
+    """The VR of a tag of a repeating group (pydicom.datadict.mask_match), if any."""
+    for value, mask, vr in dictionary.REPEATERS:
+        if not (tag ^ value) & mask:
+            return vr
+    return None
+
+
+#: (private creator, tag) -> VR, for the private elements seen lately.
+_PRIVATE_VRS: dict[tuple[str, int], bytes] = {}
+
+
+def _private_vr(dataset: _Dataset, group: int, number: int) -> bytes:
+    """The VR pydicom gives a private element of `dataset` (PS3.5 7.8.1;
+    pydicom.hooks._private_vr_for_tag): LO for a private creator, the private
+    dictionary's VR for its creator, else UN."""
+    if number <= 0xFF:
+        return b"LO" if number >= 0x10 else b"UN"
+    creator = dataset.creators.get(group << 8 | number >> 8)
+    if not creator:
+        return b"UN"
+    key = (creator, group << 16 | number)
+    vr = _PRIVATE_VRS.get(key)
+    if vr is None:
+        vrs, low = dictionary.private_vrs(creator), number & 0xFF
+        vr = vrs and (vrs.get(key[1]) or vrs.get(1 << 32 | group << 16 | low)
+                      or vrs.get(2 << 32 | (group >> 8) << 24 | low)) or b"UN"
+        if len(_PRIVATE_VRS) > 8192:  # hostile files name creators without end
+            _PRIVATE_VRS.clear()
+        _PRIVATE_VRS[key] = vr
+    return vr
+
+
+def _creator(value: bytes) -> str | None:
+    """A private creator as pydicom looks it up (LO, one value, trailing spaces gone)."""
+    if not value.isascii():
+        raise NotDirect("a private creator that is not ASCII")
+    if b"\\" in value:  # pydicom cannot look a multi-valued creator up: UN
+        return None
+    return value.rstrip(b"\0 ").decode("ascii")
+
+
 # -- the output's header --------------------------------------------------------------------
 def _padded(text: str, pad: bytes) -> bytes:
     raw = text.encode("ascii", "replace")
@@ -337,7 +808,7 @@ def header(parsed: Parsed, transfer_syntax: str, layout: FrameLayout) -> BytesHe
     return BytesHeader(
         preamble=parsed.data[:128], transfer_syntax=transfer_syntax,
         meta=file_meta(parsed, transfer_syntax),
-        head_parts=parsed.copied(parsed.spans), tail_parts=parsed.copied(parsed.tail),
+        head_parts=parsed.before, tail_parts=parsed.after,
         checked_values={"Rows": layout.rows, "Columns": layout.columns,
                         "BitsAllocated": layout.bits_allocated, "SamplesPerPixel": 1,
                         "PhotometricInterpretation": layout.photometric_interpretation,
@@ -392,7 +863,7 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, optio
     return TranscodeResult(
         source=source, destination=destination, status="ok",
         modality=parsed.string(_MODALITY) or "",
-        transfer_syntax_in=EXPLICIT_VR_LITTLE_ENDIAN, transfer_syntax_out=syntax,
+        transfer_syntax_in=parsed.transfer_syntax, transfer_syntax_out=syntax,
         size_in=size, size_out=written.size, frames=writer.frames, verified=written.verified,
         lossy=False,
         ratio_pixels=layout.frame_bytes * layout.number_of_frames / max(1, writer.encoded_bytes),
