@@ -21,6 +21,7 @@ from dicompress.codecs import get_codec
 from dicompress.codecs.registry import available_codecs
 from dicompress.errors import DicompressError, VerificationFailed
 from dicompress.samples import find_sample, sample_files
+from dicompress.pipeline.write import element_header
 from dicompress.transcode import transcode_file
 
 LOSSLESS = ("rle", "j2k", "htj2k", "jpegls")
@@ -291,8 +292,8 @@ def _implicit_bytes(source: Path, destination: Path) -> Path:
     buf = memoryview(data)
     syntax = parsed.meta_value(direct._META_SYNTAX)
     implicit_uid = b"1.2.840.10008.1.2\0"
-    meta = bytearray(data[132:syntax.start] + direct._explicit(
-        syntax.tag, b"UI", implicit_uid) + data[syntax.end:parsed.body_start])
+    meta = bytearray(data[132:syntax.start] + element_header(
+        syntax.tag, "UI", len(implicit_uid)) + implicit_uid + data[syntax.end:parsed.body_start])
     group_length = direct._U32.unpack_from(meta, 8)[0] + len(implicit_uid) - syntax.length
     direct._U32.pack_into(meta, 8, group_length)
     destination.write_bytes(data[:132] + meta
@@ -399,7 +400,9 @@ def test_implicit_sources_give_what_the_general_path_gives(target, implicit_corp
     resolved, values as pydicom encodes them again)."""
     taken = sum(_byte_identical(monkeypatch, path, tmp_path, target, calls)
                 for path in implicit_corpus)
-    assert taken >= 60, f"the direct path took {taken} of {len(implicit_corpus)}"
+    # JPEG XL carries no signed samples (most CT): fewer of the corpus files are its
+    minimum = 20 if target.startswith("jpegxl") else 60
+    assert taken >= minimum, f"the direct path took {taken} of {len(implicit_corpus)}"
 
 
 def _implicit_edited(tmp_path, changes) -> Path:

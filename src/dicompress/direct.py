@@ -819,7 +819,7 @@ def header(parsed: Parsed, transfer_syntax: str, layout: FrameLayout) -> BytesHe
 def may_take(codec: Codec | None) -> bool:
     """Whether files going to `codec` may take the direct path (the files decide then)."""
     return (codec is not None and codec.encapsulated and codec.lossless
-            and not codec.searches_quality)
+            and codec.encodes_pixels and not codec.searches_quality)
 
 
 def transcode(source: Path, destination: Path, codec: Codec, *, size: int, options, threads: int):

@@ -318,6 +318,7 @@ register(JPEGXLCodec(
 # Lossless in that it adds no loss to its (lossy) source, whose lossy attributes are kept.
 register(JPEGXLJPEGCodec(
     name="jpegxl-jpeg", transfer_syntax=uid.JPEGXLJPEGRecompression, order=52,
+    encodes_pixels=False,
     description="JPEG baseline frames recompressed by JPEG XL as they are (reversible)",
     colour=_COLOUR,
 ))

@@ -113,6 +113,9 @@ class Codec:
     encapsulated: bool = True
     #: False when the whole dataset is compressed (PS3.5 A.5), not frame by frame.
     per_frame: bool = True
+    #: False when frames can only come from another encoding (`from_encoded`), never from
+    #: decoded pixels (JPEG XL's JPEG recompression).
+    encodes_pixels: bool = True
     #: Lossy Image Compression Method (0028,2114) term, for lossy codecs.
     lossy_method: str = ""
     #: Other transfer syntaxes the codec picks for some layouts (JPEG 12-bit).
