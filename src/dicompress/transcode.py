@@ -199,7 +199,7 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     if extended is None:  # auto: when offsets might pass 4 GiB
         extended = (codec.encapsulated and
                     layout.frame_bytes * layout.number_of_frames * 1.05 > MAX_BOT_OFFSET)
-    stored_bytes = layout.frame_bytes * layout.number_of_frames
+    stored_bytes = layout.pixel_data_bytes
     with output_file(destination, DatasetHeader(out), layout,
                      pixels="encapsulated" if codec.encapsulated else "native",
                      extended_offsets=bool(extended), verify=options.verify,
@@ -254,7 +254,7 @@ def _recoded(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     result.size_out = written.size
     result.digest_out = written.digest
     result.frames = writer.frames
-    result.ratio_pixels = layout.frame_bytes * layout.number_of_frames / max(1, writer.encoded_bytes)
+    result.ratio_pixels = layout.pixel_data_bytes / max(1, writer.encoded_bytes)
     result.destination = destination
     return result
 
