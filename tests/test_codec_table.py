@@ -224,7 +224,6 @@ ALLOWED = {
     ("export/writers.py", "jpeg"),  # the image file format `dicompress export` writes
     ("export/job.py", "jpeg"),
     ("cli/__init__.py", "jpeg"),  # export --format
-    ("transcode.py", "rle"),  # transcode_file's default target (the lead's restructuring)
 }
 
 

@@ -108,7 +108,7 @@ class TranscodeOptions:
     digest: str | None = None
 
 
-def transcode_file(source: Path | str, destination: Path | str, target: str | Codec = "rle",
+def transcode_file(source: Path | str, destination: Path | str, target: str | Codec,
                    options: TranscodeOptions | None = None, **option_values) -> TranscodeResult:
     """Transcode one file to `target`, writing `destination` only once verified.
 
