@@ -4,6 +4,7 @@ sender's studies go and how they are compressed on the way.
     [gateway]
     ae_title = "DICOMPRESS"
     port = 11112
+    host = "127.0.0.1"            # loopback unless set: "0.0.0.0" listens on every network
     spool = "/var/spool/dicompress"
     max_spool = "50GB"            # new associations refused (local limit) beyond this
     max_associations = 8
@@ -14,7 +15,9 @@ sender's studies go and how they are compressed on the way.
     name = "reading-site"
     calling = ["CT1", "MR_3T"]    # the modalities allowed to send on this route
     destination = { ae_title = "READ", host = "reading.example.org", port = 104 }
+    # avoid = ["rle:colour"] in the destination: syntaxes it mangles (docs/gateway.md)
     target = "htj2k"              # lossless; or "j2k-lossy" with options = { ratio = 15 }
+    fallback = "uncompressed"     # when the target cannot be sent: "original" or "hold"
     deid = false                  # or { options = ["retain-modified-dates"], key_file = "..." }
     budget = "20MB"               # per study (lossy J2K/HTJ2K: the ratio is raised to fit)
     link = "2Mbit"                # ... or what the link carries by the deadline
@@ -59,11 +62,44 @@ class TLS:
 
 
 @dataclass(frozen=True)
+class Avoid:
+    """A transfer syntax a destination mangles or cannot read: never proposed to it, for
+    every image or (``colour``) only for images of 3 samples per pixel."""
+
+    transfer_syntax: str
+    colour_only: bool = False
+
+    def applies(self, transfer_syntax: str, samples_per_pixel: int) -> bool:
+        return transfer_syntax == self.transfer_syntax and (
+            not self.colour_only or samples_per_pixel == 3)
+
+    def __str__(self) -> str:
+        return get_codec(self.transfer_syntax).name + (":colour" if self.colour_only else "")
+
+
+@dataclass(frozen=True)
 class Destination:
     ae_title: str
     host: str
     port: int
     tls: TLS | None = None
+    avoid: tuple[Avoid, ...] = ()
+
+    def avoided(self, transfer_syntax: str, samples_per_pixel: int) -> Avoid | None:
+        """The `avoid` entry that rules `transfer_syntax` out for such an image, if any."""
+        return next((a for a in self.avoid if a.applies(transfer_syntax, samples_per_pixel)),
+                    None)
+
+
+#: What a route sends when its target cannot be sent (the destination refused the syntax,
+#: the encoder refused the image's layout or failed on it, the destination avoids it):
+#: "uncompressed" Explicit, then Implicit VR Little Endian, then the syntax it came in;
+#: "original" only the syntax it came in; "hold" nothing: it is held until requeued.
+FALLBACKS = {
+    "uncompressed": ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", None),
+    "original": (None,),
+    "hold": (),
+}
 
 
 MARKING_BYTES = 1024
@@ -80,6 +116,11 @@ class Route:
     budget: int | None = None  # bytes per study on the link
     link_rate: float | None = None  # bits per second, when the route says
     settle: float = 0.0  # a study goes once no instance of it came for this long
+    fallback: str = "uncompressed"  # a key of FALLBACKS
+
+    def fallback_syntaxes(self, syntax_in: str) -> list[str]:
+        """The syntaxes tried, in order, when the target cannot be sent."""
+        return list(dict.fromkeys(s or syntax_in for s in FALLBACKS[self.fallback]))
 
     def codec_for(self, pixel_bytes: int, header_bytes: int, instances: int
                   ) -> tuple[Codec, str | None]:
@@ -120,7 +161,7 @@ class GatewayConfig:
     port: int
     spool: Path
     routes: list[Route]
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     max_spool: int = 50 * 1000**3
     max_associations: int = 8
     max_pdu: int = 65536
@@ -172,6 +213,27 @@ def _tls(table, where: str, base: Path, *, server: bool) -> TLS | None:
     if ("cert" in paths) != ("key" in paths):
         raise ConfigError(f"{where}: cert and key go together")
     return TLS(**paths, server_name=str(table["server_name"]) if table.get("server_name") else None)
+
+
+def _avoid(value, where: str) -> tuple[Avoid, ...]:
+    """`avoid = ["htj2k", "rle:colour", "1.2.840.10008.1.2.4.203"]`: codec names or
+    transfer syntax UIDs, ":colour" for colour images only."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: avoid = [\"htj2k\", \"rle:colour\"] (a list)")
+    entries = []
+    for entry in value:
+        name, _, scope = str(entry).partition(":")
+        if scope not in ("", "colour"):
+            raise ConfigError(f"{where}: avoid {entry!r}: only \":colour\" may follow a name")
+        try:
+            codec = get_codec(name)
+        except DicompressError as exc:
+            raise ConfigError(f"{where}: avoid {entry!r}: {exc}") from None
+        syntax = name if name.startswith("1.") else codec.transfer_syntax
+        entries.append(Avoid(syntax, scope == "colour"))
+    return tuple(entries)
 
 
 def _known(table: dict, keys: set[str], where: str) -> None:
@@ -242,7 +304,7 @@ def load_config(path: Path | str) -> GatewayConfig:
     for n, r in enumerate(routes_data, 1):
         where = f"{path}: route {r.get('name', n)!r}"
         _known(r, {"name", "calling", "destination", "target", "options", "deid", "budget",
-                   "link", "deadline", "settle"}, where)
+                   "link", "deadline", "settle", "fallback"}, where)
         name = str(r.get("name") or f"route{n}")
         from dicompress.gateway.receiver import folder_name
         if folder_name(name) in names:  # rows, folders and forwarders are keyed by name
@@ -262,17 +324,22 @@ def load_config(path: Path | str) -> GatewayConfig:
             seen[ae] = r.get("name", str(n))
         dest = r.get("destination") or {}
         if isinstance(dest, dict):
-            _known(dest, {"ae_title", "host", "port", "tls"}, f"{where}.destination")
+            _known(dest, {"ae_title", "host", "port", "tls", "avoid"}, f"{where}.destination")
         try:
             destination = Destination(_ae(dest.get("ae_title"), f"{where}.destination.ae_title"),
                                       str(dest["host"]), int(dest["port"]),
                                       _tls(dest.get("tls"), f"{where}.destination.tls", base,
-                                           server=False))
+                                           server=False),
+                                      _avoid(dest.get("avoid"), f"{where}.destination"))
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"{where}: destination = {{ ae_title, host, port }}") from None
         route = Route(name, calling, destination,
                       str(r.get("target", "htj2k")), dict(r.get("options", {})),
                       _deid(r.get("deid"), f"{where}.deid", base))
+        route.fallback = str(r.get("fallback", "uncompressed"))
+        if route.fallback not in FALLBACKS:
+            raise ConfigError(f"{where}: fallback = {route.fallback!r}; one of "
+                              f"{', '.join(FALLBACKS)}")
         route.budget = _budget(r, where)
         if r.get("link") is not None:
             from dicompress.compare.plan import parse_rate
@@ -290,7 +357,7 @@ def load_config(path: Path | str) -> GatewayConfig:
         config = GatewayConfig(
             ae_title=_ae(gw.get("ae_title", "DICOMPRESS"), f"{path}: gateway.ae_title"),
             port=int(gw.get("port", 11112)), spool=(base / gw.get("spool", "spool")).resolve(),
-            routes=routes, host=str(gw.get("host", "0.0.0.0")),
+            routes=routes, host=str(gw.get("host", "127.0.0.1")),
             max_spool=parse_size(gw.get("max_spool", "50GB")),
             max_associations=int(gw.get("max_associations", 8)),
             max_pdu=int(gw.get("max_pdu", 65536)), status_port=int(gw.get("status_port", 0)),

@@ -2,11 +2,15 @@
 
 Per association, one study (or its next `per_association` instances). Each SOP class
 is proposed in separate presentation contexts, one transfer syntax each: the route's
-target first, then Explicit and Implicit VR Little Endian, then the syntax it was
-received in, so that the destination's answer says exactly which it takes. An
-instance is encoded in the best syntax the destination accepted (never one it
-refused) and is marked sent only on a success or warning status. A destination that
-is down, refuses the association or fails a store is retried with a doubling delay.
+target first, then the syntaxes of the route's fallback, so that the destination's
+answer says exactly which it takes. An instance is encoded in the route's target when
+the destination accepted it and the encoder takes the image. When not (the
+destination refused the syntax, avoids it, or the encoder refused the layout or
+failed), the route's `fallback` decides: uncompressed, the syntax it came in, or
+hold; whatever is sent other than the target is recorded in the queue with the
+reason, noted in /status, counted in /metrics and logged. An instance is marked sent
+only on a success or warning status. A destination that is down, refuses the
+association or fails a store is retried with a doubling delay.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
@@ -30,6 +35,8 @@ from dicompress.deid import deidentify_file, preparer
 from dicompress.deid.files import check_burned_in, deidentifier
 from dicompress.errors import DicompressError
 from dicompress.gateway.config import GatewayConfig, Route, TLS
+from dicompress.gateway.logs import event
+from dicompress.gateway.metrics import Metrics
 from dicompress.gateway.queue import Item, Queue
 from dicompress.layout import FrameLayout
 from dicompress.transcode import read_header, transcode_file
@@ -52,6 +59,25 @@ def _reencode(source: Path, out: Path, syntax: str, deid) -> None:
                little_endian=uid.is_little_endian)
 
 
+class Hold(Exception):
+    """Nothing the route's fallback allows can be sent: the instance is held."""
+
+
+@dataclass
+class Encoded:
+    path: Path
+    transfer_syntax: str
+    fallback: str | None  # why this is not the route's target (None: it is, or no pixels)
+    seconds: float
+
+
+def syntax_name(transfer_syntax: str | None) -> str:
+    """A transfer syntax as log lines show it: pydicom's keyword, or the UID."""
+    if not transfer_syntax:
+        return "-"
+    return UID(transfer_syntax).keyword or str(transfer_syntax)
+
+
 def client_context(tls: TLS) -> ssl.SSLContext:
     """Only the CA given (not the system's), and the peer's certificate must name it."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca)
@@ -63,10 +89,11 @@ def client_context(tls: TLS) -> ssl.SSLContext:
 
 class Forwarder(threading.Thread):
     def __init__(self, config: GatewayConfig, route: Route, stop: threading.Event,
-                 wake: threading.Event, on_sent=None) -> None:
+                 wake: threading.Event, on_sent=None, metrics: Metrics | None = None) -> None:
         super().__init__(name=f"forward-{route.name}", daemon=True)
         self.config, self.route, self.stop, self.wake = config, route, stop, wake
         self.on_sent = on_sent or (lambda size: None)
+        self.metrics = metrics or Metrics([route.name])
         self.out_dir = config.spool / "out"
         self.failed_dir = config.spool / "failed"
         self.alive_at = time.time()  # for /status: a forwarder that stopped looping shows
@@ -110,8 +137,9 @@ class Forwarder(threading.Thread):
     def _back_off(self, queue: Queue, items: list[Item], reason: str) -> None:
         for item in items:
             queue.retry(item.id, reason, self._delay(item))
-        LOG.warning("%s: %s; %d instance(s) retried in %.0f s or more", self.route.name,
-                    reason, len(items), self._delay(items[0]))
+        event(logging.WARNING, "%s: %s; %d instance(s) retried in %.0f s or more"
+              % (self.route.name, reason, len(items), self._delay(items[0])),
+              route=self.route.name, result="retry")
 
     def _path(self, item: Item) -> Path:
         return self.config.spool / item.path  # relative (older rows: absolute)
@@ -143,16 +171,27 @@ class Forwarder(threading.Thread):
         queue.set_plan(self.route.name, study, codec_config(codec))
         return codec
 
-    def _preferred(self, item: Item) -> str | None:
+    def _preferred(self, item: Item) -> tuple[str | None, str | None]:
         """The route's target syntax for this instance (it depends on the layout: JPEG
-        8 or 12 bit), or None when the instance has no pixels or cannot be read."""
+        8 or 12 bit; None when the instance has no pixels or its header cannot be read),
+        and why it will not be tried, when that is known before the association: the
+        encoder refuses the layout, or the destination avoids the syntax."""
         try:
             ds = read_header(self._path(item))
             if "PixelData" not in ds:
-                return None
-            return self._target.transfer_syntax_for(FrameLayout.from_dataset_header(ds))
+                return None, None
+            layout = FrameLayout.from_dataset_header(ds)
+            target = self._target.transfer_syntax_for(layout)
         except DicompressError:
-            return None
+            return None, None
+        try:
+            self._target.check_layout(layout)
+        except DicompressError as exc:
+            return target, f"the encoder refused the layout ({exc})"
+        avoided = self.route.destination.avoided(target, layout.samples_per_pixel)
+        if avoided is not None:
+            return target, f"the destination avoids {avoided} (its avoid setting)"
+        return target, None
 
     def _send(self, queue: Queue, items: list[Item]) -> None:
         wanted: dict[int, list[str]] = {}
@@ -161,15 +200,24 @@ class Forwarder(threading.Thread):
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
         ae.connection_timeout = 30  # a peer that accepts TCP but never answers TLS
         contexts: set[tuple[str, str]] = set()
-        self._targets: dict[int, str | None] = {}
+        self._targets: dict[int, tuple[str | None, str | None]] = {}
         self._target = self._study_codec(queue, items[0].study)
         for item in items:
-            target = self._targets[item.id] = self._preferred(item)
-            order = [target or item.syntax_in, str(ExplicitVRLittleEndian),
-                     str(ImplicitVRLittleEndian), item.syntax_in]
+            target, not_tried = self._targets[item.id] = self._preferred(item)
+            if target is None:  # no pixels: only the encoding may change, as it must
+                order = [item.syntax_in, str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)]
+            else:
+                order = ([] if not_tried else [target]) + \
+                    self.route.fallback_syntaxes(item.syntax_in)
             wanted[item.id] = list(dict.fromkeys(order))
             for syntax in wanted[item.id]:
                 contexts.add((item.sop_class, syntax))
+        for item in [i for i in items if not wanted[i.id]]:  # fallback = "hold", known now
+            self._hold(queue, item, self._targets[item.id][0],
+                       f"{self._targets[item.id][1]}; fallback = 'hold'")
+        items = [item for item in items if wanted[item.id]]
+        if not items:
+            return
         if len(contexts) > MAX_CONTEXTS:  # many SOP classes: fewer instances this time
             keep, seen = [], set()
             for item in items:
@@ -218,24 +266,46 @@ class Forwarder(threading.Thread):
                   usable: list[str], encoded) -> None:
         """Send one instance; whatever goes wrong is this instance's alone: it is retried
         later on its own backoff (never given up on: a destination may come to accept it),
-        or set aside when it breaks the encoder, pynetdicom or the association five times."""
+        held when the route's fallback allows nothing that can be sent, or set aside when
+        it breaks the encoder, pynetdicom or the association five times."""
         source = self._path(item)
+        target = self._targets[item.id][0]
         if not usable:
-            queue.retry(item.id, f"the destination accepts {UID(item.sop_class).name} in none "
-                                 f"of {', '.join(UID(s).name for s in wanted)}", self._delay(item))
+            reason = (f"the destination accepts {UID(item.sop_class).name} in none of "
+                      f"{', '.join(UID(s).name for s in wanted)}")
+            if target is not None and self.route.fallback == "hold":
+                self._hold(queue, item, target, f"{reason}; fallback = 'hold'")
+            else:
+                queue.retry(item.id, reason, self._delay(item))
+                self._log(logging.WARNING, item, target, None, None, 0.0, "retry", reason)
             return
-        path = None
+        result = None
         try:
-            path, syntax = encoded.result()
-            size_out = path.stat().st_size
+            result = encoded.result()
+            size_out = result.path.stat().st_size
             # the whole instance must cross the link before the answer can come
             assoc.dimse_timeout = assoc.network_timeout = 60 + size_out / self._min_rate
-            status = assoc.send_c_store(path)
+            started = time.perf_counter()
+            status = assoc.send_c_store(result.path)
+            send_seconds = time.perf_counter() - started
             code = getattr(status, "Status", None) if status else None
             if code is not None and code_to_category(code) in ("Success", "Warning"):
-                queue.sent(item.id, size_out, syntax)
+                queue.sent(item.id, size_out, result.transfer_syntax, target=target,
+                           fallback=result.fallback, encode_ms=result.seconds * 1000,
+                           send_ms=send_seconds * 1000)
                 source.unlink(missing_ok=True)
                 self.on_sent(item.size_in)
+                self.metrics.sent(self.route.name, result.transfer_syntax, item.size_in,
+                                  size_out, result.fallback is not None)
+                self.metrics.observe("encode_seconds", self.route.name, result.seconds)
+                self.metrics.observe("send_seconds", self.route.name, send_seconds)
+                if result.fallback is not None:  # never silent: /status, the log, /metrics
+                    queue.note(self.route.name, item.study,
+                               f"{item.sop_instance} sent as {syntax_name(result.transfer_syntax)}"
+                               f", not {syntax_name(target)}: {result.fallback}")
+                self._log(logging.WARNING if result.fallback else logging.INFO, item, target,
+                          result.transfer_syntax, size_out,
+                          (result.seconds + send_seconds) * 1000, "sent", result.fallback)
                 return
             if code is None and not assoc.is_established:  # it broke the association
                 self._error(queue, item, "the destination dropped the association on it")
@@ -243,11 +313,34 @@ class Forwarder(threading.Thread):
                 reason = "no response" if code is None else \
                     f"the destination answered 0x{code:04X}"
                 queue.retry(item.id, reason, self._delay(item))
-        except Exception as exc:  # encoder or pynetdicom: this file, not the association
+                self._log(logging.WARNING, item, target, result.transfer_syntax, size_out,
+                          (result.seconds + send_seconds) * 1000, "retry", reason)
+        except Hold as exc:
+            self._hold(queue, item, target, str(exc))
+        except DicompressError as exc:  # an object without pixels that cannot be re-encoded
+            self._error(queue, item, str(exc))
+        except Exception as exc:  # noqa: BLE001 - this file's, not the association's
+            if result is None:  # the encoder: a bug of ours (foreign errors are translated)
+                LOG.error("%s: encoding %s failed", self.route.name, item.sop_instance,
+                          exc_info=True)
             self._error(queue, item, f"{type(exc).__name__}: {exc}")
         finally:
-            if path is not None and path != source:
-                path.unlink(missing_ok=True)  # encoded again on the next attempt
+            if result is not None and result.path != source:
+                result.path.unlink(missing_ok=True)  # encoded again on the next attempt
+
+    def _log(self, level: int, item: Item, target: str | None, syntax_out: str | None,
+             size_out: int | None, ms: float, result: str, reason: str | None) -> None:
+        """The line per instance: route, SOP Instance UID, syntax and bytes in -> out, ms."""
+        event(level, "instance", route=self.route.name, sop_instance=item.sop_instance,
+              syntax_in=syntax_name(item.syntax_in), syntax_out=syntax_name(syntax_out),
+              target=syntax_name(target), bytes_in=item.size_in, bytes_out=size_out,
+              ms=round(ms, 1), result=result, reason=reason)
+
+    def _hold(self, queue: Queue, item: Item, target: str | None, reason: str) -> None:
+        queue.hold(item.id, target, reason)
+        queue.note(self.route.name, item.study, f"{item.sop_instance} held: {reason}")
+        self.metrics.count("held", self.route.name)
+        self._log(logging.WARNING, item, target, None, None, 0.0, "held", reason)
 
     def _error(self, queue: Queue, item: Item, reason: str) -> None:
         """A failure of this instance itself (not of the link or the destination)."""
@@ -258,8 +351,8 @@ class Forwarder(threading.Thread):
 
     def _discard(self, future) -> None:
         try:
-            path, _ = future.result()
-        except Exception:
+            path = future.result().path
+        except Exception:  # noqa: BLE001 - nothing was made
             return
         if path.parent == self.out_dir:
             path.unlink(missing_ok=True)
@@ -274,34 +367,61 @@ class Forwarder(threading.Thread):
             target = source
         queue.fail(item.id, f"set aside after {POISON_AFTER} attempts: {reason}",
                    str(target.relative_to(self.config.spool)))
-        LOG.error("%s: %s set aside (%s); `dicompress serve --requeue` retries it",
-                  self.route.name, item.sop_instance, reason)
+        self.metrics.count("failed", self.route.name)
+        self._log(logging.ERROR, item, self._targets.get(item.id, (None,))[0], None, None, 0.0,
+                  "failed", f"set aside after {POISON_AFTER} attempts ({reason}); "
+                            "`dicompress serve --requeue` retries it")
 
-    def _encode(self, item: Item, usable: list[str]) -> tuple[Path, str]:
-        """The file to send and its syntax: the first usable syntax we can produce.
-        Without de-identification, an instance already in that syntax goes as it came;
-        if encoding fails and its own syntax is usable, it goes as it came too."""
+    def _encode(self, item: Item, usable: list[str]) -> Encoded:
+        """The file to send: in the route's target when the destination accepted it and
+        the encoder takes the image, else in the first syntax of the route's fallback
+        that works (recording why), else Hold."""
+        started = time.perf_counter()
+        target, reason = self._targets[item.id]
+        if target is None:  # no pixels: the first usable encoding, nothing to compress
+            errors = []
+            for syntax in usable:
+                try:
+                    return Encoded(self._write(item, syntax), syntax, None,
+                                   time.perf_counter() - started)
+                except DicompressError as exc:
+                    errors.append(f"{UID(syntax).name}: {exc}")
+            raise DicompressError(f"{item.sop_instance}: cannot be sent in any syntax the "
+                                  f"destination accepts ({'; '.join(errors)})")
+        if reason is None:
+            if target in usable:
+                try:
+                    return Encoded(self._write(item, target, self._target), target, None,
+                                   time.perf_counter() - started)
+                except DicompressError as exc:
+                    reason = f"the encoder failed ({exc})"
+            else:
+                reason = f"the destination refused {syntax_name(target)}"
+        tried = []
+        for syntax in self.route.fallback_syntaxes(item.syntax_in):
+            if syntax not in usable:
+                continue
+            try:
+                return Encoded(self._write(item, syntax), syntax, reason,
+                               time.perf_counter() - started)
+            except DicompressError as exc:
+                tried.append(f"{syntax_name(syntax)} failed too ({exc})")
+        raise Hold("; ".join([reason, *tried, f"fallback = {self.route.fallback!r}"]))
+
+    def _write(self, item: Item, syntax: str, codec=None) -> Path:
+        """The instance in `syntax` (de-identified when the route says): the received file
+        itself when nothing changes, else a file in out/."""
         source = self._path(item)
         deid = self.route.deid
+        if syntax == item.syntax_in and deid is None:
+            return source
         out = self.out_dir / f"{item.id}.dcm"
-        errors = []
-        for syntax in usable:
-            if syntax == item.syntax_in and deid is None:
-                return source, syntax
-            try:
-                if self._targets.get(item.id) is None and syntax != item.syntax_in:
-                    _reencode(source, out, syntax, deid)  # no pixels: only the encoding
-                    return out, syntax
-                if syntax == item.syntax_in:
-                    deidentify_file(source, out, deid)  # pixels copied as they are
-                    return out, syntax
-                codec = self._target if syntax == self._targets[item.id] else get_codec(syntax)
-                transcode_file(source, out, codec, threads=1, codec_threads=os.cpu_count(),
-                               prepare=preparer(deid) if deid is not None else None)
-                return out, syntax
-            except DicompressError as exc:
-                errors.append(f"{UID(syntax).name}: {exc}")
-        if item.syntax_in in usable and deid is None:
-            return source, item.syntax_in
-        raise DicompressError(f"{item.sop_instance}: cannot be sent in any syntax the "
-                              f"destination accepts ({'; '.join(errors)})")
+        if syntax == item.syntax_in:
+            deidentify_file(source, out, deid)  # pixels copied as they are
+        elif self._targets[item.id][0] is None:
+            _reencode(source, out, syntax, deid)  # no pixels: only the encoding
+        else:
+            transcode_file(source, out, codec or get_codec(syntax), threads=1,
+                           codec_threads=os.cpu_count(),
+                           prepare=preparer(deid) if deid is not None else None)
+        return out
