@@ -83,4 +83,8 @@ def configure(log_format: str = "text", verbose: bool = False, stream=None) -> l
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("pynetdicom").setLevel(logging.INFO if verbose else logging.WARNING)
+    # pydicom logs every decoder plugin that fails on a frame, with its traceback (one
+    # undecodable image: dozens of ERROR lines); its messages reach our line per instance
+    # as the error text
+    logging.getLogger("pydicom").setLevel(logging.INFO if verbose else logging.CRITICAL)
     return handler
