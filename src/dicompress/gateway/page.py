@@ -42,6 +42,12 @@ def _n(value, bad: bool = False) -> str:
     return f'<td class="n{" bad" if bad and value else ""}">{escape(str(value))}</td>'
 
 
+def _counts(report: dict) -> str:
+    """The totals as data- attributes of <body>, for scripts and tests."""
+    keys = ("queued", "sent", "held", "failed")
+    return "".join(f' data-{k}="{int(report[k])}"' for k in keys if k in report)
+
+
 def status_page(config: GatewayConfig, report: dict) -> str:
     """The page for `report` (service.status)."""
     if "error" in report:
@@ -88,6 +94,6 @@ def status_page(config: GatewayConfig, report: dict) -> str:
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             f'<meta http-equiv="refresh" content="10">'
             f"<title>dicompress gateway {escape(config.ae_title)}</title>"
-            f"<style>{_STYLE}</style></head><body>"
+            f"<style>{_STYLE}</style></head><body{_counts(report)}>"
             f"<h1>dicompress gateway {escape(config.ae_title)} "
             f'<span class="muted">port {config.port}</span></h1>{body}</body></html>')
