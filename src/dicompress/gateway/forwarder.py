@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue as queues
 import ssl
 import threading
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.pdu_primitives import MaximumLengthNotification
 from pynetdicom.status import code_to_category
 
 from dicompress.batch.worker import codec_config, codec_from_config
@@ -44,6 +46,8 @@ from dicompress.transcode import read_header, transcode_file
 LOG = logging.getLogger("dicompress.gateway")
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
+SEND_AHEAD = 1 << 20  # bytes of P-DATA PDUs pynetdicom may hold ahead of the socket
+UNLIMITED_PDU = 1 << 18  # our PDU size for a peer that sets no maximum (PS3.8 D.1: 0)
 POISON_AFTER = 5  # an instance that breaks the encoder or pynetdicom this often is set aside
 
 
@@ -57,6 +61,48 @@ def _reencode(source: Path, out: Path, syntax: str, deid) -> None:
     uid = UID(syntax)
     ds.save_as(out, enforce_file_format=True, implicit_vr=uid.is_implicit_VR,
                little_endian=uid.is_little_endian)
+
+
+class _SendAhead(queues.Queue):
+    """pynetdicom's queue of PDUs waiting for the socket, bounded.
+
+    pynetdicom (2.x/3.x) puts every P-DATA PDU of a message on an unbounded queue as
+    fast as it reads the file; to a slow link a large instance went into memory whole
+    before its first bytes left. Here the thread that sends the message waits while the
+    association's reactor drains the queue; it gives up, with ConnectionError, when the
+    reactor has stopped (the association is gone) or nothing left for `patience` seconds.
+    """
+
+    def __init__(self, dul, patience: float, pdu_size: int) -> None:
+        super().__init__(max(4, SEND_AHEAD // pdu_size))
+        self.dul, self.patience = dul, patience
+
+    def put(self, item, block=True, timeout=None) -> None:
+        waited = 0.0
+        while True:
+            try:
+                return super().put(item, timeout=0.5)
+            except queues.Full:
+                waited += 0.5
+                if not self.dul.is_alive() or waited > self.patience:
+                    raise ConnectionError(f"the destination took nothing for {waited:.0f} s"
+                                          ) from None
+
+
+def bound_send_queue(assoc, patience: float) -> None:
+    """Give an established association a bounded send queue (see _SendAhead), and PDUs
+    of at most UNLIMITED_PDU bytes when the peer set no maximum (pynetdicom would send
+    a whole instance as one PDU, read into memory)."""
+    if not assoc.acceptor.maximum_length:  # negotiated: set in the peer's own item
+        for item in assoc.acceptor.user_information:
+            if isinstance(item, MaximumLengthNotification):
+                item.maximum_length_received = UNLIMITED_PDU
+    dul = assoc.dul
+    bounded = _SendAhead(dul, patience, assoc.acceptor.maximum_length or UNLIMITED_PDU)
+    with dul.to_provider_queue.mutex:  # nothing is waiting once established; if it is,
+        bounded.queue.extend(dul.to_provider_queue.queue)  # it keeps its place
+        dul.to_provider_queue.queue.clear()
+        dul.to_provider_queue = bounded
 
 
 class Hold(Exception):
@@ -237,6 +283,7 @@ class Forwarder(threading.Thread):
             why = "rejected the association" if assoc.is_rejected else "cannot be reached"
             self._back_off(queue, items, f"{dest.ae_title}@{dest.host}:{dest.port} {why}")
             return
+        bound_send_queue(assoc, patience=60.0)
         try:
             accepted: dict[str, set[str]] = {}
             for cx in assoc.accepted_contexts:
