@@ -31,6 +31,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dicompress.codecs import Codec, get_codec
 from dicompress.deid import OPTIONS as DEID_OPTIONS, DeidConfig
@@ -77,18 +78,49 @@ class Avoid:
         return get_codec(self.transfer_syntax).name + (":colour" if self.colour_only else "")
 
 
+class _Avoids:
+    avoid: tuple[Avoid, ...]
+
+    def avoided(self, transfer_syntax: str, samples_per_pixel: int) -> Avoid | None:
+        """The `avoid` entry that rules `transfer_syntax` out for such an image, if any."""
+        return next((a for a in self.avoid if a.applies(transfer_syntax, samples_per_pixel)),
+                    None)
+
+
 @dataclass(frozen=True)
-class Destination:
+class Destination(_Avoids):
+    """A DICOM Storage SCP (C-STORE)."""
+
     ae_title: str
     host: str
     port: int
     tls: TLS | None = None
     avoid: tuple[Avoid, ...] = ()
 
-    def avoided(self, transfer_syntax: str, samples_per_pixel: int) -> Avoid | None:
-        """The `avoid` entry that rules `transfer_syntax` out for such an image, if any."""
-        return next((a for a in self.avoid if a.applies(transfer_syntax, samples_per_pixel)),
-                    None)
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Stow(_Avoids):
+    """A DICOMweb server's STOW-RS URL (PS3.18 10.5), how we authenticate to it, and the
+    transfer syntaxes it stores (none given: any)."""
+
+    url: str
+    token: str | None = None  # Authorization: Bearer
+    user: str | None = None  # Authorization: Basic
+    password: str | None = field(default=None, repr=False)
+    cert: str | None = None  # a client certificate (https)
+    key: str | None = None
+    ca: str | None = None  # the CA the server's certificate must chain to (https)
+    syntaxes: tuple[str, ...] = ()
+    avoid: tuple[Avoid, ...] = ()
+    #: the part's Content-Type names the transfer syntax (PS3.18 8.7.3.4); off for the
+    #: servers that refuse it (Orthanc's DICOMweb plugin)
+    transfer_syntax_parameter: bool = True
+
+    def __str__(self) -> str:
+        return self.url
 
 
 #: What a route sends when its target cannot be sent (the destination refused the syntax,
@@ -109,7 +141,7 @@ MARKING_BYTES = 1024
 class Route:
     name: str
     calling: list[str]
-    destination: Destination
+    destination: Destination | Stow
     target: str = "htj2k"
     options: dict = field(default_factory=dict)
     deid: DeidConfig | None = None
@@ -236,6 +268,69 @@ def _avoid(value, where: str) -> tuple[Avoid, ...]:
     return tuple(entries)
 
 
+def _dimse(dest, where: str, base: Path) -> Destination:
+    try:
+        return Destination(_ae(dest.get("ae_title"), f"{where}.destination.ae_title"),
+                           str(dest["host"]), int(dest["port"]),
+                           _tls(dest.get("tls"), f"{where}.destination.tls", base,
+                                server=False),
+                           _avoid(dest.get("avoid"), f"{where}.destination"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ConfigError(f"{where}: destination = {{ ae_title, host, port }} or "
+                          "{ stow = \"https://...\" }") from None
+
+
+def _stow(dest: dict, where: str, base: Path) -> Stow:
+    """destination = { stow = URL, auth = { token } | { user, password } | { cert, key },
+    ca, syntaxes = [...], avoid = [...] }"""
+    _known(dest, {"stow", "auth", "ca", "syntaxes", "avoid", "transfer_syntax_parameter"},
+           where)
+    if not isinstance(dest.get("transfer_syntax_parameter", True), bool):
+        raise ConfigError(f"{where}: transfer_syntax_parameter = true or false")
+    url = str(dest["stow"])
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"{where}: stow = {url!r} is not an http(s) URL")
+    auth = dest.get("auth") or {}
+    if not isinstance(auth, dict):
+        raise ConfigError(f"{where}.auth: a table: {{ token }}, {{ user, password }} or "
+                          "{ cert, key }")
+    _known(auth, {"token", "user", "password", "cert", "key"}, f"{where}.auth")
+    if auth.get("token") and (auth.get("user") or auth.get("password")):
+        raise ConfigError(f"{where}.auth: a token or a user and password, not both")
+    for pair in (("user", "password"), ("cert", "key")):  # a certificate goes with either
+        if bool(auth.get(pair[0])) != bool(auth.get(pair[1])):
+            raise ConfigError(f"{where}.auth: {' and '.join(pair)} go together")
+    paths = {}
+    for name, value in (("cert", auth.get("cert")), ("key", auth.get("key")),
+                        ("ca", dest.get("ca"))):
+        if value:
+            path = (base / value).resolve()
+            if not path.is_file():
+                raise ConfigError(f"{where}: {name} {path} does not exist")
+            paths[name] = str(path)
+    if (paths.get("cert") or dest.get("ca")) and scheme != "https":
+        raise ConfigError(f"{where}: a certificate or a ca needs an https URL")
+    if auth.get("token") or auth.get("user"):
+        if scheme != "https" and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(f"{where}: credentials would cross the network in clear: "
+                              "use https")
+    syntaxes = dest.get("syntaxes") or []
+    if not isinstance(syntaxes, list):
+        raise ConfigError(f"{where}: syntaxes = [\"htj2k\", \"explicit\"] (a list)")
+    uids = []
+    for entry in syntaxes:
+        try:
+            codec = get_codec(str(entry))
+        except DicompressError as exc:
+            raise ConfigError(f"{where}: syntaxes {entry!r}: {exc}") from None
+        uids.append(str(entry) if str(entry).startswith("1.") else codec.transfer_syntax)
+    return Stow(url, token=auth.get("token"), user=auth.get("user"),
+                password=auth.get("password"), cert=paths.get("cert"), key=paths.get("key"),
+                ca=paths.get("ca"), syntaxes=tuple(uids), avoid=_avoid(dest.get("avoid"), where),
+                transfer_syntax_parameter=dest.get("transfer_syntax_parameter", True))
+
+
 def _known(table: dict, keys: set[str], where: str) -> None:
     """A misspelt key (de_id = ...) must not silently mean its default."""
     unknown = set(table) - keys
@@ -323,16 +418,13 @@ def load_config(path: Path | str) -> GatewayConfig:
                 raise ConfigError(f"{where}: {ae} already sends on route {seen[ae]!r}")
             seen[ae] = r.get("name", str(n))
         dest = r.get("destination") or {}
-        if isinstance(dest, dict):
-            _known(dest, {"ae_title", "host", "port", "tls", "avoid"}, f"{where}.destination")
-        try:
-            destination = Destination(_ae(dest.get("ae_title"), f"{where}.destination.ae_title"),
-                                      str(dest["host"]), int(dest["port"]),
-                                      _tls(dest.get("tls"), f"{where}.destination.tls", base,
-                                           server=False),
-                                      _avoid(dest.get("avoid"), f"{where}.destination"))
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"{where}: destination = {{ ae_title, host, port }}") from None
+        if isinstance(dest, dict) and "stow" in dest:
+            destination = _stow(dest, f"{where}.destination", base)
+        else:
+            if isinstance(dest, dict):
+                _known(dest, {"ae_title", "host", "port", "tls", "avoid"},
+                       f"{where}.destination")
+            destination = _dimse(dest, where, base)
         route = Route(name, calling, destination,
                       str(r.get("target", "htj2k")), dict(r.get("options", {})),
                       _deid(r.get("deid"), f"{where}.deid", base))

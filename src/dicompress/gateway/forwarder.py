@@ -36,10 +36,11 @@ from dicompress.codecs import get_codec
 from dicompress.deid import deidentify_file, preparer
 from dicompress.deid.files import check_burned_in, deidentifier
 from dicompress.errors import DicompressError
-from dicompress.gateway.config import GatewayConfig, Route, TLS
+from dicompress.gateway.config import GatewayConfig, Route, Stow, TLS
 from dicompress.gateway.logs import event
 from dicompress.gateway.metrics import Metrics
 from dicompress.gateway.queue import Item, Queue
+from dicompress.gateway.stow import StowLink
 from dicompress.layout import FrameLayout
 from dicompress.transcode import read_header, transcode_file
 
@@ -103,6 +104,44 @@ def bound_send_queue(assoc, patience: float) -> None:
         bounded.queue.extend(dul.to_provider_queue.queue)  # it keeps its place
         dul.to_provider_queue.queue.clear()
         dul.to_provider_queue = bounded
+
+
+class DimseLink:
+    """One association: the syntaxes it accepted per SOP class, and C-STORE."""
+
+    down = None  # a lost association is not a server that is down: it is tried again
+
+    def __init__(self, assoc) -> None:
+        self.assoc = assoc
+        self.accepted: dict[str, set[str]] = {}
+        for cx in assoc.accepted_contexts:
+            self.accepted.setdefault(str(cx.abstract_syntax), set()).add(
+                str(cx.transfer_syntax[0]))
+
+    @property
+    def alive(self) -> bool:
+        return self.assoc.is_established
+
+    def accepts(self, sop_class: str) -> set[str]:
+        return self.accepted.get(sop_class, set())
+
+    def store(self, path: Path, transfer_syntax: str, sop_instance: str, timeout: float
+              ) -> tuple[str, str | None]:
+        """("sent", warning or None), ("refused", reason) or ("lost", reason)."""
+        self.assoc.dimse_timeout = self.assoc.network_timeout = timeout
+        status = self.assoc.send_c_store(path)
+        code = getattr(status, "Status", None) if status else None
+        if code is not None and code_to_category(code) in ("Success", "Warning"):
+            return "sent", (f"the destination answered 0x{code:04X}"
+                            if code_to_category(code) == "Warning" else None)
+        if code is None and not self.assoc.is_established:
+            return "lost", "the destination dropped the association on it"
+        return "refused", ("no response" if code is None else
+                           f"the destination answered 0x{code:04X}")
+
+    def close(self) -> None:
+        if self.assoc.is_established:
+            self.assoc.release()
 
 
 class Hold(Exception):
@@ -240,12 +279,47 @@ class Forwarder(threading.Thread):
         return target, None
 
     def _send(self, queue: Queue, items: list[Item]) -> None:
+        """One batch (a study's next instances) over one link: an association, or a
+        keep-alive connection to a STOW-RS server."""
+        items, wanted = self._plan(queue, items)
+        if not items:
+            return
+        if isinstance(self.route.destination, Stow):
+            link = StowLink(self.route.destination)
+        else:
+            link = self._associate(queue, items, wanted)
+            if link is None:
+                return
+        try:
+            plan = []
+            for item in items:
+                accepted = link.accepts(item.sop_class)
+                plan.append((item, [s for s in wanted[item.id]
+                                    if accepted is None or s in accepted]))
+            # the next instance is encoded while this one is on the wire
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                encoded = [pool.submit(self._encode, item, usable) if usable else None
+                           for item, usable in plan[:1]]
+                for n, (item, usable) in enumerate(plan):
+                    if n + 1 < len(plan):
+                        nxt, nxt_usable = plan[n + 1]
+                        encoded.append(pool.submit(self._encode, nxt, nxt_usable)
+                                       if nxt_usable else None)
+                    if not link.alive:  # lost on the one before: the rest go with the
+                        for future in encoded[n:]:  # next link, uncharged; a server
+                            if future is not None and not future.cancel():  # that is
+                                self._discard(future)  # down: after a delay
+                        if link.down:
+                            self._back_off(queue, [i for i, _ in plan[n:]], link.down)
+                        return
+                    self._send_one(queue, link, item, wanted[item.id], usable, encoded[n])
+        finally:
+            link.close()
+
+    def _plan(self, queue: Queue, items: list[Item]) -> tuple[list[Item], dict[int, list[str]]]:
+        """Each instance's target and the syntaxes it may go in, in order; the instances
+        the route's fallback holds already (fallback = "hold" and a known reason) are held."""
         wanted: dict[int, list[str]] = {}
-        ae = AE(ae_title=self.config.ae_title)
-        ae.maximum_pdu_size = self.config.max_pdu
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
-        ae.connection_timeout = 30  # a peer that accepts TCP but never answers TLS
-        contexts: set[tuple[str, str]] = set()
         self._targets: dict[int, tuple[str | None, str | None]] = {}
         self._target = self._study_codec(queue, items[0].study)
         for item in items:
@@ -256,14 +330,21 @@ class Forwarder(threading.Thread):
                 order = ([] if not_tried else [target]) + \
                     self.route.fallback_syntaxes(item.syntax_in)
             wanted[item.id] = list(dict.fromkeys(order))
-            for syntax in wanted[item.id]:
-                contexts.add((item.sop_class, syntax))
-        for item in [i for i in items if not wanted[i.id]]:  # fallback = "hold", known now
+        for item in [i for i in items if not wanted[i.id]]:
             self._hold(queue, item, self._targets[item.id][0],
                        f"{self._targets[item.id][1]}; fallback = 'hold'")
-        items = [item for item in items if wanted[item.id]]
-        if not items:
-            return
+        return [item for item in items if wanted[item.id]], wanted
+
+    def _associate(self, queue: Queue, items: list[Item], wanted: dict[int, list[str]]
+                   ) -> DimseLink | None:
+        """An association proposing each SOP class in each wanted syntax (one context a
+        syntax), or None when the destination cannot be reached or rejects it. With more
+        contexts than an association can carry, the batch is cut (items shortened)."""
+        ae = AE(ae_title=self.config.ae_title)
+        ae.maximum_pdu_size = self.config.max_pdu
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+        ae.connection_timeout = 30  # a peer that accepts TCP but never answers TLS
+        contexts = {(item.sop_class, s) for item in items for s in wanted[item.id]}
         if len(contexts) > MAX_CONTEXTS:  # many SOP classes: fewer instances this time
             keep, seen = [], set()
             for item in items:
@@ -272,7 +353,7 @@ class Forwarder(threading.Thread):
                     break
                 seen |= needed
                 keep.append(item)
-            items, contexts = keep, seen
+            items[:], contexts = keep, seen
         for sop_class, syntax in sorted(contexts):
             ae.add_requested_context(sop_class, [syntax])
         dest = self.route.destination
@@ -281,35 +362,12 @@ class Forwarder(threading.Thread):
         assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
         if not assoc.is_established:
             why = "rejected the association" if assoc.is_rejected else "cannot be reached"
-            self._back_off(queue, items, f"{dest.ae_title}@{dest.host}:{dest.port} {why}")
-            return
+            self._back_off(queue, items, f"{dest} {why}")
+            return None
         bound_send_queue(assoc, patience=60.0)
-        try:
-            accepted: dict[str, set[str]] = {}
-            for cx in assoc.accepted_contexts:
-                accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
-            plan = [(item, [s for s in wanted[item.id] if s in accepted.get(item.sop_class, ())])
-                    for item in items]
-            # the next instance is encoded while this one is on the wire
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                encoded = [pool.submit(self._encode, item, usable) if usable else None
-                           for item, usable in plan[:1]]
-                for n, (item, usable) in enumerate(plan):
-                    if n + 1 < len(plan):
-                        nxt, nxt_usable = plan[n + 1]
-                        encoded.append(pool.submit(self._encode, nxt, nxt_usable)
-                                       if nxt_usable else None)
-                    if not assoc.is_established:  # lost on the one before: the rest go
-                        for future in encoded[n:]:  # with the next association, uncharged
-                            if future is not None and not future.cancel():
-                                self._discard(future)
-                        return
-                    self._send_one(queue, assoc, item, wanted[item.id], usable, encoded[n])
-        finally:
-            if assoc.is_established:
-                assoc.release()
+        return DimseLink(assoc)
 
-    def _send_one(self, queue: Queue, assoc, item: Item, wanted: list[str],
+    def _send_one(self, queue: Queue, link, item: Item, wanted: list[str],
                   usable: list[str], encoded) -> None:
         """Send one instance; whatever goes wrong is this instance's alone: it is retried
         later on its own backoff (never given up on: a destination may come to accept it),
@@ -330,13 +388,13 @@ class Forwarder(threading.Thread):
         try:
             result = encoded.result()
             size_out = result.path.stat().st_size
-            # the whole instance must cross the link before the answer can come
-            assoc.dimse_timeout = assoc.network_timeout = 60 + size_out / self._min_rate
             started = time.perf_counter()
-            status = assoc.send_c_store(result.path)
+            # the whole instance must cross the link before the answer can come
+            state, reason = link.store(result.path, result.transfer_syntax, item.sop_instance,
+                                       timeout=60 + size_out / self._min_rate)
             send_seconds = time.perf_counter() - started
-            code = getattr(status, "Status", None) if status else None
-            if code is not None and code_to_category(code) in ("Success", "Warning"):
+            ms = (result.seconds + send_seconds) * 1000
+            if state == "sent":
                 queue.sent(item.id, size_out, result.transfer_syntax, target=target,
                            fallback=result.fallback, encode_ms=result.seconds * 1000,
                            send_ms=send_seconds * 1000)
@@ -350,18 +408,15 @@ class Forwarder(threading.Thread):
                     queue.note(self.route.name, item.study,
                                f"{item.sop_instance} sent as {syntax_name(result.transfer_syntax)}"
                                f", not {syntax_name(target)}: {result.fallback}")
-                self._log(logging.WARNING if result.fallback else logging.INFO, item, target,
-                          result.transfer_syntax, size_out,
-                          (result.seconds + send_seconds) * 1000, "sent", result.fallback)
-                return
-            if code is None and not assoc.is_established:  # it broke the association
-                self._error(queue, item, "the destination dropped the association on it")
-            else:
-                reason = "no response" if code is None else \
-                    f"the destination answered 0x{code:04X}"
+                self._log(logging.WARNING if result.fallback or reason else logging.INFO,
+                          item, target, result.transfer_syntax, size_out, ms, "sent",
+                          "; ".join(filter(None, [result.fallback, reason])) or None)
+            elif state == "lost":  # it broke the association: this instance's doing?
+                self._error(queue, item, reason)
+            else:  # refused, or the server is down: later, on its own delay
                 queue.retry(item.id, reason, self._delay(item))
-                self._log(logging.WARNING, item, target, result.transfer_syntax, size_out,
-                          (result.seconds + send_seconds) * 1000, "retry", reason)
+                self._log(logging.WARNING, item, target, result.transfer_syntax, size_out, ms,
+                          "retry", reason)
         except Hold as exc:
             self._hold(queue, item, target, str(exc))
         except DicompressError as exc:  # an object without pixels that cannot be re-encoded
