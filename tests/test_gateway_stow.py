@@ -226,6 +226,80 @@ def test_a_bearer_token_and_the_part_transfer_syntax_are_sent(tmp_path, gateway_
         assert f"Content-Type: application/dicom; transfer-syntax={HTJ2K}\r\n".encode() in body
 
 
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, and a server (localhost, 127.0.0.1) and a client certificate it signed."""
+    folder.mkdir()
+
+    def run(*args):
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / "ca.key",
+        "-out", folder / "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    for who in ("server", "client", "stranger"):
+        ext = folder / f"{who}.ext"
+        ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", folder / f"{who}.key", "-out",
+            folder / f"{who}.csr", "-subj", f"/CN={who}")
+        if who == "stranger":  # self-signed: no CA we know signed it
+            run("x509", "-req", "-in", folder / f"{who}.csr", "-signkey", folder / f"{who}.key",
+                "-out", folder / f"{who}.pem", "-days", "2", "-extfile", ext)
+        else:
+            run("x509", "-req", "-in", folder / f"{who}.csr", "-CA", folder / "ca.pem", "-CAkey",
+                folder / "ca.key", "-CAcreateserial", "-out", folder / f"{who}.pem", "-days",
+                "2", "-extfile", ext)
+    return {p.name: p for p in folder.iterdir()}
+
+
+def test_https_with_a_client_certificate(tmp_path, gateway_factory):
+    """Debian 12's Orthanc 1.10.1 crashes on its first HTTPS request (SslEnabled), so the
+    TLS side is checked against Python's own HTTPS server requiring a client certificate."""
+    import ssl
+
+    certs = _certificates(tmp_path / "certs")
+    _Recorder.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=certs["ca.pem"])
+    context.load_cert_chain(certs["server.pem"], certs["server.key"])
+    context.verify_mode = ssl.CERT_REQUIRED  # no certificate of ours, no request
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://localhost:{server.server_address[1]}/studies"
+        auth = (f'auth = {{ cert = "{certs["client.pem"]}", key = "{certs["client.key"]}" }}, '
+                f'ca = "{certs["ca.pem"]}", ')
+        config, port = stow_config(tmp_path, url, auth=auth)
+        gateway_factory(config)
+        assert storescu(port, make_series(tmp_path / "series", 2, 32)).returncode == 0
+        _wait_until(lambda: status(load_config(config))["sent"] == 2, what="sent over https")
+        assert len(_Recorder.requests) == 2
+    finally:
+        server.shutdown()
+
+
+def test_https_to_a_server_we_cannot_trust_sends_nothing(tmp_path, gateway_factory):
+    import ssl
+
+    certs = _certificates(tmp_path / "certs")
+    _Recorder.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs["stranger.pem"], certs["stranger.key"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://localhost:{server.server_address[1]}/studies"
+        config, port = stow_config(tmp_path, url, auth=f'ca = "{certs["ca.pem"]}", ')
+        gateway_factory(config)
+        assert storescu(port, make_series(tmp_path / "series", 1, 32)).returncode == 0
+        _wait_until(lambda: status(load_config(config))["problems"], what="a problem")
+        report = status(load_config(config))
+        assert report["sent"] == 0 and report["queued"] == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in report["problems"][0]["error"]
+        assert not _Recorder.requests
+    finally:
+        server.shutdown()
+
+
 def test_stow_destinations_are_checked_in_the_config(tmp_path):
     base = ('[[route]]\ncalling = ["CT1"]\ndestination = { stow = %s }\n')
     cases = {
