@@ -104,8 +104,8 @@ class Metrics:
                     cumulative = 0
                     for bound, n in zip(BUCKETS, hist.counts):
                         cumulative += n
-                        lines.append(f"{metric}_bucket{_labels({'route': route, 'le': repr(bound)})}"
-                                     f" {cumulative}")
+                        labels = _labels({"route": route, "le": repr(bound)})
+                        lines.append(f"{metric}_bucket{labels} {cumulative}")
                     lines.append(f"{metric}_bucket{_labels({'route': route, 'le': '+Inf'})}"
                                  f" {hist.count}")
                     lines.append(f"{metric}_sum{_labels({'route': route})} {hist.total!r}")

@@ -53,7 +53,8 @@ def status_page(config: GatewayConfig, report: dict) -> str:
     if "error" in report:
         body = f"<p class=bad>{escape(report['error'])}</p>"
     else:
-        routes = [[escape(name), escape(str(r.get("target"))), _n(r["queued"]),
+        routes = [[escape(name), escape(str(r.get("destination"))), escape(str(r.get("target"))),
+                   _n(r["queued"]),
                    _n("-" if r["oldest_seconds"] is None else f"{r['oldest_seconds']:.0f} s"),
                    _n(r["sent"]), _n(r["sent_other_than_target"], bad=True),
                    _n(r["held"], bad=True), _n(r["failed"], bad=True),
@@ -67,8 +68,9 @@ def status_page(config: GatewayConfig, report: dict) -> str:
                      for e in report["held_instances"] + report["failed_instances"]]
         body = "".join([
             "<h2>Routes</h2>",
-            _table(["route", "target", "queued", "oldest", "sent", "sent other than target",
-                    "held", "failed", "sent in"], routes, "no routes"),
+            _table(["route", "destination", "target", "queued", "oldest", "sent",
+                    "sent other than target", "held", "failed", "sent in"], routes,
+                   "no routes"),
             "<h2>Throughput</h2>",
             f"<p>Last minute: {minute['received']} received ({minute['received_mb']} MB), "
             f"{minute['sent']} sent ({minute['sent_mb']} MB). Sent in all: {report['sent']} "

@@ -204,19 +204,24 @@ class Queue:
         self.db.execute("INSERT OR REPLACE INTO plans VALUES (?, ?, ?)", (route, study, codec))
 
     def prune(self, older_than: float) -> int:
-        """Forget instances sent more than `older_than` seconds ago (the queue stays small)."""
-        cur = self.db.execute("DELETE FROM instances WHERE status = ? AND sent < ?",
-                              (SENT, time.time() - older_than))
+        """Forget instances sent (or dropped) more than `older_than` seconds ago (the queue
+        stays small; the audit table keeps the operators' actions)."""
+        cutoff = time.time() - older_than
+        cur = self.db.execute("DELETE FROM instances WHERE (status = ? AND sent < ?)"
+                              " OR (status = ? AND received < ?)",
+                              (SENT, cutoff, DROPPED, cutoff))
         self.db.execute("DELETE FROM plans WHERE study NOT IN (SELECT study FROM instances)")
-        self.db.execute("DELETE FROM notes WHERE time < ?", (time.time() - older_than,))
+        self.db.execute("DELETE FROM notes WHERE time < ?", (cutoff,))
         return cur.rowcount
 
     def note(self, route: str, study: str, text: str) -> None:
         self.db.execute("INSERT INTO notes VALUES (?, ?, ?, ?)", (time.time(), route, study, text))
 
     def spool_bytes(self) -> int:
+        """Bytes of the files the spool keeps (sent and dropped files are gone)."""
         return int(self.db.execute("SELECT COALESCE(SUM(size_in), 0) FROM instances"
-                                   " WHERE status != ?", (SENT,)).fetchone()[0])
+                                   " WHERE status IN (?, ?, ?)",
+                                   (QUEUED, HELD, FAILED)).fetchone()[0])
 
     def depth(self) -> dict[str, tuple[int, float | None]]:
         """Per route: instances queued and the arrival time of the oldest."""

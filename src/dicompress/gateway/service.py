@@ -189,9 +189,11 @@ def status(config: GatewayConfig, forwarders: list | None = None) -> dict:
         report = queue.status([route.name for route in config.routes])
     finally:
         queue.close()
-    targets = {route.name: route.target for route in config.routes}
+    routes = {route.name: route for route in config.routes}
     for name, entry in report["routes"].items():
-        entry["target"] = targets.get(name)
+        route = routes.get(name)  # None: a route since removed from the configuration
+        entry["target"] = route.target if route else None
+        entry["destination"] = str(route.destination) if route else None
     if forwarders is not None:  # the running gateway's own threads
         now = time.time()
         report["forwarders"] = {f.route.name: {"alive": f.is_alive(),
