@@ -26,6 +26,9 @@ class SlowLink:
         self.listener = socket.create_server(("127.0.0.1", port))
         self.listener.settimeout(0.5)
         self.stopped = threading.Event()
+        self.flowing = threading.Event()  # cleared: nothing crosses (a stalled peer)
+        self.flowing.set()
+        self.stall_after: int | None = None  # bytes carried before flowing is cleared
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -41,8 +44,14 @@ class SlowLink:
 
     def _pump(self, source, sink, slow: bool) -> None:
         try:
-            while data := source.recv(16 * 1024 if slow else 1 << 16):
+            carried = 0
+            while (not slow or self.flowing.wait()) and (
+                    data := source.recv(16 * 1024 if slow else 1 << 16)):
                 sink.sendall(data)
+                carried += len(data)
+                if slow and self.stall_after is not None and carried >= self.stall_after:
+                    self.flowing.clear()
+                    self.stall_after = None
                 if slow:
                     time.sleep(len(data) / self.rate)
         except OSError:
@@ -109,3 +118,34 @@ def test_a_large_instance_to_a_slow_link_is_sent_from_the_file(tmp_path, max_pdu
     # queues them all: 3 times the instance was measured, 0.5 times
     # with a 16 KiB PDU, where the kernel's buffers take part)
     assert peak < 3e6 < size, (peak, size)
+
+
+def test_a_destination_that_stops_reading_is_given_up_on_then_retried(tmp_path, monkeypatch):
+    from dicompress.gateway import forwarder
+
+    monkeypatch.setattr(forwarder, "SEND_PATIENCE", 2.0)
+    dest_port, link_port = free_port(), free_port()
+    out = tmp_path / "received.txt"
+    dest = subprocess.Popen([sys.executable, "-c", SCP, str(dest_port), "16384", str(out)])
+    _wait_for_port(dest_port)
+    link = SlowLink(link_port, dest_port, rate=50e6)
+    link.stall_after = 1 << 20  # associated, 1 MB of the instance taken, then nothing
+    (big,) = make_series(tmp_path / "series", 1, 2048)
+    config, port = write_config(tmp_path, link_port, target="explicit")
+    gateway = Gateway(load_config(config))
+    gateway.start()
+    try:
+        assert storescu(port, [big]).returncode == 0
+        _wait_until(lambda: status(load_config(config))["problems"], limit=60, what="given up")
+        report = status(load_config(config))
+        assert "took nothing for" in report["problems"][0]["error"]
+        assert report["queued"] == 1 and report["failed"] == 0  # not the instance's fault
+        link.flowing.set()
+        _wait_until(lambda: out.exists() and out.read_text().split(), limit=120,
+                    what="sent once the destination reads again")
+    finally:
+        gateway.stop()
+        link.stop()
+        dest.terminate()
+        dest.wait(timeout=10)
+    assert out.read_text().split()[0] == pydicom.dcmread(big).SOPInstanceUID

@@ -49,6 +49,7 @@ LOG = logging.getLogger("dicompress.gateway")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
 SEND_AHEAD = 1 << 20  # bytes of P-DATA PDUs pynetdicom may hold ahead of the socket
 UNLIMITED_PDU = 1 << 18  # our PDU size for a peer that sets no maximum (PS3.8 D.1: 0)
+SEND_PATIENCE = 60.0  # seconds a destination may take nothing before it counts as down
 POISON_AFTER = 5  # an instance that breaks the encoder or pynetdicom this often is set aside
 
 
@@ -109,10 +110,10 @@ def bound_send_queue(assoc, patience: float) -> None:
 class DimseLink:
     """One association: the syntaxes it accepted per SOP class, and C-STORE."""
 
-    down = None  # a lost association is not a server that is down: it is tried again
-
     def __init__(self, assoc) -> None:
         self.assoc = assoc
+        self.down: str | None = None  # the destination stopped taking data (not lost:
+        # a lost association is tried again at once, a stalled one after a delay)
         self.accepted: dict[str, set[str]] = {}
         for cx in assoc.accepted_contexts:
             self.accepted.setdefault(str(cx.abstract_syntax), set()).add(
@@ -127,9 +128,15 @@ class DimseLink:
 
     def store(self, path: Path, transfer_syntax: str, sop_instance: str, timeout: float
               ) -> tuple[str, str | None]:
-        """("sent", warning or None), ("refused", reason) or ("lost", reason)."""
+        """("sent", warning or None), ("refused", reason), ("lost", reason) or ("down",
+        reason)."""
         self.assoc.dimse_timeout = self.assoc.network_timeout = timeout
-        status = self.assoc.send_c_store(path)
+        try:
+            status = self.assoc.send_c_store(path)
+        except ConnectionError as exc:  # _SendAhead: the destination stopped reading
+            self.assoc.abort()
+            self.down = f"{exc}; the association was aborted"
+            return "down", self.down
         code = getattr(status, "Status", None) if status else None
         if code is not None and code_to_category(code) in ("Success", "Warning"):
             return "sent", (f"the destination answered 0x{code:04X}"
@@ -364,7 +371,7 @@ class Forwarder(threading.Thread):
             why = "rejected the association" if assoc.is_rejected else "cannot be reached"
             self._back_off(queue, items, f"{dest} {why}")
             return None
-        bound_send_queue(assoc, patience=60.0)
+        bound_send_queue(assoc, patience=SEND_PATIENCE)
         return DimseLink(assoc)
 
     def _send_one(self, queue: Queue, link, item: Item, wanted: list[str],
