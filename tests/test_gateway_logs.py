@@ -151,3 +151,27 @@ def test_field_values_with_spaces_and_quotes_stay_one_parseable_line():
         logger.removeHandler(handler)
     (line,) = stream.getvalue().splitlines()
     assert text_fields(line) == {"route": "reading site", "reason": 'a "b"\nc=d'}
+
+
+def test_rejections_for_a_full_spool_and_the_association_limit_say_so(tmp_path, configured_log,
+                                                                       gateway_factory):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    series = make_series(tmp_path / "series", 3, 64)
+    config, port = write_config(tmp_path, free_port(), max_spool="10KB",
+                                extra="max_associations = 1")  # the destination is down
+    gateway_factory(config)
+    ae = AE(ae_title="CT1")
+    ae.add_requested_context(Verification)
+    held = ae.associate("127.0.0.1", port, ae_title="DICOMPRESS")
+    assert held.is_established
+    assert ae.associate("127.0.0.1", port, ae_title="DICOMPRESS").is_rejected
+    held.release()
+    _wait_until(lambda: storescu(port, series[:1]).returncode == 0, limit=10, what="free again")
+    assert storescu(port, series[1:2]).returncode == 0  # under the limit when asked
+    assert storescu(port, series[2:3]).returncode != 0  # now full
+    records = [json.loads(line) for line in configured_log.getvalue().splitlines()]
+    reasons = [r["reason"] for r in records if r["message"] == "association rejected"]
+    assert reasons[0] == "the association limit (1) is reached"
+    assert reasons[-1] == "the spool is full"
