@@ -22,13 +22,13 @@ import numpy as np
 from dicompress import direct
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import HASHES, file_digest
-from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, StorageError,
-                               UnsupportedLayout, UnsupportedTransferSyntax, with_context)
+from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, UnsupportedLayout,
+                               UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.encode import LossStats, frame_encoder
 from dicompress.pipeline.frames import bounded_map, encoded_frames, start_decoding
 from dicompress.pipeline.mark import output_dataset
-from dicompress.pipeline.read import (check_regular, foreign_error, read_header,
+from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
 from dicompress.pipeline.write import MAX_BOT_OFFSET, DatasetHeader, output_file
 
@@ -130,17 +130,8 @@ def transcode_file(source: Path | str, destination: Path | str, target: str | Co
     elif option_values:
         options = dataclasses.replace(options, **option_values)
     source, destination = Path(source), Path(destination)
-    try:
+    with errors_named(source):
         return _transcode(source, destination, get_codec(target), options)
-    except DicompressError as exc:
-        raise with_context(exc, source) from exc
-    except OSError as exc:
-        raise StorageError(f"{source}: {exc.strerror or exc}", exc.errno) from exc
-    except Exception as exc:
-        translated = foreign_error(exc)  # pydicom met a damaged value on the way
-        if translated is None:
-            raise  # a bug of ours: it keeps its traceback
-        raise with_context(translated, source) from exc
 
 
 def _transcode(source: Path, destination: Path, codec: Codec,
