@@ -129,6 +129,11 @@ class Stow(_Avoids):
 #: the encoder refused the image's layout or failed on it, the destination avoids it):
 #: "uncompressed" Explicit, then Implicit VR Little Endian, then the syntax it came in;
 #: "original" only the syntax it came in; "hold" nothing: it is held until requeued.
+def folder_name(text: str) -> str:
+    """A route's name as a folder: letters, digits, - and _ only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:64] or "route"
+
+
 #: What is sent when the target cannot be: the codec table's uncompressed fallbacks
 #: (Explicit, then Implicit VR Little Endian) then the syntax it came in; as it came; nothing.
 FALLBACKS = {
@@ -405,7 +410,6 @@ def load_config(path: Path | str) -> GatewayConfig:
         _known(r, {"name", "calling", "destination", "target", "options", "deid", "budget",
                    "link", "deadline", "settle", "fallback"}, where)
         name = str(r.get("name") or f"route{n}")
-        from dicompress.gateway.receiver import folder_name
         if folder_name(name) in names:  # rows, folders and forwarders are keyed by name
             raise ConfigError(f"{where}: the name {name!r} is taken by route "
                               f"{names[folder_name(name)]!r}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import secrets
 import shutil
 import sqlite3
@@ -26,7 +25,7 @@ from pynetdicom import _config
 from dicompress.pipeline.read import pixel_span
 from dicompress.errors import CorruptPixelData
 from dicompress.fileio import atomic_output
-from dicompress.gateway.config import GatewayConfig
+from dicompress.gateway.config import GatewayConfig, folder_name
 from dicompress.gateway.logs import event as log_event
 from dicompress.gateway.metrics import Metrics
 from dicompress.gateway.queue import Queue
@@ -45,11 +44,6 @@ class Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-
-
-def folder_name(text: str) -> str:
-    """A route's name as a folder: letters, digits, - and _ only."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:64] or "route"
 
 
 class Receiver:
