@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip decoding and reading back each output (not recommended)")
     tc.add_argument("--force", action="store_true",
                     help="transcode files already in the target syntax too")
+    tc.add_argument("--only-images", action="store_true",
+                    help="with -o: leave out files already in the target syntax and objects "
+                         "without pixel data (SR, KO, PR); by default they are copied "
+                         "unchanged, so that OUTDIR holds the whole study")
     run = tc.add_argument_group("running at scale")
     run.add_argument("-j", "--jobs", type=int, default=None,
                      help="worker processes (default: all cores); 1 works in this process")

@@ -91,7 +91,12 @@ _STATUS_LABELS = {
 
 def summary_table(summary: Summary, done: str = "transcoded") -> str:
     labels = {**_STATUS_LABELS, J.OK: done}
-    rows = [[label, summary.counts.get(status, 0)] for status, label in labels.items()]
+    rows = []
+    for status, label in labels.items():
+        copied = summary.copied.get(status, 0)
+        if copied:  # -o: skipped by the codec, copied to the output as they are
+            rows.append([label.replace("(skipped)", "(copied unchanged)"), copied])
+        rows.append([label, summary.counts.get(status, 0) - copied])
     if summary.done_before:
         rows.append(["done by an earlier run (resume)", summary.done_before])
     if summary.duplicates:
@@ -119,7 +124,7 @@ def transcode(args, codec_options: dict, deid=None) -> int:
         verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
         journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
         extended_offsets=args.extended_offsets, threads=args.threads, deid=deid, hash=args.hash,
-        follow_links=args.follow_links,
+        follow_links=args.follow_links, only_images=args.only_images,
     )
     return _batch(args, options, "transcoded" + (" and de-identified" if deid else ""))
 

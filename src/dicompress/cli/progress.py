@@ -134,4 +134,6 @@ def file_line(outcome: Outcome) -> str:
                     f"{outcome.psnr:.1f} dB, max error {outcome.max_error}")
         return (f"ok       {outcome.path}  {human_size(outcome.size_in or 0)} -> "
                 f"{human_size(outcome.size_out or 0)} ({ratio:.2f}:1){loss}")
+    if outcome.copied:  # the reason says "copied unchanged (why)"
+        return f"copied   {outcome.reason}"
     return f"skipped  {outcome.reason or outcome.path}"
