@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--zip", metavar="NAME.zip", help="bundle the images with an index.html")
     ex.add_argument("--keep-identifiers", action="store_true",
                     help="write patient identity into the images' text (off by default)")
+    ex.add_argument("-j", "--jobs", type=int, default=None,
+                    help="worker processes writing images (default: all cores); 1 works in this process")
 
     sv = sub.add_parser("serve", help="run the DICOM gateway: receive, compress by policy, forward",
                         description="A Storage SCP that spools every received instance durably, "

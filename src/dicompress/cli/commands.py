@@ -381,6 +381,7 @@ def demo(output: Path) -> int:
 
 
 def export(args) -> int:
+    from dicompress.cli import progress
     from dicompress.export import ExportOptions, export as run_export
     from dicompress.export.budget import parse_size
 
@@ -390,9 +391,10 @@ def export(args) -> int:
             frames=args.frames, every=args.every, series=args.series, bits=args.bits,
             quality=args.quality, fps=args.fps,
             max_size=parse_size(args.max_size) if args.max_size else None,
-            zip=args.zip, keep_identifiers=args.keep_identifiers,
+            zip=args.zip, keep_identifiers=args.keep_identifiers, jobs=args.jobs,
         )
-        result = run_export(args.sources, args.output, options)
+        with progress.StageReporter("export") as reporter:
+            result = run_export(args.sources, args.output, options, progress=reporter.update)
     except DicompressError as exc:
         print(f"dicompress: {exc}", file=sys.stderr)
         return 2
