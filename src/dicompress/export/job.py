@@ -20,7 +20,7 @@ from dicompress.deid import descriptor_identifies
 from dicompress.errors import DicompressError, NotDicom
 from dicompress.export import budget as budgets
 from dicompress.export import frames as framing
-from dicompress.export import select, writers
+from dicompress.export import page, select, writers
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.read import read_header
@@ -160,10 +160,50 @@ class _Written:
     frame: int
     name: str
     path: Path
-    caption: str
+    caption: page.Still
     actions: list[str] = field(default_factory=list)
     failed: str = ""  # why not written
     file: Path | None = None  # the DICOM file that failed (its other frames are skipped)
+
+
+def _study_date(ds, keep_identifiers: bool) -> str:
+    """The study's year (HIPAA Safe Harbor keeps a date's year; PS3.15 removes the date):
+    enough to tell this study from others, not the day. The whole date with
+    --keep-identifiers."""
+    value = str(ds.get("StudyDate", "") or "").strip()
+    if len(value) < 4 or not value[:4].isdigit():
+        return ""
+    if keep_identifiers and len(value) == 8 and value.isdigit():
+        return f"study of {value[:4]}-{value[4:6]}-{value[6:]}"
+    return f"study of {value[:4]}"
+
+
+def _described(work: _Work, s: int, name: str, k: int | None, frames: int | None = None
+               ) -> page.Still:
+    """What the zip's page says about still `k` of series `s` (None: an animation): the
+    same filtered text the picture carries, and where the slice lies."""
+    series = work.series[s]
+    text = _text(series.header, work.notes[s], work.options.keep_identifiers)
+    position = None
+    if k is not None:
+        path = series.frames[k][0]
+        if len(series.frames) == len(series.headers):  # single-frame files: a position each
+            position = select.slice_position(series.headers[path])
+    return page.Still(
+        name=name, series=series.label, description=text.get("Series", ""),
+        modality=text.get("Modality", ""), study=text.get("Study", ""),
+        study_date=_study_date(series.header, work.options.keep_identifiers),
+        frame=None if k is None else k + 1,
+        frames=frames if frames is not None else len(series.frames), position=position,
+        thickness=_number(text.get("Slice thickness (mm)", "")), window=work.notes[s])
+
+
+def _number(text: str) -> str:
+    """A decimal string as people write it ('5.000000' -> '5')."""
+    try:
+        return f"{float(text):g}"
+    except ValueError:
+        return text
 
 
 def _frame(work: _Work, series: select.SeriesFrames, k: int) -> np.ndarray:
@@ -187,8 +227,7 @@ def _still(work: _Work, s: int, k: int) -> _Written:
     series, options, fmt = work.series[s], work.options, work.fmt
     name = (f"{series.label}{writers.FORMATS[fmt]}" if len(series.frames) == 1
             else f"{series.label}/{k + 1:04d}{writers.FORMATS[fmt]}")
-    done = _Written(s, k, name, work.dest / name,
-                    caption=f"{series.label} frame {k + 1} {work.notes[s]}".strip())
+    done = _Written(s, k, name, work.dest / name, caption=_described(work, s, name, k))
     try:
         image, notes = _render(work, s, k)
     except DicompressError as exc:
@@ -254,7 +293,7 @@ def export(sources, out_dir: str | Path, options: ExportOptions,
 
     staging = Path(tempfile.mkdtemp(prefix=".dicompress-export-", dir=_ensure(out_dir))) if options.zip else None
     written: list[tuple[str, Path]] = []
-    captions: dict[str, str] = {}
+    captions: dict[str, page.Still] = {}  # the zip's page describes each picture
     try:
         dest = staging or out_dir
         work = _Work(series_list, [], [], native, options, fmt, dest)
@@ -392,4 +431,4 @@ def _write_gif(work: _Work, s: int, chosen: list[int], result, written, captions
         tmp.write_bytes(data)
     result.outputs.append(path)
     written.append((name, path))
-    captions[name] = f"{series.label}: {len(frames)} frames, {duration} ms each"
+    captions[name] = _described(work, s, name, None, frames=len(frames))
