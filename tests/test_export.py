@@ -243,7 +243,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 from conftest import require_tool  # noqa: E402
-from dicompress.export.writers import encode_png  # noqa: E402
+from dicompress.export.writers import encode_png, encode_tiff  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
@@ -298,6 +298,23 @@ def test_png_writer_reads_back_in_pillow_and_libpng(shape, dtype):
     np.testing.assert_array_equal(imagecodecs.png_decode(data), arr)
     with pytest.raises(ValueError, match="PNG export takes"):
         encode_png(arr.astype(np.float32))
+
+
+@pytest.mark.parametrize("shape,dtype", [((37, 23), np.uint8), ((5, 9, 3), np.uint8),
+                                         ((17, 31), np.uint16), ((1, 1), np.uint8)])
+def test_tiff_writer_reads_back_in_pillow_and_libtiff(shape, dtype):
+    """The TIFF writer shares no code with either reader (Pillow; libtiff by imagecodecs)."""
+    import imagecodecs
+
+    rng = np.random.default_rng(2)
+    arr = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    data = encode_tiff(arr)
+    img = Image.open(io.BytesIO(data))
+    assert img.info["compression"] == "tiff_adobe_deflate"
+    np.testing.assert_array_equal(np.asarray(img).astype(dtype), arr)
+    np.testing.assert_array_equal(imagecodecs.tiff_decode(data), arr)
+    with pytest.raises(ValueError, match="TIFF export takes"):
+        encode_tiff(arr.astype(np.int32))
 
 
 # -- the zip's page, in a real browser ------------------------------------------------------

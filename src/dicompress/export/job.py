@@ -143,6 +143,7 @@ class _Work:
     series: list[select.SeriesFrames]
     windows: list
     notes: list[str]  # the window used, per series
+    texts: list[dict[str, str]]  # the pictures' text, per series (descriptors tested once)
     native: dict[Path, framing.NativePixels]
     options: ExportOptions
     fmt: str
@@ -183,7 +184,7 @@ def _described(work: _Work, s: int, name: str, k: int | None, frames: int | None
     """What the zip's page says about still `k` of series `s` (None: an animation): the
     same filtered text the picture carries, and where the slice lies."""
     series = work.series[s]
-    text = _text(series.header, work.notes[s], work.options.keep_identifiers)
+    text = work.texts[s]
     position = None
     if k is not None:
         path = series.frames[k][0]
@@ -237,7 +238,7 @@ def _still(work: _Work, s: int, k: int) -> _Written:
         done.failed = f"pixel data cannot be decoded: {exc}"
         done.file = series.frames[k][0]
         return done
-    text = _text(series.header, work.notes[s], options.keep_identifiers)
+    text = dict(work.texts[s])
     if notes.get("offset"):
         text["Stored value offset"] = str(notes["offset"])
     try:
@@ -296,7 +297,7 @@ def export(sources, out_dir: str | Path, options: ExportOptions,
     captions: dict[str, page.Still] = {}  # the zip's page describes each picture
     try:
         dest = staging or out_dir
-        work = _Work(series_list, [], [], native, options, fmt, dest)
+        work = _Work(series_list, [], [], [], native, options, fmt, dest)
         tasks = _plan(work, wanted, result, written, captions)
         _write_stills(work, tasks, result, written, captions, tell)
         if options.zip:
@@ -326,6 +327,7 @@ def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> list[
     for s, series in enumerate(work.series):
         work.windows.append(None)
         work.notes.append("")
+        work.texts.append({})
         chosen = select.choose(len(series.frames), wanted, options.every)
         if not chosen:
             result.notes.append(f"{series.label}: no frame selected of {len(series.frames)}")
@@ -355,6 +357,7 @@ def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> list[
                 result.failed.append((series.frames[chosen[0]][0], str(exc)))
                 continue
             work.notes[s] = str(work.windows[s])
+        work.texts[s] = _text(series.header, work.notes[s], options.keep_identifiers)
         chosen = [k for k in chosen if series.frames[k][0] not in bad]
         if fmt == "gif":
             _write_gif(work, s, chosen, result, written, captions)

@@ -35,7 +35,7 @@ def encode_still(arr: np.ndarray, fmt: str, *, text: dict[str, str], quality: in
             raise ValueError("JPEG export is 8-bit")
         img.save(buf, format="JPEG", quality=quality, optimize=True)
     elif fmt == "tiff":
-        img.save(buf, format="TIFF", compression="tiff_adobe_deflate")
+        return encode_tiff(np.asarray(img) if scale < 1.0 else arr)
     else:
         raise ValueError(f"unknown still format {fmt}")
     return buf.getvalue()
@@ -89,6 +89,48 @@ def encode_png(arr: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     parts += [_chunk(b"IDAT", bytes(imagecodecs.deflate_encode(filtered, level=PNG_LEVEL))),
               _chunk(b"IEND", b"")]
     return b"".join(parts)
+
+
+#: TIFF 6.0 tag numbers and field types (TIFF 6.0 section 2, "Image File Directory").
+_SHORT, _LONG = 3, 4
+_TIFF_DEFLATE, _TIFF_HORIZONTAL_DIFFERENCING = 8, 2  # Compression (Adobe), Predictor
+
+
+def encode_tiff(arr: np.ndarray) -> bytes:
+    """A little-endian baseline TIFF of an 8-bit grayscale or RGB, or a 16-bit grayscale
+    image: one strip, rows predicted from the sample to the left (Predictor 2, TIFF 6.0
+    section 14) and deflated by libdeflate at PNG_LEVEL (Compression 8, Adobe Deflate).
+    """
+    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
+            arr.ndim == 3 and (arr.shape[2] != 3 or arr.dtype != np.uint8)):
+        raise ValueError(f"TIFF export takes 8-bit grayscale or RGB, or 16-bit grayscale, "
+                         f"not {arr.dtype} {arr.shape}")
+    rows, columns = arr.shape[:2]
+    samples = 3 if arr.ndim == 3 else 1
+    bits = arr.dtype.itemsize * 8
+    image = np.ascontiguousarray(arr, dtype="<u2" if bits == 16 else np.uint8)
+    predicted = image.copy()
+    np.subtract(image[:, 1:], image[:, :-1], out=predicted[:, 1:])  # modulo 2**bits
+    strip = bytes(imagecodecs.deflate_encode(predicted, level=PNG_LEVEL))
+    entries = 11
+    ifd_at = 8 + len(strip) + (len(strip) & 1)  # the IFD starts on a word boundary
+    extra_at = ifd_at + 2 + 12 * entries + 4
+    bits_value = (struct.pack("<HHHH", bits, bits, bits, 0) if samples == 3 else b"")
+    tags = [
+        (256, _LONG, 1, columns), (257, _LONG, 1, rows),
+        (258, _SHORT, samples, extra_at if samples == 3 else bits),
+        (259, _SHORT, 1, _TIFF_DEFLATE), (262, _SHORT, 1, 2 if samples == 3 else 1),
+        (273, _LONG, 1, 8), (277, _SHORT, 1, samples), (278, _LONG, 1, rows),
+        (279, _LONG, 1, len(strip)), (284, _SHORT, 1, 1),
+        (317, _SHORT, 1, _TIFF_HORIZONTAL_DIFFERENCING),
+    ]
+    assert len(tags) == entries
+    ifd = struct.pack("<H", entries) + b"".join(
+        struct.pack("<HHI", tag, kind, count)
+        + (struct.pack("<HH", value, 0) if kind == _SHORT and count == 1 else struct.pack("<I", value))
+        for tag, kind, count, value in tags) + struct.pack("<I", 0)
+    return (b"II*\0" + struct.pack("<I", ifd_at) + strip + b"\0" * (len(strip) & 1) + ifd
+            + bits_value)
 
 
 def encode_gif(frames: list[np.ndarray], *, duration_ms: int, scale: float = 1.0) -> bytes:
