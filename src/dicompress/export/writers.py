@@ -64,19 +64,23 @@ def _text_chunk(key: str, value: str) -> bytes:
         return _chunk(b"iTXt", keyword + b"\0\0\0\0\0" + value.encode("utf-8"))
 
 
+def _geometry(arr: np.ndarray, fmt: str) -> tuple[int, int, int, int]:
+    """(rows, columns, samples, bits) of a picture the PNG and TIFF writers take."""
+    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
+            arr.ndim == 3 and (arr.shape[2] != 3 or arr.dtype != np.uint8)):
+        raise ValueError(f"{fmt} export takes 8-bit grayscale or RGB, or 16-bit grayscale, "
+                         f"not {arr.dtype} {arr.shape}")
+    return arr.shape[0], arr.shape[1], 3 if arr.ndim == 3 else 1, arr.dtype.itemsize * 8
+
+
 def encode_png(arr: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     """A PNG of an 8-bit grayscale or RGB, or a 16-bit grayscale image.
 
     Every row is written with the "Up" filter (the difference from the row above, byte by
     byte, PNG spec 9.2) and the rows deflated by libdeflate (imagecodecs) at PNG_LEVEL.
     """
-    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
-            arr.ndim == 3 and (arr.shape[2] != 3 or arr.dtype != np.uint8)):
-        raise ValueError(f"PNG export takes 8-bit grayscale or RGB, or 16-bit grayscale, "
-                         f"not {arr.dtype} {arr.shape}")
-    rows, columns = arr.shape[:2]
-    colour_type = 2 if arr.ndim == 3 else 0
-    depth = arr.dtype.itemsize * 8
+    rows, columns, samples, bits = _geometry(arr, "PNG")
+    colour_type, depth = (2 if samples == 3 else 0), bits
     raw = np.ascontiguousarray(arr, dtype=">u2" if depth == 16 else np.uint8)
     line = raw.view(np.uint8).reshape(rows, -1)  # samples big-endian (PNG spec 7.1)
     filtered = np.empty((rows, line.shape[1] + 1), np.uint8)
@@ -101,13 +105,7 @@ def encode_tiff(arr: np.ndarray) -> bytes:
     image: one strip, rows predicted from the sample to the left (Predictor 2, TIFF 6.0
     section 14) and deflated by libdeflate at PNG_LEVEL (Compression 8, Adobe Deflate).
     """
-    if arr.dtype not in (np.uint8, np.uint16) or arr.ndim not in (2, 3) or (
-            arr.ndim == 3 and (arr.shape[2] != 3 or arr.dtype != np.uint8)):
-        raise ValueError(f"TIFF export takes 8-bit grayscale or RGB, or 16-bit grayscale, "
-                         f"not {arr.dtype} {arr.shape}")
-    rows, columns = arr.shape[:2]
-    samples = 3 if arr.ndim == 3 else 1
-    bits = arr.dtype.itemsize * 8
+    rows, columns, samples, bits = _geometry(arr, "TIFF")
     image = np.ascontiguousarray(arr, dtype="<u2" if bits == 16 else np.uint8)
     predicted = image.copy()
     np.subtract(image[:, 1:], image[:, :-1], out=predicted[:, 1:])  # modulo 2**bits
