@@ -396,3 +396,24 @@ def test_export_progress_is_a_line_per_stage_when_piped(ct_series, tmp_path):
     assert any(re.fullmatch(r"export: writing images: 12 done, [0-9.]+ s", s) for s in stages)
     assert any(s.startswith("export: bundling: ") for s in stages)
     assert len(lines) == len(stages)  # nothing per file
+
+
+def test_export_progress_bar_on_a_terminal(ct_series, tmp_path):
+    """On a terminal, a bar per stage (rich), removed when done; the counts reach the end."""
+    from dicompress.cli.progress import StageReporter
+
+    stream = io.StringIO()
+    with StageReporter("export", stream=stream, live=True) as reporter:
+        seen = []
+
+        def tell(stage, done, total):
+            seen.append((stage, done, total))
+            reporter.update(stage, done, total)
+
+        export([ct_series], tmp_path / "out", ExportOptions(format="png", zip="a.zip"),
+               progress=tell)
+        task = reporter.progress.tasks[-1]
+        assert task.description == "bundling" and task.total is None  # pulses: no count
+    stages = [stage for stage, _, _ in seen]
+    assert stages[0] == "reading headers" and stages[-1] == "bundling"
+    assert ("writing images", 12, 12) in seen

@@ -405,6 +405,7 @@ def export(args) -> int:
     for path, reason in result.failed:
         print(f"FAILED   {reason if str(path) in reason else f'{path}: {reason}'}", file=sys.stderr)
     total = sum(p.stat().st_size for p in result.outputs if p.exists())
-    print(f"{len(result.outputs)} files written to {args.output} ({human_size(total)}), "
+    count = len(result.outputs)
+    print(f"{count} file{'' if count == 1 else 's'} written to {args.output} ({human_size(total)}), "
           f"{len(result.skipped)} skipped, {len(result.failed)} failed")
     return 1 if result.failed else 0

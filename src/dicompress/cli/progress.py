@@ -177,9 +177,12 @@ class StageReporter:
             if not self.live:
                 what = f" ({total} to do)" if total else ""
                 print(f"{self.command}: {stage}{what}", file=self.stream, flush=True)
+            elif self.progress is not None:  # a new bar: a stage without a count pulses
+                self.progress.remove_task(self.task)  # (update and reset keep a total)
+                self.task = self.progress.add_task(stage, total=total)
         self.done, self.total = done, total
         if self.progress is not None:
-            self.progress.update(self.task, description=stage, completed=done, total=total)
+            self.progress.update(self.task, completed=done)
 
     def _end_stage(self) -> None:
         if self.stage is None or self.live:
