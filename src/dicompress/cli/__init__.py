@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip decoding and reading back each output (not recommended)")
     tc.add_argument("--force", action="store_true",
                     help="transcode files already in the target syntax too")
+    tc.add_argument("--only-images", action="store_true",
+                    help="with -o: leave out files already in the target syntax and objects "
+                         "without pixel data (SR, KO, PR); by default they are copied "
+                         "unchanged, so that OUTDIR holds the whole study")
     run = tc.add_argument_group("running at scale")
     run.add_argument("-j", "--jobs", type=int, default=None,
                      help="worker processes (default: all cores); 1 works in this process")
@@ -163,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--zip", metavar="NAME.zip", help="bundle the images with an index.html")
     ex.add_argument("--keep-identifiers", action="store_true",
                     help="write patient identity into the images' text (off by default)")
+    ex.add_argument("-j", "--jobs", type=int, default=None,
+                    help="worker processes writing images (default: all cores); 1 works in this process")
 
     sv = sub.add_parser("serve", help="run the DICOM gateway: receive, compress by policy, forward",
                         description="A Storage SCP that spools every received instance durably, "

@@ -91,7 +91,12 @@ _STATUS_LABELS = {
 
 def summary_table(summary: Summary, done: str = "transcoded") -> str:
     labels = {**_STATUS_LABELS, J.OK: done}
-    rows = [[label, summary.counts.get(status, 0)] for status, label in labels.items()]
+    rows = []
+    for status, label in labels.items():
+        copied = summary.copied.get(status, 0)
+        if copied:  # -o: skipped by the codec, copied to the output as they are
+            rows.append([label.replace("(skipped)", "(copied unchanged)"), copied])
+        rows.append([label, summary.counts.get(status, 0) - copied])
     if summary.done_before:
         rows.append(["done by an earlier run (resume)", summary.done_before])
     if summary.duplicates:
@@ -119,7 +124,7 @@ def transcode(args, codec_options: dict, deid=None) -> int:
         verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
         journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
         extended_offsets=args.extended_offsets, threads=args.threads, deid=deid, hash=args.hash,
-        follow_links=args.follow_links,
+        follow_links=args.follow_links, only_images=args.only_images,
     )
     return _batch(args, options, "transcoded" + (" and de-identified" if deid else ""))
 
@@ -381,6 +386,7 @@ def demo(output: Path) -> int:
 
 
 def export(args) -> int:
+    from dicompress.cli import progress
     from dicompress.export import ExportOptions, export as run_export
     from dicompress.export.budget import parse_size
 
@@ -390,9 +396,10 @@ def export(args) -> int:
             frames=args.frames, every=args.every, series=args.series, bits=args.bits,
             quality=args.quality, fps=args.fps,
             max_size=parse_size(args.max_size) if args.max_size else None,
-            zip=args.zip, keep_identifiers=args.keep_identifiers,
+            zip=args.zip, keep_identifiers=args.keep_identifiers, jobs=args.jobs,
         )
-        result = run_export(args.sources, args.output, options)
+        with progress.StageReporter("export") as reporter:
+            result = run_export(args.sources, args.output, options, progress=reporter.update)
     except DicompressError as exc:
         print(f"dicompress: {exc}", file=sys.stderr)
         return 2
@@ -403,6 +410,7 @@ def export(args) -> int:
     for path, reason in result.failed:
         print(f"FAILED   {reason if str(path) in reason else f'{path}: {reason}'}", file=sys.stderr)
     total = sum(p.stat().st_size for p in result.outputs if p.exists())
-    print(f"{len(result.outputs)} files written to {args.output} ({human_size(total)}), "
+    count = len(result.outputs)
+    print(f"{count} file{'' if count == 1 else 's'} written to {args.output} ({human_size(total)}), "
           f"{len(result.skipped)} skipped, {len(result.failed)} failed")
     return 1 if result.failed else 0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from dicompress.errors import BudgetError, DicompressError
+from dicompress.export.page import index_html as _index_html
 from dicompress.fileio import atomic_output
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "k": 1000, "mb": 1000**2, "m": 1000**2, "gb": 1000**3,
@@ -49,17 +49,6 @@ def fit(encode: Callable[[int, float], bytes], budget: int | None, *, quality: i
             what = f"quality {quality}, " if lossy_quality else ""
             return data, [f"{what}downscaled to {scale:.0%} to fit {budget:,} bytes"]
     raise BudgetError(f"cannot fit in {budget:,} bytes even at {SCALES[-1]:.0%} size")
-
-
-def _index_html(title: str, names: list[str], captions: dict[str, str]) -> bytes:
-    rows = "\n".join(
-        f'<figure><a href="{html.escape(n)}"><img src="{html.escape(n)}" loading="lazy" '
-        f'style="max-width:320px"></a><figcaption>{html.escape(captions.get(n, n))}</figcaption></figure>'
-        for n in names
-    )
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"</head><body><h1>{html.escape(title)}</h1><p>{len(names)} images exported by "
-            f"dicompress.</p>\n{rows}\n</body></html>\n").encode()
 
 
 def _entry_cost(name: str, size: int) -> int:
