@@ -47,7 +47,8 @@ def test_tree_is_mirrored_and_verified(tree, tmp_path, capsys):
     assert summary["files"] == {"ok": 2, "not-image": 1, "not-dicom": 1}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
                   if p.is_file() and not p.name.startswith(".dicompress-journal")) == [
-        "ct/a.dcm", "us/deep/rgb.dcm"]
+        "ct/a.dcm", "plan.dcm", "us/deep/rgb.dcm"]  # the plan (no pixels) copied unchanged
+    assert (out / "plan.dcm").read_bytes() == (tree / "plan.dcm").read_bytes()
     for rel in ("ct/a.dcm", "us/deep/rgb.dcm"):
         ds = pydicom.dcmread(out / rel)
         assert ds.file_meta.TransferSyntaxUID == RLELossless

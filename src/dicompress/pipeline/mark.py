@@ -7,7 +7,6 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from dicompress import uids
 from dicompress.codecs import Codec
@@ -60,8 +59,6 @@ def output_dataset(ds: Dataset, codec: Codec, layout: FrameLayout,
     if not codec.lossless and not transformed:
         mark_lossy(out, codec, source_lossy)
 
-    if ds.original_encoding[1] is False:  # read big endian
-        swap_binary_values(out)
     if "NumberOfFrames" in out or layout.number_of_frames > 1:
         out.NumberOfFrames = layout.number_of_frames
 
@@ -156,20 +153,3 @@ def complete_file_meta(ds: Dataset) -> None:
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     pydicom.dataset.validate_file_meta(meta, enforce_standard=True)
-
-
-_WORD_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-
-
-def swap_binary_values(ds: Dataset) -> None:
-    """Byte-swap the OW/OF/OL/OD/OV values read from a big-endian file.
-
-    pydicom decodes numbers (US, FL, ...) to Python values, which it re-encodes
-    in the output's byte order; raw binary values stay as read and must be
-    swapped by hand before writing little endian.
-    """
-    for elem in ds.iterall():
-        size = _WORD_VRS.get(elem.VR)
-        if size and isinstance(elem.value, (bytes, bytearray)) and elem.tag != 0x7FE00010:
-            raw = elem.value[: len(elem.value) // size * size]
-            elem.value = np.frombuffer(raw, f">u{size}").astype(f"<u{size}").tobytes()
