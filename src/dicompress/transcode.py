@@ -144,11 +144,11 @@ def _recoded(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     recompressed as JPEG XL, and back): no new loss, so no new UID and no new lossy
     marking (PS3.5 8.2.15); the transform checks its own round trip."""
     codec.check_layout(layout)
-    if options.prepare is not None:
-        raise UnsupportedLayout(f"{codec.name} transforms the frames as they are encoded: "
-                                "de-identification with blanking needs them decoded")
     syntax_in = result.transfer_syntax_in
     frames = encoded_frames(source, ds, layout.number_of_frames)  # before the header changes
+    if options.prepare is not None and options.prepare(ds, layout) is not None:
+        raise UnsupportedLayout(f"{codec.name} transforms the frames as they are encoded: "
+                                "blanking needs them decoded; choose another target")
     out = output_dataset(ds, codec, layout, {}, transformed=True)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
     result.lossy = False

@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
 from pydicom.uid import UID
 from pynetdicom import AE
 from pynetdicom.pdu_primitives import MaximumLengthNotification
@@ -44,7 +43,7 @@ from dicompress.gateway.queue import Item, Queue
 from dicompress.gateway.stow import StowLink
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.mark import complete_file_meta
-from dicompress.pipeline.read import read_header
+from dicompress.pipeline.read import errors_named, read_header
 from dicompress.pipeline.write import write_dataset
 from dicompress.transcode import transcode_file
 
@@ -59,7 +58,12 @@ POISON_AFTER = 5  # an instance that breaks the encoder or pynetdicom this often
 
 def _reencode(source: Path, out: Path, syntax: str, deid) -> None:
     """An object without pixel data in another uncompressed syntax (it is small)."""
-    ds = pydicom.dcmread(source)
+    with errors_named(source):  # a damaged object is the object's fault, said as such
+        _reencode_read(source, out, syntax, deid)
+
+
+def _reencode_read(source: Path, out: Path, syntax: str, deid) -> None:
+    ds = read_header(source, any_object=True)
     if deid is not None:
         check_burned_in(ds, deid)
         deidentifier(deid).apply(ds)
