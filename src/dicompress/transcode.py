@@ -25,7 +25,7 @@ from dicompress.digests import HASHES, file_digest
 from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, StorageError,
                                UnsupportedLayout, UnsupportedTransferSyntax, with_context)
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.encode import LossStats, frame_encoder
+from dicompress.pipeline.encode import FrameView, LossStats, frame_encoder
 from dicompress.pipeline.frames import bounded_map, encoded_frames, start_decoding
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, foreign_error, read_header,
@@ -54,9 +54,15 @@ class TranscodeResult:
     lossy: bool = False
     #: Stored pixel bytes / encoded pixel bytes (the Lossy Image Compression Ratio).
     ratio_pixels: float = 0.0
-    #: Lossy results, verified: the worst frame's PSNR (Bits Stored peak) and error.
+    #: Lossy results, verified (docs/quality.md): the worst frame's PSNR (peak = the
+    #: frame's dynamic range), the worst error on the stored values, in the modality's
+    #: units (HU for CT) and in 8-bit display levels at `display_window` (the file's
+    #: default window).
     psnr: float | None = None
     max_error: int | None = None
+    max_abs_error_modality: float | None = None
+    max_display_error: float | None = None
+    display_window: str | None = None
     #: With `digest`: the content hashes of the input as read and of the output as
     #: written (dicompress.digests).
     digest_in: str | None = None
@@ -186,12 +192,12 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     layout, attrs, first, frames = start_decoding(source, ds, declared)
     codec.check_layout(layout)
     frame_filter = options.prepare(ds, layout) if options.prepare is not None else None
+    stats = LossStats(FrameView(ds))  # read before the header becomes the output's
     out = output_dataset(ds, codec, layout, attrs)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
 
     many = layout.number_of_frames > 1
     codec_threads = 1 if many else (options.codec_threads or threads)
-    stats = LossStats()
     # every frame must match frame 1
     encode = frame_encoder(codec, layout, first.shape, first.dtype, verify=options.verify,
                            codec_threads=codec_threads, frame_filter=frame_filter, stats=stats)
@@ -217,6 +223,10 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     result.ratio_pixels = stored_bytes / max(1, writer.encoded_bytes)
     result.psnr = stats.psnr if stats.count else None
     result.max_error = stats.max_error if stats.count else None
+    if stats.count:
+        result.max_abs_error_modality = stats.max_abs_error_modality
+        result.max_display_error = stats.max_display_error
+        result.display_window = stats.window
     result.destination = destination
     return result
 

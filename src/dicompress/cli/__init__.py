@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--html", type=Path, metavar="FILE",
                     help="a report: table, rate-distortion plots, worst slices beside their differences")
     cp.add_argument("--threads", type=int, help="frames and codecs measured at once (default: all cores)")
+    cp.add_argument("--window", metavar="W",
+                    help="display errors and SSIM at this window: a preset (brain, lung, bone, "
+                         "...), C,W, file[:N] or auto (default: each file's first window, else "
+                         "its VOI LUT, else auto); see docs/quality.md")
 
     pl = sub.add_parser("plan", help="pick the best quality that fits a size budget or a link's deadline")
     pl.add_argument("sources", nargs="+", metavar="SRC", help="files, folders or glob patterns")

@@ -202,6 +202,7 @@ def compare(args) -> int:
         bar.start()
     try:
         result = run_compare(args.sources, choices, sample=args.sample, threads=args.threads,
+                             window=args.window,
                              progress=(lambda done, total: bar.update(task, completed=done,
                                                                        total=total))
                              if bar else None)

@@ -20,6 +20,7 @@ from PIL import Image
 
 from dicompress import voi
 from dicompress.codecs import get_codec
+from dicompress.compare.report import QUALITY_NOTE, visibility
 from dicompress.compare.run import Choice, Comparison, Row
 from dicompress.errors import DicompressError, UnsupportedTransferSyntax
 from dicompress.pipeline.frames import iter_frames
@@ -146,20 +147,26 @@ def _cell(value: float, fmt: str) -> str:
 
 def _table(rows: list[Row]) -> str:
     head = ("<tr><th>codec</th><th>scope</th><th>frames</th><th>bytes</th><th>ratio</th>"
-            "<th>encode MB/s</th><th>decode MB/s</th><th>max error</th><th>RMSE</th>"
+            "<th>encode MB/s</th><th>decode MB/s</th><th>max error (stored)</th>"
+            "<th>max error (modality units)</th><th>max display error (levels)</th>"
+            "<th>window</th><th>flag</th><th>RMSE</th>"
             "<th>PSNR dB</th><th>SSIM</th><th>SSIM min</th><th>worst slice</th></tr>")
     body = []
     for r in rows:
         if not r.frames:
             body.append(f"<tr><td>{html.escape(r.choice)}</td><td>{html.escape(r.scope)}</td>"
-                        f'<td colspan="11" class="note">not applicable: {html.escape(r.not_applicable)}'
+                        f'<td colspan="15" class="note">not applicable: {html.escape(r.not_applicable)}'
                         "</td></tr>")
             continue
         worst = "-" if r.worst is None else f"{r.worst[2]} ({r.worst[3]:.2f} dB)"
         bad = ' class="bad"' if r.lossless_violated else ""
+        flag = visibility(r)
+        flag_cell = f'<td class="bad">{html.escape(flag)}</td>' if flag else "<td>-</td>"
         body.append(f"<tr{bad}><td>{html.escape(r.choice)}</td><td>{html.escape(r.scope)}</td>"
                     f"<td>{r.frames}</td><td>{r.stored_bytes:,}</td><td>{r.ratio:.2f}</td>"
                     f"<td>{r.encode_mb_s:.1f}</td><td>{r.decode_mb_s:.1f}</td><td>{r.max_error}</td>"
+                    f"<td>{r.max_abs_error_modality:.4g}</td><td>{r.max_display_error:.2f}</td>"
+                    f"<td>{html.escape(', '.join(sorted(r.windows)) or '-')}</td>{flag_cell}"
                     f"<td>{r.rmse:.3f}</td><td>{_cell(r.psnr, '.2f')}</td><td>{r.ssim:.5f}</td>"
                     f"<td>{r.ssim_min:.5f}</td><td>{worst}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
@@ -186,8 +193,8 @@ def build(result: Comparison) -> str:
         "<h1>Compression choices compared</h1>",
         f"<p>{result.frames} frames from {len(result.series)} series, {len(result.choices)} choices, "
         f"measured in {result.seconds:.1f} s. Sizes are the encoded frames <code>dicompress "
-        "transcode</code> stores; speeds per core; PSNR and SSIM on the stored values (PSNR peak = "
-        "the Bits Stored range; SSIM range = each source frame's value range).</p>",
+        "transcode</code> stores; speeds per core.</p>",
+        f"<p>{html.escape(QUALITY_NOTE)}.</p>",
         _table(rows), '<div class="plots">',
         "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB) of the mean squared error") +
         f"<figcaption>Size against quality, lossy choices. Lossless: {html.escape(lossless_note) or 'none'}."

@@ -6,30 +6,209 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from dicompress.codecs import Codec
-from dicompress.codecs.search import psnr
+from dicompress.codecs.search import psnr, psnr_peak
 from dicompress.errors import CorruptPixelData, VerificationFailed
 from dicompress.layout import FrameLayout
 
 
-class LossStats:
-    """Worst-case loss over the frames of one lossy file."""
+#: A display error above this many levels of an 8-bit display is flagged "visible":
+#: one level is the smallest step such a display can show, and on a display calibrated
+#: to the Grayscale Standard Display Function (PS3.14) the 256 levels of an 8-bit path
+#: span several hundred just-noticeable differences, so more than one level is more than
+#: one JND (docs/quality.md works the numbers).
+VISIBLE_LEVELS = 1.0
 
-    def __init__(self) -> None:
+# What of a header the display pipeline reads (copied, with the functional groups'
+# values of an Enhanced multi-frame object put where voi.py looks for them).
+_DISPLAY_KEYWORDS = ("PhotometricInterpretation", "SamplesPerPixel", "BitsStored",
+                     "PixelRepresentation", "RescaleSlope", "RescaleIntercept",
+                     "ModalityLUTSequence", "WindowCenter", "WindowWidth",
+                     "WindowCenterWidthExplanation", "VOILUTFunction", "VOILUTSequence")
+
+
+class FrameView:
+    """How one frame's stored values are read: the modality transform (Rescale Slope and
+    Intercept, or the Modality LUT) and the display window, as `dicompress.voi` applies
+    them.
+
+    Parameters
+    ----------
+    ds : Dataset
+        The source's header (read from; nothing is kept of it but what display needs).
+    frame : int
+        0-based frame: an Enhanced multi-frame object's Pixel Value Transformation and
+        Frame VOI LUT come from its Shared, then its Per-Frame Functional Groups.
+    window : optional
+        A preset name, "C,W", "auto", "file[:N]" (`voi.resolve_window`); None: the file's
+        first window, else its VOI LUT Sequence, else auto (0.5-99.5 percentiles).
+    """
+
+    def __init__(self, ds, frame: int = 0, window=None) -> None:
+        from pydicom.dataset import Dataset
+
+        header = Dataset()
+        for keyword in _DISPLAY_KEYWORDS:
+            if keyword in ds:
+                setattr(header, keyword, ds[keyword].value)
+        for group in _functional_groups(ds, frame):
+            for sequence in ("PixelValueTransformationSequence", "FrameVOILUTSequence"):
+                for item in group.get(sequence, [])[:1]:
+                    for keyword in _DISPLAY_KEYWORDS:
+                        if keyword in item:
+                            setattr(header, keyword, item[keyword].value)
+        self.header = header
+        self.window = window
+        photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+        self.grayscale = photometric.startswith("MONOCHROME")
+
+    def resolve(self, reference: np.ndarray):
+        """The window of this frame (resolved on the source frame for "auto")."""
+        from dicompress import voi
+
+        return voi.resolve_window(self.header, self.window,
+                                  lambda: voi.modality_values(self.header, reference))
+
+    def modality(self, arr: np.ndarray) -> np.ndarray:
+        """Values in the modality's units (HU for CT); colour samples as stored."""
+        from dicompress import voi
+
+        if not self.grayscale:
+            return arr.astype(np.float64)
+        return voi.modality_values(self.header, arr)
+
+    def display(self, arr: np.ndarray, window, bits_stored: int) -> np.ndarray:
+        """Display levels 0..255 (float, to 1/257 of a level) at `window`; colour
+        samples scaled from Bits Stored to 8 bits."""
+        from dicompress import voi
+
+        if not self.grayscale:
+            return arr.astype(np.float64) * (255.0 / max(1, 2**bits_stored - 1))
+        return voi.render(self.header, window=window, bits=16, arr=arr,
+                          invert=False).astype(np.float64) / 257.0
+
+
+def window_label(window) -> str:
+    """A window as a reader names it: ``C40/W400``, with its explanation or preset."""
+    if window is None:
+        return "stored range"
+    if isinstance(window, tuple):
+        return "VOI LUT"
+    if window.explanation.startswith("auto"):  # one per frame: named once for all
+        return "auto (p0.5-p99.5 of each frame)"
+    name = f" {window.explanation}" if window.explanation else ""
+    return f"C{window.center:g}/W{window.width:g}{name}"
+
+
+def _functional_groups(ds, frame: int) -> list:
+    """The Shared, then this frame's Per-Frame Functional Groups item (PS3.3 C.7.6.16)."""
+    groups = list(ds.get("SharedFunctionalGroupsSequence", []))[:1]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
+    if 0 <= frame < len(per_frame):
+        groups.append(per_frame[frame])
+    return groups
+
+
+@dataclass(frozen=True)
+class FrameLoss:
+    """The loss of one decoded frame against its source (docs/quality.md).
+
+    Attributes
+    ----------
+    samples, max_error, squared_error
+        Sample count, the worst absolute error and the sum of squared errors, on the
+        stored values.
+    peak
+        The PSNR peak: the source frame's dynamic range (`codecs.search.psnr_peak`).
+    max_abs_error_modality
+        The worst absolute error in the modality's units (HU for CT).
+    max_display_error
+        The worst error in levels of an 8-bit display at `window`.
+    window
+        The label of the window the display error was taken at.
+    ssim
+        SSIM on the display levels, when `frame_loss` was given a similarity.
+    """
+
+    samples: int
+    max_error: int
+    squared_error: float
+    peak: float
+    max_abs_error_modality: float
+    max_display_error: float
+    window: str
+    #: SSIM on the display levels (1.0 when not asked or identical).
+    ssim: float = 1.0
+
+    @property
+    def mse(self) -> float:
+        return self.squared_error / self.samples if self.samples else 0.0
+
+    @property
+    def rmse(self) -> float:
+        return math.sqrt(self.mse)
+
+    @property
+    def psnr(self) -> float:
+        mse = self.mse
+        return math.inf if mse <= 0 else 10.0 * math.log10(self.peak * self.peak / mse)
+
+
+def frame_loss(reference: np.ndarray, decoded: np.ndarray, view: FrameView, bits_stored: int,
+               *, similarity: Callable[[np.ndarray, np.ndarray], float] | None = None
+               ) -> FrameLoss:
+    """The loss of `decoded` against `reference` (both as stored) under `view`;
+    `similarity(source levels, decoded levels)` (SSIM) is taken on the display levels."""
+    diff = reference.astype(np.int64) - decoded.astype(np.int64)
+    flat = diff.ravel().astype(np.float64)
+    max_error = int(np.abs(diff).max(initial=0))
+    window = view.resolve(reference) if view.grayscale else None
+    modality_error = display_error = 0.0
+    similar = 1.0
+    if max_error:
+        modality_error = float(np.abs(view.modality(reference) - view.modality(decoded)).max())
+        shown = view.display(reference, window, bits_stored)
+        shown_decoded = view.display(decoded, window, bits_stored)
+        display_error = float(np.abs(shown - shown_decoded).max())
+        if similarity is not None:
+            similar = similarity(shown, shown_decoded)
+    return FrameLoss(diff.size, max_error, float(np.dot(flat, flat)), psnr_peak(reference),
+                     modality_error, display_error, window_label(window), similar)
+
+
+class LossStats:
+    """Worst-case loss over the frames of one lossy file (`frame_loss` of each)."""
+
+    def __init__(self, view: FrameView | None = None) -> None:
         self.count = 0
         self.max_error = 0
+        self.max_abs_error_modality = 0.0
+        self.max_display_error = 0.0
+        self.window = ""
         self.psnr = math.inf
+        self.view = view
         self._lock = threading.Lock()
 
     def add(self, source: np.ndarray, decoded: np.ndarray, bits_stored: int) -> None:
-        error = int(np.abs(source.astype(np.int64) - decoded.astype(np.int64)).max(initial=0))
-        value = psnr(source, decoded, bits_stored)
+        if self.view is None:  # no header: stored values, no display window
+            loss = FrameLoss(source.size,
+                             int(np.abs(source.astype(np.int64) - decoded.astype(np.int64))
+                                 .max(initial=0)), 0.0, 1.0, 0.0, 0.0, "")
+            value = psnr(source, decoded)
+            error = float(loss.max_error)
+        else:
+            loss = frame_loss(source, decoded, self.view, bits_stored)
+            value, error = loss.psnr, loss.max_abs_error_modality
         with self._lock:
             self.count += 1
-            self.max_error = max(self.max_error, error)
+            self.max_error = max(self.max_error, loss.max_error)
+            self.max_abs_error_modality = max(self.max_abs_error_modality, error)
+            self.max_display_error = max(self.max_display_error, loss.max_display_error)
+            self.window = self.window or loss.window
             self.psnr = min(self.psnr, value)
 
 

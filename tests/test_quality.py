@@ -1,0 +1,96 @@
+"""Quality numbers in the units a reader sees (docs/quality.md): compare and transcode
+agree with each other and with a computation of our own on pydicom's decoding of the
+written file (rescale and window applied here, by hand)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pydicom
+import pytest
+
+from dicompress.codecs import get_codec
+from dicompress.compare import compare, parse_codecs
+from dicompress.compare.report import write_json
+from dicompress.pipeline.encode import VISIBLE_LEVELS
+from dicompress.samples import find_sample
+from dicompress.transcode import transcode_file
+
+
+def _stored(path) -> np.ndarray:
+    return pydicom.dcmread(path).pixel_array.astype(np.float64)
+
+
+def _linear_window(x: np.ndarray, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.2 (LINEAR) to 0..255, continuous."""
+    return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0) * 255.0
+
+
+@pytest.mark.parametrize("name, setting", [("693_UNCR.dcm", 40), ("MR2_UNCR.dcm", 20)])
+def test_worst_modality_error_is_what_transcode_writes(name, setting, tmp_path):
+    source = find_sample(name)
+    row = compare([source], parse_codecs(f"j2k-lossy:{setting}")).overall[f"j2k-lossy:{setting}"]
+    result = transcode_file(source, tmp_path / "out.dcm", get_codec("j2k-lossy", ratio=setting))
+
+    header = pydicom.dcmread(source, stop_before_pixels=True)
+    slope, intercept = float(header.RescaleSlope), float(header.RescaleIntercept)
+    before = _stored(source) * slope + intercept  # HU for the CT
+    after = _stored(tmp_path / "out.dcm") * slope + intercept
+    independent = float(np.abs(before - after).max())
+    assert independent > 0  # a lossy setting that loses something: the test can fail
+    assert row.max_abs_error_modality == pytest.approx(independent, rel=1e-9)
+    assert result.max_abs_error_modality == pytest.approx(independent, rel=1e-9)
+
+    center, width = float(header.WindowCenter), float(header.WindowWidth)
+    display = float(np.abs(_linear_window(before, center, width)
+                           - _linear_window(after, center, width)).max())
+    # voi.py renders to 16 bits: each side is within half of 1/257 of a level
+    assert row.max_display_error == pytest.approx(display, abs=1 / 257)
+    assert result.max_display_error == pytest.approx(display, abs=1 / 257)
+    assert result.display_window == f"C{center:g}/W{width:g}"
+
+    stored_before, stored_after = _stored(source), _stored(tmp_path / "out.dcm")
+    peak = stored_before.max() - stored_before.min()  # the image's dynamic range
+    mse = float(np.mean((stored_before - stored_after) ** 2))
+    assert row.psnr == pytest.approx(10 * math.log10(peak * peak / mse), abs=1e-6)
+    assert result.psnr == pytest.approx(row.psnr, abs=1e-6)
+
+
+def test_psnr_target_is_met_on_the_dynamic_range(tmp_path):
+    source = find_sample("693_UNCR.dcm")
+    result = transcode_file(source, tmp_path / "out.dcm", get_codec("j2k-lossy", psnr=45))
+    before, after = _stored(source), _stored(tmp_path / "out.dcm")
+    mse = float(np.mean((before - after) ** 2))
+    on_range = 10 * math.log10((before.max() - before.min()) ** 2 / mse)
+    on_bits_stored = 10 * math.log10((2**14 - 1) ** 2 / mse)
+    assert 45 <= on_range < on_bits_stored  # the Bits Stored peak would flatter it
+    assert result.psnr == pytest.approx(on_range, abs=1e-6)
+
+
+def test_visible_at_a_narrow_window_and_reported_in_json(tmp_path):
+    source = find_sample("693_UNCR.dcm")
+    result = compare([source], parse_codecs("rle,j2k-lossy:40"), window="brain")
+    lossy, lossless = result.overall["j2k-lossy:40"], result.overall["rle"]
+    assert lossless.max_display_error == 0 and lossless.visible_at == []
+    assert lossy.max_display_error > VISIBLE_LEVELS
+    assert lossy.visible_at == ["C40/W80 brain"]
+    write_json(result, tmp_path / "c.json")
+    row = next(r for r in json.loads((tmp_path / "c.json").read_text())["codecs"]
+               if r["codec"] == "j2k-lossy:40")
+    assert row["max_abs_error_modality"] == pytest.approx(lossy.max_abs_error_modality, abs=1e-4)
+    assert row["max_display_error"] == pytest.approx(lossy.max_display_error, abs=1e-3)
+    assert row["visible_at"] == ["C40/W80 brain"]
+
+
+def test_enhanced_ct_reads_rescale_and_window_from_its_functional_groups():
+    from dicompress.pipeline.encode import FrameView
+
+    ds = pydicom.dcmread(find_sample("eCT_Supplemental.dcm"), stop_before_pixels=True)
+    assert "RescaleIntercept" not in ds  # only in the Pixel Value Transformation group
+    view = FrameView(ds, 1)
+    assert float(view.header.RescaleIntercept) == -1024.0
+    stored = np.array([[1024, 1124]], np.uint16)
+    assert view.modality(stored).tolist() == [[0.0, 100.0]]
+    assert str(view.resolve(stored)).startswith("C49/W102")
