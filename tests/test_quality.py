@@ -94,3 +94,61 @@ def test_enhanced_ct_reads_rescale_and_window_from_its_functional_groups():
     stored = np.array([[1024, 1124]], np.uint16)
     assert view.modality(stored).tolist() == [[0.0, 100.0]]
     assert str(view.resolve(stored)).startswith("C49/W102")
+
+
+# -- where a lossy output says what it derives from -------------------------------------------
+def _findings(tool, path):
+    """dciodvfy's errors, and its warnings about attributes the IOD does not have."""
+    import re
+    import subprocess
+
+    proc = subprocess.run([tool, str(path)], capture_output=True, text=True, errors="replace")
+    text = proc.stdout + proc.stderr
+    lines = re.findall(r"^(Error - .*|Warning - Attribute is not present in standard .*)$",
+                       text, re.M)
+    return {re.sub(r"\s+", " ", line).strip() for line in lines}
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("target", ["j2k-lossy", "htj2k-lossy", "jpegls-near"])
+def test_enhanced_ct_derivation_goes_in_its_functional_group(target, tmp_path):
+    from test_interop import new_errors
+
+    source = find_sample("eCT_Supplemental.dcm")
+    output = tmp_path / "out.dcm"
+    transcode_file(source, output, target)
+    ds = pydicom.dcmread(output, stop_before_pixels=True)
+    for keyword in ("SourceImageSequence", "DerivationDescription", "DerivationCodeSequence"):
+        assert keyword not in ds, keyword  # not at the top level of an Enhanced object
+    item = ds.SharedFunctionalGroupsSequence[0].DerivationImageSequence[-1]
+    assert item.DerivationCodeSequence[0].CodeValue == "113040"
+    assert "Lossy compression by dicompress" in item.DerivationDescription
+    reference = item.SourceImageSequence[0]
+    original = pydicom.dcmread(source, stop_before_pixels=True)
+    assert reference.ReferencedSOPInstanceUID == original.SOPInstanceUID != ds.SOPInstanceUID
+    assert reference.PurposeOfReferenceCodeSequence[0].CodeValue == "121320"
+    assert all("DerivationImageSequence" not in group
+               for group in ds.PerFrameFunctionalGroupsSequence)
+    if target.startswith("htj2k"):
+        return  # dicom3tools (Debian bookworm) predates HTJ2K
+    new, compared = new_errors([(source, output)], errors=_findings)
+    assert compared == 1 and not new, new
+
+
+def test_per_frame_derivation_stays_per_frame():
+    """A source that keeps the Derivation Image group per frame gets the item in every
+    frame's group, not a second copy of the group in the shared one (PS3.3 C.7.6.16)."""
+    from pydicom.dataset import Dataset
+
+    from dicompress.pipeline.mark import mark_lossy
+
+    ds = pydicom.dcmread(find_sample("eCT_Supplemental.dcm"), stop_before_pixels=True)
+    earlier = Dataset()
+    earlier.DerivationDescription = "resampled"
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        group.DerivationImageSequence = [earlier]
+    mark_lossy(ds, get_codec("j2k-lossy", ratio=10), source_lossy=False)
+    assert "DerivationImageSequence" not in ds.SharedFunctionalGroupsSequence[0]
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        descriptions = [i.DerivationDescription for i in group.DerivationImageSequence]
+        assert descriptions[0] == "resampled" and descriptions[1].startswith("Lossy compression")
