@@ -385,3 +385,38 @@ def test_plan_only_offers_choices_every_file_can_take(tmp_path):
     summary = BatchRun(iter_sources([folder]),
                        BatchOptions(target=codec, output=tmp_path / "o", jobs=1)).run()
     assert summary.counts == {"ok": 2}
+
+
+# -- budgets as sent, sizes in the user's units -----------------------------------------------
+def test_plan_budget_counts_the_files_as_sent_and_says_so_honestly(big_series, tmp_path, capsys):
+    from dicompress.export.budget import sent_total
+
+    js = tmp_path / "plan.json"
+    found = totals([big_series])
+    budget = 2 * found.stored_bytes  # lossless fits as files; as sent it is tighter
+    assert main(["plan", str(big_series), "--budget", f"{budget / 1e6:.3f}MB", "--sample", "2",
+                 "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(js.read_text())
+    assert data["counted"] == "sent"
+    choice = data["choice"]
+    assert choice["predicted_sent_bytes"] == sent_total(choice["predicted_bytes"], found.files)
+    assert choice["predicted_sent_bytes"] <= data["capacity_bytes"]
+    share = choice["predicted_sent_bytes"] / data["capacity_bytes"]
+    assert f"{share:.0%} of {budget / 1e6:.3f}MB" in out  # the share of what was typed
+    assert "MiB" not in out and " KB" not in out  # decimal units, as typed
+    assert main(["plan", str(big_series), "--budget", f"{budget / 1e6:.3f}MB", "--raw-size",
+                 "--sample", "2", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["counted"] == "raw"
+
+
+def test_plan_lists_no_lossy_option_that_is_not_smaller_than_lossless(big_series):
+    result = plan([big_series], 10**9, sample=2)
+    smallest = min(o.predicted_bytes for o in result.options if o.lossless and not o.reason)
+    lossy = [o for o in result.options if not o.lossless and not o.reason]
+    assert lossy and all(o.predicted_bytes < smallest for o in lossy)
+
+
+def test_a_budget_without_a_unit_suggests_megabytes(big_series, capsys):
+    assert main(["plan", str(big_series), "--budget", "25"]) == 2
+    assert "did you mean 25MB?" in capsys.readouterr().err
