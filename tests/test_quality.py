@@ -152,3 +152,24 @@ def test_per_frame_derivation_stays_per_frame():
     for group in ds.PerFrameFunctionalGroupsSequence:
         descriptions = [i.DerivationDescription for i in group.DerivationImageSequence]
         assert descriptions[0] == "resampled" and descriptions[1].startswith("Lossy compression")
+
+
+def test_per_frame_rescale_of_an_enhanced_object_is_applied_frame_by_frame(tmp_path):
+    from pydicom.dataset import Dataset
+
+    ds = pydicom.dcmread(find_sample("eCT_Supplemental.dcm"))
+    del ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence
+    slopes = (1.0, 3.0)
+    for group, slope in zip(ds.PerFrameFunctionalGroupsSequence, slopes):
+        item = Dataset()
+        item.RescaleSlope, item.RescaleIntercept, item.RescaleType = slope, -1024, "HU"
+        group.PixelValueTransformationSequence = [item]
+    source = tmp_path / "per_frame.dcm"
+    ds.save_as(source)  # a test input, not an output of ours
+    result = transcode_file(source, tmp_path / "out.dcm", get_codec("j2k-lossy", ratio=30))
+    before = pydicom.dcmread(source).pixel_array.astype(np.float64)
+    after = pydicom.dcmread(tmp_path / "out.dcm").pixel_array.astype(np.float64)
+    independent = max(float(np.abs(b - a).max()) * slope
+                       for b, a, slope in zip(before, after, slopes))
+    assert independent > 0
+    assert result.max_abs_error_modality == pytest.approx(independent, rel=1e-9)

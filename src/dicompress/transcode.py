@@ -25,7 +25,7 @@ from dicompress.digests import HASHES, file_digest
 from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, StorageError,
                                UnsupportedLayout, UnsupportedTransferSyntax, with_context)
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.encode import FrameView, LossStats, frame_encoder
+from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
 from dicompress.pipeline.frames import bounded_map, encoded_frames, start_decoding
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, foreign_error, read_header,
@@ -192,7 +192,7 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     layout, attrs, first, frames = start_decoding(source, ds, declared)
     codec.check_layout(layout)
     frame_filter = options.prepare(ds, layout) if options.prepare is not None else None
-    stats = LossStats(FrameView(ds))  # read before the header becomes the output's
+    stats = LossStats(frame_views(ds))  # read before the header becomes the output's
     out = output_dataset(ds, codec, layout, attrs)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
 
@@ -211,7 +211,9 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
                      extended_offsets=bool(extended), verify=options.verify,
                      before_replace=options.before_replace,
                      digest=options.digest) as (writer, written):
-        for data in bounded_map(encode, itertools.chain([first], frames), threads if many else 1):
+        for data in bounded_map(lambda item: encode(item[1], index=item[0]),
+                                enumerate(itertools.chain([first], frames)),
+                                threads if many else 1):
             writer.add(data)
         del first
         ratio = None if codec.lossless else stored_bytes / max(1, writer.encoded_bytes)

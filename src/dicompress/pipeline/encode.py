@@ -92,6 +92,16 @@ class FrameView:
                           invert=False).astype(np.float64) / 257.0
 
 
+def frame_views(ds, window=None) -> list[FrameView]:
+    """How each frame of `ds` is read: one view for all frames, or one per frame when an
+    Enhanced object's Per-Frame Functional Groups carry their own rescale or window."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
+    if any("PixelValueTransformationSequence" in group or "FrameVOILUTSequence" in group
+           for group in per_frame):
+        return [FrameView(ds, n, window) for n in range(len(per_frame))]
+    return [FrameView(ds, 0, window)]
+
+
 def window_label(window) -> str:
     """A window as a reader names it: ``C40/W400``, with its explanation or preset."""
     if window is None:
@@ -181,27 +191,30 @@ def frame_loss(reference: np.ndarray, decoded: np.ndarray, view: FrameView, bits
 
 
 class LossStats:
-    """Worst-case loss over the frames of one lossy file (`frame_loss` of each)."""
+    """Worst-case loss over the frames of one lossy file (`frame_loss` of each, frame n
+    read through `views[n]`, or the only view)."""
 
-    def __init__(self, view: FrameView | None = None) -> None:
+    def __init__(self, views: list[FrameView] | None = None) -> None:
         self.count = 0
         self.max_error = 0
         self.max_abs_error_modality = 0.0
         self.max_display_error = 0.0
         self.window = ""
         self.psnr = math.inf
-        self.view = view
+        self.views = views or []
         self._lock = threading.Lock()
 
-    def add(self, source: np.ndarray, decoded: np.ndarray, bits_stored: int) -> None:
-        if self.view is None:  # no header: stored values, no display window
+    def add(self, source: np.ndarray, decoded: np.ndarray, bits_stored: int,
+            index: int = 0) -> None:
+        if not self.views:  # no header: stored values, no display window
             loss = FrameLoss(source.size,
                              int(np.abs(source.astype(np.int64) - decoded.astype(np.int64))
                                  .max(initial=0)), 0.0, 1.0, 0.0, 0.0, "")
             value = psnr(source, decoded)
             error = float(loss.max_error)
         else:
-            loss = frame_loss(source, decoded, self.view, bits_stored)
+            view = self.views[index] if index < len(self.views) else self.views[0]
+            loss = frame_loss(source, decoded, view, bits_stored)
             value, error = loss.psnr, loss.max_abs_error_modality
         with self._lock:
             self.count += 1
@@ -218,8 +231,8 @@ def frame_encoder(codec: Codec, layout: FrameLayout, shape: tuple[int, ...], dty
                   stats: LossStats | None = None) -> Callable[[np.ndarray], bytes]:
     """The function that encodes one frame (of `shape` and `dtype`, as frame 1 decoded)
     and, with `verify`, decodes it again: bit-exact for lossless codecs, else the loss
-    goes to `stats`."""
-    def encode(arr: np.ndarray) -> bytes:
+    goes to `stats` (`index`: the frame's 0-based number, for its view)."""
+    def encode(arr: np.ndarray, index: int = 0) -> bytes:
         if arr.shape != shape or arr.dtype != dtype:
             raise CorruptPixelData(f"frame decodes to {arr.shape} {arr.dtype}, "
                                    f"frame 1 to {shape} {dtype}")
@@ -235,7 +248,7 @@ def frame_encoder(codec: Codec, layout: FrameLayout, shape: tuple[int, ...], dty
                 if back.shape != arr.shape:
                     raise VerificationFailed(f"a lossy frame decodes to {back.shape}, not {arr.shape}")
                 if stats is not None:
-                    stats.add(arr, back, layout.bits_stored)
+                    stats.add(arr, back, layout.bits_stored, index)
         return data
 
     return encode
