@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dicompress import voi
 from dicompress.codecs import get_codec
 from dicompress.compare.report import QUALITY_NOTE, visibility
 from dicompress.compare.run import Choice, Comparison, Row
 from dicompress.errors import DicompressError, UnsupportedTransferSyntax
+from dicompress.pipeline.encode import FrameView, frame_loss
 from dicompress.pipeline.frames import iter_frames
 from dicompress.pipeline.read import read_header
 
@@ -112,20 +112,19 @@ def _png(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _worst_slice(choice: Choice, row: Row) -> str:
-    """Source and decoded frames of the worst slice, windowed alike, and the difference."""
+def _worst_slice(choice: Choice, row: Row, window=None) -> str:
+    """Source and decoded frames of the worst slice, at the window the display error was
+    measured at, and the difference."""
     path, frame, slice_number, value = row.worst
     try:
         layout, frames = iter_frames(Path(path))
         arr = next(a for n, a in enumerate(frames) if n == frame - 1)
         decoded = choice.codec.decode_frame(choice.codec.encode_frame(arr, layout, 1), layout)
-        ds = read_header(Path(path))
-        if arr.ndim == 2:
-            win = voi.resolve_window(ds, None, voi.modality_values(ds, arr))
-            shown = [voi.render(ds, window=win, arr=a) for a in (arr, decoded)]
-        else:  # colour: the samples as stored, scaled to 8 bits
-            scale = 255.0 / max(1, 2**layout.bits_stored - 1)
-            shown = [np.clip(a * scale, 0, 255).astype(np.uint8) for a in (arr, decoded)]
+        view = FrameView(read_header(Path(path)), frame - 1, window)
+        loss = frame_loss(arr, decoded, view, layout.bits_stored)
+        win = view.resolve(arr) if view.grayscale else None
+        shown = [np.clip(np.floor(view.display(a, win, layout.bits_stored) + 0.5), 0, 255)
+                 .astype(np.uint8) for a in (arr, decoded)]
         diff = decoded.astype(np.int64) - arr.astype(np.int64)
         peak = max(1, int(np.abs(diff).max()))
         gray = np.clip(128 + diff * (127.0 / peak), 0, 255).astype(np.uint8)
@@ -134,8 +133,10 @@ def _worst_slice(choice: Choice, row: Row) -> str:
     except (DicompressError, StopIteration, ValueError) as exc:
         return f'<p class="note">worst slice of {html.escape(row.choice)} not shown: {html.escape(str(exc))}</p>'
     return (f'<figure class="slice"><figcaption><b>{html.escape(row.choice)}</b>: slice '
-            f'{slice_number} ({html.escape(Path(path).name)} frame {frame}), PSNR {value:.2f} dB, '
-            f'max error {int(np.abs(diff).max())} on this slice</figcaption>'
+            f'{slice_number} ({html.escape(Path(path).name)} frame {frame}), PSNR {value:.2f} dB; '
+            f'on this slice: max error {loss.max_abs_error_modality:.4g} in the modality\'s units '
+            f'({loss.max_error} stored), {loss.max_display_error:.1f} display levels at '
+            f'{html.escape(loss.window)}</figcaption>'
             f'<img alt="source" src="{_png(shown[0])}"><img alt="decoded" src="{_png(shown[1])}">'
             f'<img alt="difference" src="{_png(gray)}"><div class="note">source, decoded '
             f'(same window), difference (grey = 0, black/white = -/+{peak})</div></figure>')
@@ -196,7 +197,7 @@ def build(result: Comparison) -> str:
         "transcode</code> stores; speeds per core.</p>",
         f"<p>{html.escape(QUALITY_NOTE)}.</p>",
         _table(rows), '<div class="plots">',
-        "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB) of the mean squared error") +
+        "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB), peak = each frame's range") +
         f"<figcaption>Size against quality, lossy choices. Lossless: {html.escape(lossless_note) or 'none'}."
         "</figcaption></figure>",
         "<figure>" + scatter(size_speed, "size (MB)", "encode speed (MB/s per core, log)", log_y=True) +
@@ -205,7 +206,8 @@ def build(result: Comparison) -> str:
     if lossy:
         parts.append("<h2>Worst slice of each lossy choice</h2>")
         by_label = {c.label: c for c in result.choices}
-        parts += [_worst_slice(by_label[r.choice], r) for r in lossy if r.worst is not None]
+        parts += [_worst_slice(by_label[r.choice], r, result.window) for r in lossy
+                  if r.worst is not None]
     if len(result.series) > 1:
         parts += ["<h2>Per series</h2>", _table(list(result.per_series.values()))]
     if result.failed or result.skipped:

@@ -345,6 +345,8 @@ class Comparison:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    #: The window display errors were measured at (None: each file's default).
+    window: str | None = None
 
     @property
     def violations(self) -> list[Row]:
@@ -366,7 +368,7 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
     """Measure every choice on the frames of `sources` (all, or `sample` per series);
     display errors at `window` (a preset, "C,W", "auto") or each file's default."""
     start = time.perf_counter()
-    result = Comparison(choices)
+    result = Comparison(choices, window=window)
     refs = select_frames(sources, sample, result.skipped, window)
     result.series = list(dict.fromkeys(ref.series for ref in refs))
     for choice in choices:
