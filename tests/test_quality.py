@@ -173,3 +173,21 @@ def test_per_frame_rescale_of_an_enhanced_object_is_applied_frame_by_frame(tmp_p
                        for b, a, slope in zip(before, after, slopes))
     assert independent > 0
     assert result.max_abs_error_modality == pytest.approx(independent, rel=1e-9)
+
+
+def test_a_window_the_display_pipeline_refuses_falls_back_to_auto_and_says_so():
+    from pydicom.dataset import Dataset
+
+    from dicompress.compare.metrics import quality
+    from dicompress.pipeline.encode import FrameView
+
+    header = Dataset()
+    header.PhotometricInterpretation, header.BitsStored, header.PixelRepresentation = \
+        "MONOCHROME2", 12, 0
+    header.WindowCenter, header.WindowWidth = 100, 0.5  # LINEAR needs a width of 1 or more
+    ref = np.arange(400, dtype=np.uint16).reshape(20, 20)
+    dec = ref.copy()
+    dec[5, 5] += 4
+    q = quality(ref, dec, 12, FrameView(header))
+    assert q.window.startswith("auto (the file's window unusable: window width 0.5 < 1")
+    assert q.max_display_error > 0 and q.max_abs_error_modality == 4

@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from dicompress import uids
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
@@ -186,6 +188,21 @@ def serve(args) -> int:
     return 0
 
 
+def _check_window(window: str) -> None:
+    """--window names a preset, C,W, auto or file[:N] (file windows are checked per file)."""
+    from pydicom.dataset import Dataset
+
+    from dicompress import voi
+    from dicompress.errors import DisplayError
+
+    if window.lower().startswith("file"):
+        return
+    try:
+        voi.resolve_window(Dataset(), window, np.zeros(1))
+    except (DisplayError, ValueError) as exc:
+        raise UsageError(f"--window {window!r}: {exc}") from None
+
+
 def compare(args) -> int:
     from dicompress.compare import compare as run_compare, parse_codecs
     from dicompress.compare import report as compare_report
@@ -201,6 +218,8 @@ def compare(args) -> int:
         task = bar.add_task("measuring", total=None)
         bar.start()
     try:
+        if args.window is not None:
+            _check_window(args.window)
         result = run_compare(args.sources, choices, sample=args.sample, threads=args.threads,
                              window=args.window,
                              progress=(lambda done, total: bar.update(task, completed=done,

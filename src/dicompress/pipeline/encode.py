@@ -12,7 +12,7 @@ import numpy as np
 
 from dicompress.codecs import Codec
 from dicompress.codecs.search import psnr, psnr_peak
-from dicompress.errors import CorruptPixelData, VerificationFailed
+from dicompress.errors import CorruptPixelData, DisplayError, VerificationFailed
 from dicompress.layout import FrameLayout
 
 
@@ -176,18 +176,43 @@ def frame_loss(reference: np.ndarray, decoded: np.ndarray, view: FrameView, bits
     diff = reference.astype(np.int64) - decoded.astype(np.int64)
     flat = diff.ravel().astype(np.float64)
     max_error = int(np.abs(diff).max(initial=0))
-    window = view.resolve(reference) if view.grayscale else None
     modality_error = display_error = 0.0
     similar = 1.0
+    window, label = _window(view, reference)
     if max_error:
         modality_error = float(np.abs(view.modality(reference) - view.modality(decoded)).max())
-        shown = view.display(reference, window, bits_stored)
-        shown_decoded = view.display(decoded, window, bits_stored)
+        try:
+            shown = view.display(reference, window, bits_stored)
+            shown_decoded = view.display(decoded, window, bits_stored)
+        except DisplayError as exc:  # a window the display pipeline refuses (width < 1)
+            window, label = _auto(view, reference, exc)
+            shown = view.display(reference, window, bits_stored)
+            shown_decoded = view.display(decoded, window, bits_stored)
         display_error = float(np.abs(shown - shown_decoded).max())
         if similarity is not None:
             similar = similarity(shown, shown_decoded)
     return FrameLoss(diff.size, max_error, float(np.dot(flat, flat)), psnr_peak(reference),
-                     modality_error, display_error, window_label(window), similar)
+                     modality_error, display_error, label, similar)
+
+
+def _window(view: FrameView, reference: np.ndarray) -> tuple:
+    """The frame's window and its label; a window the file cannot give (``file:3`` of a
+    file with one) falls back to auto, and the label says so."""
+    if not view.grayscale:
+        return None, window_label(None)
+    try:
+        window = view.resolve(reference)
+    except DisplayError as exc:
+        return _auto(view, reference, exc)
+    return window, window_label(window)
+
+
+def _auto(view: FrameView, reference: np.ndarray, why: Exception) -> tuple:
+    from dicompress import voi
+
+    window = voi.auto_window(view.modality(reference))
+    asked = view.window or "the file's window"
+    return window, f"auto ({asked} unusable: {str(why)[:60]})"
 
 
 class LossStats:
