@@ -191,3 +191,21 @@ def test_a_window_the_display_pipeline_refuses_falls_back_to_auto_and_says_so():
     q = quality(ref, dec, 12, FrameView(header))
     assert q.window.startswith("auto (the file's window unusable: window width 0.5 < 1")
     assert q.max_display_error > 0 and q.max_abs_error_modality == 4
+
+
+@pytest.mark.peers
+@pytest.mark.xfail(strict=True, reason=(
+    "US Image module (PS3.3 C.8.5.6.1.16): YBR_FULL needs Planar Configuration 1. For "
+    "native outputs that means writing the frames colour-by-plane (codecs/native.py and the "
+    "fast path); for J2K/JPEG-LS the Planar Configuration must stay 0 (PS3.5 8.2; pydicom "
+    "misreads J2K marked 1, DCMTK warns on JPEG-LS), so those should code such a source as "
+    "RGB (YBR_ICT/RCT for J2K) instead: both are codec changes, not lossy marking"))
+@pytest.mark.parametrize("target", ["explicit", "j2k-lossy"])
+def test_us_ybr_full_outputs_follow_the_us_planar_configuration_rule(target, tmp_path):
+    from test_interop import new_errors
+
+    source = find_sample("examples_ybr_color.dcm")  # US multi-frame, YBR_FULL_422 JPEG
+    output = tmp_path / "out.dcm"
+    transcode_file(source, output, target)
+    new, compared = new_errors([(source, output)])
+    assert compared == 1 and not new, new
