@@ -21,6 +21,10 @@ from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayo
 from dicompress.samples import find_sample
 from dicompress.transcode import transcode_file
 
+# The targets added by issue 19 and 15 have their own corpus round trips, each read back
+# by an independent reader: jpegxl (djxl, tests/test_jpegxl.py), deflate-frames (zlib,
+# tests/test_deflate_frames.py), encapsulated-uncompressed (pydicom's fragment parser,
+# tests/test_codec_table.py).
 LOSSLESS = ["explicit", "implicit", "deflate", "rle", "j2k", "htj2k", "htj2k-rpcl", "jpegls"]
 
 # What each lossless target cannot carry, by design, among the decodable corpus images.

@@ -96,7 +96,8 @@ def test_codec_lists_parse_like_the_issue_says():
     assert chosen["jpegls-near:2"].codec.option("near") == 2
     assert chosen["jpeg:85"].codec.option("quality") == 85
     default = [c.label for c in parse_codecs(None)]
-    assert len(default) == 6 + 4 + 4 + 3 + 2 and "htj2k-lossy:40" in default and "jpeg:75" in default
+    assert len(default) == 6 + 4 + 4 + 3 + 2 + 2 and "htj2k-lossy:40" in default and "jpeg:75" in default
+    assert {"jpegxl:1", "jpegxl:7"} <= set(default)  # issue 19: JPEG XL at two efforts
     assert {"explicit", "rle", "j2k", "htj2k", "htj2k-rpcl", "jpegls"} <= set(default)
     for bad in ("10,rle", "rle,rle", "deflate", "rle:3", "zip"):
         with pytest.raises(UnsupportedTransferSyntax):

@@ -829,7 +829,7 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, optio
     from dicompress.pipeline.encode import frame_encoder
     from dicompress.pipeline.frames import bounded_map, native_frames
     from dicompress.pipeline.write import output_file
-    from dicompress.transcode import TranscodeResult
+    from dicompress.pipeline.result import TranscodeResult
 
     if not may_take(codec) or size > MAX_BYTES:
         return None

@@ -185,8 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--status", action="store_true",
                     help="print the queue of a gateway (running or not) as JSON and exit")
     sv.add_argument("--requeue", action="store_true",
-                    help="put the instances set aside (failed) back into the queue and exit")
-    sv.add_argument("-v", "--verbose", action="store_true", help="log every association")
+                    help="put the instances held or set aside (failed) back into the queue "
+                         "and exit")
+    sv.add_argument("--drop", metavar="UID",
+                    help="forget the instance of that SOP Instance UID (audited) and exit")
+    sv.add_argument("--reroute", nargs=2, metavar=("UID", "ROUTE"),
+                    help="send the instance of that SOP Instance UID on another route "
+                         "(audited) and exit")
+    sv.add_argument("--log-format", choices=("text", "json"), default="text",
+                    help="json: one object a line, for log shippers (default text)")
+    sv.add_argument("-v", "--verbose", action="store_true",
+                    help="also pynetdicom's lines, and tracebacks of unexpected errors")
 
     demo = sub.add_parser("demo", help="transcode the installed sample files to RLE and show a table")
     demo.add_argument("-o", "--output", type=Path, default=Path("demo-output"), metavar="OUTDIR")

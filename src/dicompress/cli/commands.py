@@ -170,20 +170,25 @@ def _batch(args, options: BatchOptions, done: str) -> int:
 
 
 def serve(args) -> int:
-    import logging
-
     from dicompress.gateway import Gateway, load_config, status
-    from dicompress.gateway.service import requeue_failed
+    from dicompress.gateway.logs import configure
+    from dicompress.gateway.service import drop, requeue, reroute
 
     config = load_config(args.config)
-    if args.requeue:
-        print(f"{requeue_failed(config)} instance(s) queued again")
+    if args.requeue or args.drop or args.reroute:
+        configure(args.log_format, args.verbose)  # the audit line
+        if args.requeue:
+            print(f"{requeue(config)} instance(s) queued again")
+        elif args.drop:
+            print(f"{drop(config, args.drop)} instance(s) dropped")
+        else:
+            print(f"{reroute(config, *args.reroute)} instance(s) now on route "
+                  f"{args.reroute[1]!r}")
         return 0
     if args.status:
         print(json.dumps(status(config), indent=2))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("pynetdicom").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    configure(args.log_format, args.verbose)
     Gateway(config).serve_forever()
     return 0
 

@@ -8,12 +8,15 @@ not DICOM at all (`NotDicom`, a skip), or DICOM too damaged to parse (`InvalidDi
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dicompress import uids
-from dicompress.errors import InvalidDicomFile, NotDicom, StorageError
+from dicompress.errors import (DicompressError, InvalidDicomFile, NotDicom, StorageError,
+                               with_context)
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -116,6 +119,23 @@ def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
     if not any(f.filename.startswith(theirs) for f in frames[last_ours + 1:]):
         return None
     return InvalidDicomFile(f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})")
+
+
+@contextlib.contextmanager
+def errors_named(source: Path) -> Iterator[None]:
+    """Every error of the block names `source`; the OS's become StorageError, pydicom's
+    (`foreign_error`) InvalidDicomFile, and anything else, a bug of ours, passes as it is."""
+    try:
+        yield
+    except DicompressError as exc:
+        raise with_context(exc, source) from exc
+    except OSError as exc:
+        raise StorageError(f"{source}: {exc.strerror or exc}", exc.errno) from exc
+    except Exception as exc:
+        translated = foreign_error(exc)  # pydicom met a damaged value on the way
+        if translated is None:
+            raise  # a bug of ours: it keeps its traceback
+        raise with_context(translated, source) from exc
 
 
 def pixel_span(path: Path, elem) -> tuple[int, int]:

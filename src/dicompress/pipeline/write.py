@@ -284,19 +284,12 @@ class PixelDataWriter:
             self.first_item_at = fp.tell()
         elif pixels == "native":
             vr = "OB" if layout.bits_allocated <= 8 else "OW"
-            self.native_length = self._native_length()
+            self.native_length = layout.pixel_data_bytes
             self.sink.write(self._header(PIXEL_DATA, vr, self.native_length
                                          + (self.native_length & 1)))
 
     def _header(self, tag: int, vr: str, length: int) -> bytes:
         return element_header(tag, vr, length, self.encoding)
-
-    def _native_length(self) -> int:
-        layout = self.layout
-        samples = layout.frame_pixels * layout.samples_per_pixel * self.frames_expected
-        if layout.bits_allocated == 1:
-            return (samples + 7) // 8
-        return samples * layout.bytes_per_sample
 
     # -- frames ------------------------------------------------------------------------
     def add(self, data: bytes) -> None:
