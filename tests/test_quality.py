@@ -1,4 +1,4 @@
-"""Quality numbers in the units a reader sees (docs/quality.md): compare and transcode
+"""Quality numbers in the units a reader sees (docs/compare.md): compare and transcode
 agree with each other and with a computation of our own on pydicom's decoding of the
 written file (rescale and window applied here, by hand)."""
 

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--window", metavar="W",
                     help="display errors and SSIM at this window: a preset (brain, lung, bone, "
                          "...), C,W, file[:N] or auto (default: each file's first window, else "
-                         "its VOI LUT, else auto); see docs/quality.md")
+                         "its VOI LUT, else auto); see docs/compare.md")
 
     pl = sub.add_parser("plan", help="pick the best quality that fits a size budget or a link's deadline")
     pl.add_argument("sources", nargs="+", metavar="SRC", help="files, folders or glob patterns")

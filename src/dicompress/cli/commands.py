@@ -329,7 +329,7 @@ def plan(args) -> int:
                  "max err", "transfer", ""],
                 [cells(o) for o in ranked], "<>>>>>><"))
     print("PSNR peak = each frame's dynamic range; max err in the modality's units (HU for "
-          "CT); see docs/quality.md")
+          "CT); see docs/compare.md")
     if result.choice is None:
         floor = f" with a worst slice of at least {args.min_psnr:g} dB" if args.min_psnr else ""
         closest = [o for o in ranked if not o.reason][:3]

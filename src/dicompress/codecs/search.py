@@ -16,14 +16,14 @@ from dicompress.codecs.registry import Option
 #: A target PSNR: the option of every lossy codec that searches its knob for one.
 PSNR_TARGET = Option("psnr", float, None, low=10.0, high=200.0, metavar="DB",
                      help="target PSNR, peak = the frame's own value range (max - min), "
-                          "searched per frame (docs/quality.md)")
+                          "searched per frame (docs/compare.md)")
 
 
 def psnr_peak(reference: np.ndarray) -> float:
     """The PSNR peak of a source frame: its actual dynamic range, max - min (at least 1).
 
     Not the Bits Stored range: a CT stored in 16 bits whose values span 4,000 HU would
-    gain 24 dB against 65,535 without being any closer to the source (docs/quality.md).
+    gain 24 dB against 65,535 without being any closer to the source (docs/compare.md).
     """
     if reference.size == 0:
         return 1.0

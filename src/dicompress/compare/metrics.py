@@ -2,7 +2,7 @@
 display levels, PSNR on the image's own dynamic range, SSIM at the display window.
 
 The definitions are `dicompress.pipeline.encode.frame_loss` (transcode's lossy report
-uses the same) and docs/quality.md:
+uses the same) and docs/compare.md:
 
 - ``max_error``: the worst absolute error on the stored values;
 - ``max_abs_error_modality``: the same after Rescale Slope/Intercept or the Modality LUT

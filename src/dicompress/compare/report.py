@@ -17,7 +17,7 @@ CSV_COLUMNS = ("codec", "lossless", "scope", "frames", "raw_bytes", "bytes", "ra
                "worst_path", "worst_frame", "worst_slice", "worst_psnr_db", "not_applicable",
                "lossless_violated")
 
-#: What the quality columns mean, said under every table (docs/quality.md).
+#: What the quality columns mean, said under every table (docs/compare.md).
 QUALITY_NOTE = ("max err = worst error in the modality's units (HU for CT, after Rescale "
                 "Slope/Intercept); disp err = worst error in 8-bit display levels at the "
                 "window shown; \"visible at\" when it exceeds "

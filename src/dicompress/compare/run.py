@@ -11,7 +11,7 @@ length; 1-bit native packed), so `compare` and `transcode` agree to the byte on 
 fragments; the item headers and offset table (12 bytes a frame) are not counted.
 Speeds are per core: every encode and decode runs on one thread and is timed alone
 (one at a time), while decoding sources and computing metrics run on the other cores.
-Quality is measured as `compare.metrics` defines it (docs/quality.md): the worst error in
+Quality is measured as `compare.metrics` defines it (docs/compare.md): the worst error in
 the modality's units and in display levels at each series' default window (or the one
 asked for), PSNR on each frame's dynamic range, SSIM at the display window.
 """

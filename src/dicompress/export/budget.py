@@ -3,7 +3,7 @@
 A budget is counted as the file travels by e-mail unless asked otherwise: a MIME part
 with its headers and the file in base64 (4 characters for 3 bytes) in lines of 76
 characters ending CRLF (RFC 2045 6.8). A 10 MB limit thus holds files of about 7.3 MB
-(`raw_limit`); docs/quality.md has the arithmetic.
+(`raw_limit`); docs/compare.md has the arithmetic.
 """
 
 from __future__ import annotations

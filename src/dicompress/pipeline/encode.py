@@ -20,7 +20,7 @@ from dicompress.layout import FrameLayout
 #: one level is the smallest step such a display can show, and on a display calibrated
 #: to the Grayscale Standard Display Function (PS3.14) the 256 levels of an 8-bit path
 #: span several hundred just-noticeable differences, so more than one level is more than
-#: one JND (docs/quality.md works the numbers).
+#: one JND (docs/compare.md works the numbers).
 VISIBLE_LEVELS = 1.0
 
 # What of a header the display pipeline reads (copied, with the functional groups'
@@ -125,7 +125,7 @@ def _functional_groups(ds, frame: int) -> list:
 
 @dataclass(frozen=True)
 class FrameLoss:
-    """The loss of one decoded frame against its source (docs/quality.md).
+    """The loss of one decoded frame against its source (docs/compare.md).
 
     Attributes
     ----------

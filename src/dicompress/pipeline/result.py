@@ -35,7 +35,7 @@ class TranscodeResult:
     lossy: bool = False
     #: Stored pixel bytes / encoded pixel bytes (the Lossy Image Compression Ratio).
     ratio_pixels: float = 0.0
-    #: Lossy results, verified (docs/quality.md): the worst frame's PSNR (peak = the
+    #: Lossy results, verified (docs/compare.md): the worst frame's PSNR (peak = the
     #: frame's dynamic range), the worst error on the stored values, in the modality's
     #: units (HU for CT) and in 8-bit display levels at `display_window` (the file's
     #: default window).
