@@ -189,7 +189,9 @@ def test_target_psnr_is_met_and_not_far_exceeded(target, tmp_path):
     values = [psnr(a, b, ds.BitsStored) for a, b in zip(ds.pixel_array, decoded)]
     assert min(values) >= 60
     assert min(values) < 75, "the search stops near the target, it does not keep everything"
-    assert r.psnr == pytest.approx(min(values), abs=0.01)
+    # transcode measures with its own decoder; pydicom decodes 12-bit JPEG with another
+    # IDCT (a level or two apart on some samples), so JPEG agrees to a fraction of a dB
+    assert r.psnr == pytest.approx(min(values), abs=0.5 if target == "jpeg" else 0.01)
 
 
 def test_jpegls_near_keeps_every_sample_within_near(tmp_path):

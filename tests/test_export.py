@@ -417,3 +417,67 @@ def test_export_progress_bar_on_a_terminal(ct_series, tmp_path):
     stages = [stage for stage, _, _ in seen]
     assert stages[0] == "reading headers" and stages[-1] == "bundling"
     assert ("writing images", 12, 12) in seen
+
+
+# -- budgets as sent by e-mail ----------------------------------------------------------------
+def _as_attachment(path: Path) -> int:
+    """Bytes of `path` as one attachment of a real message (the stdlib's MIME writer)."""
+    from email import policy
+    from email.message import EmailMessage
+
+    message = EmailMessage(policy=policy.SMTP)
+    message.add_attachment(path.read_bytes(), maintype="application", subtype="octet-stream",
+                           filename=path.name)
+    return len(message.get_payload()[0].as_bytes())
+
+
+@pytest.mark.parametrize("name", ["a.zip", "CT 0001.png", "Thorax_Übersicht_" + "x" * 120 + ".zip"])
+def test_attachment_size_is_what_the_mime_writer_makes(name, tmp_path):
+    from dicompress.export.budget import attachment_size
+
+    for size in (0, 1, 2, 3, 56, 57, 58, 113, 114, 115, 4096, 100_001):
+        path = tmp_path / "f"
+        path.write_bytes(np.random.default_rng(size).bytes(size))
+        path = path.rename(tmp_path / name)
+        assert attachment_size(size, name) == _as_attachment(path), (name, size)
+
+
+def test_raw_limit_is_the_exact_edge():
+    from dicompress.export.budget import HEADER_RESERVE, base64_size, raw_limit
+
+    for limit in (10_000_000, 25_000_000, 600_000, 4099):
+        n = raw_limit(limit)
+        assert base64_size(n) + HEADER_RESERVE <= limit < base64_size(n + 1) + HEADER_RESERVE
+    assert raw_limit(10_000_000) == 7_306_944
+
+
+def test_every_file_max_size_10mb_writes_fits_a_10mb_attachment(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+    from make_series import make_series
+
+    series = make_series(tmp_path / "ct", 40, 512, seed=3)[0].parent
+    out = tmp_path / "out"
+    assert main(["export", str(series), "--format", "png", "--bits", "16", "-o", str(out),
+                 "--zip", "ct.zip", "--max-size", "10MB"]) == 0
+    printed = capsys.readouterr().out
+    zips = sorted(out.glob("ct*.zip"))
+    assert len(zips) >= 2  # the images are more than one attachment's worth
+    raw = sum(z.stat().st_size for z in zips)
+    assert raw > 10_000_000 * 3 / 4  # one archive of them would bounce as sent
+    for z in zips:
+        assert _as_attachment(z) <= 10_000_000, z.name
+    assert "MiB" not in printed and " MB)" in printed  # printed in the unit typed
+
+
+def test_sizes_are_printed_in_the_unit_typed():
+    from dicompress.cli.render import human_size
+
+    assert human_size(9_915_297) == "9.92 MB"
+    assert human_size(9_915_297, "MiB") == "9.46 MiB"
+    assert human_size(1_900_000, "MB") == "1.90 MB"
+    assert human_size(512) == "512 B" and human_size(2_048) == "2.05 kB"
+    with pytest.raises(Exception, match="did you mean 25MB"):
+        parse_size("25")
+    assert parse_size("25MiB") == 25 * 2**20 and parse_size("10MB") == 10**7

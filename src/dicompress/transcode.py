@@ -21,7 +21,7 @@ from dicompress.digests import HASHES, file_digest
 from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, UnsupportedLayout,
                                UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.encode import LossStats, frame_encoder
+from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
 from dicompress.pipeline.frames import bounded_map, encoded_frames, start_decoding
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
@@ -102,12 +102,12 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     layout, attrs, first, frames = start_decoding(source, ds, declared)
     codec.check_layout(layout)
     frame_filter = options.prepare(ds, layout) if options.prepare is not None else None
+    stats = LossStats(frame_views(ds))  # read before the header becomes the output's
     out = output_dataset(ds, codec, layout, attrs)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
 
     many = layout.number_of_frames > 1
     codec_threads = 1 if many else (options.codec_threads or threads)
-    stats = LossStats()
     # every frame must match frame 1
     encode = frame_encoder(codec, layout, first.shape, first.dtype, verify=options.verify,
                            codec_threads=codec_threads, frame_filter=frame_filter, stats=stats)
@@ -121,7 +121,9 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
                      extended_offsets=bool(extended), verify=options.verify,
                      before_replace=options.before_replace,
                      digest=options.digest) as (writer, written):
-        for data in bounded_map(encode, itertools.chain([first], frames), threads if many else 1):
+        for data in bounded_map(lambda item: encode(item[1], index=item[0]),
+                                enumerate(itertools.chain([first], frames)),
+                                threads if many else 1):
             writer.add(data)
         del first
         ratio = None if codec.lossless else stored_bytes / max(1, writer.encoded_bytes)
@@ -133,6 +135,10 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     result.ratio_pixels = stored_bytes / max(1, writer.encoded_bytes)
     result.psnr = stats.psnr if stats.count else None
     result.max_error = stats.max_error if stats.count else None
+    if stats.count:
+        result.max_abs_error_modality = stats.max_abs_error_modality
+        result.max_display_error = stats.max_display_error
+        result.display_window = stats.window
     result.destination = destination
     return result
 

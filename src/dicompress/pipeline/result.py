@@ -35,9 +35,15 @@ class TranscodeResult:
     lossy: bool = False
     #: Stored pixel bytes / encoded pixel bytes (the Lossy Image Compression Ratio).
     ratio_pixels: float = 0.0
-    #: Lossy results, verified: the worst frame's PSNR (Bits Stored peak) and error.
+    #: Lossy results, verified (docs/compare.md): the worst frame's PSNR (peak = the
+    #: frame's dynamic range), the worst error on the stored values, in the modality's
+    #: units (HU for CT) and in 8-bit display levels at `display_window` (the file's
+    #: default window).
     psnr: float | None = None
     max_error: int | None = None
+    max_abs_error_modality: float | None = None
+    max_display_error: float | None = None
+    display_window: str | None = None
     #: With `digest`: the content hashes of the input as read and of the output as
     #: written (dicompress.digests).
     digest_in: str | None = None
