@@ -83,6 +83,8 @@ _DECODERS = (
     ("JPEGExtended12Bit", "dicompress.plugins.jpeg_decoder"),
     ("JPEGLossless", "dicompress.plugins.jpeg_decoder"),
     ("JPEGLosslessSV1", "dicompress.plugins.jpeg_decoder"),
+    ("JPEGLSLossless", "dicompress.plugins.jpegls_decoder"),
+    ("JPEGLSNearLossless", "dicompress.plugins.jpegls_decoder"),
 )
 _ENCODERS = ("RLELossless", "JPEGLSLossless", "JPEGLSNearLossless", "JPEG2000Lossless",
              "JPEG2000")
@@ -91,8 +93,8 @@ _ENCODERS = ("RLELossless", "JPEGLSLossless", "JPEGLSNearLossless", "JPEG2000Los
 def register(prefer: bool = False) -> None:
     """Add the dicompress plugins to pydicom's decoders and encoders (idempotent).
 
-    Decoders: RLE Lossless (the native codec) and JPEG baseline, extended and lossless
-    (libjpeg-turbo through imagecodecs), and decoders for the syntaxes pydicom 3.0 does
+    Decoders: RLE Lossless (the native codec), JPEG baseline, extended and lossless
+    (libjpeg-turbo through imagecodecs), JPEG-LS (CharLS), and decoders for the syntaxes pydicom 3.0 does
     not know (JPEG XL, Deflated Image Frame Compression). Encoders: RLE, JPEG-LS
     lossless and near-lossless, JPEG 2000 lossless and lossy, the codecs `transcode`
     uses. They are added with pydicom's public ``add_plugin``, after pydicom's own:
@@ -127,12 +129,15 @@ def register(prefer: bool = False) -> None:
 
 
 def decoding_plugin(transfer_syntax: str) -> str:
-    """The plugin dicompress's own reading asks pydicom for: ours where it is the codec
-    `transcode` writes with (RLE: the native decoder, 10x pydicom's), else "" (pydicom
-    chooses, in its own order)."""
+    """The plugin dicompress's own reading asks pydicom for: ours for RLE (the native
+    decoder, 10x pydicom's) and JPEG-LS (a writable frame: see jpegls_decoder), else ""
+    (pydicom chooses, in its own order)."""
     from dicompress import uids
 
-    if str(transfer_syntax) != uids.RLELossless:
+    if str(transfer_syntax) not in (uids.RLELossless, uids.JPEGLSLossless,
+                                    uids.JPEGLSNearLossless):
         return ""
     register()
-    return PLUGIN
+    from pydicom.pixels import get_decoder
+
+    return PLUGIN if PLUGIN in get_decoder(transfer_syntax).available_plugins else ""
