@@ -27,16 +27,20 @@ ENCODED = (uid.RLELossless, uid.JPEGLSLossless, uid.JPEGLSNearLossless,
 LOSSLESS = (uid.RLELossless, uid.JPEGLSLossless, uid.JPEG2000Lossless)
 
 
-def _jpeg_files() -> list:
+def _files_in(*syntaxes) -> list:
     found = []
     for path in sample_files():
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-            if ds.file_meta.TransferSyntaxUID in JPEG_SYNTAXES and "Rows" in ds:
+            if ds.file_meta.TransferSyntaxUID in syntaxes and "Rows" in ds:
                 found.append(path)
         except Exception:
             continue
     return found
+
+
+def _jpeg_files() -> list:
+    return _files_in(*JPEG_SYNTAXES)
 
 
 def _ours(path, **options) -> np.ndarray:
@@ -141,18 +145,6 @@ def test_jpeg_lossless_from_dcmtk_round_trips_exactly(selection, tmp_path):
                                                      else uid.JPEGLossless)
         np.testing.assert_array_equal(_ours(out), pydicom.dcmread(source).pixel_array,
                                       err_msg=f"{name}, selection value {selection}")
-
-
-def _files_in(*syntaxes) -> list:
-    found = []
-    for path in sample_files():
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            if ds.file_meta.TransferSyntaxUID in syntaxes and "Rows" in ds:
-                found.append(path)
-        except Exception:
-            continue
-    return found
 
 
 @pytest.mark.peers
