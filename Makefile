@@ -15,7 +15,7 @@ APT_TOOLS    := dcmdrle dcmdjpls dcmdjpeg gdcmconv dciodvfy chromium openssl sto
                 Orthanc
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test bench fuzz fuzz-lut fuzz-deps system-deps venv clean
+.PHONY: demo test bench fuzz fuzz-lut fuzz-deps system-deps venv plain-install clean
 
 demo: venv
 	$(VENV)/bin/dicompress demo -o demo-output
@@ -54,6 +54,17 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard native/*.c native/*.h native/
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
+
+# A plain `pip install .` (no extras, no test tools) in a fresh virtualenv writes every
+# target of the codec table from pydicom's sample files and pulls no GPL package
+# (issue 17). pip's cache is reused; only the package index is reached.
+PLAIN_VENV ?= build/plain-venv
+plain-install:
+	rm -rf $(PLAIN_VENV)
+	$(PYTHON) -m venv $(PLAIN_VENV)
+	$(PLAIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PLAIN_VENV)/bin/python -m pip install -q .
+	$(PLAIN_VENV)/bin/python .ci/plain_install.py
 
 # Installs the Debian packages when root; otherwise says what to run.
 system-deps:

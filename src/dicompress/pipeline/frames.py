@@ -116,6 +116,8 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarr
     """
     from pydicom.pixels import iter_pixels
 
+    from dicompress.plugins import decoding_plugin
+
     native = _native_frames_of(path, ds)
     if native is not None:
         yield from native
@@ -127,7 +129,8 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarr
     seekable = (getattr(ds, "preamble", None) is not None
                 and transfer_syntax_of(ds) != uids.DeflatedExplicitVRLittleEndian)
     try:
-        for arr in iter_pixels(path if seekable else ds, ds_out=meta, raw=True):
+        for arr in iter_pixels(path if seekable else ds, ds_out=meta, raw=True,
+                               decoding_plugin=decoding_plugin(transfer_syntax_of(ds))):
             # codecs take native byte order (big-endian sources decode to '>' arrays)
             yield arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     except DicompressError:

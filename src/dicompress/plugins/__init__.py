@@ -1,4 +1,4 @@
-"""pydicom pixel-data plugins backed by dicompress's native codecs."""
+"""pydicom pixel-data plugins backed by dicompress's codecs (docs/python.md, "pydicom plugins")."""
 
 from __future__ import annotations
 
@@ -62,9 +62,13 @@ class _AfterImport:  # a sys.meta_path finder (importlib.abc costs 12 ms to impo
 def register_when_imported() -> None:
     """Register the plugins now if pydicom is loaded, else as soon as it is.
 
-    Importing pydicom takes 0.25 s; `import dicompress` does not pay it for commands
-    and files that never need pydicom (the CLI's direct path), and pydicom code that
-    runs after ``import dicompress`` still finds the plugins in place.
+    pydicom 3.0 discovers no pixel-data plugins through entry points (pylibjpeg's are
+    found by pylibjpeg itself, behind pydicom's "pylibjpeg" plugin), so registering when
+    dicompress is imported is what makes ``encoding_plugin="dicompress"`` reachable.
+    Importing pydicom takes 0.25 s: `import dicompress` does not pay it for commands and
+    files that never need pydicom (the CLI's direct path). The plugins are appended
+    (`register` with ``prefer=False``): pydicom's choice when no plugin is named is the
+    same as without dicompress, except where it had no plugin that can run at all.
     """
     if "pydicom" in sys.modules:
         register()
@@ -72,27 +76,68 @@ def register_when_imported() -> None:
         sys.meta_path.insert(0, _AfterImport("pydicom", register))
 
 
-def register() -> None:
-    """Add the dicompress plugins to pydicom's RLE encoder and decoder, and decoders for
-    the syntaxes pydicom 3.0 does not know (JPEG XL, deflated frames) (idempotent).
+#: (pydicom coder, our module, its function) for every syntax pydicom 3.0 knows.
+_DECODERS = (
+    ("RLELossless", "dicompress.plugins.rle_decoder"),
+    ("JPEGBaseline8Bit", "dicompress.plugins.jpeg_decoder"),
+    ("JPEGExtended12Bit", "dicompress.plugins.jpeg_decoder"),
+    ("JPEGLossless", "dicompress.plugins.jpeg_decoder"),
+    ("JPEGLosslessSV1", "dicompress.plugins.jpeg_decoder"),
+    ("JPEGLSLossless", "dicompress.plugins.jpegls_decoder"),
+    ("JPEGLSNearLossless", "dicompress.plugins.jpegls_decoder"),
+)
+_ENCODERS = ("RLELossless", "JPEGLSLossless", "JPEGLSNearLossless", "JPEG2000Lossless",
+             "JPEG2000")
 
-    The decoder is put first, so ``ds.pixel_array`` uses it by default; the
-    encoder is chosen with ``encoding_plugin="dicompress"`` (or is used when
-    no plugin is named, as the first one tried).
+
+def register(prefer: bool = False) -> None:
+    """Add the dicompress plugins to pydicom's decoders and encoders (idempotent).
+
+    Decoders: RLE Lossless (the native codec), JPEG baseline, extended and lossless
+    (libjpeg-turbo through imagecodecs), JPEG-LS (CharLS), and decoders for the syntaxes pydicom 3.0 does
+    not know (JPEG XL, Deflated Image Frame Compression). Encoders: RLE, JPEG-LS
+    lossless and near-lossless, JPEG 2000 lossless and lossy, the codecs `transcode`
+    uses. They are added with pydicom's public ``add_plugin``, after pydicom's own:
+    name them (``decoding_plugin="dicompress"``, ``encoding_plugin="dicompress"``) to
+    use them, or they serve when no earlier plugin can.
+
+    Parameters
+    ----------
+    prefer : bool
+        Also move the dicompress plugins first, so that pydicom uses them when no
+        plugin is named. pydicom has no public way to reorder its plugins: this edits
+        its ``_available`` dicts (pydicom is pinned below 3.1 for this).
     """
-    from pydicom.pixels.decoders.base import RLELosslessDecoder
-    from pydicom.pixels.encoders.base import RLELosslessEncoder
+    from pydicom.pixels import get_decoder, get_encoder
 
+    from dicompress import uids
     from dicompress.plugins import _new_syntaxes
 
     _new_syntaxes.register()
+    coders = [(get_decoder(getattr(uids, name)), module, "_decode_frame")
+              for name, module in _DECODERS]
+    coders += [(get_encoder(getattr(uids, name)), "dicompress.plugins.encoder", "_encode_frame")
+               for name in _ENCODERS]
+    for coder, module, function in coders:
+        try:
+            coder.add_plugin(PLUGIN, (module, function))
+        except ValueError as exc:  # registered before (pydicom: "already has a plugin")
+            if "already" not in str(exc):
+                raise
+        if prefer and PLUGIN in coder.available_plugins:
+            coder._available = {PLUGIN: coder._available.pop(PLUGIN), **coder._available}
 
-    for codec, module in (
-        (RLELosslessDecoder, "dicompress.plugins.rle_decoder"),
-        (RLELosslessEncoder, "dicompress.plugins.rle_encoder"),
-    ):
-        if PLUGIN in codec._available or PLUGIN in codec._unavailable:
-            continue
-        codec.add_plugin(PLUGIN, (module, "_encode_frame" if "encoder" in module else "_decode_frame"))
-        # Tried first: pydicom walks its plugins in insertion order.
-        codec._available = {PLUGIN: codec._available.pop(PLUGIN), **codec._available}
+
+def decoding_plugin(transfer_syntax: str) -> str:
+    """The plugin dicompress's own reading asks pydicom for: ours for RLE (the native
+    decoder, 10x pydicom's) and JPEG-LS (a writable frame: see jpegls_decoder), else ""
+    (pydicom chooses, in its own order)."""
+    from dicompress import uids
+
+    if str(transfer_syntax) not in (uids.RLELossless, uids.JPEGLSLossless,
+                                    uids.JPEGLSNearLossless):
+        return ""
+    register()
+    from pydicom.pixels import get_decoder
+
+    return PLUGIN if PLUGIN in get_decoder(transfer_syntax).available_plugins else ""

@@ -63,5 +63,9 @@ def register() -> None:
 
     for uid, (name, keyword, module) in NEW_SYNTAXES.items():
         decoder = decoder_for(uid, name, keyword)
-        if PLUGIN not in decoder._available and PLUGIN not in decoder._unavailable:
-            decoder.add_plugin(PLUGIN, (module, "_decode_frame"))
+        if PLUGIN not in decoder.available_plugins:
+            try:
+                decoder.add_plugin(PLUGIN, (module, "_decode_frame"))
+            except ValueError as exc:  # registered before, unavailable here
+                if "already" not in str(exc):
+                    raise
