@@ -3,10 +3,14 @@ file, and nothing hangs, crashes or is lost (issue 16)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import signal
+import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,3 +81,229 @@ def test_in_place_does_not_rewrite_what_a_link_points_to(command, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in outside.rglob("*.dcm")} != before
+
+
+# -- a command run as an attacker would see it run -------------------------------------------
+#: Address space a command may take: 2 GiB, whatever a damaged header claims.
+ADDRESS_SPACE = 2 << 30
+KEY = "0123456789abcdef0123"
+
+
+def _bounded() -> None:  # runs in the child, before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def _session_members(sid: int) -> list[int]:
+    """Processes still alive in the session `sid` (the command's children)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120
+                ) -> tuple[int, str, str, int]:
+    """`dicompress argv` in its own session under ADDRESS_SPACE: (exit code, stdout, stderr,
+    peak resident KiB). A hang fails the test (the session is killed); so does a process
+    of the command still alive after it exited, and a death by signal."""
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dicompress", *argv], stdout=out,
+                                stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_bounded,
+                                start_new_session=True)
+    timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        hung = not timer.is_alive()
+        timer.cancel()
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    leftover = _session_members(proc.pid)
+    if leftover:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not hung, f"dicompress {argv} did not end within {timeout} s"
+    assert code >= 0, f"dicompress {argv} died of signal {-code}"
+    assert not leftover, f"processes of dicompress {argv} outlived it: {leftover}"
+    return code, out_path.read_text(), err_path.read_text(), usage.ru_maxrss
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+#: Each command over a folder, with where its outputs go.
+def command_lines(src: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "info": ["info", *map(str, sorted(src.iterdir()))],
+        "transcode": ["transcode", str(src), "--to", "rle", "-o", str(out), "--jobs", "1"],
+        "transcode-j2": ["transcode", str(src), "--to", "rle", "-o", str(out), "--jobs", "2"],
+        "deid": ["deid", str(src), "-o", str(out), "--key", KEY, "--jobs", "1"],
+        "export": ["export", str(src), "--format", "png", "-o", str(out)],
+        "compare": ["compare", str(src), "--codecs", "rle"],
+    }
+
+
+def assert_refused(damaged: Path, reason: str, tmp_path: Path, commands=None) -> None:
+    """Every command over a folder holding `damaged` and a good image: exit 1, one line
+    naming the file with `reason`, no output of it, the source as it was, no traceback."""
+    src = damaged.parent
+    shutil.copy(find_sample("CT_small.dcm"), src / "good.dcm")
+    before = sha256(damaged)
+    for name, argv in command_lines(src, tmp_path / "out").items():
+        if commands is not None and name not in commands:
+            continue
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        code, stdout, stderr, peak = run_bounded(argv, tmp_path)
+        text = stdout + stderr
+        assert "Traceback" not in stderr, (name, stderr)
+        assert code == 1, (name, code, text)
+        lines = [line for line in text.splitlines() if damaged.name in line]
+        assert len(lines) == 1 and reason in lines[0], (name, reason, lines)
+        outputs = [p for p in (tmp_path / "out").rglob("*") if damaged.stem in p.name]
+        assert not outputs, (name, outputs)
+        assert sha256(damaged) == before, name
+        assert peak < ADDRESS_SPACE >> 10, (name, peak)
+
+
+def _mutated(tmp_path: Path, name: str, sample: str, change) -> Path:
+    """`sample` changed by `change(bytes) -> bytes`, alone in a folder of its own."""
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(change(find_sample(sample).read_bytes()))
+    return path
+
+
+
+# -- class 4: damaged images are failures, never "without pixel data" -------------------------
+def _delimiter(data: bytes) -> int:
+    return data.rfind(b"\xfe\xff\xdd\xe0")
+
+
+def _set_length(data: bytes, value_tell: int, size: int, length: int) -> bytes:
+    """The value length field (`size` bytes just before the value at `value_tell`) set."""
+    out = bytearray(data)
+    out[value_tell - size:value_tell] = struct.pack("<H" if size == 2 else "<I", length)
+    return bytes(out)
+
+
+def _last_before_pixel_data(sample: str) -> int:
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample(sample), defer_size=16)
+    return [e for e in ds if e.tag < 0x7FE00010][-1].file_tell  # where its value starts
+
+
+DAMAGED_IMAGES = {
+    # an RLE file cut in the middle of its Pixel Data
+    "truncated-rle": ("MR_small_RLE.dcm", lambda b: b[:_delimiter(b) - 2000],
+                      "cannot be read: End of file reached before delimiter (FFFE,E0DD)"),
+    "no-delimiter": ("MR_small_RLE.dcm", lambda b: b[:_delimiter(b)],
+                     "cannot be read: End of file reached before delimiter (FFFE,E0DD)"),
+    "junk-delimiter": ("MR_small_RLE.dcm",
+                       lambda b: b[:_delimiter(b)] + b"\x34\x12\x78\x56" + b[_delimiter(b) + 4:],
+                       "cannot be read: End of file reached before delimiter"),
+    # Explicit VR Big Endian said of a little endian body
+    "big-endian-label": ("CT_small.dcm",
+                         lambda b: b.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.2\0", 1),
+                         "the transfer syntax says big endian"),
+    # (0028,1051) Window Width says 0xFFFFFFF0 bytes: it would swallow the Pixel Data
+    "huge-length-implicit": ("MR_small_implicit.dcm",
+                             lambda b: _set_length(b, _last_before_pixel_data(
+                                 "MR_small_implicit.dcm"), 4, 0xFFFFFFF0),
+                             "says its value is 4294967280 bytes but the file ends"),
+    "huge-length-explicit": ("CT_small.dcm",
+                             lambda b: _set_length(b, _last_before_pixel_data("CT_small.dcm"),
+                                                   2, 0xFFFF),
+                             "says its value is 65535 bytes but the file ends"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_IMAGES))
+def test_a_damaged_image_is_a_failure_not_a_skip(case, tmp_path):
+    """pydicom stops at the damage and returns what came before, without Pixel Data: that
+    was reported as "without pixel data (skipped)" with exit 0 (issue 16, class 4)."""
+    sample, change, reason = DAMAGED_IMAGES[case]
+    damaged = _mutated(tmp_path, f"{case}.dcm", sample, change)
+    assert_refused(damaged, reason, tmp_path)
+
+
+# -- class 3: declared sizes the bytes present cannot hold --------------------------------------
+def _with(sample: str, **attributes):
+    """`sample` with `attributes` set, as bytes (written by pydicom)."""
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample(sample))
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def _deflate_bomb(inflated: int) -> bytes:
+    """CT_small as Deflated Explicit VR Little Endian (PS3.5 A.5) with a private OB element
+    of `inflated` zero bytes after its Pixel Data: about 1/1000 of that on disk."""
+    import zlib
+
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    tail = (struct.pack("<HH2sH", 0x7FE1, 0x0010, b"LO", 8) + b"BOMBBOMB"
+            + struct.pack("<HH2sHI", 0x7FE1, 0x1000, b"OB", 0, inflated))
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts, zeros = [deflater.compress(body.getvalue() + tail)], bytes(16 << 20)
+    for _ in range(inflated // len(zeros)):
+        parts.append(deflater.compress(zeros))
+    parts.append(deflater.flush())
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+    return b"\0" * 128 + b"DICM" + meta.getvalue() + b"".join(parts)
+
+
+SIZE_BOMBS = {
+    # 7.6 KB of RLE that says 65535 x 65535: 8 GiB if a decoder believed it
+    "rle-65535": (lambda: _with("MR_small_RLE.dcm", Rows=65535, Columns=65535),
+                  "encoded bytes can decode to"),
+    # 38 KB of native pixels that say 2^31 - 1 frames
+    "native-frames": (lambda: _with("CT_small.dcm", NumberOfFrames=2**31 - 1),
+                      "the Pixel Data holds 32768 bytes; the image needs"),
+    # one RLE fragment that says 2^31 - 1 frames
+    "encapsulated-frames": (lambda: _with("MR_small_RLE.dcm", NumberOfFrames=2**31 - 1),
+                            "Number of Frames is 2147483647 but the encapsulated Pixel Data "
+                            "holds 1 fragment"),
+    # 1.2 MB that inflates to 1.2 GiB (pydicom inflates a deflated file whole)
+    "deflate": (lambda: _deflate_bomb(1200 << 20), "the deflated data set inflates to more than"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZE_BOMBS))
+def test_a_size_the_bytes_cannot_hold_is_refused_before_allocating(case, tmp_path):
+    """A header's sizes are claims; the bytes present decide (issue 16, class 3). Each
+    command runs under a 2 GiB address space: one allocation of the claimed size fails it."""
+    make, reason = SIZE_BOMBS[case]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    damaged = folder / f"{case}.dcm"
+    damaged.write_bytes(make())
+    assert_refused(damaged, reason, tmp_path)
