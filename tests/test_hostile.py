@@ -307,3 +307,47 @@ def test_a_size_the_bytes_cannot_hold_is_refused_before_allocating(case, tmp_pat
     damaged = folder / f"{case}.dcm"
     damaged.write_bytes(make())
     assert_refused(damaged, reason, tmp_path)
+
+
+# -- class 2: codestreams that disagree with the header never reach a native decoder ------------
+CODESTREAM_MISMATCHES = {
+    # one J2K component, three samples said: GDCM aborted the process (SIGABRT)
+    "j2k-components": ("MR_small_jp2klossless.dcm",
+                       dict(SamplesPerPixel=3, PhotometricInterpretation="RGB",
+                            PlanarConfiguration=0),
+                       "codestream says 1 components (Samples per Pixel: 3)"),
+    "jpeg-size": ("SC_rgb_jpeg_dcmtk.dcm", dict(Rows=200, Columns=50),
+                  "codestream says 100 rows (the header: 200), 100 columns (the header: 50)"),
+    "jpeg-ls-precision": ("JPEGLSNearLossless_16.dcm", dict(BitsAllocated=8, BitsStored=8,
+                                                            HighBit=7),
+                          "16-bit samples (Bits Allocated: 8)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CODESTREAM_MISMATCHES))
+def test_a_codestream_that_disagrees_with_the_header_is_refused(case, tmp_path):
+    """The frame header (J2K SIZ, JPEG SOF, JPEG-LS SOF55) is checked against the DICOM
+    header before any decoder sees the frame, every command alike (issue 16, class 2)."""
+    sample, attributes, reason = CODESTREAM_MISMATCHES[case]
+    damaged = _mutated(tmp_path, f"{case}.dcm", sample, lambda _: _with(sample, **attributes))
+    commands = ["transcode", "transcode-j2", "export", "compare"]
+    assert_refused(damaged, reason, tmp_path, commands)
+
+
+def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_path):
+    """GDCM aborted the whole process on the J2K case; pydicom tried it first. With
+    dicompress imported, every decoder pydicom has raises the check's error first."""
+    sample, attributes, reason = CODESTREAM_MISMATCHES["j2k-components"]
+    damaged = tmp_path / "j2k.dcm"
+    damaged.write_bytes(_with(sample, **attributes))
+    script = ("import dicompress, pydicom\n"
+              "from pydicom.pixels import get_decoder\n"
+              f"ds = pydicom.dcmread({str(damaged)!r})\n"
+              "print(list(get_decoder(ds.file_meta.TransferSyntaxUID)._available))\n"
+              "ds.pixel_array\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, preexec_fn=_bounded)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)  # an exception, not SIGABRT
+    assert reason in proc.stderr
+    order = proc.stdout.strip()
+    assert "gdcm" not in order or order.endswith("'gdcm']"), order

@@ -18,6 +18,7 @@ from dicompress.export import frames as framing
 from dicompress.export import select, writers
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
+from dicompress.pipeline.frames import decoders_reason
 from dicompress.pipeline.read import read_header
 
 # The non-identifying context a reader of the picture needs (PNG text chunks).
@@ -194,7 +195,7 @@ def _export_series(series, wanted, options, fmt, dest, result, written, captions
             continue
         except Exception as exc:  # a decoder's own error on damaged pixel data
             bad_files.add(path)
-            result.failed.append((path, f"pixel data cannot be decoded: {exc}"))
+            result.failed.append((path, f"pixel data cannot be decoded: {decoders_reason(exc)}"))
             continue
         window_note = notes.get("window", "") if not window_note else window_note
         if fmt == "gif":

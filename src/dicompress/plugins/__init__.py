@@ -83,9 +83,10 @@ def register() -> None:
     from pydicom.pixels.decoders.base import RLELosslessDecoder
     from pydicom.pixels.encoders.base import RLELosslessEncoder
 
-    from dicompress.plugins import _new_syntaxes
+    from dicompress.plugins import _new_syntaxes, checked_decoders
 
     _new_syntaxes.register()
+    checked_decoders.register()
 
     for codec, module in (
         (RLELosslessDecoder, "dicompress.plugins.rle_decoder"),

@@ -1,0 +1,49 @@
+"""pydicom's decoders for JPEG, JPEG-LS and JPEG 2000, each run after the codestream
+check of `dicompress.pipeline.codestream`, and GDCM tried last.
+
+GDCM aborts the process on a codestream that disagrees with the header (a C++
+exception through C: SIGABRT), and pydicom 3.0 tries it first; the other decoders
+raise. With the check in front of every one of them, a frame that disagrees is refused
+before any native code sees it; with GDCM last, what the check cannot foresee meets a
+decoder that raises first.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from dicompress.pipeline.codestream import CHECKED_SYNTAXES, check_frame
+
+#: Tried last: the one decoder known to abort rather than raise.
+LAST = "gdcm"
+
+
+def checked(decode):
+    """`decode(src, runner)` behind the codestream check."""
+    if getattr(decode, "codestream_checked", False):
+        return decode
+
+    @functools.wraps(decode)
+    def run(src, runner):
+        check_frame(src, str(runner.transfer_syntax), rows=runner.rows, columns=runner.columns,
+                    samples_per_pixel=runner.samples_per_pixel,
+                    bits_allocated=runner.bits_allocated)
+        return decode(src, runner)
+
+    run.codestream_checked = True
+    return run
+
+
+def register() -> None:
+    """Put the check in front of every decoder pydicom has for the checked syntaxes, and
+    GDCM last (idempotent)."""
+    from pydicom.pixels import get_decoder
+
+    for uid in sorted(CHECKED_SYNTAXES):
+        try:
+            decoder = get_decoder(uid)
+        except NotImplementedError:  # a syntax this pydicom does not decode
+            continue
+        plugins = {label: checked(decode) for label, decode in decoder._available.items()}
+        # pydicom walks its plugins in insertion order (as for the RLE decoder)
+        decoder._available = dict(sorted(plugins.items(), key=lambda item: item[0] == LAST))
