@@ -351,3 +351,42 @@ def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_
     assert reason in proc.stderr
     order = proc.stdout.strip()
     assert "gdcm" not in order or order.endswith("'gdcm']"), order
+
+
+# -- class 5: in place never overwrites what changed since it was read ------------------------
+@pytest.mark.parametrize("deid", [False, True])
+def test_a_same_size_rewrite_that_restores_mtime_is_not_overwritten(deid, tmp_path, monkeypatch):
+    """Another program rewrites the source in place, same size, and sets its mtime back
+    (rsync --inplace -t) between our read and our rename: the rename must not happen
+    (issue 16, class 5)."""
+    import dicompress.batch.worker as worker
+    from dicompress.batch.worker import Task, codec_config, run_task
+    from dicompress.codecs import get_codec
+    from dicompress.deid import DeidConfig
+
+    victim = tmp_path / "ct.dcm"
+    shutil.copy(find_sample("CT_small.dcm"), victim)
+    newer = bytearray(victim.read_bytes())
+    newer[-100:] = bytes(reversed(newer[-100:]))  # other pixels, same size
+    newer = bytes(newer)
+    def rewrite() -> None:
+        st = os.stat(victim)
+        victim.write_bytes(newer)
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(victim).st_mtime_ns == st.st_mtime_ns
+
+    real_transcode = worker.transcode_file
+
+    def meddling_transcode(source, *args, before_replace=None, **kwargs):
+        def meddle(tmp):
+            rewrite()
+            before_replace(tmp)
+        return real_transcode(source, *args, before_replace=meddle, **kwargs)
+
+    monkeypatch.setattr(worker, "transcode_file", meddling_transcode)
+    task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")),
+                deid=DeidConfig(key=KEY.encode()) if deid else None)
+    outcome = run_task(task)
+    assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason, outcome
+    assert victim.read_bytes() == newer  # the other program's data survives
+    assert not [p for p in tmp_path.iterdir() if p.name != "ct.dcm"]
