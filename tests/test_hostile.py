@@ -390,3 +390,40 @@ def test_a_same_size_rewrite_that_restores_mtime_is_not_overwritten(deid, tmp_pa
     assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason, outcome
     assert victim.read_bytes() == newer  # the other program's data survives
     assert not [p for p in tmp_path.iterdir() if p.name != "ct.dcm"]
+
+
+# -- class 1: de-identification never keeps what a damaged length swallowed ----------------------
+def _palette_length(length_of) -> callable:
+    """examples_palette.dcm with the length of its Red Palette Color Lookup Table Data (a
+    kept OW element) set to `length_of(value_tell, file_size)`."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("examples_palette.dcm"), defer_size=16)
+    tell = ds.get_item("RedPaletteColorLookupTableData", keep_deferred=True).value_tell
+    return lambda data: _set_length(data, tell, 4, length_of(tell, len(data)))
+
+
+SWALLOWING_LENGTHS = {
+    # runs past the end of the file
+    "past-the-end": (_palette_length(lambda tell, size: 0xFFFFFFF0),
+                     "says its value is 4294967280 bytes but the file ends"),
+    # ends where the file ends: the elements after it, Pixel Data too, read as its value
+    "to-the-end": (_palette_length(lambda tell, size: size - tell),
+                   "the file holds a Pixel Data element"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SWALLOWING_LENGTHS))
+def test_a_length_that_swallows_later_elements_is_refused_by_deid(case, tmp_path):
+    """pydicom reads what follows a damaged length into that element; de-identification
+    kept it (identifiers in its bytes, Pixel Data gone, exit 0, and in place the image
+    lost). The file is refused, never written, in place or not (issue 16, class 1)."""
+    change, reason = SWALLOWING_LENGTHS[case]
+    damaged = _mutated(tmp_path, f"{case}.dcm", "examples_palette.dcm", change)
+    assert_refused(damaged, reason, tmp_path, ["deid", "transcode", "info"])
+    before = sha256(damaged)
+    code, stdout, stderr, _ = run_bounded(
+        ["deid", str(damaged.parent), "--key", KEY, "--in-place", "--jobs", "1",
+         "--journal", str(tmp_path / "journal.sqlite")], tmp_path)
+    assert code == 1 and reason in stdout + stderr, stdout + stderr
+    assert sha256(damaged) == before
