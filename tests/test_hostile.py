@@ -427,3 +427,47 @@ def test_a_length_that_swallows_later_elements_is_refused_by_deid(case, tmp_path
          "--journal", str(tmp_path / "journal.sqlite")], tmp_path)
     assert code == 1 and reason in stdout + stderr, stdout + stderr
     assert sha256(damaged) == before
+
+
+# -- class 7: the smaller ones -------------------------------------------------------------------
+def _no_space(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("command", ["export", "compare-html"])
+def test_a_full_disk_stops_export_and_compare_html_cleanly(command, tmp_path, monkeypatch, capsys):
+    """Export and compare --html ended in a traceback on a full disk; they stop with exit
+    3 and one line, as transcode and deid do (issue 16, class 7)."""
+    from dicompress.cli import main
+    from dicompress.errors import EXIT_STOPPED
+
+    source = find_sample("CT_small.dcm")
+    if command == "export":
+        monkeypatch.setattr(os, "fsync", _no_space)
+        argv = ["export", str(source), "--format", "png", "-o", str(tmp_path / "out")]
+    else:
+        monkeypatch.setattr(Path, "write_text", _no_space)
+        argv = ["compare", str(source), "--codecs", "rle", "--html", str(tmp_path / "r.html")]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == EXIT_STOPPED, captured.err
+    assert "Traceback" not in captured.err and "disk full" in captured.err
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_newline_in_a_file_name_cannot_forge_a_line(tmp_path):
+    """A name holding a newline printed as it is started a line of its own: a forged
+    FAILED (or ok) line. Control characters in names and messages are escaped."""
+    src = tmp_path / "in"
+    src.mkdir()
+    damaged = src / "a\nFAILED   forged.dcm: oops\nb.dcm"
+    damaged.write_bytes(find_sample("MR_small_RLE.dcm").read_bytes()[:3000])
+    shutil.copy(find_sample("CT_small.dcm"), src / "ok\nFAILED   forged2.dcm")
+    for name, argv in command_lines(src, tmp_path / "out").items():
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        _, stdout, stderr, _ = run_bounded(argv, tmp_path)
+        lines = (stdout + stderr).splitlines()
+        assert not [line for line in lines if line.startswith("FAILED   forged")], (name, lines)
+        assert any("a\\nFAILED   forged.dcm: oops\\nb.dcm" in line for line in lines), (name, lines)

@@ -5,6 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+#: Control characters (C0, DEL, C1) as escapes: a file name holding a newline must not
+#: start a line of its own (a forged "FAILED" line), nor a terminal escape run.
+_CONTROL = {c: (f"\\x{c:02x}" if c not in (9, 10, 13) else {9: "\\t", 10: "\\n", 13: "\\r"}[c])
+            for c in [*range(32), *range(127, 160)]}
+
+
+def one_line(text: object) -> str:
+    """`text` (a message, a path) as one printable line: control characters escaped."""
+    return str(text).translate(_CONTROL)
+
+
 def human_size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024 or unit == "GB":
