@@ -227,6 +227,9 @@ DAMAGED_IMAGES = {
                              lambda b: _set_length(b, _last_before_pixel_data("CT_small.dcm"),
                                                    2, 0xFFFF),
                              "says its value is 65535 bytes but the file ends"),
+    # Bits Stored 0 was read as Bits Allocated and kept in the output (pydicom refuses it)
+    "bits-stored-0": ("CT_small.dcm", lambda _: _with("CT_small.dcm", BitsStored=0),
+                      "Bits Stored is 0"),
 }
 
 
@@ -471,3 +474,14 @@ def test_a_newline_in_a_file_name_cannot_forge_a_line(tmp_path):
         lines = (stdout + stderr).splitlines()
         assert not [line for line in lines if line.startswith("FAILED   forged")], (name, lines)
         assert any("a\\nFAILED   forged.dcm: oops\\nb.dcm" in line for line in lines), (name, lines)
+
+
+@pytest.mark.parametrize("name", ["../../x.zip", "/tmp/x.zip", "sub/x.zip", ".."])
+def test_export_zip_is_a_name_inside_the_output_folder(name, tmp_path):
+    """`--zip ../../x.zip` wrote outside -o: anything but a plain file name is refused."""
+    out = tmp_path / "a" / "b" / "out"
+    code, stdout, stderr, _ = run_bounded(
+        ["export", str(find_sample("CT_small.dcm")), "--format", "png", "-o", str(out),
+         "--zip", name], tmp_path)
+    assert code == 2 and "--zip" in stderr and "Traceback" not in stderr, stderr
+    assert not [p for p in tmp_path.rglob("*.zip")]

@@ -130,6 +130,11 @@ def export(sources, out_dir: str | Path, options: ExportOptions) -> ExportResult
         raise DicompressError(f"unknown format {options.format!r}: png, jpeg, tiff or gif")
     if options.bits == 16 and fmt not in ("png", "tiff"):
         raise DicompressError("--bits 16 is for PNG and TIFF")
+    if options.zip is not None and (Path(options.zip).name != options.zip
+                                    or options.zip in ("", ".", "..")):
+        # the archive goes in the output folder: a path could put it anywhere
+        raise DicompressError(f"--zip {options.zip!r}: give a file name; the archive is "
+                              "written in the output folder (-o)")
     result = ExportResult()
     wanted = select.parse_frames(options.frames)
     headers = list(_headers(sources, result))

@@ -83,6 +83,9 @@ def check_pixel_data(path: Path, ds: Dataset, size: int) -> None:
         layout = FrameLayout.from_dataset_header(ds)
     except DicompressError:
         return
+    if _raw_number(ds, "BitsStored") == 0:  # read as Bits Allocated, it was kept in outputs
+        raise CorruptPixelData("Bits Stored is 0 (PS3.3 C.7.6.3.1.3: at least 1, at most "
+                               "Bits Allocated)")
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     tell, length = elem.value_tell, elem.length
     if length != 0xFFFFFFFF:
@@ -106,6 +109,14 @@ def check_pixel_data(path: Path, ds: Dataset, size: int) -> None:
         raise CorruptPixelData(
             f"the header says {_claim(layout)}, {decoded} bytes, but its {stored} encoded "
             f"bytes can decode to {expansion * stored} at most")
+
+
+def _raw_number(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _claim(layout: FrameLayout) -> str:
