@@ -3,6 +3,7 @@ file, and nothing hangs, crashes or is lost (issue 16)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -485,3 +486,49 @@ def test_export_zip_is_a_name_inside_the_output_folder(name, tmp_path):
          "--zip", name], tmp_path)
     assert code == 2 and "--zip" in stderr and "Traceback" not in stderr, stderr
     assert not [p for p in tmp_path.rglob("*.zip")]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_run_leaves_no_process_after_a_worker_died(tmp_path):
+    """A worker dies, the pool is rebuilt (forkserver), then the run is killed: the
+    forkserver, its workers and the resource tracker used to outlive it, holding its
+    stdout open."""
+    import time
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+    from make_series import make_series
+
+    src = make_series(tmp_path / "s", 150, 512)[0].parent
+    proc = subprocess.Popen([sys.executable, "-m", "dicompress", "transcode", str(src), "--to",
+                             "j2k", "-o", str(tmp_path / "out"), "--jobs", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(_children(proc.pid)[0], signal.SIGKILL)  # a worker dies
+        while len(_session_members(proc.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the rebuilt pool: forkserver and workers
+        assert proc.poll() is None, "the run ended before the test could kill it"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        while _session_members(proc.pid) and time.monotonic() < deadline + 5:
+            time.sleep(0.1)
+        assert not _session_members(proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

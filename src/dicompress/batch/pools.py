@@ -51,7 +51,9 @@ class ProcessPool:
             context = multiprocessing.get_context("fork")
         else:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["dicompress.batch.worker"])
+            # the forkserver dies with this process, and its workers with it
+            context.set_forkserver_preload(["dicompress.batch.worker",
+                                            "dicompress.batch._forkserver"])
         self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker)
         for started in [self.pool.submit(os.getpid) for _ in range(jobs)]:
             started.result()

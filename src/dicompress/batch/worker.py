@@ -222,7 +222,13 @@ def init_worker(keep_memory: bool = True) -> None:
     warnings.filterwarnings("ignore", module=r"pydicom\.")
     if keep_memory:
         keep_freed_memory()
-    try:  # Linux: PR_SET_PDEATHSIG, so a killed run leaves no worker writing on
+    die_with_parent()  # a killed run leaves no worker writing on
+
+
+def die_with_parent() -> None:
+    """Linux: PR_SET_PDEATHSIG, SIGKILL when the parent (the thread that started this
+    process) ends; elsewhere nothing."""
+    try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except (AttributeError, OSError):  # pragma: no cover - other platforms
         pass
