@@ -231,6 +231,10 @@ DAMAGED_IMAGES = {
     # Bits Stored 0 was read as Bits Allocated and kept in the output (pydicom refuses it)
     "bits-stored-0": ("CT_small.dcm", lambda _: _with("CT_small.dcm", BitsStored=0),
                       "Bits Stored is 0"),
+    # an Extended Offset Table without its lengths: pydicom's AttributeError reached users
+    "offsets-without-lengths": ("MR_small_RLE.dcm",
+                                lambda _: _with("MR_small_RLE.dcm", ExtendedOffsetTable=bytes(8)),
+                                "ExtendedOffsetTable without ExtendedOffsetTableLengths"),
 }
 
 

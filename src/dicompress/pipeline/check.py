@@ -97,6 +97,7 @@ def check_pixel_data(path: Path, ds: Dataset, size: int) -> None:
             raise CorruptPixelData(f"the Pixel Data holds {held} bytes; the image needs {needed} "
                                    f"({_claim(layout)})")
         return
+    _check_extended_offsets(ds, layout)
     fragments, stored, _ = encapsulated_items(path, tell, size)
     if layout.number_of_frames > max(fragments, 1):
         # PS3.5 A.4: a fragment holds data of one frame only, so each frame has one at least
@@ -109,6 +110,22 @@ def check_pixel_data(path: Path, ds: Dataset, size: int) -> None:
         raise CorruptPixelData(
             f"the header says {_claim(layout)}, {decoded} bytes, but its {stored} encoded "
             f"bytes can decode to {expansion * stored} at most")
+
+
+def _check_extended_offsets(ds: Dataset, layout: FrameLayout) -> None:
+    """PS3.3 C.7.6.3.1.8: the Extended Offset Table and its Lengths come together, one
+    8-byte value per frame each."""
+    tables = {keyword: ds.get_item(keyword, keep_deferred=True)
+              for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths")}
+    present = [keyword for keyword, elem in tables.items() if elem is not None]
+    if len(present) == 1:
+        other = ({*tables} - {*present}).pop()
+        raise CorruptPixelData(f"{present[0]} without {other} (PS3.3 C.7.6.3.1.8)")
+    lengths = {getattr(elem, "length", None) for elem in tables.values() if elem is not None}
+    if present and None not in lengths and lengths != {8 * layout.number_of_frames}:
+        raise CorruptPixelData(
+            f"the Extended Offset Table holds {' and '.join(map(str, sorted(lengths)))} bytes; "
+            f"{layout.number_of_frames} frames need {8 * layout.number_of_frames} each")
 
 
 def _raw_number(ds: Dataset, keyword: str) -> int | None:
