@@ -536,3 +536,14 @@ def test_a_killed_run_leaves_no_process_after_a_worker_died(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("target", ["codestream", "file"])
+def test_the_checks_fuzz_smoke(target):
+    """CI's short run of tools/fuzz_checks.py (a long run is done by hand): every mutated
+    codestream or file ends in one of our errors or passes, nothing else."""
+    tool = Path(__file__).parents[1] / "tools" / "fuzz_checks.py"
+    proc = subprocess.run([sys.executable, str(tool), target, "5"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert " 0 findings" in proc.stdout

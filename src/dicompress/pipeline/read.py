@@ -83,6 +83,8 @@ def _deflated_data_set(path: Path) -> int | None:
     while pos + 8 <= len(meta):  # Explicit VR Little Endian (PS3.10 7.1)
         group, element, vr = struct.unpack_from("<HH2s", meta, pos)
         if vr in (b"OB", b"OW", b"UN", b"UT", b"SQ", b"UC", b"UR"):
+            if pos + 12 > len(meta):
+                return None  # cut short: pydicom says what is wrong with it
             (length,), pos = struct.unpack_from("<I", meta, pos + 8), pos + 12
         else:
             (length,), pos = struct.unpack_from("<H", meta, pos + 6), pos + 8
