@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from dicompress.errors import CorruptPixelData
 from dicompress.samples import find_sample
 
 COMMANDS = {
@@ -547,3 +548,18 @@ def test_the_checks_fuzz_smoke(target):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert " 0 findings" in proc.stdout
+
+
+def test_a_plain_pydicom_decode_of_a_size_bomb_raises():
+    """The RLE decoders pydicom has (ours first, pylibjpeg-rle's aborts on a failed
+    allocation) run behind the expansion check too."""
+    from pydicom.pixels import get_decoder
+
+    from dicompress.pipeline.codestream import check_frame
+
+    frame = b"\0" * 64 + b"\xff\0" * 8
+    with pytest.raises(CorruptPixelData, match="can decode to 5120 at most"):
+        check_frame(frame, "1.2.840.10008.1.2.5", rows=65535, columns=65535,
+                    samples_per_pixel=1, bits_allocated=16)
+    decoder = get_decoder("1.2.840.10008.1.2.5")
+    assert all(getattr(f, "codestream_checked", False) for f in decoder._available.values())

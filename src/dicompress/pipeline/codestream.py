@@ -18,13 +18,15 @@ from dataclasses import dataclass
 
 from dicompress import uids
 from dicompress.errors import CorruptPixelData
+from dicompress.pipeline.check import MAX_EXPANSION
 
 JPEG_SYNTAXES = frozenset({uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit,
                            "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
 JPEG_LS_SYNTAXES = frozenset({uids.JPEGLSLossless, uids.JPEGLSNearLossless})
 J2K_SYNTAXES = frozenset({uids.JPEG2000Lossless, uids.JPEG2000, uids.JPEG2000MC,
                           uids.HTJ2KLossless, uids.HTJ2KLosslessRPCL, uids.HTJ2K})
-CHECKED_SYNTAXES = JPEG_SYNTAXES | JPEG_LS_SYNTAXES | J2K_SYNTAXES
+#: Frames checked here: a codestream header, or a bounded expansion (RLE, deflate).
+CHECKED_SYNTAXES = JPEG_SYNTAXES | JPEG_LS_SYNTAXES | J2K_SYNTAXES | frozenset(MAX_EXPANSION)
 
 #: ITU-T T.81 B.1.1.3: the start-of-frame markers (C4 DHT, C8 JPG and CC DAC are not);
 #: T.87 (JPEG-LS) adds SOF55, F7.
@@ -66,13 +68,21 @@ def frame_header(data: bytes, transfer_syntax: str) -> FrameHeader | None:
 def check_frame(data: bytes, transfer_syntax: str, *, rows: int, columns: int,
                 samples_per_pixel: int, bits_allocated: int) -> None:
     """Refuse a frame whose codestream disagrees with the DICOM header: its size, its
-    number of components (Samples per Pixel), or a precision above Bits Allocated.
+    number of components (Samples per Pixel), or a precision above Bits Allocated; or,
+    where the coding bounds it (RLE, JPEG, deflate), a frame larger than its bytes can
+    decode to (`check.MAX_EXPANSION`).
 
     Raises
     ------
     CorruptPixelData
         With what the codestream says and what the header says.
     """
+    expansion = MAX_EXPANSION.get(transfer_syntax)
+    decoded = rows * columns * samples_per_pixel * ((bits_allocated + 7) // 8)
+    if expansion is not None and decoded > expansion * len(data):
+        raise CorruptPixelData(f"a frame of {rows} x {columns} x {samples_per_pixel} samples of "
+                               f"{bits_allocated} bits is {decoded} bytes; its {len(data)} "
+                               f"encoded bytes can decode to {expansion * len(data)} at most")
     header = frame_header(bytes(data[:1 << 16]), transfer_syntax)
     if header is None:
         return

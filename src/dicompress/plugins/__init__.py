@@ -86,7 +86,6 @@ def register() -> None:
     from dicompress.plugins import _new_syntaxes, checked_decoders
 
     _new_syntaxes.register()
-    checked_decoders.register()
 
     for codec, module in (
         (RLELosslessDecoder, "dicompress.plugins.rle_decoder"),
@@ -97,3 +96,4 @@ def register() -> None:
         codec.add_plugin(PLUGIN, (module, "_encode_frame" if "encoder" in module else "_decode_frame"))
         # Tried first: pydicom walks its plugins in insertion order.
         codec._available = {PLUGIN: codec._available.pop(PLUGIN), **codec._available}
+    checked_decoders.register()  # last: in front of every decoder, ours too

@@ -1,5 +1,6 @@
-"""pydicom's decoders for JPEG, JPEG-LS and JPEG 2000, each run after the codestream
-check of `dicompress.pipeline.codestream`, and GDCM tried last.
+"""pydicom's decoders for JPEG, JPEG-LS, JPEG 2000, RLE and deflated frames, each run
+after the frame check of `dicompress.pipeline.codestream`, and GDCM tried last for JPEG
+2000.
 
 GDCM aborts the process on a codestream that disagrees with the header (a C++
 exception through C: SIGABRT), and pydicom 3.0 tries it first; the other decoders
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import functools
 
-from dicompress.pipeline.codestream import CHECKED_SYNTAXES, check_frame
+from dicompress.pipeline.codestream import CHECKED_SYNTAXES, J2K_SYNTAXES, check_frame
 
-#: Tried last: the one decoder known to abort rather than raise.
+#: Tried last for JPEG 2000: the one decoder seen to abort rather than raise there. (For
+#: JPEG its order stays: a lossy JPEG decodes to other values, off by one, in another
+#: decoder, and outputs must not change with this.)
 LAST = "gdcm"
 
 
@@ -45,5 +48,6 @@ def register() -> None:
         except NotImplementedError:  # a syntax this pydicom does not decode
             continue
         plugins = {label: checked(decode) for label, decode in decoder._available.items()}
-        # pydicom walks its plugins in insertion order (as for the RLE decoder)
-        decoder._available = dict(sorted(plugins.items(), key=lambda item: item[0] == LAST))
+        if uid in J2K_SYNTAXES:  # pydicom walks its plugins in insertion order
+            plugins = dict(sorted(plugins.items(), key=lambda item: item[0] == LAST))
+        decoder._available = plugins
