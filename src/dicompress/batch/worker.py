@@ -225,10 +225,23 @@ def init_worker(keep_memory: bool = True) -> None:
     die_with_parent()  # a killed run leaves no worker writing on
 
 
+#: The environment variable naming the process of the run (set by the pool).
+RUN_PID = "DICOMPRESS_RUN_PID"
+
+
 def die_with_parent() -> None:
     """Linux: PR_SET_PDEATHSIG, SIGKILL when the parent (the thread that started this
-    process) ends; elsewhere nothing."""
+    process) ends; elsewhere nothing. A run that died before this was set (between the
+    fork and now) is looked for too: then this process ends at once."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except (AttributeError, OSError):  # pragma: no cover - other platforms
-        pass
+        return
+    run = os.environ.get(RUN_PID, "")
+    if run.isdigit():
+        try:
+            os.kill(int(run), 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # pragma: no cover - a pid reused by another user
+            os._exit(1)
