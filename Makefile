@@ -6,10 +6,13 @@ STAMP  := $(VENV)/.dicompress-installed
 # Debian tools the interoperability tests run against (DCMTK, GDCM, dicom3tools), the
 # OpenJPEG library glymur loads (without it, the copy inside imagecodecs is used), and
 # Chromium, which opens the HTML report of `compare` in the tests, and b3sum, the
-# reference BLAKE3 tool the journal's digests are checked against, and djxl (libjxl-tools),
-# the JPEG XL decoder the jpegxl tests check our codestreams with.
-APT_PACKAGES := dcmtk libgdcm-tools dicom3tools libopenjp2-7 chromium openssl b3sum libjxl-tools
-APT_TOOLS    := dcmdrle dcmdjpls dcmdjpeg gdcmconv dciodvfy chromium openssl storescu b3sum djxl
+# reference BLAKE3 tool the journal's digests are checked against; djxl (libjxl-tools), the
+# JPEG XL decoder the jpegxl tests check our codestreams with; Orthanc with its DICOMweb
+# plugin, the STOW-RS server the gateway's DICOMweb routes are tested against.
+APT_PACKAGES := dcmtk libgdcm-tools dicom3tools libopenjp2-7 chromium openssl b3sum libjxl-tools \
+                orthanc orthanc-dicomweb
+APT_TOOLS    := dcmdrle dcmdjpls dcmdjpeg gdcmconv dciodvfy chromium openssl storescu b3sum djxl \
+                Orthanc
 FUZZ_SECONDS ?= 60
 
 .PHONY: demo test bench fuzz fuzz-lut fuzz-deps system-deps venv clean

@@ -29,7 +29,8 @@ from conftest import QUICK, require_tool
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
 
-FILES, SIZE = (6, 64) if QUICK else (300, 512)
+# DICOMPRESS_BENCH_FILES=1200 for the --jobs scaling rows (start-up weighs less).
+FILES, SIZE = (6, 64) if QUICK else (int(os.environ.get("DICOMPRESS_BENCH_FILES", "300")), 512)
 # One round by default; DICOMPRESS_BENCH_ROUNDS=3 for the table in BENCHMARKS.md.
 ROUNDS = 1 if QUICK else int(os.environ.get("DICOMPRESS_BENCH_ROUNDS", "1"))
 HERE = Path(__file__).parent

@@ -15,7 +15,7 @@ from conftest import QUICK
 from dicompress.codecs import get_codec
 from dicompress.layout import FrameLayout
 from dicompress.samples import find_sample
-from dicompress.transcode import iter_frames
+from dicompress.pipeline.frames import iter_frames
 
 # (group, file): unsigned images (JPEG XL codes no signed samples).
 IMAGES = (

@@ -101,11 +101,13 @@ def test_sources_trees_globs_lists(mixed, tmp_path):
 
 def test_tree_run_counts_every_kind(mixed, tmp_path, capsys):
     out = tmp_path / "out"
-    code, summary = run_json(capsys, mixed, "--to", "rle", "-o", out, "--jobs", "2")
+    code, summary = run_json(capsys, mixed, "--to", "rle", "-o", out, "--jobs", "2",
+                             "--only-images")
     assert code == 0
     # ct, mr transcoded; the RLE file skipped as already RLE; plan has no pixels; readme
     # is not DICOM; the symlinked copy of ct is a duplicate
     assert summary["files"] == {"ok": 2, "already": 1, "not-image": 1, "not-dicom": 1}
+    assert summary["copied_unchanged"] == {}
     assert summary["duplicates"] == 1
     # the walk meets the link (top folder first) before a/ct.dcm, which is then the duplicate
     assert syntax(out / "ct_link.dcm") == RLELossless and not (out / "a" / "ct.dcm").exists()
@@ -171,12 +173,13 @@ def test_blake3_digests_agree_with_b3sum(series, tmp_path, capsys):
     code, summary = run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "2")
     assert code == 0 and summary["files"] == {"ok": 13, "already": 1}
     rows = journal_rows(out / J.JOURNAL_NAME)
-    paths = [r["path"] for r in rows] + [r["destination"] for r in rows if r["status"] == "ok"]
+    # the skipped file is copied unchanged to the output: its copy is hashed too
+    paths = [r["path"] for r in rows] + [r["destination"] for r in rows]
     listed = subprocess.run([b3sum, *paths], capture_output=True, text=True, check=True).stdout
     expected = {path: digest for digest, path in (line.split("  ", 1) for line in listed.splitlines())}
     for r in rows:
         assert r["hash_in"] == expected[r["path"]]
-        assert r["hash_out"] == (expected[r["destination"]] if r["status"] == "ok" else None)
+        assert r["hash_out"] == expected[r["destination"]]
     with pytest.raises(SystemExit):
         main(["transcode", str(series), "--to", "rle", "-o", str(out), "--hash", "md5"])
     assert main(["transcode", str(series), "--to", "rle", "-o", str(out), "--resume",
@@ -627,3 +630,112 @@ def test_unknown_vr_elements_are_written_as_read(tmp_path):
     back = pydicom.dcmread(out)
     assert back.Rows == 4 and back.get_item(0x00080015).value == b"abcd"
     assert pixel_hash(out) == pixel_hash(src)
+
+
+# -- -o yields the complete study ---------------------------------------------------------
+def _basic_text_sr(path: Path) -> Path:
+    """A Basic Text SR (no pixel data), written by pydicom."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.ValueType, ds.TextValue = "SR", "CONTAINER", ""
+    ds.ContentSequence = [Dataset()]
+    ds.ContentSequence[0].ValueType = "TEXT"
+    ds.ContentSequence[0].TextValue = "No acute findings."
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def study(tmp_path) -> Path:
+    """Images to transcode, images already RLE, objects without pixel data, a non-DICOM file."""
+    root = tmp_path / "study"
+    (root / "ct").mkdir(parents=True)
+    (root / "other").mkdir()
+    shutil.copy(find_sample("CT_small.dcm"), root / "ct" / "ct.dcm")
+    shutil.copy(find_sample("MR_small.dcm"), root / "ct" / "mr.dcm")
+    shutil.copy(find_sample("MR_small_RLE.dcm"), root / "ct" / "mr_rle.dcm")
+    shutil.copy(find_sample("rtdose_rle.dcm"), root / "other" / "dose_rle.dcm")
+    shutil.copy(find_sample("rtplan.dcm"), root / "other" / "plan.dcm")
+    _basic_text_sr(root / "other" / "report.dcm")
+    (root / "notes.txt").write_text("not DICOM")
+    return root
+
+
+def test_output_folder_holds_the_complete_study(study, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, summary = run_json(capsys, study, "--to", "rle", "-o", out, "--jobs", "2")
+    assert code == 0
+    assert summary["files"] == {"ok": 2, "already": 2, "not-image": 2, "not-dicom": 1}
+    assert summary["copied_unchanged"] == {"already": 2, "not-image": 2}
+    dicom_in = sorted(p.relative_to(study) for p in study.rglob("*.dcm"))
+    dicom_out = sorted(p.relative_to(out) for p in out.rglob("*.dcm"))
+    assert dicom_out == dicom_in  # as many instances as the source, under the same names
+    assert not (out / "notes.txt").exists()  # non-DICOM files stay out
+    for name in ("ct/mr_rle.dcm", "other/dose_rle.dcm", "other/plan.dcm", "other/report.dcm"):
+        assert (out / name).read_bytes() == (study / name).read_bytes()  # byte-identical
+    assert syntax(out / "ct" / "ct.dcm") == RLELossless
+    assert not temporaries(out)
+    rows = {Path(r["path"]).name: r for r in journal_rows(out / J.JOURNAL_NAME)}
+    report = rows["report.dcm"]
+    assert report["status"] == "not-image" and "copied unchanged" in report["reason"]
+    assert report["hash_out"] == blake3.blake3((study / "other" / "report.dcm").read_bytes()).hexdigest()
+    assert report["destination"] == str(out / "other" / "report.dcm")
+    assert rows["mr_rle.dcm"]["status"] == "already" and "copied unchanged" in rows["mr_rle.dcm"]["reason"]
+    assert rows["notes.txt"]["status"] == "not-dicom" and "copied" not in rows["notes.txt"]["reason"]
+
+    # the summary table counts the copies apart from the skips
+    assert main(["transcode", str(study), "--to", "rle", "-o", str(tmp_path / "table")]) == 0
+    text = capsys.readouterr().out
+    assert "already in the target syntax (copied unchanged)" in text
+    assert "without pixel data (copied unchanged)" in text
+    # `report` reads the journal as before
+    assert main(["report", str(out / J.JOURNAL_NAME), "--csv"]) == 0
+    assert "copied unchanged" in capsys.readouterr().out
+
+    # resume: copies done are done while they are there; a deleted copy is made again
+    (out / "other" / "plan.dcm").unlink()
+    code, summary = run_json(capsys, study, "--to", "rle", "-o", out, "--resume")
+    assert code == 0 and summary["done_before"] == 6 and summary["copied_unchanged"] == {"not-image": 1}
+    assert (out / "other" / "plan.dcm").read_bytes() == (study / "other" / "plan.dcm").read_bytes()
+
+
+def test_only_images_and_in_place_copy_nothing(study, tmp_path, capsys):
+    out = tmp_path / "images"
+    code, summary = run_json(capsys, study, "--to", "rle", "-o", out, "--only-images")
+    assert code == 0 and summary["copied_unchanged"] == {}
+    assert sorted(p.name for p in out.rglob("*.dcm")) == ["ct.dcm", "mr.dcm"]
+    before = {p: p.read_bytes() for p in study.rglob("*.dcm")}
+    stamps = {p: p.stat().st_mtime_ns for p in before}
+    code, summary = run_json(capsys, study, "--to", "rle", "--in-place",
+                             "--journal", tmp_path / "j.sqlite")
+    assert code == 0 and summary["copied_unchanged"] == {}
+    for path in ("ct/mr_rle.dcm", "other/plan.dcm", "other/report.dcm"):
+        p = study / path
+        assert p.read_bytes() == before[p] and p.stat().st_mtime_ns == stamps[p]
+
+
+def test_copy_that_reads_back_different_fails_the_file(study, tmp_path, monkeypatch):
+    """A copy whose bytes differ from the original's never takes the output's name."""
+    import dicompress.batch.worker as worker
+
+    real = worker.file_digest
+    calls = []
+
+    def digest(path, name):  # the second digest (the copy read back) differs
+        calls.append(path)
+        return real(path, name) + ("x" if len(calls) == 2 else "")
+
+    monkeypatch.setattr(worker, "file_digest", digest)
+    destination = tmp_path / "out" / "plan.dcm"
+    outcome = run_task(Task(path=str(study / "other" / "plan.dcm"), destination=str(destination),
+                            codec=codec_config(get_codec("rle")), copy_unchanged=True))
+    assert outcome.status == "failed" and "reads back different bytes" in outcome.reason
+    assert not destination.exists() and not temporaries(tmp_path / "out")

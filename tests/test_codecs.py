@@ -21,6 +21,10 @@ from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayo
 from dicompress.samples import find_sample
 from dicompress.transcode import transcode_file
 
+# The targets added by issue 19 and 15 have their own corpus round trips, each read back
+# by an independent reader: jpegxl (djxl, tests/test_jpegxl.py), deflate-frames (zlib,
+# tests/test_deflate_frames.py), encapsulated-uncompressed (pydicom's fragment parser,
+# tests/test_codec_table.py).
 LOSSLESS = ["explicit", "implicit", "deflate", "rle", "j2k", "htj2k", "htj2k-rpcl", "jpegls"]
 
 # What each lossless target cannot carry, by design, among the decodable corpus images.
@@ -185,7 +189,9 @@ def test_target_psnr_is_met_and_not_far_exceeded(target, tmp_path):
     values = [psnr(a, b, ds.BitsStored) for a, b in zip(ds.pixel_array, decoded)]
     assert min(values) >= 60
     assert min(values) < 75, "the search stops near the target, it does not keep everything"
-    assert r.psnr == pytest.approx(min(values), abs=0.01)
+    # transcode measures with its own decoder; pydicom decodes 12-bit JPEG with another
+    # IDCT (a level or two apart on some samples), so JPEG agrees to a fraction of a dB
+    assert r.psnr == pytest.approx(min(values), abs=0.5 if target == "jpeg" else 0.01)
 
 
 def test_jpegls_near_keeps_every_sample_within_near(tmp_path):

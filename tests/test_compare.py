@@ -35,13 +35,16 @@ from make_series import make_series  # noqa: E402
 # -- metrics ----------------------------------------------------------------------------------
 def test_error_metrics_on_a_known_array():
     ref = np.zeros((4, 4), np.uint16)
+    ref[3, 3] = 1000  # the frame's dynamic range: 1000, the PSNR peak
     dec = ref.copy()
     dec[1, 2] = 10  # one sample off by 10: SSE 100 over 16 samples
     q = quality(ref, dec, bits_stored=12)
     assert q.max_error == 10 and q.samples == 16 and q.squared_error == 100.0
-    assert q.mse == 6.25 and q.rmse == 2.5
-    # 20 log10(4095) - 10 log10(6.25) = 72.24511 - 7.95880
-    assert psnr_from_mse(q.mse, 12) == pytest.approx(64.28631, abs=1e-4)
+    assert q.mse == 6.25 and q.rmse == 2.5 and q.peak == 1000.0
+    # 20 log10(1000) - 10 log10(6.25) = 60 - 7.95880 (not the Bits Stored peak 4095)
+    assert q.psnr == pytest.approx(52.04120, abs=1e-4)
+    assert psnr_from_mse(q.mse, 1000.0) == pytest.approx(52.04120, abs=1e-4)
+    assert q.max_abs_error_modality == 10.0  # no header: the values are their own units
     signed = quality(np.array([[-5, 7]], np.int16), np.array([[-8, 7]], np.int16), 16)
     assert signed.max_error == 3 and signed.squared_error == 9.0
     assert psnr_from_mse(0.0, 12) == math.inf
@@ -93,7 +96,8 @@ def test_codec_lists_parse_like_the_issue_says():
     assert chosen["jpegls-near:2"].codec.option("near") == 2
     assert chosen["jpeg:85"].codec.option("quality") == 85
     default = [c.label for c in parse_codecs(None)]
-    assert len(default) == 6 + 4 + 4 + 3 + 2 and "htj2k-lossy:40" in default and "jpeg:75" in default
+    assert len(default) == 6 + 4 + 4 + 3 + 2 + 2 and "htj2k-lossy:40" in default and "jpeg:75" in default
+    assert {"jpegxl:1", "jpegxl:7"} <= set(default)  # issue 19: JPEG XL at two efforts
     assert {"explicit", "rle", "j2k", "htj2k", "htj2k-rpcl", "jpegls"} <= set(default)
     for bad in ("10,rle", "rle,rle", "deflate", "rle:3", "zip"):
         with pytest.raises(UnsupportedTransferSyntax):
@@ -334,11 +338,30 @@ def test_codec_values_are_checked():
     assert [c.label for c in parse_codecs("jpeg : 90, j2k-lossy:7.5")] == ["jpeg:90", "j2k-lossy:7.5"]
 
 
-def test_ssim_range_is_the_frames_own():
+def test_ssim_and_display_error_are_taken_at_the_window():
+    from pydicom.dataset import Dataset
+
+    from dicompress.pipeline.encode import FrameView
+
     ref = np.arange(2000, 2100, dtype=np.uint16).reshape(10, 10)
     dec = ref.copy()
     dec[3, 3] += 7
-    assert quality(ref, dec, 12).ssim == pytest.approx(ssim(ref, dec, 99.0))
+    header = Dataset()
+    header.PhotometricInterpretation, header.BitsStored, header.PixelRepresentation = \
+        "MONOCHROME2", 12, 0
+    header.RescaleSlope, header.RescaleIntercept = 2, -1024
+    header.WindowCenter, header.WindowWidth = 3126, 200  # stored 2050 +- 50
+    q = quality(ref, dec, 12, FrameView(header))
+    # PS3.3 C.11.2.1.2 LINEAR: one modality unit is 1 / (W - 1) of the output range
+    assert q.max_abs_error_modality == 14.0
+    assert q.max_display_error == pytest.approx(14 * 255 / 199, abs=0.01)
+    assert q.window == "C3126/W200"
+
+    def levels(a):  # the window by hand, on modality values
+        x = a.astype(np.float64) * 2 - 1024
+        return np.clip((x - 3125.5) / 199 + 0.5, 0, 1) * 255
+
+    assert q.ssim == pytest.approx(ssim(levels(ref), levels(dec), 255.0), abs=1e-3)
 
 
 def test_odd_files_do_not_stop_a_comparison():
@@ -363,3 +386,38 @@ def test_plan_only_offers_choices_every_file_can_take(tmp_path):
     summary = BatchRun(iter_sources([folder]),
                        BatchOptions(target=codec, output=tmp_path / "o", jobs=1)).run()
     assert summary.counts == {"ok": 2}
+
+
+# -- budgets as sent, sizes in the user's units -----------------------------------------------
+def test_plan_budget_counts_the_files_as_sent_and_says_so_honestly(big_series, tmp_path, capsys):
+    from dicompress.export.budget import sent_total
+
+    js = tmp_path / "plan.json"
+    found = totals([big_series])
+    budget = 2 * found.stored_bytes  # lossless fits as files; as sent it is tighter
+    assert main(["plan", str(big_series), "--budget", f"{budget / 1e6:.3f}MB", "--sample", "2",
+                 "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(js.read_text())
+    assert data["counted"] == "sent"
+    choice = data["choice"]
+    assert choice["predicted_sent_bytes"] == sent_total(choice["predicted_bytes"], found.files)
+    assert choice["predicted_sent_bytes"] <= data["capacity_bytes"]
+    share = choice["predicted_sent_bytes"] / data["capacity_bytes"]
+    assert f"{share:.0%} of {budget / 1e6:.3f}MB" in out  # the share of what was typed
+    assert "MiB" not in out and " KB" not in out  # decimal units, as typed
+    assert main(["plan", str(big_series), "--budget", f"{budget / 1e6:.3f}MB", "--raw-size",
+                 "--sample", "2", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["counted"] == "raw"
+
+
+def test_plan_lists_no_lossy_option_that_is_not_smaller_than_lossless(big_series):
+    result = plan([big_series], 10**9, sample=2)
+    smallest = min(o.predicted_bytes for o in result.options if o.lossless and not o.reason)
+    lossy = [o for o in result.options if not o.lossless and not o.reason]
+    assert lossy and all(o.predicted_bytes < smallest for o in lossy)
+
+
+def test_a_budget_without_a_unit_suggests_megabytes(big_series, capsys):
+    assert main(["plan", str(big_series), "--budget", "25"]) == 2
+    assert "did you mean 25MB?" in capsys.readouterr().err

@@ -235,3 +235,250 @@ def test_whole_corpus_exports_but_the_known_bad(tmp_path):
     assert any("not an image (RTPLAN)" in reason for _, reason in result.skipped)
     for path in result.outputs[::10]:
         Image.open(path).verify()
+
+
+# -- speed paths: worker processes, native frames, the PNG writer -------------------------
+import io  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from conftest import require_tool  # noqa: E402
+from dicompress.export.writers import encode_png, encode_tiff  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+from make_series import make_series  # noqa: E402
+
+
+@pytest.fixture
+def ct_series(tmp_path) -> Path:
+    """12 CT slices (256 x 256, signed, native: frames read straight from the files), given
+    a study description, a study date and a description that names the patient."""
+    paths = make_series(tmp_path / "series", 12, 256)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.PatientName, ds.PatientID = "Doe^Jane", "PID77431"  # (the CQ500 ID holds "CT")
+        ds.StudyDescription = "CT HEAD WITHOUT CONTRAST"
+        ds.StudyDate = "20240517"
+        ds.SeriesDescription = f"Axial {ds.PatientID}"  # identifies: left out
+        ds.SliceThickness = "5.000000"
+        ds.save_as(path, enforce_file_format=True)
+    return paths[0].parent
+
+
+@pytest.mark.parametrize("fmt", ["png", "tiff", "jpeg"])
+def test_jobs_write_what_one_process_writes(ct_series, tmp_path, fmt):
+    """Worker processes (native frames read straight from the file) write the same
+    pictures as one process would, and the 8-bit pictures equal the display kernel."""
+    one = export([ct_series], tmp_path / "one", ExportOptions(format=fmt, jobs=1))
+    two = export([ct_series], tmp_path / "two", ExportOptions(format=fmt, jobs=2))
+    assert not one.failed and not two.failed and len(one.outputs) == len(two.outputs) == 12
+    for a, b in zip(one.outputs, two.outputs):
+        assert a.relative_to(tmp_path / "one") == b.relative_to(tmp_path / "two")
+        assert a.read_bytes() == b.read_bytes()
+    if fmt != "jpeg":
+        for path, out in zip(sorted(ct_series.glob("*.dcm")), one.outputs):
+            np.testing.assert_array_equal(np.asarray(Image.open(out)),
+                                          voi.render(pydicom.dcmread(path)))
+
+
+@pytest.mark.parametrize("shape,dtype", [((37, 23), np.uint8), ((5, 9, 3), np.uint8),
+                                         ((17, 31), np.uint16), ((1, 1), np.uint8)])
+def test_png_writer_reads_back_in_pillow_and_libpng(shape, dtype):
+    """The PNG writer shares no code with either reader (Pillow; libpng by imagecodecs)."""
+    import imagecodecs
+
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    text = {"Window": "C40/W400", "Study": "Schädel ✓"}  # Latin-1 (tEXt) and not (iTXt)
+    data = encode_png(arr, text)
+    img = Image.open(io.BytesIO(data))
+    img.load()  # checks every chunk's CRC
+    np.testing.assert_array_equal(np.asarray(img).astype(dtype), arr)
+    assert img.text == text
+    np.testing.assert_array_equal(imagecodecs.png_decode(data), arr)
+    with pytest.raises(ValueError, match="PNG export takes"):
+        encode_png(arr.astype(np.float32))
+
+
+@pytest.mark.parametrize("shape,dtype", [((37, 23), np.uint8), ((5, 9, 3), np.uint8),
+                                         ((17, 31), np.uint16), ((1, 1), np.uint8)])
+def test_tiff_writer_reads_back_in_pillow_and_libtiff(shape, dtype):
+    """The TIFF writer shares no code with either reader (Pillow; libtiff by imagecodecs)."""
+    import imagecodecs
+
+    rng = np.random.default_rng(2)
+    arr = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    data = encode_tiff(arr)
+    img = Image.open(io.BytesIO(data))
+    assert img.info["compression"] == "tiff_adobe_deflate"
+    np.testing.assert_array_equal(np.asarray(img).astype(dtype), arr)
+    np.testing.assert_array_equal(imagecodecs.tiff_decode(data), arr)
+    with pytest.raises(ValueError, match="TIFF export takes"):
+        encode_tiff(arr.astype(np.int32))
+
+
+# -- the zip's page, in a real browser ------------------------------------------------------
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    exe = require_tool("chromium")
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--allow-file-access-from-files", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _page_text(dom: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def test_zip_page_is_a_contact_sheet_without_identifiers(ct_series, tmp_path):
+    result = export([ct_series], tmp_path, ExportOptions(
+        format="png", zip="ct.zip", max_size=parse_size("150kB")))
+    assert not result.failed and len(result.outputs) >= 2  # split into parts
+    source = pydicom.dcmread(next(ct_series.glob("*.dcm")), stop_before_pixels=True)
+    secrets = ["Doe", "Jane", str(source.PatientID), "20240517", "2024-05-17"]
+    held = []
+    for n, part in enumerate(result.outputs, start=1):
+        folder = tmp_path / f"part{n}"
+        with zipfile.ZipFile(part) as zf:
+            zf.extractall(folder)
+            pictures = sorted(name for name in zf.namelist() if name.endswith(".png"))
+        dom = _chromium("--dump-dom", (folder / "index.html").as_uri())
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        text = _page_text(dom.stdout)
+        for secret in secrets:
+            assert secret not in dom.stdout, secret
+        assert "CT HEAD WITHOUT CONTRAST" in text and "study of 2024" in text
+        assert f"{len(pictures)} images" in text or (len(pictures) == 1 and "1 image," in text)
+        assert "C40/W100" in text  # the file's window, said once per series
+        # which slices this part holds, and each picture's slice, position and thickness
+        numbers = [int(re.search(r"/(\d+)\.png$", p).group(1)) for p in pictures]
+        held += numbers
+        first, last = numbers[0], numbers[-1]
+        span = f"slice {first} of 12" if first == last else f"slices {first}-{last} of 12"
+        assert span in text, (span, text[:500])
+        assert f"slice {first} of 12, at {first - 1:.1f} mm, 5 mm thick" in text
+        assert dom.stdout.count("<figure>") == len(pictures)
+        assert all(f'src="{p}"' in dom.stdout for p in pictures)
+    assert sorted(held) == list(range(1, 13))
+
+    # what a doctor sees: a grid of pictures; a click on the third shows it full size
+    shot, enlarged = tmp_path / "sheet.png", tmp_path / "enlarged.png"
+    url = (tmp_path / "part1" / "index.html").as_uri()
+    assert _chromium("--window-size=1200,900", f"--screenshot={shot}", url).returncode == 0
+    assert _chromium("--window-size=1200,900", f"--screenshot={enlarged}", url + "#v2").returncode == 0
+    sheet = np.asarray(Image.open(shot).convert("L")).astype(int)
+    big = np.asarray(Image.open(enlarged).convert("L")).astype(int)
+    assert sheet.std() > 20 and big.std() > 20
+    # the grid: several pictures side by side across the first row of thumbnails
+    row = sheet[300]
+    assert (np.diff((row > 40).astype(int)) == 1).sum() >= 3
+    assert np.abs(sheet - big).mean() > 10  # the enlarged view covers the sheet
+
+
+def test_zip_page_says_one_image(tmp_path):
+    result = export([find_sample("CT_small.dcm")], tmp_path, ExportOptions(format="png", zip="one.zip"))
+    with zipfile.ZipFile(result.outputs[0]) as zf:
+        page = zf.read("index.html").decode()
+    assert "1 image," in page and "1 images" not in page
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"), stop_before_pixels=True)
+    for secret in (str(ds.PatientName), str(ds.PatientID), str(ds.StudyDate)):
+        assert secret not in page
+
+
+def test_export_progress_is_a_line_per_stage_when_piped(ct_series, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dicompress", "export", str(ct_series),
+                           "--format", "png", "-o", str(tmp_path / "out"), "--zip", "ct.zip"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    stages = [line for line in lines if line.startswith("export: ")]
+    assert stages[0] == "export: reading headers"
+    assert "export: writing images (12 to do)" in stages
+    assert any(re.fullmatch(r"export: writing images: 12 done, [0-9.]+ s", s) for s in stages)
+    assert any(s.startswith("export: bundling: ") for s in stages)
+    assert len(lines) == len(stages)  # nothing per file
+
+
+def test_export_progress_bar_on_a_terminal(ct_series, tmp_path):
+    """On a terminal, a bar per stage (rich), removed when done; the counts reach the end."""
+    from dicompress.cli.progress import StageReporter
+
+    stream = io.StringIO()
+    with StageReporter("export", stream=stream, live=True) as reporter:
+        seen = []
+
+        def tell(stage, done, total):
+            seen.append((stage, done, total))
+            reporter.update(stage, done, total)
+
+        export([ct_series], tmp_path / "out", ExportOptions(format="png", zip="a.zip"),
+               progress=tell)
+        task = reporter.progress.tasks[-1]
+        assert task.description == "bundling" and task.total is None  # pulses: no count
+    stages = [stage for stage, _, _ in seen]
+    assert stages[0] == "reading headers" and stages[-1] == "bundling"
+    assert ("writing images", 12, 12) in seen
+
+
+# -- budgets as sent by e-mail ----------------------------------------------------------------
+def _as_attachment(path: Path) -> int:
+    """Bytes of `path` as one attachment of a real message (the stdlib's MIME writer)."""
+    from email import policy
+    from email.message import EmailMessage
+
+    message = EmailMessage(policy=policy.SMTP)
+    message.add_attachment(path.read_bytes(), maintype="application", subtype="octet-stream",
+                           filename=path.name)
+    return len(message.get_payload()[0].as_bytes())
+
+
+@pytest.mark.parametrize("name", ["a.zip", "CT 0001.png", "Thorax_Übersicht_" + "x" * 120 + ".zip"])
+def test_attachment_size_is_what_the_mime_writer_makes(name, tmp_path):
+    from dicompress.export.budget import attachment_size
+
+    for size in (0, 1, 2, 3, 56, 57, 58, 113, 114, 115, 4096, 100_001):
+        path = tmp_path / "f"
+        path.write_bytes(np.random.default_rng(size).bytes(size))
+        path = path.rename(tmp_path / name)
+        assert attachment_size(size, name) == _as_attachment(path), (name, size)
+
+
+def test_raw_limit_is_the_exact_edge():
+    from dicompress.export.budget import HEADER_RESERVE, base64_size, raw_limit
+
+    for limit in (10_000_000, 25_000_000, 600_000, 4099):
+        n = raw_limit(limit)
+        assert base64_size(n) + HEADER_RESERVE <= limit < base64_size(n + 1) + HEADER_RESERVE
+    assert raw_limit(10_000_000) == 7_306_944
+
+
+def test_every_file_max_size_10mb_writes_fits_a_10mb_attachment(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+    from make_series import make_series
+
+    series = make_series(tmp_path / "ct", 40, 512, seed=3)[0].parent
+    out = tmp_path / "out"
+    assert main(["export", str(series), "--format", "png", "--bits", "16", "-o", str(out),
+                 "--zip", "ct.zip", "--max-size", "10MB"]) == 0
+    printed = capsys.readouterr().out
+    zips = sorted(out.glob("ct*.zip"))
+    assert len(zips) >= 2  # the images are more than one attachment's worth
+    raw = sum(z.stat().st_size for z in zips)
+    assert raw > 10_000_000 * 3 / 4  # one archive of them would bounce as sent
+    for z in zips:
+        assert _as_attachment(z) <= 10_000_000, z.name
+    assert "MiB" not in printed and " MB)" in printed  # printed in the unit typed
+
+
+def test_sizes_are_printed_in_the_unit_typed():
+    from dicompress.cli.render import human_size
+
+    assert human_size(9_915_297) == "9.92 MB"
+    assert human_size(9_915_297, "MiB") == "9.46 MiB"
+    assert human_size(1_900_000, "MB") == "1.90 MB"
+    assert human_size(512) == "512 B" and human_size(2_048) == "2.05 kB"
+    with pytest.raises(Exception, match="did you mean 25MB"):
+        parse_size("25")
+    assert parse_size("25MiB") == 25 * 2**20 and parse_size("10MB") == 10**7

@@ -454,8 +454,9 @@ def test_a_full_disk_stops_export_and_compare_html_cleanly(command, tmp_path, mo
 
     source = find_sample("CT_small.dcm")
     if command == "export":
-        monkeypatch.setattr(os, "fsync", _no_space)
-        argv = ["export", str(source), "--format", "png", "-o", str(tmp_path / "out")]
+        monkeypatch.setattr(Path, "write_bytes", _no_space)
+        argv = ["export", str(source), "--format", "png", "-o", str(tmp_path / "out"),
+                "--jobs", "1"]
     else:
         monkeypatch.setattr(Path, "write_text", _no_space)
         argv = ["compare", str(source), "--codecs", "rle", "--html", str(tmp_path / "r.html")]

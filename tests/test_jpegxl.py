@@ -415,3 +415,18 @@ def test_jpeg_recompressed_file_reads_as_its_source_and_goes_back_byte_for_byte(
     transcode_file(jxl, tmp_path / "explicit.dcm", "explicit")  # decoded, when asked
     for a, b in zip(frames_of(path), frames_of(tmp_path / "explicit.dcm"), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_jpeg_recompression_de_identifies_the_header_on_the_way(tmp_path):
+    """`transcode --deid --to jpegxl-jpeg`: the header is de-identified, the frames are
+    recompressed as they are (no blanking asked, so nothing to decode)."""
+    from dicompress.deid import DeidConfig, preparer
+
+    config = DeidConfig(key=b"0123456789abcdef0123", allow_burned_in=True)
+    source = find_sample("SC_rgb_dcmtk_+eb+cy+s2.dcm")
+    transcode_file(source, tmp_path / "o.dcm", "jpegxl-jpeg", prepare=preparer(config))
+    out, original = pydicom.dcmread(tmp_path / "o.dcm"), pydicom.dcmread(source)
+    assert out.PatientIdentityRemoved == "YES"
+    assert out.SOPInstanceUID != original.SOPInstanceUID  # de-identified, not marked lossy
+    assert out.file_meta.TransferSyntaxUID == uids.JPEGXLJPEGRecompression
+    np.testing.assert_array_equal(out.pixel_array, original.pixel_array)

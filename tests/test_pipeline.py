@@ -164,3 +164,69 @@ def test_the_verifier_shares_no_code_with_the_writer():
     assert imported <= {"__future__", "hashlib", "mmap", "struct", "tempfile", "zlib",
                         "dataclasses", "pathlib", "dicompress", "dicompress.digests",
                         "dicompress.errors"}, imported
+
+
+def test_the_verifier_reads_back_every_header_byte(outputs, tmp_path):
+    """Not only the attributes it parses: a value changed in the header before the Pixel
+    Data, or in what follows it, is refused (the writer's head and tail, hashed)."""
+    from dicompress.pipeline import write
+
+    captured = {}
+    real = write.PixelDataWriter.expected
+
+    def keep(self):
+        captured["expected"] = real(self)
+        return captured["expected"]
+
+    source = tmp_path / "with-tail.dcm"
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    ds.DataSetTrailingPadding = b"\0" * 6  # (FFFC,FFFC): an element after the Pixel Data
+    ds.save_as(source)
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(write.PixelDataWriter, "expected", keep)
+        transcode_file(source, tmp_path / "o.dcm", "explicit")
+    data = (tmp_path / "o.dcm").read_bytes()
+    expected = captured["expected"]
+    modality = data.index(b"\x08\x00\x60\x00CS\x02\x00CT")
+    damaged = {"a header value": data[:modality + 8] + b"MR" + data[modality + 10:],
+               "a value after the Pixel Data": data[:-2] + b"\x01\x00"}
+    for what, bad in damaged.items():
+        path = tmp_path / "bad.dcm"
+        path.write_bytes(bad)
+        with pytest.raises(VerificationFailed, match="reads back different"):
+            verifier.verify(path, expected)
+            pytest.fail(f"{what} accepted")
+
+
+def test_binary_values_are_swapped_when_the_byte_order_changes(tmp_path):
+    """pydicom re-encodes numbers in the output's byte order, not OW bytes: the one writer
+    swaps them whoever calls it (the gateway's re-encoding of an object without pixels
+    wrote a big-endian waveform's samples backwards)."""
+    import numpy as np
+    from pydicom.dataelem import DataElement
+
+    from dicompress.gateway.forwarder import _reencode
+
+    ds = pydicom.dcmread(find_sample("MR_small_bigendian.dcm"))
+    del ds.PixelData
+    ds[0x54001010] = DataElement(0x54001010, "OW", np.array([1, 2, 0x1234], ">u2").tobytes())
+    src = tmp_path / "be.dcm"
+    ds.save_as(src, implicit_vr=False, little_endian=False, enforce_file_format=True)
+    _reencode(src, tmp_path / "le.dcm", uids.ExplicitVRLittleEndian, None)
+    out = pydicom.dcmread(tmp_path / "le.dcm")
+    assert np.frombuffer(out[0x54001010].value, "<u2").tolist() == [1, 2, 0x1234]
+
+
+@pytest.mark.parametrize("target", ["explicit", "j2k-lossy", "rle"])
+def test_values_as_pydicom_writes_them_are_accepted(target, tmp_path):
+    """A multi-valued Patient ID and ISO 2022 text read back as pydicom wrote them."""
+    for name, change in (("multi", lambda ds: setattr(ds, "PatientID", "12\\34")),
+                         ("iso2022", lambda ds: (setattr(ds, "SpecificCharacterSet",
+                                                         ["", "ISO 2022 IR 87"]),
+                                                 setattr(ds, "PatientID", "ヤマダ")))):
+        ds = pydicom.dcmread(find_sample("MR_small.dcm"))
+        change(ds)
+        ds.save_as(tmp_path / f"{name}.dcm")
+        transcode_file(tmp_path / f"{name}.dcm", tmp_path / f"{name}-{target}.dcm", target)

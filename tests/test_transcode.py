@@ -47,7 +47,8 @@ def test_tree_is_mirrored_and_verified(tree, tmp_path, capsys):
     assert summary["files"] == {"ok": 2, "not-image": 1, "not-dicom": 1}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
                   if p.is_file() and not p.name.startswith(".dicompress-journal")) == [
-        "ct/a.dcm", "us/deep/rgb.dcm"]
+        "ct/a.dcm", "plan.dcm", "us/deep/rgb.dcm"]  # the plan (no pixels) copied unchanged
+    assert (out / "plan.dcm").read_bytes() == (tree / "plan.dcm").read_bytes()
     for rel in ("ct/a.dcm", "us/deep/rgb.dcm"):
         ds = pydicom.dcmread(out / rel)
         assert ds.file_meta.TransferSyntaxUID == RLELossless
@@ -274,3 +275,14 @@ def test_damage_met_inside_pydicom_is_a_damaged_file(tmp_path):
     with pytest.raises(InvalidDicomFile, match="bad.dcm: cannot be parsed as DICOM"):
         transcode_file(src, tmp_path / "o.dcm", "j2k-lossy")
     assert not (tmp_path / "o.dcm").exists()
+
+
+def test_pydicom_misused_by_us_is_our_bug_not_a_bad_file():
+    """foreign_error reads only pydicom's parser and value conversion as the file's fault."""
+    from pydicom.dataset import Dataset
+
+    from dicompress.pipeline.read import errors_named
+
+    with pytest.raises(ValueError, match="NoSuchKeyword"):
+        with errors_named(Path("x.dcm")):
+            Dataset().get_item("NoSuchKeyword")

@@ -816,6 +816,18 @@ def header(parsed: Parsed, transfer_syntax: str, layout: FrameLayout) -> BytesHe
     )
 
 
+def _syntax_may_be_direct(start: bytes) -> bool:
+    """False when the first bytes of a file already show a transfer syntax the walk does
+    not take (so that an archive of compressed files is not read twice); True otherwise,
+    the walk then decides."""
+    at = start.find(b"\x02\x00\x10\x00UI", 132)
+    if start[128:132] != b"DICM" or at < 0 or at + 8 > len(start):
+        return True
+    length = int.from_bytes(start[at + 6:at + 8], "little")
+    value = start[at + 8:at + 8 + length].decode("ascii", "replace").strip("\0 ")
+    return value in (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian)
+
+
 def may_take(codec: Codec | None) -> bool:
     """Whether files going to `codec` may take the direct path (the files decide then)."""
     return (codec is not None and codec.encapsulated and codec.lossless
@@ -829,11 +841,15 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, optio
     from dicompress.pipeline.encode import frame_encoder
     from dicompress.pipeline.frames import bounded_map, native_frames
     from dicompress.pipeline.write import output_file
-    from dicompress.transcode import TranscodeResult
+    from dicompress.pipeline.result import TranscodeResult
 
     if not may_take(codec) or size > MAX_BYTES:
         return None
-    data = source.read_bytes()
+    with open(source, "rb") as fp:
+        start = fp.read(8192)
+        if not _syntax_may_be_direct(start):  # a compressed or big-endian file: not read whole
+            return None
+        data = start + fp.read()
     try:
         parsed = Parsed(data)
         layout = parsed.layout()

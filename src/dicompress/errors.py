@@ -119,6 +119,7 @@ class Status(str, enum.Enum):
     QUEUED = "queued"
     SENT = "sent"
     HELD = "held"
+    DROPPED = "dropped"  # by an operator (serve --drop), recorded in the audit log
 
     def __str__(self) -> str:
         return self.value

@@ -14,13 +14,16 @@ TEMP_SUFFIX = ".dicompress-tmp"
 
 
 @contextlib.contextmanager
-def atomic_output(target: Path, before_replace: Callable[[Path], None] | None = None
-                  ) -> Iterator[Path]:
+def atomic_output(target: Path, before_replace: Callable[[Path], None] | None = None,
+                  *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and rename it over `target`.
 
     `before_replace(tmp)` runs after the fsync and may raise to keep `target` as it
     is (e.g. when the original changed meanwhile). If anything raises, the temporary
-    file is removed and `target` is untouched.
+    file is removed and `target` is untouched. Without `durable` nothing is fsynced:
+    readers still see the old file or the whole new one, but a power cut may lose what
+    was written (for outputs that can be made again, such as exported pictures: two
+    fsyncs cost more than rendering and encoding a CT slice on a busy disk).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -33,12 +36,14 @@ def atomic_output(target: Path, before_replace: Callable[[Path], None] | None = 
         os.close(fd)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         if before_replace is not None:
             before_replace(tmp)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -105,6 +105,14 @@ class FrameLayout:
         return self.frame_pixels * self.samples_per_pixel * self.bytes_per_sample
 
     @property
+    def pixel_data_bytes(self) -> int:
+        """The bytes of native Pixel Data for all frames (1-bit samples packed, PS3.5 8.1.1)."""
+        samples = self.frame_pixels * self.samples_per_pixel * self.number_of_frames
+        if self.bits_allocated == 1:
+            return (samples + 7) // 8
+        return samples * self.bytes_per_sample
+
+    @property
     def frame_shape(self) -> tuple[int, ...]:
         """Shape of one decoded frame as numpy holds it (samples last)."""
         if self.samples_per_pixel == 1:

@@ -12,103 +12,28 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from dicompress import direct
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import HASHES, file_digest
-from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, StorageError,
-                               UnsupportedLayout, UnsupportedTransferSyntax, with_context)
+from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, UnsupportedLayout,
+                               UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.encode import LossStats, frame_encoder
+from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
 from dicompress.pipeline.frames import bounded_map, encoded_frames, start_decoding
 from dicompress.pipeline.mark import output_dataset
-from dicompress.pipeline.read import (check_regular, foreign_error, read_header,
+from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
+from dicompress.pipeline.result import TranscodeOptions, TranscodeResult
 from dicompress.pipeline.write import MAX_BOT_OFFSET, DatasetHeader, output_file
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 
-@dataclass
-class TranscodeResult:
-    """What happened to one file."""
-
-    source: Path
-    destination: Path | None = None
-    status: str = "ok"  # a dicompress.errors.Status value
-    reason: str = ""
-    modality: str = ""
-    transfer_syntax_in: str = ""
-    transfer_syntax_out: str = ""
-    size_in: int = 0
-    size_out: int = 0
-    frames: int = 0
-    verified: bool = False
-    lossy: bool = False
-    #: Stored pixel bytes / encoded pixel bytes (the Lossy Image Compression Ratio).
-    ratio_pixels: float = 0.0
-    #: Lossy results, verified: the worst frame's PSNR (Bits Stored peak) and error.
-    psnr: float | None = None
-    max_error: int | None = None
-    #: With `digest`: the content hashes of the input as read and of the output as
-    #: written (dicompress.digests).
-    digest_in: str | None = None
-    digest_out: str | None = None
-    error: DicompressError | None = field(default=None, repr=False)
-
-    @property
-    def ratio(self) -> float:
-        return self.size_in / self.size_out if self.size_out else 0.0
-
-
-@dataclass(frozen=True)
-class TranscodeOptions:
-    """How one file is transcoded (everything but where from, where to and what to).
-
-    Attributes
-    ----------
-    verify
-        Decode every encoded frame again and read the written file back (default).
-    threads
-        Frames of a multi-frame file coded in parallel (default: all cores).
-    codec_threads
-        Threads inside the codec for a single-frame file (default: `threads`).
-    extended_offsets
-        Write the Extended Offset Table; None: when offsets may pass 4 GiB.
-    skip_same_syntax
-        Raise `AlreadyInTarget` for a file already in the target syntax.
-    before_replace
-        ``before_replace(tmp)`` runs on the complete, verified, fsynced output just before
-        it is renamed into place, and may veto it by raising.
-    prepare
-        ``prepare(header, layout)`` may change the source's header (de-identification)
-        before the output's is made from it, and return a function applied to every
-        decoded frame before it is encoded (blanking); lossless results are verified
-        against its output.
-    digest
-        A name of `dicompress.digests.HASHES`: the result carries the content hashes of the
-        input and the output.
-    """
-
-    verify: bool = True
-    threads: int | None = None
-    codec_threads: int | None = None
-    extended_offsets: bool | None = None
-    skip_same_syntax: bool = False
-    before_replace: Callable[[Path], None] | None = None
-    prepare: Callable[[Dataset, FrameLayout], Callable[[np.ndarray], np.ndarray] | None] \
-        | None = None
-    digest: str | None = None
-
-
-def transcode_file(source: Path | str, destination: Path | str, target: str | Codec = "rle",
+def transcode_file(source: Path | str, destination: Path | str, target: str | Codec,
                    options: TranscodeOptions | None = None, **option_values) -> TranscodeResult:
     """Transcode one file to `target`, writing `destination` only once verified.
 
@@ -130,17 +55,8 @@ def transcode_file(source: Path | str, destination: Path | str, target: str | Co
     elif option_values:
         options = dataclasses.replace(options, **option_values)
     source, destination = Path(source), Path(destination)
-    try:
+    with errors_named(source):
         return _transcode(source, destination, get_codec(target), options)
-    except DicompressError as exc:
-        raise with_context(exc, source) from exc
-    except OSError as exc:
-        raise StorageError(f"{source}: {exc.strerror or exc}", exc.errno) from exc
-    except Exception as exc:
-        translated = foreign_error(exc)  # pydicom met a damaged value on the way
-        if translated is None:
-            raise  # a bug of ours: it keeps its traceback
-        raise with_context(translated, source) from exc
 
 
 def _transcode(source: Path, destination: Path, codec: Codec,
@@ -186,12 +102,12 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     layout, attrs, first, frames = start_decoding(source, ds, declared)
     codec.check_layout(layout)
     frame_filter = options.prepare(ds, layout) if options.prepare is not None else None
+    stats = LossStats(frame_views(ds))  # read before the header becomes the output's
     out = output_dataset(ds, codec, layout, attrs)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
 
     many = layout.number_of_frames > 1
     codec_threads = 1 if many else (options.codec_threads or threads)
-    stats = LossStats()
     # every frame must match frame 1
     encode = frame_encoder(codec, layout, first.shape, first.dtype, verify=options.verify,
                            codec_threads=codec_threads, frame_filter=frame_filter, stats=stats)
@@ -199,13 +115,15 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     if extended is None:  # auto: when offsets might pass 4 GiB
         extended = (codec.encapsulated and
                     layout.frame_bytes * layout.number_of_frames * 1.05 > MAX_BOT_OFFSET)
-    stored_bytes = layout.frame_bytes * layout.number_of_frames
+    stored_bytes = layout.pixel_data_bytes
     with output_file(destination, DatasetHeader(out), layout,
                      pixels="encapsulated" if codec.encapsulated else "native",
                      extended_offsets=bool(extended), verify=options.verify,
                      before_replace=options.before_replace,
                      digest=options.digest) as (writer, written):
-        for data in bounded_map(encode, itertools.chain([first], frames), threads if many else 1):
+        for data in bounded_map(lambda item: encode(item[1], index=item[0]),
+                                enumerate(itertools.chain([first], frames)),
+                                threads if many else 1):
             writer.add(data)
         del first
         ratio = None if codec.lossless else stored_bytes / max(1, writer.encoded_bytes)
@@ -217,6 +135,10 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     result.ratio_pixels = stored_bytes / max(1, writer.encoded_bytes)
     result.psnr = stats.psnr if stats.count else None
     result.max_error = stats.max_error if stats.count else None
+    if stats.count:
+        result.max_abs_error_modality = stats.max_abs_error_modality
+        result.max_display_error = stats.max_display_error
+        result.display_window = stats.window
     result.destination = destination
     return result
 
@@ -228,11 +150,11 @@ def _recoded(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     recompressed as JPEG XL, and back): no new loss, so no new UID and no new lossy
     marking (PS3.5 8.2.15); the transform checks its own round trip."""
     codec.check_layout(layout)
-    if options.prepare is not None:
-        raise UnsupportedLayout(f"{codec.name} transforms the frames as they are encoded: "
-                                "de-identification with blanking needs them decoded")
     syntax_in = result.transfer_syntax_in
     frames = encoded_frames(source, ds, layout.number_of_frames)  # before the header changes
+    if options.prepare is not None and options.prepare(ds, layout) is not None:
+        raise UnsupportedLayout(f"{codec.name} transforms the frames as they are encoded: "
+                                "blanking needs them decoded; choose another target")
     out = output_dataset(ds, codec, layout, {}, transformed=True)
     result.transfer_syntax_out = str(out.file_meta.TransferSyntaxUID)
     result.lossy = False
@@ -254,7 +176,7 @@ def _recoded(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     result.size_out = written.size
     result.digest_out = written.digest
     result.frames = writer.frames
-    result.ratio_pixels = layout.frame_bytes * layout.number_of_frames / max(1, writer.encoded_bytes)
+    result.ratio_pixels = layout.pixel_data_bytes / max(1, writer.encoded_bytes)
     result.destination = destination
     return result
 

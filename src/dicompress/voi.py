@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from dicompress import _lut
-from dicompress.errors import DicompressError, DisplayError, UnsupportedLayout
+from dicompress.errors import DisplayError, UnsupportedLayout
 
 __all__ = ["Window", "PRESETS", "window", "render", "file_windows", "auto_window",
            "resolve_window", "FUNCTIONS"]

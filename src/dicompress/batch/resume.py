@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, Row
+from dicompress.batch.worker import COPIED_UNCHANGED
 from dicompress.digests import DEFAULT_HASH
 from dicompress.errors import UsageError
 from dicompress.fileio import TEMP_SUFFIX
@@ -42,6 +43,8 @@ def settings_of_run(options: BatchOptions, codec: Codec | None, hash_name: str) 
                 "in_place": options.in_place,
                 "output": str(options.output.resolve()) if options.output else None,
                 "verify": options.verify, "force": options.force, "hash": hash_name}
+    if options.only_images:  # absent from journals of runs that copied (and from older ones)
+        settings["only_images"] = True
     if options.deid is not None:
         settings["deid"] = {**options.deid.settings(), "rename": options.rename}
     return settings
@@ -95,7 +98,10 @@ def finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
         return (st.st_size, st.st_mtime_ns) == (row.size_out, row.mtime_out)
     if (st.st_size, st.st_mtime_ns) != (row.size_in, row.mtime_in):
         return False
-    return row.status != J.OK or (row.destination is not None and os.path.exists(row.destination))
+    # a transcoded file, or a skip copied unchanged to the output (worker.COPIED_UNCHANGED):
+    # done while its output is still there
+    wrote = row.status == J.OK or (not in_place and COPIED_UNCHANGED in (row.reason or ""))
+    return not wrote or (row.destination is not None and os.path.exists(row.destination))
 
 
 def remove_temporaries_in(folder: str | Path, names: Iterable[str]) -> int:

@@ -75,11 +75,16 @@ class BatchOptions:
     rename: bool = False  # with deid and -o: OUT/study/series/instance.dcm by the new UIDs
     hash: str | None = None  # the journal's content hash (None: the journal's, or blake3)
     follow_links: bool = False  # in place: rewrite files that links in a tree point to
+    #: -o: skip files already in the target syntax and objects without pixel data, instead
+    #: of copying them unchanged (the output then holds only the transcoded images)
+    only_images: bool = False
 
 
 @dataclass
 class Summary:
     counts: Counter = field(default_factory=Counter)  # this run's statuses
+    #: of counts' skips (already, not-image), those copied to the output unchanged, by status
+    copied: Counter = field(default_factory=Counter)
     done_before: int = 0  # finished by an earlier run of this journal (resume)
     duplicates: int = 0
     own_outputs: int = 0  # files found inside the output folder (-o inside a source tree)
@@ -107,7 +112,8 @@ class Summary:
         mb = self.bytes_in / 1e6
         files = self.counts.get(J.OK, 0)
         return {
-            "files": dict(self.counts), "done_before": self.done_before,
+            "files": dict(self.counts), "copied_unchanged": dict(self.copied),
+            "done_before": self.done_before,
             "duplicates": self.duplicates, "own_outputs": self.own_outputs, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
             "ratio": round(self.bytes_in / self.bytes_out, 4) if self.bytes_out else None,
             "seconds": round(self.seconds, 3),
@@ -160,6 +166,10 @@ class BatchRun:
         self.hash = options.hash or DEFAULT_HASH  # the journal's on resume: set by run()
         self._output_root = options.output.resolve() if options.output is not None else None
         self.pool = None
+        # -o holds the complete study; never with de-identification (a copy would carry
+        # the identifiers out), never in place (the original is already where it belongs)
+        self._copy_unchanged = (options.output is not None and not options.only_images
+                                and options.deid is None)
 
     def run(self) -> Summary:
         options, summary = self.options, self.summary
@@ -343,7 +353,8 @@ class BatchRun:
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
                     force=options.force, extended_offsets=options.extended_offsets,
                     threads=threads, codec_threads=codec_threads,
-                    deid=options.deid, hash=self.hash), st.st_size
+                    deid=options.deid, hash=self.hash,
+                    copy_unchanged=self._copy_unchanged), st.st_size
 
     def _real_root(self, root: Path) -> Path:
         real = self._roots.get(root)
@@ -438,6 +449,8 @@ class BatchRun:
     def _count(self, outcome: Outcome) -> None:
         summary = self.summary
         summary.counts[outcome.status] += 1
+        if outcome.copied:
+            summary.copied[outcome.status] += 1
         summary.peak_worker_rss_kb = max(summary.peak_worker_rss_kb, outcome.peak_rss_kb)
         if outcome.status == J.OK:
             summary.bytes_in += outcome.size_in or 0

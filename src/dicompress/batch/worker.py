@@ -9,6 +9,7 @@ import ctypes
 import errno
 import os
 import resource
+import shutil
 import signal
 import time
 import traceback
@@ -21,7 +22,9 @@ from dicompress.batch import journal as J
 # codec_config is imported from here by the runner and the gateway
 from dicompress.codecs.registry import codec_config, codec_from_config  # noqa: F401
 from dicompress.digests import DEFAULT_HASH, file_digest
-from dicompress.errors import AlreadyInTarget, DicompressError, status_of, with_context
+from dicompress.errors import (AlreadyInTarget, DicompressError, Status, VerificationFailed,
+                               status_of, with_context)
+from dicompress.fileio import atomic_output
 from dicompress.pipeline.read import check_regular
 from dicompress.transcode import TranscodeResult, transcode_file
 
@@ -29,6 +32,11 @@ if TYPE_CHECKING:
     from dicompress.deid import DeidConfig
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: The journal reason of a file copied to the output as it is (`report` shows it; resume
+#: checks that the copy is still there).
+COPIED_UNCHANGED = "copied unchanged"
+#: Skips that -o copies to the output, so that it holds the whole study.
+_COPIED_STATUSES = (Status.ALREADY.value, Status.NOT_IMAGE.value)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,9 @@ class Task:
     codec_threads: int | None = None  # inside the codec, for a single frame
     deid: DeidConfig | None = None  # de-identify too ("" codec: keep the file's syntax)
     hash: str = DEFAULT_HASH  # the journal's content hash (HASHES)
+    #: -o: a file already in the target syntax, or without pixel data, is copied to the
+    #: output as it is (the output is the complete study); False: skipped (--only-images)
+    copy_unchanged: bool = False
 
 
 @dataclass
@@ -73,6 +84,9 @@ class Outcome:
     #: A bug of ours stopped the file (not the file's fault): its traceback.
     internal: bool = False
     traceback: str = ""
+    #: Skipped by the codec (already in the target syntax, no pixel data) and copied to the
+    #: output byte for byte: the journal keeps the status, the reason says "copied unchanged".
+    copied: bool = False
 
     def journal_values(self) -> dict:
         return {k: getattr(self, k) for k in
@@ -161,6 +175,8 @@ def run_task(task: Task) -> Outcome:
         # not DICOM, no pixel data, already in the target: skips; the rest are failures
         out.status, out.reason = status_of(exc).value, str(with_context(exc, path))
         out.disk_full = _disk_full(exc)
+        if task.copy_unchanged and out.status in _COPIED_STATUSES:
+            _copy_unchanged(task, path, st, out)
     except OSError as exc:
         out.reason = f"{path}: {exc.strerror or exc}"
         out.disk_full = _disk_full(exc)
@@ -179,6 +195,44 @@ def run_task(task: Task) -> Outcome:
     out.seconds = time.perf_counter() - start
     out.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return out
+
+
+def _copy_unchanged(task: Task, path: Path, st: os.stat_result, out: Outcome) -> None:
+    """Copy a skipped file (already in the target syntax, or no pixel data: an SR, a KO,
+    a PR) to its destination byte for byte, so that the output folder holds the study's
+    every instance. The copy is read back and its digest compared with the original's
+    before it takes the destination's name; the original must not have changed
+    meanwhile. A failure to copy fails the file (the study would be incomplete)."""
+    why = out.reason.removeprefix(f"{path}: ")
+    try:
+        digest_in = file_digest(path, task.hash)
+
+        def check(tmp: Path) -> None:
+            now = os.stat(path)
+            if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                raise DicompressError(f"{path}: changed while being copied; left as it is")
+            copied = file_digest(tmp, task.hash)  # read back from the file system
+            if copied != digest_in:
+                raise VerificationFailed(f"{path}: the copy at {task.destination} reads back "
+                                         f"different bytes ({task.hash} {copied} != {digest_in})")
+            out.hash_out = copied
+
+        with atomic_output(Path(task.destination), check) as tmp:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        done = os.stat(task.destination)
+    except (DicompressError, OSError) as exc:
+        out.status = Status.FAILED.value
+        out.reason = (str(exc) if isinstance(exc, DicompressError)
+                      else f"{path}: copying it unchanged to {task.destination}: "
+                           f"{exc.strerror or exc}")
+        out.disk_full = _disk_full(exc)
+        out.hash_out = None
+        return
+    out.copied = True
+    out.hash_in = digest_in
+    out.reason = f"{path}: {COPIED_UNCHANGED} ({why})"
+    out.size_out, out.mtime_out = done.st_size, done.st_mtime_ns
 
 
 def run_tasks(tasks: list[Task]) -> list[Outcome]:

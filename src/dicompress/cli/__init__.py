@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip decoding and reading back each output (not recommended)")
     tc.add_argument("--force", action="store_true",
                     help="transcode files already in the target syntax too")
+    tc.add_argument("--only-images", action="store_true",
+                    help="with -o: leave out files already in the target syntax and objects "
+                         "without pixel data (SR, KO, PR); by default they are copied "
+                         "unchanged, so that OUTDIR holds the whole study")
     run = tc.add_argument_group("running at scale")
     run.add_argument("-j", "--jobs", type=int, default=None,
                      help="worker processes (default: all cores); 1 works in this process")
@@ -120,11 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--html", type=Path, metavar="FILE",
                     help="a report: table, rate-distortion plots, worst slices beside their differences")
     cp.add_argument("--threads", type=int, help="frames and codecs measured at once (default: all cores)")
+    cp.add_argument("--window", metavar="W",
+                    help="display errors and SSIM at this window: a preset (brain, lung, bone, "
+                         "...), C,W, file[:N] or auto (default: each file's first window, else "
+                         "its VOI LUT, else auto); see docs/compare.md")
 
     pl = sub.add_parser("plan", help="pick the best quality that fits a size budget or a link's deadline")
     pl.add_argument("sources", nargs="+", metavar="SRC", help="files, folders or glob patterns")
     goal = pl.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--budget", metavar="SIZE", help="total size, e.g. 25MB, 4.7GB")
+    goal.add_argument("--budget", metavar="SIZE",
+                      help="total size as sent by e-mail, each file one attachment (base64 and "
+                           "MIME headers: files get about 73 %%), e.g. 25MB; kB/MB/GB are "
+                           "decimal, KiB/MiB/GiB binary; see --raw-size")
     goal.add_argument("--link", metavar="RATE", help="link rate, e.g. 2Mbit, 10Mbps, 1.5MB/s (with --deadline)")
     pl.add_argument("--deadline", metavar="DURATION", help="e.g. 5min, 90s, 1h30m")
     pl.add_argument("--min-psnr", type=float, metavar="DB", help="quality floor for lossy choices (worst slice)")
@@ -133,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frames per series measured (default 10)")
     pl.add_argument("-o", "--output", default="OUTDIR", help="output folder for the suggested command")
     pl.add_argument("--json", type=Path, metavar="FILE", help="the plan and every option as JSON")
+    pl.add_argument("--raw-size", action="store_true",
+                    help="--budget counts the files' own bytes (a disk, a DVD), not as e-mailed")
 
     rp = sub.add_parser("report", help="export a transcode journal: summary, CSV or JSON")
     rp.add_argument("journal", type=Path, metavar="JOURNAL")
@@ -160,10 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     ex.add_argument("--fps", type=float, help="GIF frame rate (default: Frame Time / Cine Rate)")
     ex.add_argument("--max-size", metavar="SIZE",
-                    help="budget per file and per archive, e.g. 10MB (mail servers) or 25MB (Gmail)")
+                    help="budget per file and per archive as an e-mail attachment (base64 and "
+                         "MIME headers counted: 10MB holds files of 7.3 MB), e.g. 10MB or 25MB "
+                         "(Gmail); kB/MB/GB are decimal, KiB/MiB/GiB binary; see --raw-size")
+    ex.add_argument("--raw-size", action="store_true",
+                    help="--max-size counts the files' own bytes, not as e-mailed")
     ex.add_argument("--zip", metavar="NAME.zip", help="bundle the images with an index.html")
     ex.add_argument("--keep-identifiers", action="store_true",
                     help="write patient identity into the images' text (off by default)")
+    ex.add_argument("-j", "--jobs", type=int, default=None,
+                    help="worker processes writing images (default: all cores); 1 works in this process")
 
     sv = sub.add_parser("serve", help="run the DICOM gateway: receive, compress by policy, forward",
                         description="A Storage SCP that spools every received instance durably, "
@@ -173,8 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--status", action="store_true",
                     help="print the queue of a gateway (running or not) as JSON and exit")
     sv.add_argument("--requeue", action="store_true",
-                    help="put the instances set aside (failed) back into the queue and exit")
-    sv.add_argument("-v", "--verbose", action="store_true", help="log every association")
+                    help="put the instances held or set aside (failed) back into the queue "
+                         "and exit")
+    sv.add_argument("--drop", metavar="UID",
+                    help="forget the instance of that SOP Instance UID (audited) and exit")
+    sv.add_argument("--reroute", nargs=2, metavar=("UID", "ROUTE"),
+                    help="send the instance of that SOP Instance UID on another route "
+                         "(audited) and exit")
+    sv.add_argument("--log-format", choices=("text", "json"), default="text",
+                    help="json: one object a line, for log shippers (default text)")
+    sv.add_argument("-v", "--verbose", action="store_true",
+                    help="also pynetdicom's lines, and tracebacks of unexpected errors")
 
     demo = sub.add_parser("demo", help="transcode the installed sample files to RLE and show a table")
     demo.add_argument("-o", "--output", type=Path, default=Path("demo-output"), metavar="OUTDIR")

@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from dicompress import uids
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
@@ -91,7 +93,12 @@ _STATUS_LABELS = {
 
 def summary_table(summary: Summary, done: str = "transcoded") -> str:
     labels = {**_STATUS_LABELS, J.OK: done}
-    rows = [[label, summary.counts.get(status, 0)] for status, label in labels.items()]
+    rows = []
+    for status, label in labels.items():
+        copied = summary.copied.get(status, 0)
+        if copied:  # -o: skipped by the codec, copied to the output as they are
+            rows.append([label.replace("(skipped)", "(copied unchanged)"), copied])
+        rows.append([label, summary.counts.get(status, 0) - copied])
     if summary.done_before:
         rows.append(["done by an earlier run (resume)", summary.done_before])
     if summary.duplicates:
@@ -119,7 +126,7 @@ def transcode(args, codec_options: dict, deid=None) -> int:
         verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
         journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
         extended_offsets=args.extended_offsets, threads=args.threads, deid=deid, hash=args.hash,
-        follow_links=args.follow_links,
+        follow_links=args.follow_links, only_images=args.only_images,
     )
     return _batch(args, options, "transcoded" + (" and de-identified" if deid else ""))
 
@@ -168,22 +175,42 @@ def _batch(args, options: BatchOptions, done: str) -> int:
 
 
 def serve(args) -> int:
-    import logging
-
     from dicompress.gateway import Gateway, load_config, status
-    from dicompress.gateway.service import requeue_failed
+    from dicompress.gateway.logs import configure
+    from dicompress.gateway.service import drop, requeue, reroute
 
     config = load_config(args.config)
-    if args.requeue:
-        print(f"{requeue_failed(config)} instance(s) queued again")
+    if args.requeue or args.drop or args.reroute:
+        configure(args.log_format, args.verbose)  # the audit line
+        if args.requeue:
+            print(f"{requeue(config)} instance(s) queued again")
+        elif args.drop:
+            print(f"{drop(config, args.drop)} instance(s) dropped")
+        else:
+            print(f"{reroute(config, *args.reroute)} instance(s) now on route "
+                  f"{args.reroute[1]!r}")
         return 0
     if args.status:
         print(json.dumps(status(config), indent=2))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("pynetdicom").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    configure(args.log_format, args.verbose)
     Gateway(config).serve_forever()
     return 0
+
+
+def _check_window(window: str) -> None:
+    """--window names a preset, C,W, auto or file[:N] (file windows are checked per file)."""
+    from pydicom.dataset import Dataset
+
+    from dicompress import voi
+    from dicompress.errors import DisplayError
+
+    if window.lower().startswith("file"):
+        return
+    try:
+        voi.resolve_window(Dataset(), window, np.zeros(1))
+    except (DisplayError, ValueError) as exc:
+        raise UsageError(f"--window {window!r}: {exc}") from None
 
 
 def compare(args) -> int:
@@ -201,7 +228,10 @@ def compare(args) -> int:
         task = bar.add_task("measuring", total=None)
         bar.start()
     try:
+        if args.window is not None:
+            _check_window(args.window)
         result = run_compare(args.sources, choices, sample=args.sample, threads=args.threads,
+                             window=args.window,
                              progress=(lambda done, total: bar.update(task, completed=done,
                                                                        total=total))
                              if bar else None)
@@ -232,7 +262,7 @@ def compare(args) -> int:
 
 def plan(args) -> int:
     from dicompress.compare import plan as planning
-    from dicompress.export.budget import parse_size
+    from dicompress.export.budget import parse_size, size_unit
 
     if args.link and not args.deadline:
         raise UsageError("--link needs --deadline")
@@ -240,11 +270,13 @@ def plan(args) -> int:
         raise UsageError("--deadline goes with --link, not --budget")
     if args.sample is not None and args.sample < 1:
         raise UsageError("--sample must be at least 1")
+    unit = None
     if args.budget:
         try:
-            capacity = parse_size(args.budget)
+            capacity = parse_size(args.budget, "--budget")
         except DicompressError as exc:
-            raise UsageError(str(exc).replace("--max-size", "--budget")) from None
+            raise UsageError(str(exc)) from None
+        unit = size_unit(args.budget)
         rate = None
     else:
         try:
@@ -253,9 +285,10 @@ def plan(args) -> int:
         except planning.PlanError as exc:
             raise UsageError(str(exc)) from None
         capacity = int(rate * seconds * planning.LINK_EFFICIENCY / 8)
+    as_sent = bool(args.budget) and not args.raw_size
     result = planning.plan(args.sources, capacity, min_psnr=args.min_psnr,
                            lossless_only=args.lossless_only, sample=args.sample,
-                           link_bits_per_s=rate, output=args.output)
+                           link_bits_per_s=rate, output=args.output, as_sent=as_sent)
     if args.json:
         args.json.write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
     for _, reason in result.failed:
@@ -264,20 +297,31 @@ def plan(args) -> int:
     if not found.files:
         print("no images found", file=sys.stderr)
         return 1
-    goal = f"budget {args.budget} ({capacity:,} bytes)"
-    if rate:
-        goal = (f"{args.link} for {args.deadline}: {human_size(capacity)} at "
+
+    def size(n: int) -> str:
+        return human_size(n, unit)
+
+    if as_sent:
+        goal = (f"budget {args.budget} ({capacity:,} bytes) as sent by e-mail, each file one "
+                "attachment (base64 and MIME headers)")
+    elif args.budget:
+        goal = f"budget {args.budget} ({capacity:,} bytes) of files"
+    else:
+        goal = (f"{args.link} for {args.deadline}: {size(capacity)} at "
                 f"{planning.LINK_EFFICIENCY:.0%} of the link")
-    print(f"{found.files} files, {found.frames} frames, {human_size(found.stored_bytes)} now "
-          f"({human_size(found.pixel_bytes)} of pixels); {goal}")
+    print(f"{found.files} files, {found.frames} frames, {size(found.stored_bytes)} now "
+          f"({size(found.pixel_bytes)} of pixels); {goal}")
 
     def cells(o):
         if o.reason:
-            return [o.label, "-", "-", "-", "-", f"n/a: {o.reason[:50]}"]
+            return [o.label, "-", "-", "-", "-", "-", "-", f"n/a: {o.reason[:50]}"]
         psnr = "lossless" if o.lossless else f"{o.psnr_worst:.1f} / {o.psnr_mean:.1f}"
+        error = "0" if o.lossless else f"{o.max_abs_error_modality:.4g}"
         when = result.transfer_seconds(o.predicted_bytes)
-        return [o.label, human_size(o.predicted_bytes), f"{o.ratio:.2f}", psnr,
-                f"{when:.0f} s" if when is not None else "-", "fits" if o.fits else ""]
+        return [o.label, size(o.predicted_bytes),
+                size(o.sent_bytes) if o.sent_bytes is not None else "-", f"{o.ratio:.2f}",
+                psnr, error, f"{when:.0f} s" if when is not None else "-",
+                "fits" if o.fits else ""]
 
     ranked, refused = [], set()
     for o in sorted(result.options, key=lambda o: (bool(o.reason), o.predicted_bytes)):
@@ -286,21 +330,27 @@ def plan(args) -> int:
             continue  # one line says why a codec cannot code these images
         refused.add(family) if o.reason else None
         ranked.append(o)
-    print(table(["option", "predicted size", "ratio", "PSNR worst / mean dB", "transfer", ""],
-                [cells(o) for o in ranked], "<>>>><"))
+    print(table(["option", "predicted files", "as sent", "ratio", "PSNR worst / mean dB",
+                 "max err", "transfer", ""],
+                [cells(o) for o in ranked], "<>>>>>><"))
+    print("PSNR peak = each frame's dynamic range; max err in the modality's units (HU for "
+          "CT); see docs/compare.md")
     if result.choice is None:
         floor = f" with a worst slice of at least {args.min_psnr:g} dB" if args.min_psnr else ""
         closest = [o for o in ranked if not o.reason][:3]
         print(f"\nNothing fits {goal}{floor}. Closest: " + "; ".join(
-            f"{o.label} {human_size(o.predicted_bytes)}"
+            f"{o.label} {size(o.counted_bytes)}"
             + ("" if o.lossless else f", worst slice {o.psnr_worst:.1f} dB") for o in closest)
             + ". Relax the budget, the deadline or --min-psnr.")
         return 1
     c = result.choice
     quality_text = "lossless" if c.lossless else (
-        f"worst slice PSNR {c.psnr_worst:.1f} dB, mean {c.psnr_mean:.1f} dB, max error {c.max_error}")
-    print(f"\nChoice: {c.label}, predicted {human_size(c.predicted_bytes)} "
-          f"({c.predicted_bytes / capacity:.0%} of the capacity), {quality_text}")
+        f"worst slice PSNR {c.psnr_worst:.1f} dB, mean {c.psnr_mean:.1f} dB, max error "
+        f"{c.max_abs_error_modality:.4g} in the modality's units")
+    counted = (f"{size(c.sent_bytes)} as sent ({size(c.predicted_bytes)} of files)"
+               if c.sent_bytes is not None else size(c.predicted_bytes))
+    print(f"\nChoice: {c.label}, predicted {counted}: {c.counted_bytes / capacity:.0%} of "
+          f"{args.budget or size(capacity)}; {quality_text}")
     print("Run:    " + shlex.join(c.command))
     return 0
 
@@ -376,18 +426,29 @@ def demo(output: Path) -> int:
 
 
 def export(args) -> int:
+    from dicompress.cli import progress
     from dicompress.export import ExportOptions, export as run_export
-    from dicompress.export.budget import parse_size
+    from dicompress.export.budget import parse_size, raw_limit, size_unit
 
+    unit = size_unit(args.max_size) if args.max_size else None
     try:
+        max_size = None
+        if args.max_size:
+            limit = parse_size(args.max_size)
+            max_size = limit if args.raw_size else raw_limit(limit)
+            if not args.raw_size:
+                print(f"note     --max-size {args.max_size} as an e-mail attachment (base64 "
+                      f"and MIME headers): files and archives up to {max_size:,} bytes "
+                      f"({human_size(max_size, unit)}) each; --raw-size counts the files' "
+                      "own bytes")
         options = ExportOptions(
             format=args.format, window=args.window, function=args.function, invert=args.invert,
             frames=args.frames, every=args.every, series=args.series, bits=args.bits,
-            quality=args.quality, fps=args.fps,
-            max_size=parse_size(args.max_size) if args.max_size else None,
-            zip=args.zip, keep_identifiers=args.keep_identifiers,
+            quality=args.quality, fps=args.fps, max_size=max_size,
+            zip=args.zip, keep_identifiers=args.keep_identifiers, jobs=args.jobs,
         )
-        result = run_export(args.sources, args.output, options)
+        with progress.StageReporter("export") as reporter:
+            result = run_export(args.sources, args.output, options, progress=reporter.update)
     except DicompressError as exc:
         print(f"dicompress: {exc}", file=sys.stderr)
         return 2
@@ -399,6 +460,8 @@ def export(args) -> int:
         print(f"FAILED   {one_line(reason if str(path) in reason else f'{path}: {reason}')}",
               file=sys.stderr)
     total = sum(p.stat().st_size for p in result.outputs if p.exists())
-    print(f"{len(result.outputs)} files written to {args.output} ({human_size(total)}), "
+    count = len(result.outputs)
+    print(f"{count} file{'' if count == 1 else 's'} written to {args.output} "
+          f"({human_size(total, unit)}), "
           f"{len(result.skipped)} skipped, {len(result.failed)} failed")
     return 1 if result.failed else 0

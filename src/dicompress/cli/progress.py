@@ -136,4 +136,64 @@ def file_line(outcome: Outcome) -> str:
                     f"{outcome.psnr:.1f} dB, max error {outcome.max_error}")
         return (f"ok       {one_line(outcome.path)}  {human_size(outcome.size_in or 0)} -> "
                 f"{human_size(outcome.size_out or 0)} ({ratio:.2f}:1){loss}")
+    if outcome.copied:  # the reason says "copied unchanged (why)"
+        return f"copied   {one_line(outcome.reason)}"
     return f"skipped  {one_line(outcome.reason or outcome.path)}"
+
+
+class StageReporter:
+    """Progress of a command that goes through stages (export: reading headers, writing
+    images, bundling): a rich bar on a terminal, else one line on stderr as each stage
+    starts and when it ends (a pipe or a log gets no bar and no per-file noise).
+
+    Used as a context manager; `update(stage, done, total)` is the command's callback.
+    """
+
+    def __init__(self, command: str, *, stream=None, live: bool | None = None) -> None:
+        self.command = command
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.stage: str | None = None
+        self.started = time.perf_counter()
+        self.stage_started = self.started
+        self.done, self.total = 0, None
+        self.progress = None
+
+    def __enter__(self) -> StageReporter:
+        if self.live:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.progress = Progress(TextColumn(f"[bold]{self.command}[/bold] {{task.description}}"),
+                                     BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=Console(file=self.stream), transient=True)
+            self.task = self.progress.add_task("", total=None)
+            self.progress.start()
+        return self
+
+    def update(self, stage: str, done: int, total: int | None) -> None:
+        if stage != self.stage:
+            self._end_stage()
+            self.stage, self.stage_started = stage, time.perf_counter()
+            if not self.live:
+                what = f" ({total} to do)" if total else ""
+                print(f"{self.command}: {stage}{what}", file=self.stream, flush=True)
+            elif self.progress is not None:  # a new bar: a stage without a count pulses
+                self.progress.remove_task(self.task)  # (update and reset keep a total)
+                self.task = self.progress.add_task(stage, total=total)
+        self.done, self.total = done, total
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done)
+
+    def _end_stage(self) -> None:
+        if self.stage is None or self.live:
+            return
+        seconds = time.perf_counter() - self.stage_started
+        count = f"{self.done} done, " if self.total else ""
+        print(f"{self.command}: {self.stage}: {count}{seconds:.1f} s", file=self.stream, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        self._end_stage()
+        if self.progress is not None:
+            self.progress.stop()

@@ -16,12 +16,22 @@ def one_line(text: object) -> str:
     return str(text).translate(_CONTROL)
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"  # pragma: no cover
+#: Bytes per unit: kB, MB and GB are decimal (SI, as disks and mail servers count),
+#: KiB, MiB and GiB binary (IEC); a size is never printed in one labelled as the other.
+UNITS = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3,
+         "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+
+
+def human_size(n: float, unit: str | None = None) -> str:
+    """`n` bytes in `unit` (one of `UNITS`: the user's, when they typed one), else in
+    the decimal unit that suits it; three significant digits."""
+    if unit is None:
+        unit = next((u for u in ("GB", "MB", "kB") if abs(n) >= UNITS[u]), "B")
+    if unit == "B":
+        return f"{n:,.0f} B"
+    value = n / UNITS[unit]
+    digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+    return f"{value:,.{digits}f} {unit}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> str:

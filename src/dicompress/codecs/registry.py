@@ -352,7 +352,16 @@ def codec_from_config(config: str) -> Codec:
     options = json.loads(config)
     name = options.pop("name")
     options.pop("transfer_syntax", None)
-    return get_codec(name, **options)
+    # Only what was set: a default written beside an option that excludes it (j2k-lossy's
+    # ratio beside a psnr target) was not chosen, and must not be set now.
+    defaults = get_codec(name).defaults
+    return get_codec(name, **{k: v for k, v in options.items()
+                              if k not in defaults or v != _json(defaults[k])})
+
+
+def _json(value: Any) -> Any:
+    """`value` as it comes back from JSON (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def compare_defaults() -> str:

@@ -15,16 +15,32 @@ from dicompress.codecs.registry import Option
 
 #: A target PSNR: the option of every lossy codec that searches its knob for one.
 PSNR_TARGET = Option("psnr", float, None, low=10.0, high=200.0, metavar="DB",
-                     help="target PSNR on the Bits Stored range, searched per frame")
+                     help="target PSNR, peak = the frame's own value range (max - min), "
+                          "searched per frame (docs/compare.md)")
 
 
-def psnr(reference: np.ndarray, decoded: np.ndarray, bits_stored: int) -> float:
-    """PSNR in dB of `decoded` against `reference`; the peak is the Bits Stored range."""
+def psnr_peak(reference: np.ndarray) -> float:
+    """The PSNR peak of a source frame: its actual dynamic range, max - min (at least 1).
+
+    Not the Bits Stored range: a CT stored in 16 bits whose values span 4,000 HU would
+    gain 24 dB against 65,535 without being any closer to the source (docs/compare.md).
+    """
+    if reference.size == 0:
+        return 1.0
+    return float(max(1, int(reference.max()) - int(reference.min())))
+
+
+def psnr(reference: np.ndarray, decoded: np.ndarray, bits_stored: int | None = None) -> float:
+    """PSNR in dB of `decoded` against `reference`; the peak is `psnr_peak(reference)`.
+
+    `bits_stored` is not used (the peak does not depend on it); it is accepted so that
+    callers written for the former Bits Stored peak keep working.
+    """
     diff = reference.astype(np.float64) - decoded.astype(np.float64)
     mse = float(np.mean(diff * diff))
     if mse == 0.0:
         return math.inf
-    peak = float(2**bits_stored - 1)
+    peak = psnr_peak(reference)
     return 10.0 * math.log10(peak * peak / mse)
 
 

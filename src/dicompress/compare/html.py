@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dicompress import voi
 from dicompress.codecs import get_codec
+from dicompress.compare.report import QUALITY_NOTE, visibility
 from dicompress.compare.run import Choice, Comparison, Row
 from dicompress.errors import DicompressError, UnsupportedTransferSyntax
+from dicompress.pipeline.encode import FrameView, frame_loss
 from dicompress.pipeline.frames import iter_frames
 from dicompress.pipeline.read import read_header
 
@@ -111,20 +112,19 @@ def _png(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _worst_slice(choice: Choice, row: Row) -> str:
-    """Source and decoded frames of the worst slice, windowed alike, and the difference."""
+def _worst_slice(choice: Choice, row: Row, window=None) -> str:
+    """Source and decoded frames of the worst slice, at the window the display error was
+    measured at, and the difference."""
     path, frame, slice_number, value = row.worst
     try:
         layout, frames = iter_frames(Path(path))
         arr = next(a for n, a in enumerate(frames) if n == frame - 1)
         decoded = choice.codec.decode_frame(choice.codec.encode_frame(arr, layout, 1), layout)
-        ds = read_header(Path(path))
-        if arr.ndim == 2:
-            win = voi.resolve_window(ds, None, voi.modality_values(ds, arr))
-            shown = [voi.render(ds, window=win, arr=a) for a in (arr, decoded)]
-        else:  # colour: the samples as stored, scaled to 8 bits
-            scale = 255.0 / max(1, 2**layout.bits_stored - 1)
-            shown = [np.clip(a * scale, 0, 255).astype(np.uint8) for a in (arr, decoded)]
+        view = FrameView(read_header(Path(path)), frame - 1, window)
+        loss = frame_loss(arr, decoded, view, layout.bits_stored)
+        win = view.resolve(arr) if view.grayscale else None
+        shown = [np.clip(np.floor(view.display(a, win, layout.bits_stored) + 0.5), 0, 255)
+                 .astype(np.uint8) for a in (arr, decoded)]
         diff = decoded.astype(np.int64) - arr.astype(np.int64)
         peak = max(1, int(np.abs(diff).max()))
         gray = np.clip(128 + diff * (127.0 / peak), 0, 255).astype(np.uint8)
@@ -133,8 +133,10 @@ def _worst_slice(choice: Choice, row: Row) -> str:
     except (DicompressError, StopIteration, ValueError) as exc:
         return f'<p class="note">worst slice of {html.escape(row.choice)} not shown: {html.escape(str(exc))}</p>'
     return (f'<figure class="slice"><figcaption><b>{html.escape(row.choice)}</b>: slice '
-            f'{slice_number} ({html.escape(Path(path).name)} frame {frame}), PSNR {value:.2f} dB, '
-            f'max error {int(np.abs(diff).max())} on this slice</figcaption>'
+            f'{slice_number} ({html.escape(Path(path).name)} frame {frame}), PSNR {value:.2f} dB; '
+            f'on this slice: max error {loss.max_abs_error_modality:.4g} in the modality\'s units '
+            f'({loss.max_error} stored), {loss.max_display_error:.1f} display levels at '
+            f'{html.escape(loss.window)}</figcaption>'
             f'<img alt="source" src="{_png(shown[0])}"><img alt="decoded" src="{_png(shown[1])}">'
             f'<img alt="difference" src="{_png(gray)}"><div class="note">source, decoded '
             f'(same window), difference (grey = 0, black/white = -/+{peak})</div></figure>')
@@ -146,20 +148,26 @@ def _cell(value: float, fmt: str) -> str:
 
 def _table(rows: list[Row]) -> str:
     head = ("<tr><th>codec</th><th>scope</th><th>frames</th><th>bytes</th><th>ratio</th>"
-            "<th>encode MB/s</th><th>decode MB/s</th><th>max error</th><th>RMSE</th>"
+            "<th>encode MB/s</th><th>decode MB/s</th><th>max error (stored)</th>"
+            "<th>max error (modality units)</th><th>max display error (levels)</th>"
+            "<th>window</th><th>flag</th><th>RMSE</th>"
             "<th>PSNR dB</th><th>SSIM</th><th>SSIM min</th><th>worst slice</th></tr>")
     body = []
     for r in rows:
         if not r.frames:
             body.append(f"<tr><td>{html.escape(r.choice)}</td><td>{html.escape(r.scope)}</td>"
-                        f'<td colspan="11" class="note">not applicable: {html.escape(r.not_applicable)}'
+                        f'<td colspan="15" class="note">not applicable: {html.escape(r.not_applicable)}'
                         "</td></tr>")
             continue
         worst = "-" if r.worst is None else f"{r.worst[2]} ({r.worst[3]:.2f} dB)"
         bad = ' class="bad"' if r.lossless_violated else ""
+        flag = visibility(r)
+        flag_cell = f'<td class="bad">{html.escape(flag)}</td>' if flag else "<td>-</td>"
         body.append(f"<tr{bad}><td>{html.escape(r.choice)}</td><td>{html.escape(r.scope)}</td>"
                     f"<td>{r.frames}</td><td>{r.stored_bytes:,}</td><td>{r.ratio:.2f}</td>"
                     f"<td>{r.encode_mb_s:.1f}</td><td>{r.decode_mb_s:.1f}</td><td>{r.max_error}</td>"
+                    f"<td>{r.max_abs_error_modality:.4g}</td><td>{r.max_display_error:.2f}</td>"
+                    f"<td>{html.escape(', '.join(sorted(r.windows)) or '-')}</td>{flag_cell}"
                     f"<td>{r.rmse:.3f}</td><td>{_cell(r.psnr, '.2f')}</td><td>{r.ssim:.5f}</td>"
                     f"<td>{r.ssim_min:.5f}</td><td>{worst}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
@@ -186,10 +194,10 @@ def build(result: Comparison) -> str:
         "<h1>Compression choices compared</h1>",
         f"<p>{result.frames} frames from {len(result.series)} series, {len(result.choices)} choices, "
         f"measured in {result.seconds:.1f} s. Sizes are the encoded frames <code>dicompress "
-        "transcode</code> stores; speeds per core; PSNR and SSIM on the stored values (PSNR peak = "
-        "the Bits Stored range; SSIM range = each source frame's value range).</p>",
+        "transcode</code> stores; speeds per core.</p>",
+        f"<p>{html.escape(QUALITY_NOTE)}.</p>",
         _table(rows), '<div class="plots">',
-        "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB) of the mean squared error") +
+        "<figure>" + scatter(size_psnr, "size (MB)", "PSNR (dB), peak = each frame's range") +
         f"<figcaption>Size against quality, lossy choices. Lossless: {html.escape(lossless_note) or 'none'}."
         "</figcaption></figure>",
         "<figure>" + scatter(size_speed, "size (MB)", "encode speed (MB/s per core, log)", log_y=True) +
@@ -198,7 +206,8 @@ def build(result: Comparison) -> str:
     if lossy:
         parts.append("<h2>Worst slice of each lossy choice</h2>")
         by_label = {c.label: c for c in result.choices}
-        parts += [_worst_slice(by_label[r.choice], r) for r in lossy if r.worst is not None]
+        parts += [_worst_slice(by_label[r.choice], r, result.window) for r in lossy
+                  if r.worst is not None]
     if len(result.series) > 1:
         parts += ["<h2>Per series</h2>", _table(list(result.per_series.values()))]
     if result.failed or result.skipped:

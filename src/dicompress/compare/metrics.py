@@ -1,20 +1,29 @@
-"""Image quality on the stored values: maximum error, RMSE, PSNR and SSIM.
+"""Image quality as a reader sees it: the worst error in the modality's units and in
+display levels, PSNR on the image's own dynamic range, SSIM at the display window.
 
-Everything is computed on the pixel values as stored (Bits Stored deep, signed or
-not), never on an 8-bit rendering: a 12-bit CT's error of 40 is 40 HU, not 40/16
-of a grey level. The peak of PSNR is the Bits Stored range, ``2**bits_stored - 1``,
-the convention of DICOM's Lossy Image Compression literature and of
-`dicompress.codecs.search.psnr`. SSIM's dynamic range L is the source frame's own
-value range (max - min, at least 1): against the nominal range of 16 bits the SSIM
-constants would swamp a CT's real contrast and every frame would score 1.
+The definitions are `dicompress.pipeline.encode.frame_loss` (transcode's lossy report
+uses the same) and docs/compare.md:
+
+- ``max_error``: the worst absolute error on the stored values;
+- ``max_abs_error_modality``: the same after Rescale Slope/Intercept or the Modality LUT
+  (HU for CT), as `dicompress.voi` applies them;
+- ``max_display_error``: the worst error in levels of an 8-bit display at the frame's
+  default window (the file's first, else its VOI LUT, else auto) or a named one;
+- PSNR: the peak is the source frame's dynamic range (max - min of its stored values;
+  the same in modality units, as the rescale is linear), `codecs.search.psnr_peak`;
+- SSIM: on the display levels (0..255) at that window, L = 255.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+from dicompress.pipeline.encode import VISIBLE_LEVELS, FrameLoss, FrameView, frame_loss
+
+#: One frame's loss (`pipeline.encode.FrameLoss`).
+Quality = FrameLoss
 
 # SSIM as Wang et al. (2004): an 11-tap Gaussian window, sigma 1.5, K1 0.01, K2 0.03,
 # means over the window positions that fit inside the image ("valid").
@@ -23,30 +32,10 @@ SSIM_RADIUS = 5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
-@dataclass(frozen=True)
-class Quality:
-    """Error of one decoded frame against its source."""
-
-    samples: int
-    max_error: int
-    #: Sum of squared errors (kept so that RMSE/PSNR over many frames are exact).
-    squared_error: float
-    ssim: float
-
-    @property
-    def mse(self) -> float:
-        return self.squared_error / self.samples if self.samples else 0.0
-
-    @property
-    def rmse(self) -> float:
-        return math.sqrt(self.mse)
-
-
-def psnr_from_mse(mse: float, bits_stored: int) -> float:
-    """PSNR in dB for a mean squared error; the peak is the Bits Stored range."""
+def psnr_from_mse(mse: float, peak: float) -> float:
+    """PSNR in dB for a mean squared error and a peak (`codecs.search.psnr_peak`)."""
     if mse <= 0.0:
         return math.inf
-    peak = float(2**bits_stored - 1)
     return 10.0 * math.log10(peak * peak / mse)
 
 
@@ -89,19 +78,32 @@ def ssim(reference: np.ndarray, decoded: np.ndarray, data_range: float) -> float
     return float(value.mean())
 
 
-def quality(reference: np.ndarray, decoded: np.ndarray, bits_stored: int) -> Quality:
-    """The error of `decoded` against `reference`, both (rows, cols[, samples])."""
+def display_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
+    """SSIM of two display renderings (levels 0..255; colour: the channels' mean)."""
+    if reference.ndim == 3:
+        return float(np.mean([ssim(reference[..., c], decoded[..., c], 255.0)
+                              for c in range(reference.shape[2])]))
+    return ssim(reference, decoded, 255.0)
+
+
+def quality(reference: np.ndarray, decoded: np.ndarray, bits_stored: int,
+            view: FrameView | None = None) -> Quality:
+    """The loss of `decoded` against `reference`, both (rows, cols[, samples]) as stored.
+
+    `view` says how the frame is read (modality transform, window); without one the
+    values are their own modality units, shown at an auto window (colour: as stored).
+    """
     if reference.shape != decoded.shape:
         raise ValueError(f"decoded shape {decoded.shape} differs from the source's {reference.shape}")
-    diff = reference.astype(np.int64) - decoded.astype(np.int64)
-    squared = float(np.dot(diff.ravel().astype(np.float64), diff.ravel().astype(np.float64)))
-    max_error = int(np.abs(diff).max(initial=0))
-    data_range = float(max(1, int(reference.max()) - int(reference.min()))) if reference.size else 1.0
-    if max_error == 0:
-        value = 1.0
-    elif reference.ndim == 3:  # colour: the mean of the channels' SSIM
-        value = float(np.mean([ssim(reference[..., c], decoded[..., c], data_range)
-                               for c in range(reference.shape[2])]))
-    else:
-        value = ssim(reference, decoded, data_range)
-    return Quality(samples=diff.size, max_error=max_error, squared_error=squared, ssim=value)
+    if view is None:
+        from pydicom.dataset import Dataset
+
+        header = Dataset()
+        header.PhotometricInterpretation = "RGB" if reference.ndim == 3 else "MONOCHROME2"
+        view = FrameView(header)
+    return frame_loss(reference, decoded, view, bits_stored, similarity=display_ssim)
+
+
+def visible(max_display_error: float) -> bool:
+    """Whether a display error is flagged visible (more than `VISIBLE_LEVELS` levels)."""
+    return max_display_error > VISIBLE_LEVELS

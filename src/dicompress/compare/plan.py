@@ -13,7 +13,10 @@ and deadline, at the best quality, measured on the data itself.
                PSNR at or above --min-psnr), with the command that makes it
 
 Predicted size = header bytes of the files + their pixel bytes / the ratio measured on
-the sample. A prediction for lossy J2K/HTJ2K is within a few per cent of what
+the sample. A budget `as_sent` counts every output file as one e-mail attachment (base64
+and MIME headers, `export.budget.sent_total`); the files then have about 73 % of it. A
+lossy option no smaller than the smallest lossless one is not listed: it would lose
+information for nothing. A prediction for lossy J2K/HTJ2K is within a few per cent of what
 `transcode` then writes (their encoders meet the asked ratio frame by frame).
 """
 
@@ -30,6 +33,7 @@ from dicompress.codecs import available_codecs
 from dicompress.codecs.registry import BUDGET_RATIO
 from dicompress.compare.run import Choice, _choice, compare
 from dicompress.errors import DicompressError, PlanError
+from dicompress.export.budget import raw_total_limit, sent_total
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.read import read_header
 
@@ -121,12 +125,24 @@ class Option:
     max_error: int
     fits: bool = False
     reason: str = ""  # why it is not applicable
+    #: The predicted files as e-mail attachments (a budget counted as sent), else None.
+    sent_bytes: int | None = None
+    max_abs_error_modality: float = 0.0
+    max_display_error: float = 0.0
+
+    @property
+    def counted_bytes(self) -> int:
+        """What the budget counts: the files as sent, or as stored."""
+        return self.predicted_bytes if self.sent_bytes is None else self.sent_bytes
 
     def as_dict(self) -> dict:
         finite = (lambda v: None if math.isinf(v) else round(v, 3))
         return {"choice": self.label, "lossless": self.lossless, "ratio": round(self.ratio, 3),
-                "predicted_bytes": self.predicted_bytes, "psnr_worst_db": finite(self.psnr_worst),
+                "predicted_bytes": self.predicted_bytes, "predicted_sent_bytes": self.sent_bytes,
+                "psnr_worst_db": finite(self.psnr_worst),
                 "psnr_mean_db": finite(self.psnr_mean), "max_error": self.max_error,
+                "max_abs_error_modality": round(self.max_abs_error_modality, 4),
+                "max_display_error": round(self.max_display_error, 3),
                 "fits": self.fits, "command": shlex.join(self.command),
                 "not_applicable": self.reason or None}
 
@@ -140,6 +156,8 @@ class Plan:
     failed: list[tuple[str, str]] = field(default_factory=list)  # files that did not decode
     min_psnr: float | None = None
     link_bits_per_s: float | None = None
+    #: The capacity counts the files as e-mail attachments (base64, MIME headers).
+    as_sent: bool = False
 
     def transfer_seconds(self, size: int) -> float | None:
         if not self.link_bits_per_s:
@@ -147,7 +165,8 @@ class Plan:
         return size * 8 / (self.link_bits_per_s * LINK_EFFICIENCY)
 
     def as_dict(self) -> dict:
-        return {"capacity_bytes": self.capacity, "files": self.totals.files,
+        return {"capacity_bytes": self.capacity, "counted": "sent" if self.as_sent else "raw",
+                "files": self.totals.files,
                 "frames": self.totals.frames, "pixel_bytes": self.totals.pixel_bytes,
                 "header_bytes": self.totals.header_bytes, "stored_bytes": self.totals.stored_bytes,
                 "min_psnr_db": self.min_psnr,
@@ -186,14 +205,17 @@ def _command(choice: Choice, sources, output: str) -> list[str]:
 
 def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only: bool = False,
          sample: int | None = 10, link_bits_per_s: float | None = None,
-         output: str = "OUTDIR", threads: int | None = None) -> Plan:
-    """The best-quality choice whose predicted total size fits `capacity` bytes."""
+         output: str = "OUTDIR", threads: int | None = None, as_sent: bool = False) -> Plan:
+    """The best-quality choice whose predicted total size fits `capacity` bytes (with
+    `as_sent`, the files as e-mail attachments, one each)."""
     sources = list(sources)
     found = totals(sources)
-    result = Plan(capacity, found, min_psnr=min_psnr, link_bits_per_s=link_bits_per_s)
+    result = Plan(capacity, found, min_psnr=min_psnr, link_bits_per_s=link_bits_per_s,
+                  as_sent=as_sent)
     if not found.files:
         return result
-    room = capacity - found.header_bytes
+    files_capacity = raw_total_limit(capacity, found.files) if as_sent else capacity
+    room = files_capacity - found.header_bytes
     needed = found.pixel_bytes / room if room > 0 else math.inf
     choices = _candidates(needed if math.isfinite(needed) else 1000.0, lossless_only)
     measured = compare(sources, choices, sample=sample, threads=threads)
@@ -232,10 +254,18 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
         predicted = found.header_bytes + math.ceil(found.pixel_bytes / row.ratio)
         worst = row.worst[3] if row.worst else math.inf
         option = Option(choice.label, _command(choice, sources, output), choice.lossless,
-                        row.ratio, predicted, worst, row.psnr, row.max_error)
-        option.fits = predicted <= capacity and (
+                        row.ratio, predicted, worst, row.psnr, row.max_error,
+                        sent_bytes=sent_total(predicted, found.files) if as_sent else None,
+                        max_abs_error_modality=row.max_abs_error_modality,
+                        max_display_error=row.max_display_error)
+        option.fits = option.counted_bytes <= capacity and (
             choice.lossless or min_psnr is None or worst >= min_psnr)
         result.options.append(option)
+    lossless_sizes = [o.predicted_bytes for o in result.options if o.lossless and not o.reason]
+    if lossless_sizes:  # a lossy option no smaller than lossless loses for nothing
+        smallest = min(lossless_sizes)
+        result.options = [o for o in result.options
+                          if o.lossless or o.reason or o.predicted_bytes < smallest]
     fitting = [o for o in result.options if o.fits]
     if fitting:
         # lossless first (smallest wins among them), then the best worst slice

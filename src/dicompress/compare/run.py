@@ -11,6 +11,9 @@ length; 1-bit native packed), so `compare` and `transcode` agree to the byte on 
 fragments; the item headers and offset table (12 bytes a frame) are not counted.
 Speeds are per core: every encode and decode runs on one thread and is timed alone
 (one at a time), while decoding sources and computing metrics run on the other cores.
+Quality is measured as `compare.metrics` defines it (docs/compare.md): the worst error in
+the modality's units and in display levels at each series' default window (or the one
+asked for), PSNR on each frame's dynamic range, SSIM at the display window.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ import numpy as np
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.codecs import Codec, get_codec
 from dicompress.codecs.registry import compare_defaults
-from dicompress.compare.metrics import Quality, psnr_from_mse, quality
+from dicompress.compare.metrics import Quality, quality, visible
 from dicompress.errors import (DicompressError, NotAnImage, NotDicom, UnsupportedTransferSyntax,
                               with_context)
 from dicompress.export.select import group_series
 from dicompress.layout import FrameLayout, header_number
+from dicompress.pipeline.encode import FrameView
 from dicompress.pipeline.frames import bounded_map, iter_frames
 from dicompress.pipeline.read import read_header
 
@@ -120,6 +124,8 @@ class FrameRef:
     path: Path
     index: int  # 0-based frame within the file
     slice: int  # 1-based position within the series
+    #: How the frame is read: modality transform and display window.
+    view: FrameView | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 def spread(n: int, k: int | None) -> list[int]:
@@ -132,9 +138,10 @@ def spread(n: int, k: int | None) -> list[int]:
 
 
 def select_frames(sources: Iterable[str | Path], sample: int | None,
-                  skipped: list[tuple[str, str]],
+                  skipped: list[tuple[str, str]], window=None,
                   failed: list[tuple[str, str]] | None = None) -> list[FrameRef]:
-    """The frames to measure: each series ordered along its normal, then sampled.
+    """The frames to measure: each series ordered along its normal, then sampled;
+    `window` (a preset, "C,W", ...) or each file's default window for display errors.
 
     What is not DICOM or not an image goes to `skipped`; a damaged image (or one the OS
     would not let be read) to `failed` (with `skipped` when `failed` is not given)."""
@@ -157,10 +164,12 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
         except (ValueError, TypeError) as exc:  # e.g. Number of Frames "1A"
             skipped.append((str(source.path), f"unusable image attributes: {exc}"))
     refs = []
+    by_path = dict(headers)
     for series in group_series(headers):
         for slice_index in spread(len(series.frames), sample):
             path, index = series.frames[slice_index]
-            refs.append(FrameRef(series.label, path, index, slice_index + 1))
+            refs.append(FrameRef(series.label, path, index, slice_index + 1,
+                                 FrameView(by_path[path], index, window)))
     return refs
 
 
@@ -202,7 +211,7 @@ class Measure:
 
     @property
     def psnr(self) -> float:
-        return psnr_from_mse(self.quality.mse, self.bits_stored)
+        return self.quality.psnr
 
 
 #: Encoding and decoding are timed one at a time: a codec timed while another thread
@@ -225,7 +234,7 @@ def measure(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray)
     return Measure(choice.label, ref, -(-arr.size // 8) if layout.bits_allocated == 1
                    else arr.nbytes, stored,
                    encoded - start, decoded - encoded,
-                   quality(arr, back, layout.bits_stored), layout.bits_stored)
+                   quality(arr, back, layout.bits_stored, ref.view), layout.bits_stored)
 
 
 @dataclass
@@ -243,9 +252,12 @@ class Row:
     samples: int = 0
     squared_error: float = 0.0
     max_error: int = 0
+    max_abs_error_modality: float = 0.0
+    max_display_error: float = 0.0
+    windows: dict[str, float] = field(default_factory=dict)  # window -> worst display error
     ssim_sum: float = 0.0
     ssim_min: float = 1.0
-    psnr_scaled: float = 0.0  # sum of MSE / peak^2, for a PSNR across bit depths
+    psnr_scaled: float = 0.0  # sum of MSE / peak^2 (each frame's own peak)
     worst: tuple[str, int, int, float] | None = None  # path, frame (1-based), slice, PSNR
     not_applicable: str = ""  # why the codec cannot code these frames
 
@@ -258,10 +270,14 @@ class Row:
         self.samples += m.quality.samples
         self.squared_error += m.quality.squared_error
         self.max_error = max(self.max_error, m.quality.max_error)
+        self.max_abs_error_modality = max(self.max_abs_error_modality,
+                                          m.quality.max_abs_error_modality)
+        self.max_display_error = max(self.max_display_error, m.quality.max_display_error)
+        window = m.quality.window
+        self.windows[window] = max(self.windows.get(window, 0.0), m.quality.max_display_error)
         self.ssim_sum += m.quality.ssim
         self.ssim_min = min(self.ssim_min, m.quality.ssim)
-        peak = float(2**m.bits_stored - 1)
-        self.psnr_scaled += m.quality.mse / (peak * peak)
+        self.psnr_scaled += m.quality.mse / (m.quality.peak * m.quality.peak)
         value = m.psnr
         if not math.isinf(value) and (self.worst is None or value < self.worst[3]):
             self.worst = (str(m.ref.path), m.ref.index + 1, m.ref.slice, value)
@@ -296,6 +312,11 @@ class Row:
         return self.ssim_sum / self.frames if self.frames else 0.0
 
     @property
+    def visible_at(self) -> list[str]:
+        """The windows at which the worst display error is flagged visible."""
+        return [w for w, error in self.windows.items() if visible(error)]
+
+    @property
     def partial(self) -> bool:
         """Some frames could not be coded (not_applicable says why)."""
         return bool(self.not_applicable) and self.frames > 0
@@ -311,6 +332,9 @@ class Row:
             "frames": self.frames, "raw_bytes": self.raw_bytes, "bytes": self.stored_bytes,
             "ratio": round(self.ratio, 4), "encode_mb_s": round(self.encode_mb_s, 2),
             "decode_mb_s": round(self.decode_mb_s, 2), "max_error": self.max_error,
+            "max_abs_error_modality": round(self.max_abs_error_modality, 4),
+            "max_display_error": round(self.max_display_error, 3),
+            "windows": sorted(self.windows), "visible_at": self.visible_at,
             "rmse": round(self.rmse, 4), "psnr_db": finite(self.psnr),
             "ssim": round(self.ssim, 6), "ssim_min": round(self.ssim_min, 6),
             "worst": None if self.worst is None else {
@@ -331,6 +355,8 @@ class Comparison:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    #: The window display errors were measured at (None: each file's default).
+    window: str | None = None
 
     @property
     def violations(self) -> list[Row]:
@@ -347,12 +373,13 @@ class Comparison:
 
 
 def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int | None = None,
-            threads: int | None = None,
+            threads: int | None = None, window=None,
             progress: Callable[[int, int], None] | None = None) -> Comparison:
-    """Measure every choice on the frames of `sources` (all, or `sample` per series)."""
+    """Measure every choice on the frames of `sources` (all, or `sample` per series);
+    display errors at `window` (a preset, "C,W", "auto") or each file's default."""
     start = time.perf_counter()
-    result = Comparison(choices)
-    refs = select_frames(sources, sample, result.skipped, result.failed)
+    result = Comparison(choices, window=window)
+    refs = select_frames(sources, sample, result.skipped, window, failed=result.failed)
     result.series = list(dict.fromkeys(ref.series for ref in refs))
     for choice in choices:
         result.overall[choice.label] = Row(choice.label, choice.lossless, "all")

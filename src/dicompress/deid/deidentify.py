@@ -21,6 +21,7 @@ from dicompress.deid.clean import Identifiers
 from dicompress.deid.dates import shift_da, shift_dt
 from dicompress.deid.profile import (CLEAN, CLEAN_PIXEL_DATA, DUMMY, KEEP, REMOVE, SAFE_PRIVATE,
                                      UID, ZERO, Profile, Rule, rule_for)
+from dicompress.pipeline.read import foreign_error
 from dicompress.errors import DeidError, DicompressError, InvalidDicomFile
 
 _PIXEL_DATA = 0x7FE00010
@@ -120,8 +121,11 @@ class Deidentifier:
             return copy.copy(self)._apply(ds, blanked)
         except DicompressError:
             raise
-        except Exception as exc:  # a value pydicom cannot convert or write
-            raise InvalidDicomFile(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            translated = foreign_error(exc)  # a value pydicom cannot convert or write
+            if translated is None:
+                raise  # a bug of ours keeps its traceback
+            raise translated from exc
 
     def _apply(self, ds: Dataset, blanked: bool) -> DeidReport:
         report = DeidReport()

@@ -20,12 +20,11 @@ from pydicom.uid import UID
 from dicompress.codecs import Codec, get_codec
 from dicompress.deid.burned_in import Blanker, burned_in_reason
 from dicompress.deid.deidentify import DeidConfig, Deidentifier
-from dicompress.errors import (BurnedInRefused, CorruptPixelData, DicompressError,
-                               InvalidDicomFile, NotAnImage, StorageError,
-                               UnsupportedTransferSyntax, with_context)
+from dicompress.errors import (BurnedInRefused, CorruptPixelData, InvalidDicomFile, NotAnImage,
+                               UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.mark import complete_file_meta
-from dicompress.pipeline.read import foreign_error, pixel_span, read_header
+from dicompress.pipeline.read import errors_named, pixel_span, read_header
 from dicompress.pipeline.write import DatasetHeader, output_file, write_dataset
 from dicompress.transcode import TranscodeResult, transcode_file
 
@@ -99,19 +98,10 @@ def deidentify_file(source: Path | str, destination: Path | str, config: DeidCon
         Anything else that stopped this file; nothing is written then.
     """
     source, destination = Path(source), Path(destination)
-    try:
+    with errors_named(source):
         if config.blank:
             return _blank_file(source, destination, config, verify, target, before_replace)
         return _copy_file(source, destination, config, verify, before_replace)
-    except DicompressError as exc:
-        raise with_context(exc, source) from exc
-    except OSError as exc:
-        raise StorageError(f"{source}: {exc.strerror or exc}", exc.errno) from exc
-    except Exception as exc:
-        translated = foreign_error(exc)  # pydicom met a damaged value on the way
-        if translated is None:
-            raise  # a bug of ours: it keeps its traceback
-        raise with_context(translated, source) from exc
 
 
 def _blank_codec(ds: Dataset) -> Codec:

@@ -10,15 +10,53 @@ from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pydicom.pixels import apply_color_lut, pixel_array
 
-from dicompress import voi
-from dicompress.errors import UnsupportedLayout
-from dicompress.layout import header_number
+import dataclasses
+
+from dicompress import uids, voi
+from dicompress.errors import DicompressError, UnsupportedLayout
+from dicompress.layout import FrameLayout, header_number
+from dicompress.pipeline.frames import native_frames, reads_natively
 
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
 
 
 def photometric(ds: Dataset) -> str:
     return str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+
+
+@dataclasses.dataclass(frozen=True)
+class NativePixels:
+    """Where a file's native Pixel Data starts on disk: its frames are read straight from
+    the file (pipeline/frames.py), without pydicom parsing the file again for each."""
+
+    layout: FrameLayout  # of one frame
+    offset: int  # of the Pixel Data value in the file
+
+
+def native_pixels(ds: Dataset) -> NativePixels | None:
+    """A header read with its Pixel Data left on disk (read_header): where the frames are,
+    when they are little-endian native single-sample frames; None for anything else
+    (pydicom decodes those, and says what is wrong with a damaged one)."""
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax not in (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian) or getattr(
+            ds, "preamble", None) is None:
+        return None
+    try:
+        layout = FrameLayout.from_dataset(ds)
+        elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    except (DicompressError, ValueError, TypeError):
+        return None
+    if (not reads_natively(layout) or elem is None or isinstance(elem.value, (bytes, bytearray))
+            or elem.value_tell is None or elem.length in (None, 0xFFFFFFFF)
+            or elem.length < layout.frame_bytes * layout.number_of_frames):
+        return None
+    return NativePixels(dataclasses.replace(layout, number_of_frames=1), elem.value_tell)
+
+
+def read_native(path: Path, index: int, native: NativePixels) -> np.ndarray:
+    """Frame `index` (0-based) of a file whose native frames start at `native.offset`."""
+    start = native.offset + index * native.layout.frame_bytes
+    return next(native_frames(native.layout, start, path=path))
 
 
 def read_frame(path: Path, index: int, ds: Dataset) -> np.ndarray:
@@ -58,7 +96,7 @@ def raw16(ds: Dataset, arr: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def display(ds: Dataset, arr: np.ndarray, window, *, function=None, invert=None,
-            bits: int = 8) -> tuple[np.ndarray, dict]:
+            bits: int = 8, threads: int | None = None) -> tuple[np.ndarray, dict]:
     """(image, notes) for one decoded frame; notes say what was done (window, offset)."""
     kind = photometric(ds)
     if kind in COLOUR:
@@ -74,7 +112,8 @@ def display(ds: Dataset, arr: np.ndarray, window, *, function=None, invert=None,
         return image, {"stored values": "raw", "offset": offset}
     if invert:  # --invert flips whatever the file asks for (MONOCHROME1 shows un-inverted)
         invert = not voi.default_invert(ds)
-    image = voi.render(ds, window=window, function=function, invert=invert, arr=arr)
+    image = voi.render(ds, window=window, function=function, invert=invert, arr=arr,
+                       threads=threads)
     return image, {"window": str(window) if window is not None else "none"}
 
 

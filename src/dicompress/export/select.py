@@ -51,7 +51,7 @@ def choose(n: int, frames: list[int] | None, every: int | None) -> list[int]:
     return chosen
 
 
-def _position(ds: Dataset) -> float | None:
+def slice_position(ds: Dataset) -> float | None:
     """Distance along the slice normal (Image Position/Orientation Patient)."""
     try:
         orientation = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
@@ -85,7 +85,7 @@ def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None 
         groups.setdefault(uid, []).append((path, ds))
     out = []
     for n, (uid, members) in enumerate(groups.items(), start=1):
-        positions = [_position(ds) for _, ds in members]
+        positions = [slice_position(ds) for _, ds in members]
         if len(members) > 1 and all(p is not None for p in positions):
             members = [m for _, m in sorted(zip(positions, members), key=lambda t: (t[0], str(t[1][0])))]
         else:

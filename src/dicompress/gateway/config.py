@@ -4,6 +4,7 @@ sender's studies go and how they are compressed on the way.
     [gateway]
     ae_title = "DICOMPRESS"
     port = 11112
+    host = "127.0.0.1"            # loopback unless set: "0.0.0.0" listens on every network
     spool = "/var/spool/dicompress"
     max_spool = "50GB"            # new associations refused (local limit) beyond this
     max_associations = 8
@@ -14,8 +15,10 @@ sender's studies go and how they are compressed on the way.
     name = "reading-site"
     calling = ["CT1", "MR_3T"]    # the modalities allowed to send on this route
     destination = { ae_title = "READ", host = "reading.example.org", port = 104 }
+    # avoid = ["rle:colour"] in the destination: syntaxes it mangles (docs/gateway.md)
     target = "..."                # a `dicompress transcode --to` name (default: HTJ2K lossless);
                                   # lossy targets take options = { ratio = 15 }
+    fallback = "uncompressed"     # when the target cannot be sent: "original" or "hold"
     deid = false                  # or { options = ["retain-modified-dates"], key_file = "..." }
     budget = "20MB"               # per study (lossy J2K/HTJ2K: the ratio is raised to fit)
     link = "2Mbit"                # ... or what the link carries by the deadline
@@ -29,9 +32,10 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dicompress.codecs import Codec, get_codec
-from dicompress.codecs.registry import gateway_default
+from dicompress.codecs.registry import fallback_syntaxes, gateway_default
 from dicompress.deid import OPTIONS as DEID_OPTIONS, DeidConfig
 from dicompress.deid import keys
 from dicompress.errors import ConfigError, DicompressError
@@ -61,11 +65,82 @@ class TLS:
 
 
 @dataclass(frozen=True)
-class Destination:
+class Avoid:
+    """A transfer syntax a destination mangles or cannot read: never proposed to it, for
+    every image or (``colour``) only for images of 3 samples per pixel."""
+
+    transfer_syntax: str
+    colour_only: bool = False
+
+    def applies(self, transfer_syntax: str, samples_per_pixel: int) -> bool:
+        return transfer_syntax == self.transfer_syntax and (
+            not self.colour_only or samples_per_pixel == 3)
+
+    def __str__(self) -> str:
+        return get_codec(self.transfer_syntax).name + (":colour" if self.colour_only else "")
+
+
+class _Avoids:
+    avoid: tuple[Avoid, ...]
+
+    def avoided(self, transfer_syntax: str, samples_per_pixel: int) -> Avoid | None:
+        """The `avoid` entry that rules `transfer_syntax` out for such an image, if any."""
+        return next((a for a in self.avoid if a.applies(transfer_syntax, samples_per_pixel)),
+                    None)
+
+
+@dataclass(frozen=True)
+class Destination(_Avoids):
+    """A DICOM Storage SCP (C-STORE)."""
+
     ae_title: str
     host: str
     port: int
     tls: TLS | None = None
+    avoid: tuple[Avoid, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Stow(_Avoids):
+    """A DICOMweb server's STOW-RS URL (PS3.18 10.5), how we authenticate to it, and the
+    transfer syntaxes it stores (none given: any)."""
+
+    url: str
+    token: str | None = None  # Authorization: Bearer
+    user: str | None = None  # Authorization: Basic
+    password: str | None = field(default=None, repr=False)
+    cert: str | None = None  # a client certificate (https)
+    key: str | None = None
+    ca: str | None = None  # the CA the server's certificate must chain to (https)
+    syntaxes: tuple[str, ...] = ()
+    avoid: tuple[Avoid, ...] = ()
+    #: the part's Content-Type names the transfer syntax (PS3.18 8.7.3.4); off for the
+    #: servers that refuse it (Orthanc's DICOMweb plugin)
+    transfer_syntax_parameter: bool = True
+
+    def __str__(self) -> str:
+        return self.url
+
+
+#: What a route sends when its target cannot be sent (the destination refused the syntax,
+#: the encoder refused the image's layout or failed on it, the destination avoids it):
+#: "uncompressed" Explicit, then Implicit VR Little Endian, then the syntax it came in;
+#: "original" only the syntax it came in; "hold" nothing: it is held until requeued.
+def folder_name(text: str) -> str:
+    """A route's name as a folder: letters, digits, - and _ only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:64] or "route"
+
+
+#: What is sent when the target cannot be: the codec table's uncompressed fallbacks
+#: (Explicit, then Implicit VR Little Endian) then the syntax it came in; as it came; nothing.
+FALLBACKS = {
+    "uncompressed": lambda: (*fallback_syntaxes(), None),
+    "original": lambda: (None,),
+    "hold": lambda: (),
+}
 
 
 MARKING_BYTES = 1024
@@ -75,13 +150,18 @@ MARKING_BYTES = 1024
 class Route:
     name: str
     calling: list[str]
-    destination: Destination
+    destination: Destination | Stow
     target: str = field(default_factory=lambda: gateway_default().name)
     options: dict = field(default_factory=dict)
     deid: DeidConfig | None = None
     budget: int | None = None  # bytes per study on the link
     link_rate: float | None = None  # bits per second, when the route says
     settle: float = 0.0  # a study goes once no instance of it came for this long
+    fallback: str = "uncompressed"  # a key of FALLBACKS
+
+    def fallback_syntaxes(self, syntax_in: str) -> list[str]:
+        """The syntaxes tried, in order, when the target cannot be sent."""
+        return list(dict.fromkeys(s or syntax_in for s in FALLBACKS[self.fallback]()))
 
     def codec_for(self, pixel_bytes: int, header_bytes: int, instances: int
                   ) -> tuple[Codec, str | None]:
@@ -122,7 +202,7 @@ class GatewayConfig:
     port: int
     spool: Path
     routes: list[Route]
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     max_spool: int = 50 * 1000**3
     max_associations: int = 8
     max_pdu: int = 65536
@@ -174,6 +254,90 @@ def _tls(table, where: str, base: Path, *, server: bool) -> TLS | None:
     if ("cert" in paths) != ("key" in paths):
         raise ConfigError(f"{where}: cert and key go together")
     return TLS(**paths, server_name=str(table["server_name"]) if table.get("server_name") else None)
+
+
+def _avoid(value, where: str) -> tuple[Avoid, ...]:
+    """`avoid = ["htj2k", "rle:colour", "1.2.840.10008.1.2.4.203"]`: codec names or
+    transfer syntax UIDs, ":colour" for colour images only."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: avoid = [\"htj2k\", \"rle:colour\"] (a list)")
+    entries = []
+    for entry in value:
+        name, _, scope = str(entry).partition(":")
+        if scope not in ("", "colour"):
+            raise ConfigError(f"{where}: avoid {entry!r}: only \":colour\" may follow a name")
+        try:
+            codec = get_codec(name)
+        except DicompressError as exc:
+            raise ConfigError(f"{where}: avoid {entry!r}: {exc}") from None
+        syntax = name if name.startswith("1.") else codec.transfer_syntax
+        entries.append(Avoid(syntax, scope == "colour"))
+    return tuple(entries)
+
+
+def _dimse(dest, where: str, base: Path) -> Destination:
+    try:
+        return Destination(_ae(dest.get("ae_title"), f"{where}.destination.ae_title"),
+                           str(dest["host"]), int(dest["port"]),
+                           _tls(dest.get("tls"), f"{where}.destination.tls", base,
+                                server=False),
+                           _avoid(dest.get("avoid"), f"{where}.destination"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ConfigError(f"{where}: destination = {{ ae_title, host, port }} or "
+                          "{ stow = \"https://...\" }") from None
+
+
+def _stow(dest: dict, where: str, base: Path) -> Stow:
+    """destination = { stow = URL, auth = { token } | { user, password } | { cert, key },
+    ca, syntaxes = [...], avoid = [...] }"""
+    _known(dest, {"stow", "auth", "ca", "syntaxes", "avoid", "transfer_syntax_parameter"},
+           where)
+    if not isinstance(dest.get("transfer_syntax_parameter", True), bool):
+        raise ConfigError(f"{where}: transfer_syntax_parameter = true or false")
+    url = str(dest["stow"])
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"{where}: stow = {url!r} is not an http(s) URL")
+    auth = dest.get("auth") or {}
+    if not isinstance(auth, dict):
+        raise ConfigError(f"{where}.auth: a table: {{ token }}, {{ user, password }} or "
+                          "{ cert, key }")
+    _known(auth, {"token", "user", "password", "cert", "key"}, f"{where}.auth")
+    if auth.get("token") and (auth.get("user") or auth.get("password")):
+        raise ConfigError(f"{where}.auth: a token or a user and password, not both")
+    for pair in (("user", "password"), ("cert", "key")):  # a certificate goes with either
+        if bool(auth.get(pair[0])) != bool(auth.get(pair[1])):
+            raise ConfigError(f"{where}.auth: {' and '.join(pair)} go together")
+    paths = {}
+    for name, value in (("cert", auth.get("cert")), ("key", auth.get("key")),
+                        ("ca", dest.get("ca"))):
+        if value:
+            path = (base / value).resolve()
+            if not path.is_file():
+                raise ConfigError(f"{where}: {name} {path} does not exist")
+            paths[name] = str(path)
+    if (paths.get("cert") or dest.get("ca")) and scheme != "https":
+        raise ConfigError(f"{where}: a certificate or a ca needs an https URL")
+    if auth.get("token") or auth.get("user"):
+        if scheme != "https" and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(f"{where}: credentials would cross the network in clear: "
+                              "use https")
+    syntaxes = dest.get("syntaxes") or []
+    if not isinstance(syntaxes, list):
+        raise ConfigError(f"{where}: syntaxes = [\"htj2k\", \"explicit\"] (a list)")
+    uids = []
+    for entry in syntaxes:
+        try:
+            codec = get_codec(str(entry))
+        except DicompressError as exc:
+            raise ConfigError(f"{where}: syntaxes {entry!r}: {exc}") from None
+        uids.append(str(entry) if str(entry).startswith("1.") else codec.transfer_syntax)
+    return Stow(url, token=auth.get("token"), user=auth.get("user"),
+                password=auth.get("password"), cert=paths.get("cert"), key=paths.get("key"),
+                ca=paths.get("ca"), syntaxes=tuple(uids), avoid=_avoid(dest.get("avoid"), where),
+                transfer_syntax_parameter=dest.get("transfer_syntax_parameter", True))
 
 
 def _known(table: dict, keys: set[str], where: str) -> None:
@@ -244,9 +408,8 @@ def load_config(path: Path | str) -> GatewayConfig:
     for n, r in enumerate(routes_data, 1):
         where = f"{path}: route {r.get('name', n)!r}"
         _known(r, {"name", "calling", "destination", "target", "options", "deid", "budget",
-                   "link", "deadline", "settle"}, where)
+                   "link", "deadline", "settle", "fallback"}, where)
         name = str(r.get("name") or f"route{n}")
-        from dicompress.gateway.receiver import folder_name
         if folder_name(name) in names:  # rows, folders and forwarders are keyed by name
             raise ConfigError(f"{where}: the name {name!r} is taken by route "
                               f"{names[folder_name(name)]!r}")
@@ -263,18 +426,20 @@ def load_config(path: Path | str) -> GatewayConfig:
                 raise ConfigError(f"{where}: {ae} already sends on route {seen[ae]!r}")
             seen[ae] = r.get("name", str(n))
         dest = r.get("destination") or {}
-        if isinstance(dest, dict):
-            _known(dest, {"ae_title", "host", "port", "tls"}, f"{where}.destination")
-        try:
-            destination = Destination(_ae(dest.get("ae_title"), f"{where}.destination.ae_title"),
-                                      str(dest["host"]), int(dest["port"]),
-                                      _tls(dest.get("tls"), f"{where}.destination.tls", base,
-                                           server=False))
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"{where}: destination = {{ ae_title, host, port }}") from None
+        if isinstance(dest, dict) and "stow" in dest:
+            destination = _stow(dest, f"{where}.destination", base)
+        else:
+            if isinstance(dest, dict):
+                _known(dest, {"ae_title", "host", "port", "tls", "avoid"},
+                       f"{where}.destination")
+            destination = _dimse(dest, where, base)
         route = Route(name, calling, destination,
                       str(r.get("target", gateway_default().name)), dict(r.get("options", {})),
                       _deid(r.get("deid"), f"{where}.deid", base))
+        route.fallback = str(r.get("fallback", "uncompressed"))
+        if route.fallback not in FALLBACKS:
+            raise ConfigError(f"{where}: fallback = {route.fallback!r}; one of "
+                              f"{', '.join(FALLBACKS)}")
         route.budget = _budget(r, where)
         if r.get("link") is not None:
             from dicompress.compare.plan import parse_rate
@@ -292,7 +457,7 @@ def load_config(path: Path | str) -> GatewayConfig:
         config = GatewayConfig(
             ae_title=_ae(gw.get("ae_title", "DICOMPRESS"), f"{path}: gateway.ae_title"),
             port=int(gw.get("port", 11112)), spool=(base / gw.get("spool", "spool")).resolve(),
-            routes=routes, host=str(gw.get("host", "0.0.0.0")),
+            routes=routes, host=str(gw.get("host", "127.0.0.1")),
             max_spool=parse_size(gw.get("max_spool", "50GB")),
             max_associations=int(gw.get("max_associations", 8)),
             max_pdu=int(gw.get("max_pdu", 65536)), status_port=int(gw.get("status_port", 0)),

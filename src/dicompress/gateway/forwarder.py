@@ -2,56 +2,179 @@
 
 Per association, one study (or its next `per_association` instances). Each SOP class
 is proposed in separate presentation contexts, one transfer syntax each: the route's
-target first, then Explicit and Implicit VR Little Endian, then the syntax it was
-received in, so that the destination's answer says exactly which it takes. An
-instance is encoded in the best syntax the destination accepted (never one it
-refused) and is marked sent only on a success or warning status. A destination that
-is down, refuses the association or fails a store is retried with a doubling delay.
+target first, then the syntaxes of the route's fallback, so that the destination's
+answer says exactly which it takes. An instance is encoded in the route's target when
+the destination accepted it and the encoder takes the image. When not (the
+destination refused the syntax, avoids it, or the encoder refused the layout or
+failed), the route's `fallback` decides: uncompressed, the syntax it came in, or
+hold; whatever is sent other than the target is recorded in the queue with the
+reason, noted in /status, counted in /metrics and logged. An instance is marked sent
+only on a success or warning status. A destination that is down, refuses the
+association or fails a store is retried with a doubling delay.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue as queues
 import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID
 from pynetdicom import AE
+from pynetdicom.pdu_primitives import MaximumLengthNotification
 from pynetdicom.status import code_to_category
 
 from dicompress.batch.worker import codec_config, codec_from_config
 from dicompress.codecs import get_codec
+from dicompress.codecs.registry import fallback_syntaxes
 from dicompress.deid import deidentify_file, preparer
 from dicompress.deid.files import check_burned_in, deidentifier
 from dicompress.errors import DicompressError
-from dicompress.gateway.config import GatewayConfig, Route, TLS
+from dicompress.gateway.config import GatewayConfig, Route, Stow, TLS
+from dicompress.gateway.logs import event
+from dicompress.gateway.metrics import Metrics
 from dicompress.gateway.queue import Item, Queue
+from dicompress.gateway.stow import StowLink
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.mark import complete_file_meta
-from dicompress.pipeline.read import read_header
+from dicompress.pipeline.read import errors_named, read_header
 from dicompress.pipeline.write import write_dataset
 from dicompress.transcode import transcode_file
 
 LOG = logging.getLogger("dicompress.gateway")
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
+SEND_AHEAD = 1 << 20  # bytes of P-DATA PDUs pynetdicom may hold ahead of the socket
+UNLIMITED_PDU = 1 << 18  # our PDU size for a peer that sets no maximum (PS3.8 D.1: 0)
+SEND_PATIENCE = 60.0  # seconds a destination may take nothing before it counts as down
 POISON_AFTER = 5  # an instance that breaks the encoder or pynetdicom this often is set aside
 
 
 def _reencode(source: Path, out: Path, syntax: str, deid) -> None:
     """An object without pixel data in another uncompressed syntax (it is small)."""
-    ds = pydicom.dcmread(source)
+    with errors_named(source):  # a damaged object is the object's fault, said as such
+        _reencode_read(source, out, syntax, deid)
+
+
+def _reencode_read(source: Path, out: Path, syntax: str, deid) -> None:
+    ds = read_header(source, any_object=True)
     if deid is not None:
         check_burned_in(ds, deid)
         deidentifier(deid).apply(ds)
     ds.file_meta.TransferSyntaxUID = syntax
     complete_file_meta(ds)
     write_dataset(out, ds)
+
+
+class _SendAhead(queues.Queue):
+    """pynetdicom's queue of PDUs waiting for the socket, bounded.
+
+    pynetdicom (2.x/3.x) puts every P-DATA PDU of a message on an unbounded queue as
+    fast as it reads the file; to a slow link a large instance went into memory whole
+    before its first bytes left. Here the thread that sends the message waits while the
+    association's reactor drains the queue; it gives up, with ConnectionError, when the
+    reactor has stopped (the association is gone) or nothing left for `patience` seconds.
+    """
+
+    def __init__(self, dul, patience: float, pdu_size: int) -> None:
+        super().__init__(max(4, SEND_AHEAD // pdu_size))
+        self.dul, self.patience = dul, patience
+
+    def put(self, item, block=True, timeout=None) -> None:
+        waited = 0.0
+        while True:
+            try:
+                return super().put(item, timeout=0.5)
+            except queues.Full:
+                waited += 0.5
+                if not self.dul.is_alive() or waited > self.patience:
+                    raise ConnectionError(f"the destination took nothing for {waited:.0f} s"
+                                          ) from None
+
+
+def bound_send_queue(assoc, patience: float) -> None:
+    """Give an established association a bounded send queue (see _SendAhead), and PDUs
+    of at most UNLIMITED_PDU bytes when the peer set no maximum (pynetdicom would send
+    a whole instance as one PDU, read into memory)."""
+    if not assoc.acceptor.maximum_length:  # negotiated: set in the peer's own item
+        for item in assoc.acceptor.user_information:
+            if isinstance(item, MaximumLengthNotification):
+                item.maximum_length_received = UNLIMITED_PDU
+    dul = assoc.dul
+    bounded = _SendAhead(dul, patience, assoc.acceptor.maximum_length or UNLIMITED_PDU)
+    with dul.to_provider_queue.mutex:  # nothing is waiting once established; if it is,
+        bounded.queue.extend(dul.to_provider_queue.queue)  # it keeps its place
+        dul.to_provider_queue.queue.clear()
+        dul.to_provider_queue = bounded
+
+
+class DimseLink:
+    """One association: the syntaxes it accepted per SOP class, and C-STORE."""
+
+    def __init__(self, assoc) -> None:
+        self.assoc = assoc
+        self.down: str | None = None  # the destination stopped taking data (not lost:
+        # a lost association is tried again at once, a stalled one after a delay)
+        self.accepted: dict[str, set[str]] = {}
+        for cx in assoc.accepted_contexts:
+            self.accepted.setdefault(str(cx.abstract_syntax), set()).add(
+                str(cx.transfer_syntax[0]))
+
+    @property
+    def alive(self) -> bool:
+        return self.assoc.is_established
+
+    def accepts(self, sop_class: str) -> set[str]:
+        return self.accepted.get(sop_class, set())
+
+    def store(self, path: Path, transfer_syntax: str, sop_instance: str, timeout: float
+              ) -> tuple[str, str | None]:
+        """("sent", warning or None), ("refused", reason), ("lost", reason) or ("down",
+        reason)."""
+        self.assoc.dimse_timeout = self.assoc.network_timeout = timeout
+        try:
+            status = self.assoc.send_c_store(path)
+        except ConnectionError as exc:  # _SendAhead: the destination stopped reading
+            self.assoc.abort()
+            self.down = f"{exc}; the association was aborted"
+            return "down", self.down
+        code = getattr(status, "Status", None) if status else None
+        if code is not None and code_to_category(code) in ("Success", "Warning"):
+            return "sent", (f"the destination answered 0x{code:04X}"
+                            if code_to_category(code) == "Warning" else None)
+        if code is None and not self.assoc.is_established:
+            return "lost", "the destination dropped the association on it"
+        return "refused", ("no response" if code is None else
+                           f"the destination answered 0x{code:04X}")
+
+    def close(self) -> None:
+        if self.assoc.is_established:
+            self.assoc.release()
+
+
+class Hold(Exception):
+    """Nothing the route's fallback allows can be sent: the instance is held."""
+
+
+@dataclass
+class Encoded:
+    path: Path
+    transfer_syntax: str
+    fallback: str | None  # why this is not the route's target (None: it is, or no pixels)
+    seconds: float
+
+
+def syntax_name(transfer_syntax: str | None) -> str:
+    """A transfer syntax as log lines show it: pydicom's keyword, or the UID."""
+    if not transfer_syntax:
+        return "-"
+    return UID(transfer_syntax).keyword or str(transfer_syntax)
 
 
 def client_context(tls: TLS) -> ssl.SSLContext:
@@ -65,10 +188,11 @@ def client_context(tls: TLS) -> ssl.SSLContext:
 
 class Forwarder(threading.Thread):
     def __init__(self, config: GatewayConfig, route: Route, stop: threading.Event,
-                 wake: threading.Event, on_sent=None) -> None:
+                 wake: threading.Event, on_sent=None, metrics: Metrics | None = None) -> None:
         super().__init__(name=f"forward-{route.name}", daemon=True)
         self.config, self.route, self.stop, self.wake = config, route, stop, wake
         self.on_sent = on_sent or (lambda size: None)
+        self.metrics = metrics or Metrics([route.name])
         self.out_dir = config.spool / "out"
         self.failed_dir = config.spool / "failed"
         self.alive_at = time.time()  # for /status: a forwarder that stopped looping shows
@@ -112,8 +236,9 @@ class Forwarder(threading.Thread):
     def _back_off(self, queue: Queue, items: list[Item], reason: str) -> None:
         for item in items:
             queue.retry(item.id, reason, self._delay(item))
-        LOG.warning("%s: %s; %d instance(s) retried in %.0f s or more", self.route.name,
-                    reason, len(items), self._delay(items[0]))
+        event(logging.WARNING, "%s: %s; %d instance(s) retried in %.0f s or more"
+              % (self.route.name, reason, len(items), self._delay(items[0])),
+              route=self.route.name, result="retry")
 
     def _path(self, item: Item) -> Path:
         return self.config.spool / item.path  # relative (older rows: absolute)
@@ -145,58 +270,46 @@ class Forwarder(threading.Thread):
         queue.set_plan(self.route.name, study, codec_config(codec))
         return codec
 
-    def _preferred(self, item: Item) -> str | None:
+    def _preferred(self, item: Item) -> tuple[str | None, str | None]:
         """The route's target syntax for this instance (it depends on the layout: JPEG
-        8 or 12 bit), or None when the instance has no pixels or cannot be read."""
+        8 or 12 bit; None when the instance has no pixels or its header cannot be read),
+        and why it will not be tried, when that is known before the association: the
+        encoder refuses the layout, or the destination avoids the syntax."""
         try:
             ds = read_header(self._path(item))
             if "PixelData" not in ds:
-                return None
-            return self._target.transfer_syntax_for(FrameLayout.from_dataset_header(ds))
+                return None, None
+            layout = FrameLayout.from_dataset_header(ds)
+            target = self._target.transfer_syntax_for(layout)
         except DicompressError:
-            return None
+            return None, None
+        try:
+            self._target.check_layout(layout)
+        except DicompressError as exc:
+            return target, f"the encoder refused the layout ({exc})"
+        avoided = self.route.destination.avoided(target, layout.samples_per_pixel)
+        if avoided is not None:
+            return target, f"the destination avoids {avoided} (its avoid setting)"
+        return target, None
 
     def _send(self, queue: Queue, items: list[Item]) -> None:
-        wanted: dict[int, list[str]] = {}
-        ae = AE(ae_title=self.config.ae_title)
-        ae.maximum_pdu_size = self.config.max_pdu
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
-        ae.connection_timeout = 30  # a peer that accepts TCP but never answers TLS
-        contexts: set[tuple[str, str]] = set()
-        self._targets: dict[int, str | None] = {}
-        self._target = self._study_codec(queue, items[0].study)
-        for item in items:
-            target = self._targets[item.id] = self._preferred(item)
-            order = [target or item.syntax_in, str(ExplicitVRLittleEndian),
-                     str(ImplicitVRLittleEndian), item.syntax_in]
-            wanted[item.id] = list(dict.fromkeys(order))
-            for syntax in wanted[item.id]:
-                contexts.add((item.sop_class, syntax))
-        if len(contexts) > MAX_CONTEXTS:  # many SOP classes: fewer instances this time
-            keep, seen = [], set()
-            for item in items:
-                needed = {(item.sop_class, s) for s in wanted[item.id]}
-                if len(seen | needed) > MAX_CONTEXTS:
-                    break
-                seen |= needed
-                keep.append(item)
-            items, contexts = keep, seen
-        for sop_class, syntax in sorted(contexts):
-            ae.add_requested_context(sop_class, [syntax])
-        dest = self.route.destination
-        tls_args = ((client_context(dest.tls), dest.tls.server_name or dest.host)
-                    if dest.tls else None)
-        assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
-        if not assoc.is_established:
-            why = "rejected the association" if assoc.is_rejected else "cannot be reached"
-            self._back_off(queue, items, f"{dest.ae_title}@{dest.host}:{dest.port} {why}")
+        """One batch (a study's next instances) over one link: an association, or a
+        keep-alive connection to a STOW-RS server."""
+        items, wanted = self._plan(queue, items)
+        if not items:
             return
+        if isinstance(self.route.destination, Stow):
+            link = StowLink(self.route.destination)
+        else:
+            link = self._associate(queue, items, wanted)
+            if link is None:
+                return
         try:
-            accepted: dict[str, set[str]] = {}
-            for cx in assoc.accepted_contexts:
-                accepted.setdefault(str(cx.abstract_syntax), set()).add(str(cx.transfer_syntax[0]))
-            plan = [(item, [s for s in wanted[item.id] if s in accepted.get(item.sop_class, ())])
-                    for item in items]
+            plan = []
+            for item in items:
+                accepted = link.accepts(item.sop_class)
+                plan.append((item, [s for s in wanted[item.id]
+                                    if accepted is None or s in accepted]))
             # the next instance is encoded while this one is on the wire
             with ThreadPoolExecutor(max_workers=1) as pool:
                 encoded = [pool.submit(self._encode, item, usable) if usable else None
@@ -206,50 +319,144 @@ class Forwarder(threading.Thread):
                         nxt, nxt_usable = plan[n + 1]
                         encoded.append(pool.submit(self._encode, nxt, nxt_usable)
                                        if nxt_usable else None)
-                    if not assoc.is_established:  # lost on the one before: the rest go
-                        for future in encoded[n:]:  # with the next association, uncharged
-                            if future is not None and not future.cancel():
-                                self._discard(future)
+                    if not link.alive:  # lost on the one before: the rest go with the
+                        for future in encoded[n:]:  # next link, uncharged; a server
+                            if future is not None and not future.cancel():  # that is
+                                self._discard(future)  # down: after a delay
+                        if link.down:
+                            self._back_off(queue, [i for i, _ in plan[n:]], link.down)
                         return
-                    self._send_one(queue, assoc, item, wanted[item.id], usable, encoded[n])
+                    self._send_one(queue, link, item, wanted[item.id], usable, encoded[n])
         finally:
-            if assoc.is_established:
-                assoc.release()
+            link.close()
 
-    def _send_one(self, queue: Queue, assoc, item: Item, wanted: list[str],
+    def _plan(self, queue: Queue, items: list[Item]) -> tuple[list[Item], dict[int, list[str]]]:
+        """Each instance's target and the syntaxes it may go in, in order; the instances
+        the route's fallback holds already (fallback = "hold" and a known reason) are held."""
+        wanted: dict[int, list[str]] = {}
+        self._targets: dict[int, tuple[str | None, str | None]] = {}
+        self._target = self._study_codec(queue, items[0].study)
+        for item in items:
+            target, not_tried = self._targets[item.id] = self._preferred(item)
+            if target is None:  # no pixels: only the encoding may change, as it must
+                order = [item.syntax_in, *fallback_syntaxes()]
+            else:
+                order = ([] if not_tried else [target]) + \
+                    self.route.fallback_syntaxes(item.syntax_in)
+            wanted[item.id] = list(dict.fromkeys(order))
+        for item in [i for i in items if not wanted[i.id]]:
+            self._hold(queue, item, self._targets[item.id][0],
+                       f"{self._targets[item.id][1]}; fallback = 'hold'")
+        return [item for item in items if wanted[item.id]], wanted
+
+    def _associate(self, queue: Queue, items: list[Item], wanted: dict[int, list[str]]
+                   ) -> DimseLink | None:
+        """An association proposing each SOP class in each wanted syntax (one context a
+        syntax), or None when the destination cannot be reached or rejects it. With more
+        contexts than an association can carry, the batch is cut (items shortened)."""
+        ae = AE(ae_title=self.config.ae_title)
+        ae.maximum_pdu_size = self.config.max_pdu
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
+        ae.connection_timeout = 30  # a peer that accepts TCP but never answers TLS
+        contexts = {(item.sop_class, s) for item in items for s in wanted[item.id]}
+        if len(contexts) > MAX_CONTEXTS:  # many SOP classes: fewer instances this time
+            keep, seen = [], set()
+            for item in items:
+                needed = {(item.sop_class, s) for s in wanted[item.id]}
+                if len(seen | needed) > MAX_CONTEXTS:
+                    break
+                seen |= needed
+                keep.append(item)
+            items[:], contexts = keep, seen
+        for sop_class, syntax in sorted(contexts):
+            ae.add_requested_context(sop_class, [syntax])
+        dest = self.route.destination
+        tls_args = ((client_context(dest.tls), dest.tls.server_name or dest.host)
+                    if dest.tls else None)
+        assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
+        if not assoc.is_established:
+            why = "rejected the association" if assoc.is_rejected else "cannot be reached"
+            self._back_off(queue, items, f"{dest} {why}")
+            return None
+        bound_send_queue(assoc, patience=SEND_PATIENCE)
+        return DimseLink(assoc)
+
+    def _send_one(self, queue: Queue, link, item: Item, wanted: list[str],
                   usable: list[str], encoded) -> None:
         """Send one instance; whatever goes wrong is this instance's alone: it is retried
         later on its own backoff (never given up on: a destination may come to accept it),
-        or set aside when it breaks the encoder, pynetdicom or the association five times."""
+        held when the route's fallback allows nothing that can be sent, or set aside when
+        it breaks the encoder, pynetdicom or the association five times."""
         source = self._path(item)
+        target = self._targets[item.id][0]
         if not usable:
-            queue.retry(item.id, f"the destination accepts {UID(item.sop_class).name} in none "
-                                 f"of {', '.join(UID(s).name for s in wanted)}", self._delay(item))
+            reason = (f"the destination accepts {UID(item.sop_class).name} in none of "
+                      f"{', '.join(UID(s).name for s in wanted)}")
+            if target is not None and self.route.fallback == "hold":
+                self._hold(queue, item, target, f"{reason}; fallback = 'hold'")
+            else:
+                queue.retry(item.id, reason, self._delay(item))
+                self._log(logging.WARNING, item, target, None, None, 0.0, "retry", reason)
             return
-        path = None
+        result = None
         try:
-            path, syntax = encoded.result()
-            size_out = path.stat().st_size
+            result = encoded.result()
+            size_out = result.path.stat().st_size
+            started = time.perf_counter()
             # the whole instance must cross the link before the answer can come
-            assoc.dimse_timeout = assoc.network_timeout = 60 + size_out / self._min_rate
-            status = assoc.send_c_store(path)
-            code = getattr(status, "Status", None) if status else None
-            if code is not None and code_to_category(code) in ("Success", "Warning"):
-                queue.sent(item.id, size_out, syntax)
+            state, reason = link.store(result.path, result.transfer_syntax, item.sop_instance,
+                                       timeout=60 + size_out / self._min_rate)
+            send_seconds = time.perf_counter() - started
+            ms = (result.seconds + send_seconds) * 1000
+            if state == "sent":
+                queue.sent(item.id, size_out, result.transfer_syntax, target=target,
+                           fallback=result.fallback, encode_ms=result.seconds * 1000,
+                           send_ms=send_seconds * 1000)
                 source.unlink(missing_ok=True)
                 self.on_sent(item.size_in)
-                return
-            if code is None and not assoc.is_established:  # it broke the association
-                self._error(queue, item, "the destination dropped the association on it")
-            else:
-                reason = "no response" if code is None else \
-                    f"the destination answered 0x{code:04X}"
+                self.metrics.sent(self.route.name, result.transfer_syntax, item.size_in,
+                                  size_out, result.fallback is not None)
+                self.metrics.observe("encode_seconds", self.route.name, result.seconds)
+                self.metrics.observe("send_seconds", self.route.name, send_seconds)
+                if result.fallback is not None:  # never silent: /status, the log, /metrics
+                    queue.note(self.route.name, item.study,
+                               f"{item.sop_instance} sent as {syntax_name(result.transfer_syntax)}"
+                               f", not {syntax_name(target)}: {result.fallback}")
+                self._log(logging.WARNING if result.fallback or reason else logging.INFO,
+                          item, target, result.transfer_syntax, size_out, ms, "sent",
+                          "; ".join(filter(None, [result.fallback, reason])) or None)
+            elif state == "lost":  # it broke the association: this instance's doing?
+                self._error(queue, item, reason)
+            else:  # refused, or the server is down: later, on its own delay
                 queue.retry(item.id, reason, self._delay(item))
-        except Exception as exc:  # encoder or pynetdicom: this file, not the association
+                self._log(logging.WARNING, item, target, result.transfer_syntax, size_out, ms,
+                          "retry", reason)
+        except Hold as exc:
+            self._hold(queue, item, target, str(exc))
+        except DicompressError as exc:  # an object without pixels that cannot be re-encoded
+            self._error(queue, item, str(exc))
+        except Exception as exc:  # noqa: BLE001 - this file's, not the association's
+            if result is None:  # the encoder: a bug of ours (foreign errors are translated)
+                LOG.error("%s: encoding %s failed", self.route.name, item.sop_instance,
+                          exc_info=True)
             self._error(queue, item, f"{type(exc).__name__}: {exc}")
         finally:
-            if path is not None and path != source:
-                path.unlink(missing_ok=True)  # encoded again on the next attempt
+            if result is not None and result.path != source:
+                result.path.unlink(missing_ok=True)  # encoded again on the next attempt
+
+    def _log(self, level: int, item: Item, target: str | None, syntax_out: str | None,
+             size_out: int | None, ms: float, result: str, reason: str | None) -> None:
+        """The line per instance: route, SOP Instance UID, syntax and bytes in -> out, ms."""
+        event(level, "instance", route=self.route.name, sop_instance=item.sop_instance,
+              syntax_in=syntax_name(item.syntax_in), syntax_out=syntax_name(syntax_out),
+              target=syntax_name(target), bytes_in=item.size_in, bytes_out=size_out,
+              ms=round(ms, 1), result=result, reason=reason)
+
+    def _hold(self, queue: Queue, item: Item, target: str | None, reason: str) -> None:
+        queue.hold(item.id, target, reason)
+        queue.note(self.route.name, item.study, f"{item.sop_instance} held: {reason}")
+        self.metrics.count("held", self.route.name)
+        self._log(logging.WARNING, item, target, None, None, 0.0, "held", reason)
 
     def _error(self, queue: Queue, item: Item, reason: str) -> None:
         """A failure of this instance itself (not of the link or the destination)."""
@@ -260,8 +467,8 @@ class Forwarder(threading.Thread):
 
     def _discard(self, future) -> None:
         try:
-            path, _ = future.result()
-        except Exception:
+            path = future.result().path
+        except Exception:  # noqa: BLE001 - nothing was made
             return
         if path.parent == self.out_dir:
             path.unlink(missing_ok=True)
@@ -276,34 +483,61 @@ class Forwarder(threading.Thread):
             target = source
         queue.fail(item.id, f"set aside after {POISON_AFTER} attempts: {reason}",
                    str(target.relative_to(self.config.spool)))
-        LOG.error("%s: %s set aside (%s); `dicompress serve --requeue` retries it",
-                  self.route.name, item.sop_instance, reason)
+        self.metrics.count("failed", self.route.name)
+        self._log(logging.ERROR, item, self._targets.get(item.id, (None,))[0], None, None, 0.0,
+                  "failed", f"set aside after {POISON_AFTER} attempts ({reason}); "
+                            "`dicompress serve --requeue` retries it")
 
-    def _encode(self, item: Item, usable: list[str]) -> tuple[Path, str]:
-        """The file to send and its syntax: the first usable syntax we can produce.
-        Without de-identification, an instance already in that syntax goes as it came;
-        if encoding fails and its own syntax is usable, it goes as it came too."""
+    def _encode(self, item: Item, usable: list[str]) -> Encoded:
+        """The file to send: in the route's target when the destination accepted it and
+        the encoder takes the image, else in the first syntax of the route's fallback
+        that works (recording why), else Hold."""
+        started = time.perf_counter()
+        target, reason = self._targets[item.id]
+        if target is None:  # no pixels: the first usable encoding, nothing to compress
+            errors = []
+            for syntax in usable:
+                try:
+                    return Encoded(self._write(item, syntax), syntax, None,
+                                   time.perf_counter() - started)
+                except DicompressError as exc:
+                    errors.append(f"{UID(syntax).name}: {exc}")
+            raise DicompressError(f"{item.sop_instance}: cannot be sent in any syntax the "
+                                  f"destination accepts ({'; '.join(errors)})")
+        if reason is None:
+            if target in usable:
+                try:
+                    return Encoded(self._write(item, target, self._target), target, None,
+                                   time.perf_counter() - started)
+                except DicompressError as exc:
+                    reason = f"the encoder failed ({exc})"
+            else:
+                reason = f"the destination refused {syntax_name(target)}"
+        tried = []
+        for syntax in self.route.fallback_syntaxes(item.syntax_in):
+            if syntax not in usable:
+                continue
+            try:
+                return Encoded(self._write(item, syntax), syntax, reason,
+                               time.perf_counter() - started)
+            except DicompressError as exc:
+                tried.append(f"{syntax_name(syntax)} failed too ({exc})")
+        raise Hold("; ".join([reason, *tried, f"fallback = {self.route.fallback!r}"]))
+
+    def _write(self, item: Item, syntax: str, codec=None) -> Path:
+        """The instance in `syntax` (de-identified when the route says): the received file
+        itself when nothing changes, else a file in out/."""
         source = self._path(item)
         deid = self.route.deid
+        if syntax == item.syntax_in and deid is None:
+            return source
         out = self.out_dir / f"{item.id}.dcm"
-        errors = []
-        for syntax in usable:
-            if syntax == item.syntax_in and deid is None:
-                return source, syntax
-            try:
-                if self._targets.get(item.id) is None and syntax != item.syntax_in:
-                    _reencode(source, out, syntax, deid)  # no pixels: only the encoding
-                    return out, syntax
-                if syntax == item.syntax_in:
-                    deidentify_file(source, out, deid)  # pixels copied as they are
-                    return out, syntax
-                codec = self._target if syntax == self._targets[item.id] else get_codec(syntax)
-                transcode_file(source, out, codec, threads=1, codec_threads=os.cpu_count(),
-                               prepare=preparer(deid) if deid is not None else None)
-                return out, syntax
-            except DicompressError as exc:
-                errors.append(f"{UID(syntax).name}: {exc}")
-        if item.syntax_in in usable and deid is None:
-            return source, item.syntax_in
-        raise DicompressError(f"{item.sop_instance}: cannot be sent in any syntax the "
-                              f"destination accepts ({'; '.join(errors)})")
+        if syntax == item.syntax_in:
+            deidentify_file(source, out, deid)  # pixels copied as they are
+        elif self._targets[item.id][0] is None:
+            _reencode(source, out, syntax, deid)  # no pixels: only the encoding
+        else:
+            transcode_file(source, out, codec or get_codec(syntax), threads=1,
+                           codec_threads=os.cpu_count(),
+                           prepare=preparer(deid) if deid is not None else None)
+        return out

@@ -5,6 +5,12 @@ A row is committed (synchronous=FULL: on disk) before the sender is told the
 instance was stored; it leaves the `queued` state only when the destination's
 C-STORE response says success. After a crash everything still queued is sent again;
 the destination sees at most a duplicate (the same SOP Instance UID), never a loss.
+
+States: `queued` (to send), `sent`, `held` (the route's fallback is "hold" and its
+target could not be sent; the file stays in in/), `failed` (set aside in failed/
+after breaking the encoder or the network library repeatedly), `dropped` (an
+operator's `serve --drop`). Every row keeps the syntax it was meant to go in
+(`target`) and the one it went in (`syntax_out`), and why they differ (`fallback`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-QUEUED, SENT, FAILED = "queued", "sent", "failed"
+from dicompress.errors import Status
+
+# The outcome words of dicompress.errors.Status, as the queue stores them.
+QUEUED, SENT, FAILED, HELD, DROPPED = (s.value for s in (
+    Status.QUEUED, Status.SENT, Status.FAILED, Status.HELD, Status.DROPPED))
+
+#: Columns added after the first release (queues made before them get them on open).
+_ADDED_COLUMNS = ("errors INTEGER NOT NULL DEFAULT 0", "target TEXT", "fallback TEXT",
+                  "encode_ms REAL", "send_ms REAL")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -42,6 +56,8 @@ CREATE INDEX IF NOT EXISTS by_status ON instances (status);
 CREATE INDEX IF NOT EXISTS by_arrival ON instances (route, received);
 CREATE TABLE IF NOT EXISTS notes (time REAL, route TEXT, study TEXT, text TEXT);
 CREATE TABLE IF NOT EXISTS plans (route TEXT, study TEXT, codec TEXT, PRIMARY KEY (route, study));
+CREATE TABLE IF NOT EXISTS audit (time REAL, action TEXT, sop_instance TEXT, route TEXT,
+                                  detail TEXT);
 """
 
 
@@ -70,10 +86,13 @@ class Queue:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a success status means on disk
             self.db.executescript(_SCHEMA)
-            try:  # queues made before the column existed
-                self.db.execute("ALTER TABLE instances ADD COLUMN errors INTEGER NOT NULL DEFAULT 0")
-            except sqlite3.OperationalError:
-                pass
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(instances)")}
+            for column in _ADDED_COLUMNS:
+                if column.split()[0] not in have:
+                    try:
+                        self.db.execute(f"ALTER TABLE instances ADD COLUMN {column}")
+                    except sqlite3.OperationalError:
+                        pass  # another connection added it meanwhile
 
     def close(self) -> None:
         self.db.close()
@@ -103,10 +122,21 @@ class Queue:
         study = rows[0][4]
         return [Item(*r) for r in rows if r[4] == study][:limit]
 
-    def sent(self, item_id: int, size_out: int, syntax_out: str) -> None:
+    def sent(self, item_id: int, size_out: int, syntax_out: str, *, target: str | None = None,
+             fallback: str | None = None, encode_ms: float | None = None,
+             send_ms: float | None = None) -> None:
+        """Acknowledged by the destination, in `syntax_out`; `fallback` says why that is
+        not the route's `target` (None: it is, or the instance has no pixels)."""
         self.db.execute("UPDATE instances SET status = ?, sent = ?, size_out = ?, syntax_out = ?,"
-                        " error = NULL WHERE id = ?",
-                        (SENT, time.time(), size_out, syntax_out, item_id))
+                        " target = ?, fallback = ?, encode_ms = ?, send_ms = ?, error = NULL"
+                        " WHERE id = ?",
+                        (SENT, time.time(), size_out, syntax_out, target,
+                         fallback[:500] if fallback else None, encode_ms, send_ms, item_id))
+
+    def hold(self, item_id: int, target: str | None, reason: str) -> None:
+        """Held by the route's policy (fallback = "hold"): listed, requeued by an operator."""
+        self.db.execute("UPDATE instances SET status = ?, target = ?, error = ? WHERE id = ?"
+                        " AND status = ?", (HELD, target, reason[:500], item_id, QUEUED))
 
     def retry(self, item_id: int, error: str, delay: float) -> None:
         self.db.execute("UPDATE instances SET attempts = attempts + 1, next_try = ?, error = ?"
@@ -119,10 +149,34 @@ class Queue:
         self.db.execute("UPDATE instances SET status = ?, error = ?, path = ? WHERE id = ?",
                         (FAILED, error[:500], path, item_id))
 
-    def requeue_failed(self) -> int:
-        cur = self.db.execute("UPDATE instances SET status = ?, attempts = 0, errors = 0,"
-                              " next_try = 0 WHERE status = ?", (QUEUED, FAILED))
-        return cur.rowcount
+    def requeue(self, item_id: int, path: str) -> None:
+        """A held or failed instance queued again (its file at `path`)."""
+        self.db.execute("UPDATE instances SET status = ?, path = ?, attempts = 0, errors = 0,"
+                        " next_try = 0 WHERE id = ?", (QUEUED, path, item_id))
+
+    def set_aside(self) -> list[tuple[int, str, str, str]]:
+        """(id, SOP Instance UID, route, path) of the held and failed instances."""
+        return self.db.execute("SELECT id, sop_instance, route, path FROM instances"
+                               " WHERE status IN (?, ?) ORDER BY id", (HELD, FAILED)).fetchall()
+
+    def find(self, sop_instance: str) -> list[tuple[int, str, str, str]]:
+        """(id, route, status, path) of the rows of that SOP Instance UID not yet sent."""
+        return self.db.execute("SELECT id, route, status, path FROM instances"
+                               " WHERE sop_instance = ? AND status NOT IN (?, ?) ORDER BY id",
+                               (sop_instance, SENT, DROPPED)).fetchall()
+
+    def drop(self, item_id: int, reason: str) -> None:
+        self.db.execute("UPDATE instances SET status = ?, error = ? WHERE id = ?",
+                        (DROPPED, reason[:500], item_id))
+
+    def reroute(self, item_id: int, route: str, path: str) -> None:
+        self.db.execute("UPDATE instances SET route = ?, path = ?, status = ?, attempts = 0,"
+                        " errors = 0, next_try = 0 WHERE id = ?", (route, path, QUEUED, item_id))
+
+    def audit(self, action: str, sop_instance: str, route: str, detail: str) -> None:
+        """An operator's action, kept (who did what to which instance)."""
+        self.db.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?)",
+                        (time.time(), action, sop_instance, route, detail))
 
     def bump_errors(self, item_id: int) -> int:
         """One more failure of this instance itself (not of the link): their count."""
@@ -154,22 +208,35 @@ class Queue:
         self.db.execute("INSERT OR REPLACE INTO plans VALUES (?, ?, ?)", (route, study, codec))
 
     def prune(self, older_than: float) -> int:
-        """Forget instances sent more than `older_than` seconds ago (the queue stays small)."""
-        cur = self.db.execute("DELETE FROM instances WHERE status = ? AND sent < ?",
-                              (SENT, time.time() - older_than))
+        """Forget instances sent (or dropped) more than `older_than` seconds ago (the queue
+        stays small; the audit table keeps the operators' actions)."""
+        cutoff = time.time() - older_than
+        cur = self.db.execute("DELETE FROM instances WHERE (status = ? AND sent < ?)"
+                              " OR (status = ? AND received < ?)",
+                              (SENT, cutoff, DROPPED, cutoff))
         self.db.execute("DELETE FROM plans WHERE study NOT IN (SELECT study FROM instances)")
-        self.db.execute("DELETE FROM notes WHERE time < ?", (time.time() - older_than,))
+        self.db.execute("DELETE FROM notes WHERE time < ?", (cutoff,))
         return cur.rowcount
 
     def note(self, route: str, study: str, text: str) -> None:
         self.db.execute("INSERT INTO notes VALUES (?, ?, ?, ?)", (time.time(), route, study, text))
 
     def spool_bytes(self) -> int:
+        """Bytes of the files the spool keeps (sent and dropped files are gone)."""
         return int(self.db.execute("SELECT COALESCE(SUM(size_in), 0) FROM instances"
-                                   " WHERE status != ?", (SENT,)).fetchone()[0])
+                                   " WHERE status IN (?, ?, ?)",
+                                   (QUEUED, HELD, FAILED)).fetchone()[0])
 
-    def status(self) -> dict:
-        """Queue depth, totals, throughput of the last minute, bytes saved, failures."""
+    def depth(self) -> dict[str, tuple[int, float | None]]:
+        """Per route: instances queued and the arrival time of the oldest."""
+        return {r: (n, oldest) for r, n, oldest in self.db.execute(
+            "SELECT route, COUNT(*), MIN(received) FROM instances WHERE status = ?"
+            " GROUP BY route", (QUEUED,))}
+
+    def status(self, routes: list[str] = ()) -> dict:
+        """Totals, throughput of the last minute, and per route: the queue, what was sent
+        in which syntax, what was sent other than the target and why, what is held or
+        failed. `routes` are listed even when they have nothing."""
         counts = dict(self.db.execute("SELECT status, COUNT(*) FROM instances GROUP BY status"))
         sent_in, sent_out = self.db.execute(
             "SELECT COALESCE(SUM(size_in), 0), COALESCE(SUM(size_out), 0) FROM instances"
@@ -181,24 +248,56 @@ class Queue:
         received = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(size_in), 0) FROM instances WHERE received >= ?",
             (now - 60,)).fetchone()
-        waiting = self.db.execute(
-            "SELECT route, COUNT(*), MIN(received), MAX(attempts) FROM instances"
-            " WHERE status = ? GROUP BY route", (QUEUED,)).fetchall()
+        per_route: dict[str, dict] = {}
+
+        def route(name: str) -> dict:
+            return per_route.setdefault(name, {"queued": 0, "oldest_seconds": None,
+                                               "max_attempts": 0, "sent": 0, "held": 0,
+                                               "failed": 0, "sent_other_than_target": 0,
+                                               "sent_syntaxes": {}})
+
+        for name in routes:
+            route(name)
+        for r, n, oldest, attempts in self.db.execute(
+                "SELECT route, COUNT(*), MIN(received), MAX(attempts) FROM instances"
+                " WHERE status = ? GROUP BY route", (QUEUED,)):
+            route(r).update(queued=n, oldest_seconds=round(now - oldest, 1),
+                            max_attempts=attempts)
+        for r, state, n in self.db.execute("SELECT route, status, COUNT(*) FROM instances"
+                                           " WHERE status IN (?, ?) GROUP BY route, status",
+                                           (HELD, FAILED)):
+            route(r)[state] = n
+        for r, syntax, other, n in self.db.execute(
+                "SELECT route, syntax_out, fallback IS NOT NULL, COUNT(*) FROM instances"
+                " WHERE status = ? GROUP BY route, syntax_out, fallback IS NOT NULL", (SENT,)):
+            entry = route(r)
+            entry["sent"] += n
+            entry["sent_syntaxes"][syntax] = entry["sent_syntaxes"].get(syntax, 0) + n
+            entry["sent_other_than_target"] += n if other else 0
         failures = self.db.execute(
-            "SELECT sop_instance, route, error FROM instances WHERE status = ?"
-            " OR (status = ? AND attempts > 0) ORDER BY id DESC LIMIT 20",
-            (FAILED, QUEUED)).fetchall()
+            "SELECT sop_instance, route, error FROM instances WHERE status = ? AND attempts > 0"
+            " ORDER BY id DESC LIMIT 20", (QUEUED,)).fetchall()
+
+        def listed(state: str) -> list[dict]:
+            return [{"sop_instance": s, "route": r, "reason": e} for s, r, e in self.db.execute(
+                "SELECT sop_instance, route, error FROM instances WHERE status = ?"
+                " ORDER BY id DESC LIMIT 100", (state,))]
+
         return {
             "queued": counts.get(QUEUED, 0), "sent": counts.get(SENT, 0),
-            "failed": counts.get(FAILED, 0),
-            "bytes_received_sent": sent_in, "bytes_forwarded": sent_out,
-            "bytes_saved": sent_in - sent_out,
+            "held": counts.get(HELD, 0), "failed": counts.get(FAILED, 0),
+            "dropped": counts.get(DROPPED, 0),
+            # of the instances sent (and still listed): their size as received, as sent
+            "bytes_in": sent_in, "bytes_out": sent_out, "bytes_saved": sent_in - sent_out,
             "ratio": round(sent_in / sent_out, 3) if sent_out else None,
             "last_minute": {"received": received[0], "received_mb": round(received[1] / 1e6, 2),
                             "sent": recent[0], "sent_mb": round(recent[1] / 1e6, 2)},
-            "routes": {r: {"queued": n, "oldest_seconds": round(now - oldest, 1),
-                           "max_attempts": attempts} for r, n, oldest, attempts in waiting},
+            "routes": per_route,
             "problems": [{"sop_instance": s, "route": r, "error": e} for s, r, e in failures],
-            "notes": [{"route": r, "study": st, "note": t} for r, st, t in self.db.execute(
-                "SELECT route, study, text FROM notes ORDER BY time DESC LIMIT 20")],
+            "held_instances": listed(HELD),
+            "failed_instances": listed(FAILED),
+            "notes": [{"route": r, "study": st, "note": t, "age_seconds": round(now - at, 1)}
+                      for at, r, st, t in self.db.execute(
+                          "SELECT time, route, study, text FROM notes ORDER BY time DESC"
+                          " LIMIT 20")],
         }

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import secrets
 import shutil
 import sqlite3
@@ -26,7 +25,9 @@ from pynetdicom import _config
 from dicompress.pipeline.read import pixel_span
 from dicompress.errors import CorruptPixelData
 from dicompress.fileio import atomic_output
-from dicompress.gateway.config import GatewayConfig
+from dicompress.gateway.config import GatewayConfig, folder_name
+from dicompress.gateway.logs import event as log_event
+from dicompress.gateway.metrics import Metrics
 from dicompress.gateway.queue import Queue
 from dicompress.layout import FrameLayout
 
@@ -45,17 +46,14 @@ class Refused(Exception):
         self.status = status
 
 
-def folder_name(text: str) -> str:
-    """A route's name as a folder: letters, digits, - and _ only."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", text)[:64] or "route"
-
-
 class Receiver:
     """The C-STORE and association handlers of the gateway's AE."""
 
-    def __init__(self, config: GatewayConfig, wake: dict[str, threading.Event]) -> None:
+    def __init__(self, config: GatewayConfig, wake: dict[str, threading.Event],
+                 metrics: Metrics | None = None) -> None:
         self.config = config
         self.wake = wake
+        self.metrics = metrics or Metrics([r.name for r in config.routes])
         self._local = threading.local()
         self._spool_bytes_lock = threading.Lock()
         self._spool_bytes: int | None = None
@@ -88,6 +86,36 @@ class Receiver:
             event.assoc.ae._maximum_associations = (  # noqa: SLF001 - no public switch
                 0 if self.spool_full() else self.config.max_associations)
 
+    def on_accepted(self, event) -> None:
+        """The line per association accepted: who, from where, on which route."""
+        requestor = event.assoc.requestor
+        route = self.config.route_for(requestor.ae_title)
+        log_event(logging.INFO, "association accepted", calling_ae=requestor.ae_title.strip(),
+                  address=f"{requestor.address}:{requestor.port}",
+                  route=route.name if route else None,
+                  contexts=len(event.assoc.accepted_contexts))
+
+    def on_rejected(self, event) -> None:
+        """The line per association refused, with the reason pynetdicom's A-ASSOCIATE-RJ
+        carried (its event gives none: the same checks, in the order it makes them)."""
+        assoc = event.assoc
+        requestor = assoc.requestor
+        calling = requestor.ae_title.strip()
+        called = str(getattr(requestor.primitive, "called_ae_title", "") or "").strip()
+        acceptors = [a for a in assoc.ae.active_associations if a.is_acceptor]
+        if len(acceptors) > assoc.ae.maximum_associations:
+            reason = ("the spool is full" if assoc.ae.maximum_associations == 0 else
+                      f"the association limit ({assoc.ae.maximum_associations}) is reached")
+        elif called != self.config.ae_title:
+            reason = f"the called AE title {called!r} is not the gateway's"
+        elif self.config.route_for(calling) is None:
+            reason = "the calling AE title is on no route"
+        else:
+            reason = "refused"
+        log_event(logging.WARNING, "association rejected", calling_ae=calling,
+                  called_ae=called, address=f"{requestor.address}:{requestor.port}",
+                  reason=reason)
+
     def on_store(self, event) -> int:
         calling = event.assoc.requestor.ae_title.strip()
         route = self.config.route_for(calling)
@@ -96,7 +124,11 @@ class Receiver:
         try:
             return self._store(event, route, calling)
         except Refused as exc:
-            LOG.warning("%s: refused an instance from %s: %s", route.name, calling, exc)
+            requestor = event.assoc.requestor
+            log_event(logging.WARNING, "instance refused", route=route.name, calling_ae=calling,
+                      address=f"{requestor.address}:{requestor.port}",
+                      sop_instance=str(event.request.AffectedSOPInstanceUID),
+                      status=f"0x{exc.status:04X}", reason=str(exc))
             return exc.status
         except OSError as exc:
             LOG.error("%s: cannot spool an instance from %s: %s", route.name, calling, exc)
@@ -133,6 +165,8 @@ class Receiver:
         with self._spool_bytes_lock:
             if self._spool_bytes is not None:
                 self._spool_bytes += size
+        self.metrics.count("received", route.name)
+        self.metrics.count("received_bytes", route.name, size)
         self.wake[route.name].set()
         return SUCCESS
 

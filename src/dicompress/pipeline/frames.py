@@ -120,6 +120,10 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarr
     if native is not None:
         yield from native
         return
+    ours = _frames_decoded_by_the_table(path, ds)
+    if ours is not None:
+        yield from ours
+        return
     seekable = (getattr(ds, "preamble", None) is not None
                 and transfer_syntax_of(ds) != uids.DeflatedExplicitVRLittleEndian)
     try:
@@ -148,6 +152,32 @@ def decoders_reason(exc: BaseException) -> str:
     if len(distinct) == 1:
         return distinct.pop()
     return "; ".join(": ".join(reason) for reason in reasons)
+
+
+def _frames_decoded_by_the_table(path: Path, ds: Dataset) -> Iterator[np.ndarray] | None:
+    """Frames of an encapsulated syntax pydicom has no decoder for but the codec table
+    has a codec for (Encapsulated Uncompressed with pydicom 3.0): decoded by that codec;
+    None otherwise (pydicom decodes, or says why it cannot)."""
+    from pydicom.pixels import get_decoder
+
+    from dicompress.codecs import get_codec
+    from dicompress.errors import UnsupportedTransferSyntax
+
+    syntax = transfer_syntax_of(ds)
+    try:
+        get_decoder(syntax)
+        return None
+    except NotImplementedError:
+        pass
+    try:
+        codec = get_codec(syntax)
+    except UnsupportedTransferSyntax:
+        return None
+    if not codec.encapsulated:
+        return None
+    layout = FrameLayout.from_dataset(ds)
+    return (codec.decode_frame(frame, layout)
+            for frame in encoded_frames(path, ds, layout.number_of_frames))
 
 
 _DECODED_PHOTOMETRIC = {

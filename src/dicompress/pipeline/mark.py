@@ -7,7 +7,6 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from dicompress import uids
 from dicompress.codecs import Codec
@@ -60,8 +59,6 @@ def output_dataset(ds: Dataset, codec: Codec, layout: FrameLayout,
     if not codec.lossless and not transformed:
         mark_lossy(out, codec, source_lossy)
 
-    if ds.original_encoding[1] is False:  # read big endian
-        swap_binary_values(out)
     if "NumberOfFrames" in out or layout.number_of_frames > 1:
         out.NumberOfFrames = layout.number_of_frames
 
@@ -93,7 +90,9 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
     their multi-valued lists (the ratio is a placeholder the writer patches); a new
     SOP Instance UID; the source referenced in Source Image Sequence as the
     uncompressed (or lossy compressed) predecessor; Derivation Description and
-    Code Sequence (113040 Lossy Compression). Image Type is left alone: lossy
+    Code Sequence (113040 Lossy Compression), for an Enhanced multi-frame object
+    in its Derivation Image Functional Group instead (PS3.3 C.7.6.16.2.6). Image
+    Type is left alone: lossy
     compression is told by the attributes above, and making Value 1 DERIVED breaks
     the conditions of modules such as MR Pulse Sequence (dciodvfy reports them).
     """
@@ -111,18 +110,19 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
     out.LossyImageCompressionRatio = values("LossyImageCompressionRatio") + [PLACEHOLDER_DS]
     out.LossyImageCompressionMethod = values("LossyImageCompressionMethod") + [codec.lossy_method]
 
-    if "SOPInstanceUID" in out:
+    original = str(out.get("SOPInstanceUID", "") or "")
+    references = []
+    if original:
         source = Dataset()
         if "SOPClassUID" in out:
             source.ReferencedSOPClassUID = out.SOPClassUID
-        source.ReferencedSOPInstanceUID = out.SOPInstanceUID
+        source.ReferencedSOPInstanceUID = original
         source.PurposeOfReferenceCodeSequence = [
             _code(*(_LOSSY_PREDECESSOR if source_lossy else _UNCOMPRESSED_PREDECESSOR))
         ]
-        out.SourceImageSequence = [source]
+        references.append(source)
     # The same source and settings give the same new UID: a run repeated (a resumed
     # batch, a gateway resending after a crash) makes a duplicate, never a second image.
-    original = str(out.get("SOPInstanceUID", "") or "")
     out.SOPInstanceUID = derived_uid(
         original + "\0" + json.dumps(codec.get_config(), sort_keys=True, default=str)
     ) if original else pydicom.uid.generate_uid()
@@ -131,11 +131,56 @@ def mark_lossy(out: Dataset, codec: Codec, source_lossy: bool) -> None:
                          if k not in ("name", "transfer_syntax") and v is not None)
     note = f"Lossy compression by dicompress: {codec.name} ({codec.lossy_method}" + \
         (f"; {settings})" if settings else ")")
+    if "SharedFunctionalGroupsSequence" in out and out.SharedFunctionalGroupsSequence:
+        _derive_in_functional_groups(out, references, note)
+        return
+    if references:
+        out.SourceImageSequence = references
     previous = str(out.get("DerivationDescription", "") or "")
     out.DerivationDescription = (f"{previous}; {note}" if previous else note)[:1024]
     derivation = list(out.get("DerivationCodeSequence", []))
     derivation.append(_code(*_LOSSY_COMPRESSION))
     out.DerivationCodeSequence = derivation
+
+
+def _derive_in_functional_groups(out: Dataset, references: list, note: str) -> None:
+    """An Enhanced multi-frame object's derivation: an item of the Derivation Image
+    Functional Group (PS3.3 C.7.6.16.2.6), Derivation Image Sequence, which holds the
+    Derivation Description, Derivation Code Sequence and Source Image Sequence these
+    objects do not carry at the top level. The item goes where the source keeps that
+    group: into every Per-Frame Functional Groups item if it is per frame there, else
+    into the Shared Functional Groups (C.7.6.16: a functional group is one or the
+    other); earlier derivations are kept."""
+    import copy
+
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.DerivationDescription = note[:1024]
+    item.DerivationCodeSequence = [_code(*_LOSSY_COMPRESSION)]
+    item.SourceImageSequence = references
+    per_frame = list(out.get("PerFrameFunctionalGroupsSequence", []))
+    if any("DerivationImageSequence" in group for group in per_frame):
+        groups = per_frame
+    else:
+        groups = [out.SharedFunctionalGroupsSequence[0]]
+    for n, group in enumerate(groups):
+        existing = list(group.get("DerivationImageSequence", []))
+        group.DerivationImageSequence = existing + [item if n == 0 else copy.deepcopy(item)]
+    if references:
+        # Enhanced CT/MR/XA/... Image modules: Source Image Evidence Sequence is
+        # required where Source Image Sequence is present (Hierarchical SOP Instance
+        # Reference Macro, PS3.3 C.17.2.1): the source is in this study and series.
+        study = Dataset()
+        study.StudyInstanceUID = out.get("StudyInstanceUID", "")
+        series = Dataset()
+        series.SeriesInstanceUID = out.get("SeriesInstanceUID", "")
+        instance = Dataset()
+        instance.ReferencedSOPClassUID = references[0].get("ReferencedSOPClassUID", "")
+        instance.ReferencedSOPInstanceUID = references[0].ReferencedSOPInstanceUID
+        series.ReferencedSOPSequence = [instance]
+        study.ReferencedSeriesSequence = [series]
+        out.SourceImageEvidenceSequence = list(out.get("SourceImageEvidenceSequence", [])) + [study]
 
 
 def derived_uid(text: str) -> str:
@@ -156,20 +201,3 @@ def complete_file_meta(ds: Dataset) -> None:
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     pydicom.dataset.validate_file_meta(meta, enforce_standard=True)
-
-
-_WORD_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
-
-
-def swap_binary_values(ds: Dataset) -> None:
-    """Byte-swap the OW/OF/OL/OD/OV values read from a big-endian file.
-
-    pydicom decodes numbers (US, FL, ...) to Python values, which it re-encodes
-    in the output's byte order; raw binary values stay as read and must be
-    swapped by hand before writing little endian.
-    """
-    for elem in ds.iterall():
-        size = _WORD_VRS.get(elem.VR)
-        if size and isinstance(elem.value, (bytes, bytearray)) and elem.tag != 0x7FE00010:
-            raw = elem.value[: len(elem.value) // size * size]
-            elem.value = np.frombuffer(raw, f">u{size}").astype(f"<u{size}").tobytes()

@@ -8,14 +8,17 @@ not DICOM at all (`NotDicom`, a skip), or DICOM too damaged to parse (`InvalidDi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dicompress import uids
-from dicompress.errors import CorruptPixelData, InvalidDicomFile, NotDicom, StorageError
+from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile, NotDicom,
+                               StorageError, with_context)
 from dicompress.pipeline.check import (PIXEL_DATA, check_inflated, check_pixel_data,
                                        encapsulated_items)
 
@@ -228,24 +231,56 @@ def transfer_syntax_of(ds: Dataset) -> str:
     return str(ds.file_meta.get("TransferSyntaxUID", ""))
 
 
-def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
-    """`exc` as a damaged file when it was raised inside pydicom (its parser converting a
-    value lazily, its writer refusing one), or inside what pydicom called; None when it
-    comes from our own code, which makes it a bug, never a bad file.
+#: pydicom's modules that read, convert and write values: an exception raised in one of them
+#: (innermost) is the file's. Elsewhere in pydicom (a keyword that does not exist, an API
+#: misused) it is ours.
+_PYDICOM_PARSERS = ("filereader.py", "values.py", "valuerep.py", "dataelem.py", "charset.py",
+                    "filewriter.py", "multival.py", "sequence.py", "encaps.py", "filebase.py",
+                    "fileutil.py")
 
-    Decided by the traceback: below the innermost frame of dicompress, a frame of pydicom.
+
+def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
+    """`exc` as a damaged file when pydicom's parser or value conversion raised it (a
+    value converted lazily, a writer refusing a value read from the file), or what they
+    called; None when it comes from our own code, which makes it a bug, never a bad file.
+
+    Decided by the traceback: below the innermost frame of dicompress, the innermost
+    frame of pydicom is in one of its reading, converting or writing modules.
     """
     import traceback
 
     import pydicom
 
-    frames = traceback.extract_tb(exc.__traceback__)
     ours = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0] + os.sep
     theirs = os.path.dirname(pydicom.__file__) + os.sep
-    last_ours = max((n for n, f in enumerate(frames) if f.filename.startswith(ours)), default=-1)
-    if not any(f.filename.startswith(theirs) for f in frames[last_ours + 1:]):
-        return None
-    return InvalidDicomFile(f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})")
+    cause: BaseException | None = exc
+    while cause is not None:  # pydicom re-raises a value's error naming its tag: the cause
+        frames = traceback.extract_tb(cause.__traceback__)
+        last_ours = max((n for n, f in enumerate(frames) if f.filename.startswith(ours)),
+                        default=-1)
+        inside = [f.filename for f in frames[last_ours + 1:] if f.filename.startswith(theirs)]
+        if inside and inside[-1].endswith(_PYDICOM_PARSERS):
+            return InvalidDicomFile(
+                f"cannot be parsed as DICOM ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        cause = cause.__cause__
+    return None
+
+
+@contextlib.contextmanager
+def errors_named(source: Path) -> Iterator[None]:
+    """Every error of the block names `source`; the OS's become StorageError, pydicom's
+    (`foreign_error`) InvalidDicomFile, and anything else, a bug of ours, passes as it is."""
+    try:
+        yield
+    except DicompressError as exc:
+        raise with_context(exc, source) from exc
+    except OSError as exc:
+        raise StorageError(f"{source}: {exc.strerror or exc}", exc.errno) from exc
+    except Exception as exc:
+        translated = foreign_error(exc)  # pydicom met a damaged value on the way
+        if translated is None:
+            raise  # a bug of ours: it keeps its traceback
+        raise with_context(translated, source) from exc
 
 
 def pixel_span(path: Path, elem) -> tuple[int, int]:

@@ -81,6 +81,11 @@ class Expected:
     #: keyword -> value meant (None: absent); only the keywords of CHECKED.
     values: dict
     pixel_data: Fragments | CopiedFragments | Value | None
+    #: Length and BLAKE2b-160 of the dataset's bytes before the first element the writer
+    #: adds (Extended Offset Table, Pixel Data), and of those after Pixel Data to the end:
+    #: every header value written is read back, not only the attributes of CHECKED.
+    head: tuple[int, str] | None = None
+    tail: tuple[int, str] | None = None
 
 
 def verify(path: Path, expected: Expected, *, digest: str | None = None) -> str | None:
@@ -93,18 +98,24 @@ def verify(path: Path, expected: Expected, *, digest: str | None = None) -> str 
         mapped = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
         data = memoryview(mapped)
         try:
-            _check(data, expected)
-            if digest is not None:
-                h = _hasher(digest)
-                h.update(data)
-                result = h.hexdigest()
-        except VerificationFailed as exc:
-            error = str(exc)
-        except (struct.error, IndexError, UnicodeDecodeError, zlib.error) as exc:
-            error = f"the output does not read back ({type(exc).__name__}: {exc})"
-        # the exception (and the views of the mapping its frames held) is gone here
-        data.release()
-        mapped.close()
+            try:
+                _check(data, expected)
+                if digest is not None:
+                    h = _hasher(digest)
+                    h.update(data)
+                    result = h.hexdigest()
+            except VerificationFailed as exc:
+                error = str(exc)
+            except (struct.error, IndexError, UnicodeDecodeError, zlib.error) as exc:
+                error = f"the output does not read back ({type(exc).__name__}: {exc})"
+        finally:
+            # any exception (and the views of the mapping its frames held) is gone here,
+            # unless one we did not expect is on its way out: then let go as we can
+            data.release()
+            try:
+                mapped.close()
+            except BufferError:  # pragma: no cover - views held by a traceback
+                pass
     if error is not None:
         raise VerificationFailed(error)
     return result
@@ -127,6 +138,8 @@ def _check(data: memoryview, expected: Expected) -> None:
             spill.flush()
             if not inflater.eof:
                 raise VerificationFailed("the deflated dataset is cut short")
+            if inflater.unused_data not in (b"", b"\0"):  # one NULL pads it to even length
+                raise VerificationFailed("bytes follow the deflated dataset")
             if spill.tell() == 0:
                 raise VerificationFailed("the deflated dataset is empty")
             with mmap.mmap(spill.fileno(), 0, access=mmap.ACCESS_READ) as inflated:
@@ -143,14 +156,31 @@ def _check(data: memoryview, expected: Expected) -> None:
 
 def _check_dataset(reader: _Reader, pos: int, expected: Expected) -> None:
     found = reader.dataset(pos)
+    end = len(reader.data)
+    for what, span, start in (("header before the Pixel Data", expected.head, pos),
+                              ("dataset after the Pixel Data", expected.tail,
+                               end - (expected.tail or (0,))[0])):
+        if span is None:
+            continue
+        length, digest = span
+        if start < pos or start + length > end or hashlib.blake2b(
+                reader.data[start:start + length], digest_size=20).hexdigest() != digest:
+            raise VerificationFailed(f"the {what} reads back different from what was written")
+    if found.eot is not None and not (isinstance(expected.pixel_data, Fragments)
+                                      and expected.pixel_data.extended) \
+            and not isinstance(expected.pixel_data, CopiedFragments):
+        raise VerificationFailed("the output has an Extended Offset Table it should not have")
     for keyword, meant in expected.values.items():
         if keyword not in CHECKED:
             continue
         got = found.values.get(keyword)
         got = None if got == "" else got
         meant = None if meant is None or meant == "" else meant
-        if isinstance(got, str) and not got.isascii():
-            continue  # text in the file's character set: not decoded here
+        if isinstance(got, str) and (not got.isascii() or "\x1b" in got):
+            continue  # text in the file's character set (ISO 2022 too): not decoded here
+        if meant is not None and not isinstance(meant, (str, bytes, int, float)) \
+                and hasattr(meant, "__iter__"):  # pydicom's MultiValue: as it is written
+            meant = "\\".join(str(v) for v in meant)
         if isinstance(meant, int) or got is None or meant is None:
             same = got == meant
         else:

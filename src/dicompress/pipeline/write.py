@@ -92,6 +92,23 @@ def element_header(tag: int, vr: str, length: int, encoding: Encoding = Encoding
     return group_element + vr.encode() + b"\0\0" + struct.pack(f"{endian}I", length)
 
 
+_WORD_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def swap_binary_values(ds: Dataset) -> None:
+    """Byte-swap the OW/OF/OL/OD/OV values (Pixel Data aside) of a dataset written in the
+    other byte order than it was read in.
+
+    pydicom decodes numbers (US, FL, ...) to Python values, which it re-encodes in the
+    output's byte order; raw binary values stay as read and must be swapped by hand.
+    """
+    for elem in ds.iterall():
+        size = _WORD_VRS.get(elem.VR)
+        if size and elem.tag != PIXEL_DATA and isinstance(elem.value, (bytes, bytearray)):
+            raw = elem.value[: len(elem.value) // size * size]
+            elem.value = np.frombuffer(raw, f"u{size}").byteswap().tobytes()
+
+
 # -- header sources -------------------------------------------------------------------------
 class DatasetHeader:
     """The header of a pydicom Dataset, encoded in its File Meta's transfer syntax.
@@ -116,14 +133,15 @@ class DatasetHeader:
         for part in (head, tail):
             if implicit is not None:
                 part.set_original_encoding(implicit, little, ds.original_character_set)
+        if little is not None and little != self.encoding.little_endian:
+            swap_binary_values(ds)  # pydicom re-encodes numbers, not OW/OF/... bytes
         skipped = () if pixel_data_in_header else (PIXEL_DATA,)
         if not keep_offset_tables:
             skipped += (EXTENDED_OFFSET_TABLE, EXTENDED_OFFSET_TABLE_LENGTHS)
-        for elem in ds.elements():
-            tag = elem.tag
+        for tag in sorted(ds.keys()):
             if tag & 0xFFFF == 0 or tag in skipped:
-                continue
-            (head if tag < PIXEL_DATA or pixel_data_in_header else tail)[tag] = elem
+                continue  # (not read: a skipped Pixel Data stays on disk)
+            (head if tag < PIXEL_DATA or pixel_data_in_header else tail)[tag] = ds.get_item(tag)
         self._head, self._tail = head, tail
 
     def file_meta(self) -> bytes:
@@ -267,6 +285,7 @@ class PixelDataWriter:
         self.sink = _Sink(fp, self.encoding.deflated)
         head = header.head()
         self.placeholder_at = head.find(PLACEHOLDER_DS.encode())
+        self._head, self._tail = head, b""  # what the verifier finds again, byte for byte
         self.sink.write(head)
 
         if self.encapsulated:
@@ -284,19 +303,12 @@ class PixelDataWriter:
             self.first_item_at = fp.tell()
         elif pixels == "native":
             vr = "OB" if layout.bits_allocated <= 8 else "OW"
-            self.native_length = self._native_length()
+            self.native_length = layout.pixel_data_bytes
             self.sink.write(self._header(PIXEL_DATA, vr, self.native_length
                                          + (self.native_length & 1)))
 
     def _header(self, tag: int, vr: str, length: int) -> bytes:
         return element_header(tag, vr, length, self.encoding)
-
-    def _native_length(self) -> int:
-        layout = self.layout
-        samples = layout.frame_pixels * layout.samples_per_pixel * self.frames_expected
-        if layout.bits_allocated == 1:
-            return (samples + 7) // 8
-        return samples * layout.bytes_per_sample
 
     # -- frames ------------------------------------------------------------------------
     def add(self, data: bytes) -> None:
@@ -382,7 +394,7 @@ class PixelDataWriter:
                 raise CorruptPixelData("the frames are shorter than the layout says")
             if self.native_length & 1:
                 self._write_native(b"\0", pad=True)
-        tail = self.header.tail()
+        tail = self._tail = self.header.tail()
         if tail:
             self.sink.write(tail)
         self.sink.close()
@@ -390,6 +402,8 @@ class PixelDataWriter:
             if self.placeholder_at < 0 or self.encoding.deflated:
                 raise DicompressError("no placeholder to patch")
             value = patch.encode().ljust(len(PLACEHOLDER_DS))[: len(PLACEHOLDER_DS)]
+            at = self.placeholder_at
+            self._head = self._head[:at] + value + self._head[at + len(value):]
             end = self.fp.tell()
             self.fp.seek(self.body_start + self.placeholder_at)
             self.fp.write(value)
@@ -410,7 +424,12 @@ class PixelDataWriter:
         else:
             pixel = None
         return verifier.Expected(transfer_syntax=self.header.transfer_syntax,
-                                 values=self.header.values(), pixel_data=pixel)
+                                 values=self.header.values(), pixel_data=pixel,
+                                 head=_span(self._head), tail=_span(self._tail))
+
+
+def _span(data: bytes) -> tuple[int, str]:
+    return len(data), hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
 @dataclass

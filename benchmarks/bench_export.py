@@ -1,0 +1,117 @@
+"""Export, whole commands: a 200-slice 512 x 512 16-bit CT series (tools/make_series.py)
+to PNG, JPEG and TIFF, 8-bit at the file's window.
+
+Side by side in one run (group export-FORMAT):
+- ``dicompress export --jobs 2`` (and ``--jobs 1``);
+- pydicom + Pillow in a 2-process pool (``benchmarks/export_peer.py``: read, modality
+  LUT, VOI LUT, ``Image.save`` at Pillow's defaults), the ten-line script a user writes.
+Each row is one whole command (interpreter start included). extra_info holds the total
+bytes written, to check the issue-18 target: >= 2x the peer's speed at <= 5 % larger
+output.
+
+Group png-encoders: the PNG encoders export could use, on the same 200 slices windowed
+to 8 bits (encoding only): Pillow at its default level and with optimize=True,
+imagecodecs' libpng and spng at their defaults, and dicompress' own ("Up" filter,
+libdeflate level 6; writers.PNG_LEVEL). extra_info["bytes"] is their total output.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+
+from conftest import QUICK
+from dicompress import voi
+from dicompress.export.writers import encode_png
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+from make_series import make_series  # noqa: E402
+
+FILES, SIZE = (6, 64) if QUICK else (200, 512)
+HERE = Path(__file__).parent
+PEER = HERE / "export_peer.py"
+SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Path:
+    return make_series(tmp_path_factory.mktemp("export") / "in", FILES, SIZE)[0].parent
+
+
+def _timed(benchmark, out: Path, command: list[str], suffix: str) -> None:
+    def setup():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+
+    def run():
+        proc = subprocess.run(command, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    benchmark.pedantic(run, setup=setup, rounds=1, iterations=1)
+    written = list(out.rglob(f"*{suffix}"))
+    assert len(written) == FILES, f"{len(written)} of {FILES} files written"
+    benchmark.extra_info["files"] = FILES
+    benchmark.extra_info["bytes"] = sum(p.stat().st_size for p in written)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "tiff"])
+@pytest.mark.parametrize("jobs", [2, 1])
+def bench_dicompress_export(benchmark, series, tmp_path, fmt, jobs):
+    benchmark.group = f"export-{fmt}"
+    out = tmp_path / "out"
+    _timed(benchmark, out, [sys.executable, "-m", "dicompress", "export", str(series),
+                            "--format", fmt, "-o", str(out), "--jobs", str(jobs)], SUFFIX[fmt])
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "tiff"])
+def bench_pydicom_pillow_pool(benchmark, series, tmp_path, fmt):
+    benchmark.group = f"export-{fmt}"
+    out = tmp_path / "out"
+    _timed(benchmark, out, [sys.executable, str(PEER), fmt, str(series), str(out), "2"],
+           SUFFIX[fmt])
+
+
+@pytest.fixture(scope="module")
+def windowed(series) -> list[np.ndarray]:
+    """The slices at their file's window, 8-bit (what export encodes)."""
+    out = []
+    for path in sorted(series.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        out.append(voi.render(ds))
+    return out
+
+
+def _pillow(arr: np.ndarray, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", **kwargs)
+    return buf.getvalue()
+
+
+ENCODERS = {
+    "pillow-default": _pillow,
+    "pillow-optimize": lambda arr: _pillow(arr, optimize=True),
+    "imagecodecs-libpng": lambda arr: bytes(imagecodecs.png_encode(arr)),
+    "imagecodecs-spng": lambda arr: bytes(imagecodecs.spng_encode(arr)),
+    "dicompress-up-libdeflate6": encode_png,
+}
+
+
+@pytest.mark.parametrize("encoder", list(ENCODERS))
+def bench_png_encoder(benchmark, windowed, encoder):
+    benchmark.group = "png-encoders"
+    encode = ENCODERS[encoder]
+    sizes = benchmark.pedantic(lambda: [len(encode(arr)) for arr in windowed],
+                               rounds=1 if QUICK else 3, iterations=1)
+    benchmark.extra_info["bytes"] = sum(sizes)
+    # every encoder's output decodes to the same pixels (Pillow reads them all)
+    first = np.asarray(Image.open(io.BytesIO(encode(windowed[0]))))
+    np.testing.assert_array_equal(first, windowed[0])
