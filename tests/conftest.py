@@ -25,6 +25,8 @@ KNOWN_UNTRANSCODABLE = {
     "MR_truncated.dcm", "SC_rgb_jpeg.dcm", "liver.dcm", "liver_1frame.dcm", "liver_expb.dcm",
     "liver_expb_1frame.dcm", "meta_missing_tsyntax.dcm", "nested_priv_SQ.dcm",
     "badVR.dcm",
+    # damaged: a value runs past the end of the file; no Sequence Delimitation Item
+    "rtplan_truncated.dcm", "emri_small_jpeg_2k_lossless_too_short.dcm",
 }
 
 

@@ -229,7 +229,8 @@ def test_whole_corpus_exports_but_the_known_bad(tmp_path):
     failed = {Path(p).name for p, _ in result.failed}
     assert failed <= {"badVR.dcm", "meta_missing_tsyntax.dcm", "nested_priv_SQ.dcm",
                       "JPEG2000-embedded-sequence-delimiter.dcm", "JPEG-lossy.dcm",
-                      "MR_truncated.dcm", "SC_rgb_jpeg.dcm"}, failed
+                      "MR_truncated.dcm", "SC_rgb_jpeg.dcm", "rtplan_truncated.dcm",
+                      "emri_small_jpeg_2k_lossless_too_short.dcm"}, failed
     assert len(result.outputs) > 120
     assert any("not an image (RTPLAN)" in reason for _, reason in result.skipped)
     for path in result.outputs[::10]:

@@ -3,14 +3,20 @@ file, and nothing hangs, crashes or is lost (issue 16)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
+import signal
+import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from dicompress.errors import CorruptPixelData
 from dicompress.samples import find_sample
 
 COMMANDS = {
@@ -77,3 +83,486 @@ def test_in_place_does_not_rewrite_what_a_link_points_to(command, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in outside.rglob("*.dcm")} != before
+
+
+# -- a command run as an attacker would see it run -------------------------------------------
+#: Address space a command may take: 2 GiB, whatever a damaged header claims.
+ADDRESS_SPACE = 2 << 30
+KEY = "0123456789abcdef0123"
+
+
+def _bounded() -> None:  # runs in the child, before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def _session_members(sid: int) -> list[int]:
+    """Processes still alive in the session `sid` (the command's children)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120
+                ) -> tuple[int, str, str, int]:
+    """`dicompress argv` in its own session under ADDRESS_SPACE: (exit code, stdout, stderr,
+    peak resident KiB). A hang fails the test (the session is killed); so does a process
+    of the command still alive after it exited, and a death by signal."""
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dicompress", *argv], stdout=out,
+                                stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_bounded,
+                                start_new_session=True)
+    timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        hung = not timer.is_alive()
+        timer.cancel()
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    leftover = _session_members(proc.pid)
+    if leftover:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not hung, f"dicompress {argv} did not end within {timeout} s"
+    assert code >= 0, f"dicompress {argv} died of signal {-code}"
+    assert not leftover, f"processes of dicompress {argv} outlived it: {leftover}"
+    return code, out_path.read_text(), err_path.read_text(), usage.ru_maxrss
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+#: Each command over a folder, with where its outputs go.
+def command_lines(src: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "info": ["info", *map(str, sorted(src.iterdir()))],
+        "transcode": ["transcode", str(src), "--to", "rle", "-o", str(out), "--jobs", "1"],
+        "transcode-j2": ["transcode", str(src), "--to", "rle", "-o", str(out), "--jobs", "2"],
+        "deid": ["deid", str(src), "-o", str(out), "--key", KEY, "--jobs", "1"],
+        "export": ["export", str(src), "--format", "png", "-o", str(out)],
+        "compare": ["compare", str(src), "--codecs", "rle"],
+    }
+
+
+def assert_refused(damaged: Path, reason: str, tmp_path: Path, commands=None) -> None:
+    """Every command over a folder holding `damaged` and a good image: exit 1, one line
+    naming the file with `reason`, no output of it, the source as it was, no traceback."""
+    src = damaged.parent
+    shutil.copy(find_sample("CT_small.dcm"), src / "good.dcm")
+    before = sha256(damaged)
+    for name, argv in command_lines(src, tmp_path / "out").items():
+        if commands is not None and name not in commands:
+            continue
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        code, stdout, stderr, peak = run_bounded(argv, tmp_path)
+        text = stdout + stderr
+        assert "Traceback" not in stderr, (name, stderr)
+        assert code == 1, (name, code, text)
+        lines = [line for line in text.splitlines() if damaged.name in line]
+        assert len(lines) == 1 and reason in lines[0], (name, reason, lines)
+        outputs = [p for p in (tmp_path / "out").rglob("*") if damaged.stem in p.name]
+        assert not outputs, (name, outputs)
+        assert sha256(damaged) == before, name
+        assert peak < ADDRESS_SPACE >> 10, (name, peak)
+
+
+def _mutated(tmp_path: Path, name: str, sample: str, change) -> Path:
+    """`sample` changed by `change(bytes) -> bytes`, alone in a folder of its own."""
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(change(find_sample(sample).read_bytes()))
+    return path
+
+
+
+# -- class 4: damaged images are failures, never "without pixel data" -------------------------
+def _delimiter(data: bytes) -> int:
+    return data.rfind(b"\xfe\xff\xdd\xe0")
+
+
+def _set_length(data: bytes, value_tell: int, size: int, length: int) -> bytes:
+    """The value length field (`size` bytes just before the value at `value_tell`) set."""
+    out = bytearray(data)
+    out[value_tell - size:value_tell] = struct.pack("<H" if size == 2 else "<I", length)
+    return bytes(out)
+
+
+def _last_before_pixel_data(sample: str) -> int:
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample(sample), defer_size=16)
+    return [e for e in ds if e.tag < 0x7FE00010][-1].file_tell  # where its value starts
+
+
+DAMAGED_IMAGES = {
+    # an RLE file cut in the middle of its Pixel Data
+    "truncated-rle": ("MR_small_RLE.dcm", lambda b: b[:_delimiter(b) - 2000],
+                      "cannot be read: End of file reached before delimiter (FFFE,E0DD)"),
+    "no-delimiter": ("MR_small_RLE.dcm", lambda b: b[:_delimiter(b)],
+                     "cannot be read: End of file reached before delimiter (FFFE,E0DD)"),
+    "junk-delimiter": ("MR_small_RLE.dcm",
+                       lambda b: b[:_delimiter(b)] + b"\x34\x12\x78\x56" + b[_delimiter(b) + 4:],
+                       "cannot be read: End of file reached before delimiter"),
+    # Explicit VR Big Endian said of a little endian body
+    "big-endian-label": ("CT_small.dcm",
+                         lambda b: b.replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.2\0", 1),
+                         "the transfer syntax says big endian"),
+    # (0028,1051) Window Width says 0xFFFFFFF0 bytes: it would swallow the Pixel Data
+    "huge-length-implicit": ("MR_small_implicit.dcm",
+                             lambda b: _set_length(b, _last_before_pixel_data(
+                                 "MR_small_implicit.dcm"), 4, 0xFFFFFFF0),
+                             "says its value is 4294967280 bytes but the file ends"),
+    "huge-length-explicit": ("CT_small.dcm",
+                             lambda b: _set_length(b, _last_before_pixel_data("CT_small.dcm"),
+                                                   2, 0xFFFF),
+                             "says its value is 65535 bytes but the file ends"),
+    # Bits Stored 0 was read as Bits Allocated and kept in the output (pydicom refuses it)
+    "bits-stored-0": ("CT_small.dcm", lambda _: _with("CT_small.dcm", BitsStored=0),
+                      "Bits Stored is 0"),
+    # an Extended Offset Table without its lengths: pydicom's AttributeError reached users
+    "offsets-without-lengths": ("MR_small_RLE.dcm",
+                                lambda _: _with("MR_small_RLE.dcm", ExtendedOffsetTable=bytes(8)),
+                                "ExtendedOffsetTable without ExtendedOffsetTableLengths"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_IMAGES))
+def test_a_damaged_image_is_a_failure_not_a_skip(case, tmp_path):
+    """pydicom stops at the damage and returns what came before, without Pixel Data: that
+    was reported as "without pixel data (skipped)" with exit 0 (issue 16, class 4)."""
+    sample, change, reason = DAMAGED_IMAGES[case]
+    damaged = _mutated(tmp_path, f"{case}.dcm", sample, change)
+    assert_refused(damaged, reason, tmp_path)
+
+
+# -- class 3: declared sizes the bytes present cannot hold --------------------------------------
+def _with(sample: str, **attributes):
+    """`sample` with `attributes` set, as bytes (written by pydicom)."""
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample(sample))
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def _deflate_bomb(inflated: int) -> bytes:
+    """CT_small as Deflated Explicit VR Little Endian (PS3.5 A.5) with a private OB element
+    of `inflated` zero bytes after its Pixel Data: about 1/1000 of that on disk."""
+    import zlib
+
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    tail = (struct.pack("<HH2sH", 0x7FE1, 0x0010, b"LO", 8) + b"BOMBBOMB"
+            + struct.pack("<HH2sHI", 0x7FE1, 0x1000, b"OB", 0, inflated))
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts, zeros = [deflater.compress(body.getvalue() + tail)], bytes(16 << 20)
+    for _ in range(inflated // len(zeros)):
+        parts.append(deflater.compress(zeros))
+    parts.append(deflater.flush())
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+    return b"\0" * 128 + b"DICM" + meta.getvalue() + b"".join(parts)
+
+
+SIZE_BOMBS = {
+    # 7.6 KB of RLE that says 65535 x 65535: 8 GiB if a decoder believed it
+    "rle-65535": (lambda: _with("MR_small_RLE.dcm", Rows=65535, Columns=65535),
+                  "encoded bytes can decode to"),
+    # 38 KB of native pixels that say 2^31 - 1 frames
+    "native-frames": (lambda: _with("CT_small.dcm", NumberOfFrames=2**31 - 1),
+                      "the Pixel Data holds 32768 bytes; the image needs"),
+    # one RLE fragment that says 2^31 - 1 frames
+    "encapsulated-frames": (lambda: _with("MR_small_RLE.dcm", NumberOfFrames=2**31 - 1),
+                            "Number of Frames is 2147483647 but the encapsulated Pixel Data "
+                            "holds 1 fragment"),
+    # 1.2 MB that inflates to 1.2 GiB (pydicom inflates a deflated file whole)
+    "deflate": (lambda: _deflate_bomb(1200 << 20), "the deflated data set inflates to more than"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZE_BOMBS))
+def test_a_size_the_bytes_cannot_hold_is_refused_before_allocating(case, tmp_path):
+    """A header's sizes are claims; the bytes present decide (issue 16, class 3). Each
+    command runs under a 2 GiB address space: one allocation of the claimed size fails it."""
+    make, reason = SIZE_BOMBS[case]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    damaged = folder / f"{case}.dcm"
+    damaged.write_bytes(make())
+    assert_refused(damaged, reason, tmp_path)
+
+
+# -- class 2: codestreams that disagree with the header never reach a native decoder ------------
+CODESTREAM_MISMATCHES = {
+    # one J2K component, three samples said: GDCM aborted the process (SIGABRT)
+    "j2k-components": ("MR_small_jp2klossless.dcm",
+                       dict(SamplesPerPixel=3, PhotometricInterpretation="RGB",
+                            PlanarConfiguration=0),
+                       "codestream says 1 components (Samples per Pixel: 3)"),
+    "jpeg-size": ("SC_rgb_jpeg_dcmtk.dcm", dict(Rows=200, Columns=50),
+                  "codestream says 100 rows (the header: 200), 100 columns (the header: 50)"),
+    "jpeg-ls-precision": ("JPEGLSNearLossless_16.dcm", dict(BitsAllocated=8, BitsStored=8,
+                                                            HighBit=7),
+                          "16-bit samples (Bits Allocated: 8)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CODESTREAM_MISMATCHES))
+def test_a_codestream_that_disagrees_with_the_header_is_refused(case, tmp_path):
+    """The frame header (J2K SIZ, JPEG SOF, JPEG-LS SOF55) is checked against the DICOM
+    header before any decoder sees the frame, every command alike (issue 16, class 2)."""
+    sample, attributes, reason = CODESTREAM_MISMATCHES[case]
+    damaged = _mutated(tmp_path, f"{case}.dcm", sample, lambda _: _with(sample, **attributes))
+    commands = ["transcode", "transcode-j2", "export", "compare"]
+    assert_refused(damaged, reason, tmp_path, commands)
+
+
+def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_path):
+    """GDCM aborted the whole process on the J2K case; pydicom tried it first. With
+    dicompress imported, every decoder pydicom has raises the check's error first."""
+    sample, attributes, reason = CODESTREAM_MISMATCHES["j2k-components"]
+    damaged = tmp_path / "j2k.dcm"
+    damaged.write_bytes(_with(sample, **attributes))
+    script = ("import dicompress, pydicom\n"
+              "from pydicom.pixels import get_decoder\n"
+              f"ds = pydicom.dcmread({str(damaged)!r})\n"
+              "print(list(get_decoder(ds.file_meta.TransferSyntaxUID)._available))\n"
+              "ds.pixel_array\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, preexec_fn=_bounded)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)  # an exception, not SIGABRT
+    assert reason in proc.stderr
+    order = proc.stdout.strip()
+    assert "gdcm" not in order or order.endswith("'gdcm']"), order
+
+
+# -- class 5: in place never overwrites what changed since it was read ------------------------
+@pytest.mark.parametrize("deid", [False, True])
+def test_a_same_size_rewrite_that_restores_mtime_is_not_overwritten(deid, tmp_path, monkeypatch):
+    """Another program rewrites the source in place, same size, and sets its mtime back
+    (rsync --inplace -t) between our read and our rename: the rename must not happen
+    (issue 16, class 5)."""
+    import dicompress.batch.worker as worker
+    from dicompress.batch.worker import Task, codec_config, run_task
+    from dicompress.codecs import get_codec
+    from dicompress.deid import DeidConfig
+
+    victim = tmp_path / "ct.dcm"
+    shutil.copy(find_sample("CT_small.dcm"), victim)
+    newer = bytearray(victim.read_bytes())
+    newer[-100:] = bytes(reversed(newer[-100:]))  # other pixels, same size
+    newer = bytes(newer)
+    def rewrite() -> None:
+        st = os.stat(victim)
+        victim.write_bytes(newer)
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(victim).st_mtime_ns == st.st_mtime_ns
+
+    real_transcode = worker.transcode_file
+
+    def meddling_transcode(source, *args, before_replace=None, **kwargs):
+        def meddle(tmp):
+            rewrite()
+            before_replace(tmp)
+        return real_transcode(source, *args, before_replace=meddle, **kwargs)
+
+    monkeypatch.setattr(worker, "transcode_file", meddling_transcode)
+    task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")),
+                deid=DeidConfig(key=KEY.encode()) if deid else None)
+    outcome = run_task(task)
+    assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason, outcome
+    assert victim.read_bytes() == newer  # the other program's data survives
+    assert not [p for p in tmp_path.iterdir() if p.name != "ct.dcm"]
+
+
+# -- class 1: de-identification never keeps what a damaged length swallowed ----------------------
+def _palette_length(length_of) -> callable:
+    """examples_palette.dcm with the length of its Red Palette Color Lookup Table Data (a
+    kept OW element) set to `length_of(value_tell, file_size)`."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("examples_palette.dcm"), defer_size=16)
+    tell = ds.get_item("RedPaletteColorLookupTableData", keep_deferred=True).value_tell
+    return lambda data: _set_length(data, tell, 4, length_of(tell, len(data)))
+
+
+SWALLOWING_LENGTHS = {
+    # runs past the end of the file
+    "past-the-end": (_palette_length(lambda tell, size: 0xFFFFFFF0),
+                     "says its value is 4294967280 bytes but the file ends"),
+    # ends where the file ends: the elements after it, Pixel Data too, read as its value
+    "to-the-end": (_palette_length(lambda tell, size: size - tell),
+                   "the file holds a Pixel Data element"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SWALLOWING_LENGTHS))
+def test_a_length_that_swallows_later_elements_is_refused_by_deid(case, tmp_path):
+    """pydicom reads what follows a damaged length into that element; de-identification
+    kept it (identifiers in its bytes, Pixel Data gone, exit 0, and in place the image
+    lost). The file is refused, never written, in place or not (issue 16, class 1)."""
+    change, reason = SWALLOWING_LENGTHS[case]
+    damaged = _mutated(tmp_path, f"{case}.dcm", "examples_palette.dcm", change)
+    assert_refused(damaged, reason, tmp_path, ["deid", "transcode", "info"])
+    before = sha256(damaged)
+    code, stdout, stderr, _ = run_bounded(
+        ["deid", str(damaged.parent), "--key", KEY, "--in-place", "--jobs", "1",
+         "--journal", str(tmp_path / "journal.sqlite")], tmp_path)
+    assert code == 1 and reason in stdout + stderr, stdout + stderr
+    assert sha256(damaged) == before
+
+
+# -- class 7: the smaller ones -------------------------------------------------------------------
+def _no_space(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("command", ["export", "compare-html"])
+def test_a_full_disk_stops_export_and_compare_html_cleanly(command, tmp_path, monkeypatch, capsys):
+    """Export and compare --html ended in a traceback on a full disk; they stop with exit
+    3 and one line, as transcode and deid do (issue 16, class 7)."""
+    from dicompress.cli import main
+    from dicompress.errors import EXIT_STOPPED
+
+    source = find_sample("CT_small.dcm")
+    if command == "export":
+        monkeypatch.setattr(Path, "write_bytes", _no_space)
+        argv = ["export", str(source), "--format", "png", "-o", str(tmp_path / "out"),
+                "--jobs", "1"]
+    else:
+        monkeypatch.setattr(Path, "write_text", _no_space)
+        argv = ["compare", str(source), "--codecs", "rle", "--html", str(tmp_path / "r.html")]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == EXIT_STOPPED, captured.err
+    assert "Traceback" not in captured.err and "disk full" in captured.err
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_newline_in_a_file_name_cannot_forge_a_line(tmp_path):
+    """A name holding a newline printed as it is started a line of its own: a forged
+    FAILED (or ok) line. Control characters in names and messages are escaped."""
+    src = tmp_path / "in"
+    src.mkdir()
+    damaged = src / "a\nFAILED   forged.dcm: oops\nb.dcm"
+    damaged.write_bytes(find_sample("MR_small_RLE.dcm").read_bytes()[:3000])
+    shutil.copy(find_sample("CT_small.dcm"), src / "ok\nFAILED   forged2.dcm")
+    for name, argv in command_lines(src, tmp_path / "out").items():
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        _, stdout, stderr, _ = run_bounded(argv, tmp_path)
+        lines = (stdout + stderr).splitlines()
+        assert not [line for line in lines if line.startswith("FAILED   forged")], (name, lines)
+        assert any("a\\nFAILED   forged.dcm: oops\\nb.dcm" in line for line in lines), (name, lines)
+
+
+@pytest.mark.parametrize("name", ["../../x.zip", "/tmp/x.zip", "sub/x.zip", ".."])
+def test_export_zip_is_a_name_inside_the_output_folder(name, tmp_path):
+    """`--zip ../../x.zip` wrote outside -o: anything but a plain file name is refused."""
+    out = tmp_path / "a" / "b" / "out"
+    code, stdout, stderr, _ = run_bounded(
+        ["export", str(find_sample("CT_small.dcm")), "--format", "png", "-o", str(out),
+         "--zip", name], tmp_path)
+    assert code == 2 and "--zip" in stderr and "Traceback" not in stderr, stderr
+    assert not [p for p in tmp_path.rglob("*.zip")]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_run_leaves_no_process_after_a_worker_died(tmp_path):
+    """A worker dies, the pool is rebuilt (forkserver), then the run is killed: the
+    forkserver, its workers and the resource tracker used to outlive it, holding its
+    stdout open."""
+    import time
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+    from make_series import make_series
+
+    src = make_series(tmp_path / "s", 150, 512)[0].parent
+    proc = subprocess.Popen([sys.executable, "-m", "dicompress", "transcode", str(src), "--to",
+                             "j2k", "-o", str(tmp_path / "out"), "--jobs", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(_children(proc.pid)[0], signal.SIGKILL)  # a worker dies
+        while len(_session_members(proc.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the rebuilt pool: forkserver and workers
+        time.sleep(0.5)  # (killed sooner or later, nothing may stay: see die_with_parent)
+        assert proc.poll() is None, "the run ended before the test could kill it"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        gone = time.monotonic() + 10
+        while _session_members(proc.pid) and time.monotonic() < gone:
+            time.sleep(0.1)
+        assert not _session_members(proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("target", ["codestream", "file"])
+def test_the_checks_fuzz_smoke(target):
+    """CI's short run of tools/fuzz_checks.py (a long run is done by hand): every mutated
+    codestream or file ends in one of our errors or passes, nothing else."""
+    tool = Path(__file__).parents[1] / "tools" / "fuzz_checks.py"
+    proc = subprocess.run([sys.executable, str(tool), target, "5"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert " 0 findings" in proc.stdout
+
+
+def test_a_plain_pydicom_decode_of_a_size_bomb_raises():
+    """The RLE decoders pydicom has (ours first, pylibjpeg-rle's aborts on a failed
+    allocation) run behind the expansion check too."""
+    from pydicom.pixels import get_decoder
+
+    from dicompress.pipeline.codestream import check_frame
+
+    frame = b"\0" * 64 + b"\xff\0" * 8
+    with pytest.raises(CorruptPixelData, match="can decode to 5120 at most"):
+        check_frame(frame, "1.2.840.10008.1.2.5", rows=65535, columns=65535,
+                    samples_per_pixel=1, bits_allocated=16)
+    decoder = get_decoder("1.2.840.10008.1.2.5")
+    assert all(getattr(f, "codestream_checked", False) for f in decoder._available.values())

@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING
 
 from dicompress import direct
-from dicompress.batch.worker import Task, init_worker, run_tasks
+from dicompress.batch.worker import RUN_PID, Task, init_worker, run_tasks
 from dicompress.errors import UsageError
 
 if TYPE_CHECKING:
@@ -47,11 +47,14 @@ class ProcessPool:
         # copies only the calling thread and a lock another thread held would stay
         # locked in the children. Where fork is not available, forkserver.
         # A pool rebuilt after a worker died uses forkserver: threads exist by then.
+        os.environ[RUN_PID] = str(os.getpid())  # workers and forkserver end with the run
         if fork and "fork" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("fork")
         else:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["dicompress.batch.worker"])
+            # the forkserver dies with this process, and its workers with it
+            context.set_forkserver_preload(["dicompress.batch.worker",
+                                            "dicompress.batch._forkserver"])
         self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker)
         for started in [self.pool.submit(os.getpid) for _ in range(jobs)]:
             started.result()

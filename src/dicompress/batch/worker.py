@@ -129,6 +129,14 @@ def _run(task: Task, path: Path, before_replace) -> TranscodeResult:
                                before_replace=before_replace)
 
 
+def stamp(st: os.stat_result) -> tuple[int, ...]:
+    """What says a file is the one that was read: which file (device, inode) and its
+    last change. The status change time cannot be set back (utime sets it too), so a
+    same-size rewrite that restores the modification time (rsync --inplace -t, coarse
+    timestamps) still shows."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def run_task(task: Task) -> Outcome:
     """Transcode one file; never raises for a problem with that file."""
     start = time.perf_counter()
@@ -142,11 +150,13 @@ def run_task(task: Task) -> Outcome:
             out.hash_in = file_digest(path, task.hash)
 
         def before_replace(tmp: Path) -> None:
+            # the last word before the rename: the source must be the file that was read
             try:
                 now = os.stat(path)
             except FileNotFoundError:
                 raise DicompressError(f"{path}: vanished while being transcoded") from None
-            if (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            if stamp(now) != stamp(st) or (
+                    out.hash_in is not None and file_digest(path, task.hash) != out.hash_in):
                 raise DicompressError(f"{path}: changed while being transcoded; left as it is")
             if task.deid is not None:
                 out.hash_out = file_digest(tmp, task.hash)
@@ -266,7 +276,26 @@ def init_worker(keep_memory: bool = True) -> None:
     warnings.filterwarnings("ignore", module=r"pydicom\.")
     if keep_memory:
         keep_freed_memory()
-    try:  # Linux: PR_SET_PDEATHSIG, so a killed run leaves no worker writing on
+    die_with_parent()  # a killed run leaves no worker writing on
+
+
+#: The environment variable naming the process of the run (set by the pool).
+RUN_PID = "DICOMPRESS_RUN_PID"
+
+
+def die_with_parent() -> None:
+    """Linux: PR_SET_PDEATHSIG, SIGKILL when the parent (the thread that started this
+    process) ends; elsewhere nothing. A run that died before this was set (between the
+    fork and now) is looked for too: then this process ends at once."""
+    try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     except (AttributeError, OSError):  # pragma: no cover - other platforms
-        pass
+        return
+    run = os.environ.get(RUN_PID, "")
+    if run.isdigit():
+        try:
+            os.kill(int(run), 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # pragma: no cover - a pid reused by another user
+            os._exit(1)

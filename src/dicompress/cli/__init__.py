@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import warnings
@@ -13,8 +14,8 @@ from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.digests import DEFAULT_HASH, HASHES
 from dicompress.cli import commands
 from dicompress.codecs.registry import available_codecs, compare_defaults, option_specs
-from dicompress.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError,
-                               DeidError, UsageError)
+from dicompress.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED,
+                               EXIT_USAGE, ConfigError, DeidError, StorageError, UsageError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,6 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `dicompress ... | head`: the reader has enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except (StorageError, OSError) as exc:
+        # the machine, not the input: a full disk stops every command the same way
+        if getattr(exc, "errno", None) not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"dicompress: {where}{getattr(exc, 'strerror', None) or exc} (disk full: the run "
+              "stops; what was written before is complete, originals are intact)", file=sys.stderr)
+        return EXIT_STOPPED
     except Exception:  # a bug of ours: never reported as a bad file
         import traceback
 

@@ -19,7 +19,7 @@ from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
 from dicompress.batch.journal import open_read_only
 from dicompress.batch.runner import BatchOptions, BatchRun, Summary
-from dicompress.cli.render import human_size, table
+from dicompress.cli.render import human_size, one_line, table
 from dicompress.codecs import get_codec
 from dicompress.errors import DicompressError, UsageError
 from dicompress.layout import FrameLayout
@@ -50,7 +50,7 @@ def info(files: list[Path]) -> int:
                 raise DicompressError(f"{path}: no such file")
             ds = read_header(path)
             syntax = _syntax_name(str(ds.file_meta.get("TransferSyntaxUID", "")))
-            row = [path, syntax, ds.get("Modality", ""), human_size(path.stat().st_size)]
+            row = [one_line(path), syntax, ds.get("Modality", ""), human_size(path.stat().st_size)]
             if "PixelData" in ds:
                 layout = FrameLayout.from_dataset(ds)
                 row += [layout.number_of_frames, f"{layout.rows}x{layout.columns}",
@@ -63,7 +63,7 @@ def info(files: list[Path]) -> int:
             rows.append(row)
         except DicompressError as exc:
             msg = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
-            print(f"error: {msg}", file=sys.stderr)
+            print(f"error: {one_line(msg)}", file=sys.stderr)
             failed += 1
     if rows:
         print(table(["file", "transfer syntax", "modality", "size", "frames", "rows x cols",
@@ -239,9 +239,9 @@ def compare(args) -> int:
         if bar is not None:
             bar.stop()
     for path, reason in result.skipped:
-        print(f"skipped  {path}: {reason}", file=sys.stderr)
+        print(f"skipped  {one_line(path)}: {one_line(reason)}", file=sys.stderr)
     for _, reason in result.failed:
-        print(f"FAILED   {reason}", file=sys.stderr)
+        print(f"FAILED   {one_line(reason)}", file=sys.stderr)
     print(compare_report.terminal_table(result))
     if args.json:
         compare_report.write_json(result, args.json)
@@ -292,7 +292,7 @@ def plan(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
     for _, reason in result.failed:
-        print(f"FAILED   {reason} (not measured)", file=sys.stderr)
+        print(f"FAILED   {one_line(reason)} (not measured)", file=sys.stderr)
     found = result.totals
     if not found.files:
         print("no images found", file=sys.stderr)
@@ -453,11 +453,12 @@ def export(args) -> int:
         print(f"dicompress: {exc}", file=sys.stderr)
         return 2
     for path, reason in result.skipped:
-        print(f"skipped  {path}: {reason}")
+        print(f"skipped  {one_line(path)}: {one_line(reason)}")
     for note in result.notes:
-        print(f"note     {note}")
+        print(f"note     {one_line(note)}")
     for path, reason in result.failed:
-        print(f"FAILED   {reason if str(path) in reason else f'{path}: {reason}'}", file=sys.stderr)
+        print(f"FAILED   {one_line(reason if str(path) in reason else f'{path}: {reason}')}",
+              file=sys.stderr)
     total = sum(p.stat().st_size for p in result.outputs if p.exists())
     count = len(result.outputs)
     print(f"{count} file{'' if count == 1 else 's'} written to {args.output} "

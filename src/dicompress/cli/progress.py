@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dicompress.batch import journal as J
 from dicompress.batch.runner import Summary
 from dicompress.batch.worker import Outcome
-from dicompress.cli.render import human_size
+from dicompress.cli.render import human_size, one_line
 
 
 class Counter:
@@ -82,7 +82,7 @@ class LogReporter(Reporter):
     def result(self, outcome: Outcome, summary: Summary) -> None:
         super().result(outcome, summary)
         if outcome.status == J.FAILED:
-            print(f"FAILED   {outcome.reason}", file=sys.stderr, flush=True)
+            print(f"FAILED   {one_line(outcome.reason)}", file=sys.stderr, flush=True)
         elif not (self.quiet or self.json_mode):
             print(file_line(outcome), flush=True)
         now = time.perf_counter()
@@ -111,7 +111,9 @@ class RichReporter(Reporter):
     def result(self, outcome: Outcome, summary: Summary) -> None:
         super().result(outcome, summary)
         if outcome.status == J.FAILED:
-            self.console.print(f"[red]FAILED[/red]   {outcome.reason}", markup=True,
+            from rich.markup import escape
+
+            self.console.print(f"[red]FAILED[/red]   {escape(one_line(outcome.reason))}", markup=True,
                                highlight=False)
         per_file, mb, eta = self.rates(summary)
         total = (self.counter.files - summary.done_before - summary.duplicates
@@ -132,11 +134,11 @@ def file_line(outcome: Outcome) -> str:
         if outcome.lossy and outcome.psnr is not None:
             loss = (f", lossy {outcome.ratio_pixels:.1f}:1 on pixels, worst frame PSNR "
                     f"{outcome.psnr:.1f} dB, max error {outcome.max_error}")
-        return (f"ok       {outcome.path}  {human_size(outcome.size_in or 0)} -> "
+        return (f"ok       {one_line(outcome.path)}  {human_size(outcome.size_in or 0)} -> "
                 f"{human_size(outcome.size_out or 0)} ({ratio:.2f}:1){loss}")
     if outcome.copied:  # the reason says "copied unchanged (why)"
-        return f"copied   {outcome.reason}"
-    return f"skipped  {outcome.reason or outcome.path}"
+        return f"copied   {one_line(outcome.reason)}"
+    return f"skipped  {one_line(outcome.reason or outcome.path)}"
 
 
 class StageReporter:

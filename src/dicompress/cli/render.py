@@ -5,6 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+#: Control characters (C0, DEL, C1) as escapes: a file name holding a newline must not
+#: start a line of its own (a forged "FAILED" line), nor a terminal escape run.
+_CONTROL = {c: (f"\\x{c:02x}" if c not in (9, 10, 13) else {9: "\\t", 10: "\\n", 13: "\\r"}[c])
+            for c in [*range(32), *range(127, 160)]}
+
+
+def one_line(text: object) -> str:
+    """`text` (a message, a path) as one printable line: control characters escaped."""
+    return str(text).translate(_CONTROL)
+
+
 #: Bytes per unit: kB, MB and GB are decimal (SI, as disks and mail servers count),
 #: KiB, MiB and GiB binary (IEC); a size is never printed in one labelled as the other.
 UNITS = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3,

@@ -33,7 +33,8 @@ from dicompress.batch.sources import iter_sources, unique
 from dicompress.codecs import Codec, get_codec
 from dicompress.codecs.registry import compare_defaults
 from dicompress.compare.metrics import Quality, quality, visible
-from dicompress.errors import DicompressError, NotAnImage, UnsupportedTransferSyntax
+from dicompress.errors import (DicompressError, NotAnImage, NotDicom, UnsupportedTransferSyntax,
+                              with_context)
 from dicompress.export.select import group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
@@ -137,9 +138,13 @@ def spread(n: int, k: int | None) -> list[int]:
 
 
 def select_frames(sources: Iterable[str | Path], sample: int | None,
-                  skipped: list[tuple[str, str]], window=None) -> list[FrameRef]:
+                  skipped: list[tuple[str, str]], window=None,
+                  failed: list[tuple[str, str]] | None = None) -> list[FrameRef]:
     """The frames to measure: each series ordered along its normal, then sampled;
-    `window` (a preset, "C,W", ...) or each file's default window for display errors."""
+    `window` (a preset, "C,W", ...) or each file's default window for display errors.
+
+    What is not DICOM or not an image goes to `skipped`; a damaged image (or one the OS
+    would not let be read) to `failed` (with `skipped` when `failed` is not given)."""
     headers = []
     for source in unique(iter_sources(sources)):
         try:
@@ -149,8 +154,13 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
             FrameLayout.from_dataset(ds)  # Rows, Columns, Number of Frames must make sense
             header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
             headers.append((source.path, ds))
-        except DicompressError as exc:
+        except (NotDicom, NotAnImage) as exc:
             skipped.append((str(source.path), str(exc)))
+        except DicompressError as exc:
+            if failed is None:
+                skipped.append((str(source.path), str(exc)))
+            else:
+                failed.append((str(source.path), str(with_context(exc, source.path))))
         except (ValueError, TypeError) as exc:  # e.g. Number of Frames "1A"
             skipped.append((str(source.path), f"unusable image attributes: {exc}"))
     refs = []
@@ -369,7 +379,7 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
     display errors at `window` (a preset, "C,W", "auto") or each file's default."""
     start = time.perf_counter()
     result = Comparison(choices, window=window)
-    refs = select_frames(sources, sample, result.skipped, window)
+    refs = select_frames(sources, sample, result.skipped, window, failed=result.failed)
     result.series = list(dict.fromkeys(ref.series for ref in refs))
     for choice in choices:
         result.overall[choice.label] = Row(choice.label, choice.lossless, "all")

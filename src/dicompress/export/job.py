@@ -23,6 +23,7 @@ from dicompress.export import frames as framing
 from dicompress.export import page, select, writers
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
+from dicompress.pipeline.frames import decoders_reason
 from dicompress.pipeline.read import read_header
 
 # The non-identifying context a reader of the picture needs (PNG text chunks).
@@ -235,7 +236,7 @@ def _still(work: _Work, s: int, k: int) -> _Written:
         done.failed, done.file = str(exc), series.frames[k][0]
         return done
     except Exception as exc:  # a decoder's own error on damaged pixel data
-        done.failed = f"pixel data cannot be decoded: {exc}"
+        done.failed = f"pixel data cannot be decoded: {decoders_reason(exc)}"
         done.file = series.frames[k][0]
         return done
     text = dict(work.texts[s])
@@ -279,6 +280,11 @@ def export(sources, out_dir: str | Path, options: ExportOptions,
         raise DicompressError(f"unknown format {options.format!r}: png, jpeg, tiff or gif")
     if options.bits == 16 and fmt not in ("png", "tiff"):
         raise DicompressError("--bits 16 is for PNG and TIFF")
+    if options.zip is not None and (Path(options.zip).name != options.zip
+                                    or options.zip in ("", ".", "..")):
+        # the archive goes in the output folder: a path could put it anywhere
+        raise DicompressError(f"--zip {options.zip!r}: give a file name; the archive is "
+                              "written in the output folder (-o)")
     if options.jobs is not None and options.jobs < 1:
         raise DicompressError("--jobs must be at least 1")
     tell = progress or (lambda stage, done, total: None)
@@ -347,7 +353,7 @@ def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> list[
                 result.failed.append((path, str(exc)))
             except Exception as exc:  # a decoder's own error on damaged pixel data
                 bad.add(path)
-                result.failed.append((path, f"pixel data cannot be decoded: {exc}"))
+                result.failed.append((path, f"pixel data cannot be decoded: {decoders_reason(exc)}"))
         if sample is None:
             continue
         if gray and options.bits == 8:
@@ -416,7 +422,7 @@ def _write_gif(work: _Work, s: int, chosen: list[int], result, written, captions
             result.failed.append((path, str(exc)))
         except Exception as exc:  # a decoder's own error on damaged pixel data
             bad.add(path)
-            result.failed.append((path, f"pixel data cannot be decoded: {exc}"))
+            result.failed.append((path, f"pixel data cannot be decoded: {decoders_reason(exc)}"))
     if not frames:
         return
     duration = _frame_duration(series.header, options)

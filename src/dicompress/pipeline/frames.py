@@ -136,7 +136,25 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarr
     except DicompressError:
         raise
     except Exception as exc:  # pydicom's decoders: the pixel data, not our code
-        raise CorruptPixelData(f"pixel data cannot be decoded: {exc}") from exc
+        raise CorruptPixelData(f"pixel data cannot be decoded: {decoders_reason(exc)}") from exc
+
+
+_ALL_FAILED = "Unable to decode as exceptions were raised by all available plugins:"
+
+
+def decoders_reason(exc: BaseException) -> str:
+    """pydicom's "all plugins failed" message on one line: the reason once where every
+    decoder gave the same one (the codestream check runs in front of each), else each
+    decoder's reason after its name."""
+    text = str(exc)
+    if not text.startswith(_ALL_FAILED):
+        return " ".join(text.split())
+    reasons = [line.strip().split(": ", 1) for line in text[len(_ALL_FAILED):].splitlines()
+               if line.strip()]
+    distinct = {reason[-1] for reason in reasons}
+    if len(distinct) == 1:
+        return distinct.pop()
+    return "; ".join(": ".join(reason) for reason in reasons)
 
 
 def _frames_decoded_by_the_table(path: Path, ds: Dataset) -> Iterator[np.ndarray] | None:

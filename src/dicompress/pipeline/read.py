@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dicompress import uids
-from dicompress.errors import (DicompressError, InvalidDicomFile, NotDicom, StorageError,
-                               with_context)
+from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile, NotDicom,
+                               StorageError, with_context)
+from dicompress.pipeline.check import (PIXEL_DATA, check_inflated, check_pixel_data,
+                                       encapsulated_items)
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -43,20 +47,146 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    check_regular(path)
+    size = check_regular(path)
+    deflated_at = _deflated_data_set(path)
+    if deflated_at is not None:  # pydicom inflates all of it into memory: bound that first
+        check_inflated(path, deflated_at)
     try:
-        return pydicom.dcmread(path, defer_size=DEFER_SIZE)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
     except InvalidDicomError as exc:
         # No preamble or file meta: still DICOM if a forced read finds an image.
-        ds = _forced(path, any_object)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = _forced(path, any_object)
         if ds is None:
             raise NotDicom(f"not a DICOM file ({exc})") from exc
-        return ds
     except OSError as exc:
         raise StorageError(f"cannot be read ({exc.strerror or exc})", exc.errno) from exc
     except Exception as exc:  # pydicom's parser on a truncated or garbled file raises many types
         raise InvalidDicomFile(
             f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})") from exc
+    check_complete(path, ds, size, [str(w.message) for w in caught])
+    if PIXEL_DATA in ds:
+        check_pixel_data(path, ds, size)
+    return ds
+
+
+def _deflated_data_set(path: Path) -> int | None:
+    """Where the deflated data set of `path` starts when its File Meta Information says
+    Deflated Explicit VR Little Endian (PS3.5 A.5); None otherwise."""
+    with open(path, "rb") as fp:
+        head = fp.read(144)
+        if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+            return None
+        (group_length,) = struct.unpack("<I", head[140:144])
+        meta = fp.read(min(group_length, 1 << 16))
+    pos = 0
+    while pos + 8 <= len(meta):  # Explicit VR Little Endian (PS3.10 7.1)
+        group, element, vr = struct.unpack_from("<HH2s", meta, pos)
+        if vr in (b"OB", b"OW", b"UN", b"UT", b"SQ", b"UC", b"UR"):
+            if pos + 12 > len(meta):
+                return None  # cut short: pydicom says what is wrong with it
+            (length,), pos = struct.unpack_from("<I", meta, pos + 8), pos + 12
+        else:
+            (length,), pos = struct.unpack_from("<H", meta, pos + 6), pos + 8
+        if (group, element) == (0x0002, 0x0010):
+            syntax = meta[pos:pos + length].rstrip(b"\0 ").decode("ascii", "replace")
+            return 144 + group_length if syntax == uids.DeflatedExplicitVRLittleEndian else None
+        pos += length
+    return None
+
+
+def check_complete(path: Path, ds: Dataset, size: int, complaints: list[str] = ()) -> None:
+    """Refuse a dataset that pydicom read only in part, which it does without an error:
+    it stops at the damage and hands back what came before.
+
+    Two signs, checked without reading a value: an element of the top level whose value
+    runs past the end of the file (a damaged or hostile length: the value swallowed
+    whatever followed it, Pixel Data included); and no Pixel Data in the dataset while
+    the file holds the bytes of a Pixel Data element (pydicom stopped before it: an
+    encapsulated value without its Sequence Delimitation Item, a junk one, a body in
+    another byte order than its transfer syntax says). The gateway calls this on a
+    received file too.
+
+    Parameters
+    ----------
+    path
+        The file `ds` was read from (with its large values left on disk).
+    size
+        Its size in bytes.
+    complaints
+        The warnings pydicom gave while reading it: the first is the reason given.
+
+    Raises
+    ------
+    InvalidDicomFile
+        The dataset is not the whole of what the file holds.
+    """
+    if transfer_syntax_of(ds) in _DEFLATED:
+        return  # positions are in the inflated stream, not the file (PS3.5 A.5)
+    for tag in list(ds.keys()):
+        if tag == PIXEL_DATA:
+            continue  # pixel_span and the frame sources say what the image needed
+        elem = ds.get_item(tag, keep_deferred=True)
+        tell, length = getattr(elem, "value_tell", None), getattr(elem, "length", None)
+        if tell is None or length is None or length == 0xFFFFFFFF:
+            continue
+        if tell + length > size:  # PS3.5 7.1.1: the length is the value's, in bytes
+            raise InvalidDicomFile(
+                f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) says its value is {length} bytes "
+                f"but the file ends {size - tell} bytes after the value starts"
+                + _byte_order_hint(path, ds))
+    if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        return
+    implicit = ds.original_encoding[0] if hasattr(ds, "original_encoding") else False
+    found = _pixel_data_bytes(path, implicit)
+    if found is not None:
+        reason = complaints[0] if complaints else "the elements before it do not parse"
+        reason = reason.replace(f" found in file {path}", "").replace(f" in file {path}", "")
+        raise InvalidDicomFile(f"the file holds a Pixel Data element (at byte {found}) that "
+                               f"cannot be read: {reason.rstrip('.')}")
+
+
+_DEFLATED = {uids.DeflatedExplicitVRLittleEndian}
+
+#: The tag (7FE0,0010) in either byte order, and the VRs an explicit Pixel Data has
+#: (PS3.5 8.2: OB or OW; UN once a private or unknown syntax has been through).
+_PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
+_PIXEL_DATA_VRS = (b"OB\0\0", b"OW\0\0", b"UN\0\0")
+
+
+def _byte_order_hint(path: Path, ds: Dataset) -> str:
+    """Why a big endian file's lengths make no sense, when its body is little endian."""
+    if getattr(ds, "original_encoding", (None, True))[1] is not False:
+        return ""
+    found = _pixel_data_bytes(path, False, _PIXEL_DATA_TAGS[:1])
+    return "" if found is None else (
+        f" (the body is little endian: a Pixel Data element in little endian order at byte "
+        f"{found}; the transfer syntax says big endian)")
+
+
+def _pixel_data_bytes(path: Path, implicit: bool, tags: tuple[bytes, ...] = _PIXEL_DATA_TAGS
+                      ) -> int | None:
+    """Where the bytes of a Pixel Data element header are in `path` (tag, then an explicit
+    VR of OB, OW or UN, or, in an implicit file, any length), or None; read in chunks."""
+    chunk, overlap = 1 << 20, 8
+    with open(path, "rb") as fp:
+        start, data = 0, b""
+        while True:
+            more = fp.read(chunk)
+            data += more
+            for tag in tags:
+                at = data.find(tag)
+                while at >= 0 and at + 8 <= len(data):
+                    if implicit or data[at + 4:at + 8] in _PIXEL_DATA_VRS:
+                        return start + at
+                    at = data.find(tag, at + 1)
+            if not more:
+                return None
+            start += max(0, len(data) - overlap)
+            data = data[-overlap:]
 
 
 def check_regular(path: Path) -> int:
@@ -157,10 +287,6 @@ def pixel_span(path: Path, elem) -> tuple[int, int]:
     """Where the value of the Pixel Data element `elem` (read with its value left on disk)
     lies in `path`: (start, end); encapsulated, to the end of its Sequence Delimitation
     Item, found by walking the items."""
-    import struct
-
-    from dicompress.errors import CorruptPixelData
-
     tell = elem.value_tell
     size = os.path.getsize(path)
     if elem.length != 0xFFFFFFFF:
@@ -169,20 +295,4 @@ def pixel_span(path: Path, elem) -> tuple[int, int]:
             raise CorruptPixelData(f"the Pixel Data is {elem.length} bytes long but the file "
                                    f"ends {size - tell} bytes after it starts")
         return tell, end
-    with open(path, "rb") as fp:  # encapsulated: walk the items to the delimiter
-        pos = tell
-        while True:
-            fp.seek(pos)
-            header = fp.read(8)
-            if len(header) < 8:
-                raise CorruptPixelData("the encapsulated Pixel Data ends before its "
-                                       "Sequence Delimitation Item")
-            group, element, length = struct.unpack("<HHI", header)
-            if (group, element) == (0xFFFE, 0xE0DD):
-                return tell, pos + 8
-            if (group, element) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF:
-                raise CorruptPixelData(f"({group:04X},{element:04X}) where an item of the "
-                                       "encapsulated Pixel Data should be")
-            pos += 8 + length
-            if pos > size:
-                raise CorruptPixelData("a fragment of the Pixel Data runs past the end of the file")
+    return tell, encapsulated_items(path, tell, size)[2]

@@ -111,7 +111,7 @@ def register(prefer: bool = False) -> None:
     from pydicom.pixels import get_decoder, get_encoder
 
     from dicompress import uids
-    from dicompress.plugins import _new_syntaxes
+    from dicompress.plugins import _new_syntaxes, checked_decoders
 
     _new_syntaxes.register()
     coders = [(get_decoder(getattr(uids, name)), module, "_decode_frame")
@@ -127,17 +127,26 @@ def register(prefer: bool = False) -> None:
         if prefer and PLUGIN in coder.available_plugins:
             coder._available = {PLUGIN: coder._available.pop(PLUGIN), **coder._available}
 
+    # last: the frame check in front of every decoder, ours too (GDCM last for JPEG 2000
+    # only when asked: pydicom's order is the user's)
+    checked_decoders.register(reorder=prefer)
+
 
 def decoding_plugin(transfer_syntax: str) -> str:
     """The plugin dicompress's own reading asks pydicom for: ours for RLE (the native
-    decoder, 10x pydicom's) and JPEG-LS (a writable frame: see jpegls_decoder), else ""
-    (pydicom chooses, in its own order)."""
-    from dicompress import uids
-
-    if str(transfer_syntax) not in (uids.RLELossless, uids.JPEGLSLossless,
-                                    uids.JPEGLSNearLossless):
-        return ""
-    register()
+    decoder, 10x pydicom's) and JPEG-LS (a writable frame: see jpegls_decoder); for JPEG
+    2000 the first that is not GDCM (it aborts the process on some damaged codestreams
+    where the others raise); else "" (pydicom chooses, in its own order)."""
     from pydicom.pixels import get_decoder
 
-    return PLUGIN if PLUGIN in get_decoder(transfer_syntax).available_plugins else ""
+    from dicompress import uids
+    from dicompress.plugins.checked_decoders import J2K_SYNTAXES, LAST
+
+    register()
+    syntax = str(transfer_syntax)
+    if syntax in J2K_SYNTAXES:  # GDCM aborts where the others raise: another, if any
+        others = [p for p in get_decoder(syntax).available_plugins if p != LAST]
+        return others[0] if others else ""
+    if syntax not in (uids.RLELossless, uids.JPEGLSLossless, uids.JPEGLSNearLossless):
+        return ""
+    return PLUGIN if PLUGIN in get_decoder(syntax).available_plugins else ""
