@@ -140,13 +140,13 @@ def decoding_plugin(transfer_syntax: str) -> str:
     from pydicom.pixels import get_decoder
 
     from dicompress import uids
-    from dicompress.plugins.checked_decoders import J2K_SYNTAXES, LAST
+    from dicompress.plugins.checked_decoders import J2K_SYNTAXES
 
     register()
     syntax = str(transfer_syntax)
-    if syntax in J2K_SYNTAXES:  # GDCM aborts where the others raise: another, if any
-        others = [p for p in get_decoder(syntax).available_plugins if p != LAST]
-        return others[0] if others else ""
+    if syntax in J2K_SYNTAXES:  # GDCM aborts where the others raise: OpenJPEG, if it is here
+        available = get_decoder(syntax).available_plugins
+        return "pylibjpeg" if "pylibjpeg" in available else ""
     if syntax not in (uids.RLELossless, uids.JPEGLSLossless, uids.JPEGLSNearLossless):
         return ""
     return PLUGIN if PLUGIN in get_decoder(syntax).available_plugins else ""
