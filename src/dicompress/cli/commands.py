@@ -352,7 +352,7 @@ def plan(args) -> int:
     print(f"\nChoice: {c.label}, predicted {counted}: {c.counted_bytes / capacity:.0%} of "
           f"{args.budget or size(capacity)}; {quality_text}")
     print("Run:    " + shlex.join(c.command))
-    return 0
+    return 1 if result.failed else 0  # files that could not be measured are a failure
 
 
 def report(args) -> int:

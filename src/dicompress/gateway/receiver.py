@@ -18,11 +18,10 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import pydicom
 from pydicom.uid import UID
 from pynetdicom import _config
 
-from dicompress.pipeline.read import pixel_span
+from dicompress.pipeline.read import pixel_span, read_header
 from dicompress.errors import CorruptPixelData
 from dicompress.fileio import atomic_output
 from dicompress.gateway.config import GatewayConfig, folder_name
@@ -175,7 +174,9 @@ def _check(path: Path, sop_class: str, sop_instance: str) -> tuple[str, str, str
     """(SOP Class, SOP Instance, Study Instance UID, transfer syntax) of a received file,
     or Refused when it is not the instance it claims to be."""
     try:
-        ds = pydicom.dcmread(path, defer_size="64 KB")
+        # the same checks as every command's reading (issue 16): damage, declared sizes,
+        # codestreams that disagree with the header are refused before an acknowledgement
+        ds = read_header(path, any_object=True)
         syntax = str(ds.file_meta.TransferSyntaxUID)
         got_class, got_instance = str(ds.SOPClassUID), str(ds.SOPInstanceUID)
         study = str(ds.get("StudyInstanceUID", "") or "")
