@@ -345,8 +345,10 @@ def test_a_codestream_that_disagrees_with_the_header_is_refused(case, tmp_path):
 
 def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_path):
     """GDCM aborted the whole process on the J2K case; pydicom tried it first. With
-    dicompress imported, every decoder pydicom has raises the check's error first."""
+    dicompress imported, every decoder pydicom has raises the check's error first; pydicom's
+    order stays its own (issue 17) unless `register(prefer=True)` moves GDCM last."""
     sample, attributes, reason = CODESTREAM_MISMATCHES["j2k-components"]
+    sample_syntax = "1.2.840.10008.1.2.4.90"
     damaged = tmp_path / "j2k.dcm"
     damaged.write_bytes(_with(sample, **attributes))
     script = ("import dicompress, pydicom\n"
@@ -358,7 +360,12 @@ def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_
                           timeout=60, preexec_fn=_bounded)
     assert proc.returncode == 1, (proc.returncode, proc.stderr)  # an exception, not SIGABRT
     assert reason in proc.stderr
-    order = proc.stdout.strip()
+    script = ("import pydicom, dicompress.plugins as p\n"
+              "from pydicom.pixels import get_decoder\n"
+              "p.register(prefer=True)\n"
+              f"print(list(get_decoder({sample_syntax!r})._available))\n")
+    order = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=60).stdout.strip()
     assert "gdcm" not in order or order.endswith("'gdcm']"), order
 
 

@@ -13,9 +13,9 @@ from pydicom.pixels import apply_color_lut, pixel_array
 import dataclasses
 
 from dicompress import uids, voi
-from dicompress.errors import DicompressError, UnsupportedLayout
+from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayout
 from dicompress.layout import FrameLayout, header_number
-from dicompress.pipeline.frames import native_frames, reads_natively
+from dicompress.pipeline.frames import decoders_reason, native_frames, reads_natively
 
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
 
@@ -64,13 +64,18 @@ def read_frame(path: Path, index: int, ds: Dataset) -> np.ndarray:
     frames = header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
     which = index if frames > 1 else None
     syntax = ds.file_meta.get("TransferSyntaxUID")
-    if syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None:
-        # deflated data cannot be read frame by frame from the file, nor a file without
-        # File Meta Information (its transfer syntax is the one the header was read in)
-        whole = dcmread(path, force=True)
-        whole.file_meta.TransferSyntaxUID = syntax
-        return pixel_array(whole, index=which, as_rgb=True)
-    return pixel_array(path, index=which, as_rgb=True)
+    try:  # pydicom's decoders: their errors are the pixel data's, said here once
+        if syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None:
+            # deflated data cannot be read frame by frame from the file, nor a file without
+            # File Meta Information (its transfer syntax is the one the header was read in)
+            whole = dcmread(path, force=True)
+            whole.file_meta.TransferSyntaxUID = syntax
+            return pixel_array(whole, index=which, as_rgb=True)
+        return pixel_array(path, index=which, as_rgb=True)
+    except DicompressError:
+        raise
+    except Exception as exc:
+        raise CorruptPixelData(f"pixel data cannot be decoded: {decoders_reason(exc)}") from exc
 
 
 def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:

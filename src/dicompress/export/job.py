@@ -23,7 +23,6 @@ from dicompress.export import frames as framing
 from dicompress.export import page, select, writers
 from dicompress.fileio import atomic_output
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.frames import decoders_reason
 from dicompress.pipeline.read import read_header
 
 # The non-identifying context a reader of the picture needs (PNG text chunks).
@@ -235,10 +234,6 @@ def _still(work: _Work, s: int, k: int) -> _Written:
     except DicompressError as exc:
         done.failed, done.file = str(exc), series.frames[k][0]
         return done
-    except Exception as exc:  # a decoder's own error on damaged pixel data
-        done.failed = f"pixel data cannot be decoded: {decoders_reason(exc)}"
-        done.file = series.frames[k][0]
-        return done
     text = dict(work.texts[s])
     if notes.get("offset"):
         text["Stored value offset"] = str(notes["offset"])
@@ -351,9 +346,6 @@ def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> list[
             except DicompressError as exc:
                 bad.add(path)
                 result.failed.append((path, str(exc)))
-            except Exception as exc:  # a decoder's own error on damaged pixel data
-                bad.add(path)
-                result.failed.append((path, f"pixel data cannot be decoded: {decoders_reason(exc)}"))
         if sample is None:
             continue
         if gray and options.bits == 8:
@@ -420,9 +412,6 @@ def _write_gif(work: _Work, s: int, chosen: list[int], result, written, captions
         except DicompressError as exc:
             bad.add(path)
             result.failed.append((path, str(exc)))
-        except Exception as exc:  # a decoder's own error on damaged pixel data
-            bad.add(path)
-            result.failed.append((path, f"pixel data cannot be decoded: {decoders_reason(exc)}"))
     if not frames:
         return
     duration = _frame_duration(series.header, options)

@@ -41,7 +41,9 @@ MAX_EXPANSION = {
     uids.RLELossless: 64,
     uids.DeflatedImageFrameCompression: 1032,
     "1.2.840.10008.1.2.4.57": 16, "1.2.840.10008.1.2.4.70": 16,  # JPEG lossless
-    uids.JPEGBaseline8Bit: 256, uids.JPEGExtended12Bit: 512,
+    # colour subsampled 4:2:0 and decoded to RGB: 6 blocks (1.5 bytes at their least) give
+    # 768 samples, so 512 per byte; twice that at 12 bits; with room for both
+    uids.JPEGBaseline8Bit: 1024, uids.JPEGExtended12Bit: 2048,
 }
 
 #: The most pydicom may inflate of a deflated data set (PS3.5 A.5): it holds all of it in
@@ -105,7 +107,7 @@ def check_pixel_data(path: Path, ds: Dataset, size: int) -> None:
             f"Number of Frames is {layout.number_of_frames} but the encapsulated Pixel Data "
             f"holds {fragments} fragment{'s' if fragments != 1 else ''}")
     expansion = MAX_EXPANSION.get(syntax)
-    decoded = layout.frame_bytes * layout.number_of_frames
+    decoded = layout.pixel_data_bytes  # 1-bit frames packed (deflated image frames)
     if expansion is not None and decoded > expansion * stored:
         raise CorruptPixelData(
             f"the header says {_claim(layout)}, {decoded} bytes, but its {stored} encoded "

@@ -78,12 +78,13 @@ def check_frame(data: bytes, transfer_syntax: str, *, rows: int, columns: int,
         With what the codestream says and what the header says.
     """
     expansion = MAX_EXPANSION.get(transfer_syntax)
-    decoded = rows * columns * samples_per_pixel * ((bits_allocated + 7) // 8)
+    samples = rows * columns * samples_per_pixel
+    decoded = (samples + 7) // 8 if bits_allocated == 1 else samples * ((bits_allocated + 7) // 8)
     if expansion is not None and decoded > expansion * len(data):
         raise CorruptPixelData(f"a frame of {rows} x {columns} x {samples_per_pixel} samples of "
                                f"{bits_allocated} bits is {decoded} bytes; its {len(data)} "
                                f"encoded bytes can decode to {expansion * len(data)} at most")
-    header = frame_header(bytes(data[:1 << 16]), transfer_syntax)
+    header = frame_header(data, transfer_syntax)  # markers walked by their lengths
     if header is None:
         return
     wrong = []

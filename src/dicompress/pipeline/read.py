@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import struct
 import warnings
 from collections.abc import Iterator
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 #: Values larger than this stay on disk until needed (the pixel data, large LUTs).
 DEFER_SIZE = "256 KB"
+
+
+_WARNINGS = threading.Lock()
 
 
 def read_header(path: Path, *, any_object: bool = False) -> Dataset:
@@ -52,12 +56,14 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
     if deflated_at is not None:  # pydicom inflates all of it into memory: bound that first
         check_inflated(path, deflated_at)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        # warnings.catch_warnings changes the process's warning state: one thread at a time
+        # (the gateway's receiver and forwarder threads, compress() from a user's threads)
+        with _WARNINGS, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = pydicom.dcmread(path, defer_size=DEFER_SIZE)
     except InvalidDicomError as exc:
         # No preamble or file meta: still DICOM if a forced read finds an image.
-        with warnings.catch_warnings(record=True) as caught:
+        with _WARNINGS, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = _forced(path, any_object)
         if ds is None:
@@ -140,6 +146,9 @@ def check_complete(path: Path, ds: Dataset, size: int, complaints: list[str] = (
                 + _byte_order_hint(path, ds))
     if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         return
+    if not complaints and not ("Rows" in ds and "Columns" in ds):
+        return  # read to its end without a complaint, and no image: a Pixel Data found in
+        # its bytes is an icon's, inside a sequence (DICOMDIR records, reports)
     implicit = ds.original_encoding[0] if hasattr(ds, "original_encoding") else False
     found = _pixel_data_bytes(path, implicit)
     if found is not None:
