@@ -573,3 +573,54 @@ def test_a_plain_pydicom_decode_of_a_size_bomb_raises():
                     samples_per_pixel=1, bits_allocated=16)
     decoder = get_decoder("1.2.840.10008.1.2.5")
     assert all(getattr(f, "codestream_checked", False) for f in decoder._available.values())
+
+
+# -- what the checks must not refuse (valid files) ---------------------------------------------
+def test_valid_files_at_the_edges_of_the_checks_are_read(tmp_path):
+    """An icon's Pixel Data inside a sequence of an object without an image; an empty 1-bit
+    segmentation deflated frame by frame (packed, 8 pixels a byte); a flat 4:2:0 colour
+    JPEG (it decodes to ~512 samples a byte); our own JPEG output read back."""
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    import dicompress
+    from dicompress.pipeline.read import read_header
+
+    ds = pydicom.dcmread(find_sample("rtplan.dcm"))
+    icon = Dataset()
+    icon.Rows = icon.Columns = 8
+    icon.SamplesPerPixel, icon.PhotometricInterpretation = 1, "MONOCHROME2"
+    icon.BitsAllocated = icon.BitsStored = 8
+    icon.HighBit, icon.PixelRepresentation = 7, 0
+    icon.PixelData = bytes(64)
+    ds.IconImageSequence = [icon]
+    ds.save_as(tmp_path / "icon.dcm")
+    read_header(tmp_path / "icon.dcm", any_object=True)
+
+    seg = pydicom.dcmread(find_sample("liver.dcm"))
+    seg.PixelData = bytes(len(seg.PixelData))  # empty: every frame deflates to a few bytes
+    seg.save_as(tmp_path / "seg.dcm")
+    dicompress.transcode_file(tmp_path / "seg.dcm", tmp_path / "seg-df.dcm", "deflate-frames")
+    read_header(tmp_path / "seg-df.dcm")
+    dicompress.transcode_file(tmp_path / "seg-df.dcm", tmp_path / "seg-back.dcm", "explicit")
+
+    rgb = pydicom.dcmread(find_sample("SC_rgb.dcm"))
+    rgb.PixelData = np.zeros((rgb.Rows, rgb.Columns, 3), np.uint8).tobytes()
+    small = dicompress.compress(rgb, "jpeg")
+    assert small.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    dicompress.decompress(small)  # our own JPEG output is read back
+
+
+def test_a_bug_in_our_display_code_is_an_internal_error_in_export(tmp_path, monkeypatch):
+    """export translates only pydicom's decoders' errors; an error of ours propagates."""
+    from dicompress.export import ExportOptions, export
+    from dicompress.export import frames as framing
+
+    def broken(*args, **kwargs):
+        raise KeyError("window_centre")
+
+    monkeypatch.setattr(framing, "display", broken)
+    with pytest.raises(KeyError):
+        export([find_sample("CT_small.dcm")], tmp_path / "out", ExportOptions(format="png",
+                                                                              jobs=1))
