@@ -165,6 +165,7 @@ class BatchRun:
         self._worked, self._work_seconds = 0, 0.0  # files done by workers, and their time
         self.hash = options.hash or DEFAULT_HASH  # the journal's on resume: set by run()
         self._output_root = options.output.resolve() if options.output is not None else None
+        self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
         self.pool = None
         # -o holds the complete study; never with de-identification (a copy would carry
         # the identifiers out), never in place (the original is already where it belongs)
@@ -308,8 +309,9 @@ class BatchRun:
         if options.in_place:
             destination = key
         else:
-            mirrored = os.path.normpath(self._output_root / source.relative)
-            if real.is_relative_to(self._output_root) and (options.rename or mirrored != key):
+            root = self._output_prefix  # string paths: this runs for every file
+            mirrored = os.path.normpath(os.path.join(root, source.relative))
+            if (key + os.sep).startswith(root) and (options.rename or mirrored != key):
                 # -o inside a source tree: what the walk finds there is ours, not input
                 # (a file whose output would be itself is refused below instead)
                 summary.own_outputs += 1
@@ -327,7 +329,7 @@ class BatchRun:
                     return None
             else:
                 destination = mirrored
-            if not Path(destination).is_relative_to(self._output_root):
+            if not (destination + os.sep).startswith(root):
                 outcome = Outcome(path=key, status=J.FAILED, reason=(
                     f"{source.path}: would be written outside the output folder "
                     f"({destination}); list it by a path without '..'"))
@@ -342,7 +344,11 @@ class BatchRun:
                 journal.record(key, **outcome.journal_values())
                 self._count(outcome)
                 return None
-            if os.path.exists(destination) and os.path.samefile(destination, real):
+            try:
+                there = os.stat(destination)
+            except OSError:
+                there = None
+            if there is not None and (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino):
                 outcome = Outcome(path=key, status=J.FAILED, reason=(
                     f"{source.path}: the output would replace the original; "
                     "choose another -o or use --in-place"))

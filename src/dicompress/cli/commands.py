@@ -153,7 +153,7 @@ def _batch(args, options: BatchOptions, done: str) -> int:
     shown: list[progress.Reporter] = []
 
     def ready() -> None:  # the workers are up: threads may start now
-        counter = progress.Counter(None if args.from_list == "-" else sources)
+        counter = progress.Counter(None if args.from_list == "-" or args.json else sources)  # JSON shows no count
         if sys.stderr.isatty() and not args.json and not args.quiet:
             shown.append(progress.RichReporter(counter))
         else:
