@@ -9,14 +9,23 @@ Each row is one whole command (interpreter start included). extra_info holds the
 bytes written, to check the issue-18 target: >= 2x the peer's speed at <= 5 % larger
 output.
 
+Before the whole-command rows, dicompress' own modules are compiled to bytecode, as pip
+does when it installs a wheel (the peer's libraries were compiled when they were
+installed; with PYTHONDONTWRITEBYTECODE set, an editable install would otherwise compile
+its modules at every start).
+
 Group png-encoders: the PNG encoders export could use, on the same 200 slices windowed
 to 8 bits (encoding only): Pillow at its default level and with optimize=True,
 imagecodecs' libpng and spng at their defaults, and dicompress' own ("Up" filter,
-libdeflate level 6; writers.PNG_LEVEL). extra_info["bytes"] is their total output.
+libdeflate level 6; writers.PNG_LEVEL). Group jpeg-encoders: Pillow and libjpeg-turbo
+(imagecodecs) at quality 90, with and without optimised Huffman tables. Group
+tiff-levels: dicompress' TIFF (Predictor 2) at libdeflate levels 1 and 6, and Pillow's
+Adobe Deflate TIFF. extra_info["bytes"] is their total output.
 """
 
 from __future__ import annotations
 
+import compileall
 import io
 import shutil
 import subprocess
@@ -30,8 +39,10 @@ import pytest
 from PIL import Image
 
 from conftest import QUICK
+import dicompress
 from dicompress import voi
-from dicompress.export.writers import encode_png
+from dicompress.export import writers
+from dicompress.export.writers import encode_jpeg, encode_png, encode_tiff
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
@@ -44,6 +55,8 @@ SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory) -> Path:
+    # as installed from a wheel: our modules compiled once, not at every start
+    compileall.compile_dir(Path(dicompress.__file__).parent, quiet=1)
     return make_series(tmp_path_factory.mktemp("export") / "in", FILES, SIZE)[0].parent
 
 
@@ -115,3 +128,47 @@ def bench_png_encoder(benchmark, windowed, encoder):
     # every encoder's output decodes to the same pixels (Pillow reads them all)
     first = np.asarray(Image.open(io.BytesIO(encode(windowed[0]))))
     np.testing.assert_array_equal(first, windowed[0])
+
+
+def _pillow_save(arr: np.ndarray, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, **kwargs)
+    return buf.getvalue()
+
+
+def _tiff_at(level: int):
+    def encode(arr: np.ndarray) -> bytes:
+        saved, writers.TIFF_LEVEL = writers.TIFF_LEVEL, level
+        try:
+            return encode_tiff(arr)
+        finally:
+            writers.TIFF_LEVEL = saved
+    return encode
+
+
+STILL_ENCODERS = {
+    "jpeg-encoders": {
+        "pillow-q90": lambda arr: _pillow_save(arr, format="JPEG", quality=90),
+        "pillow-q90-optimize": lambda arr: _pillow_save(arr, format="JPEG", quality=90,
+                                                        optimize=True),
+        "libjpeg-turbo-q90-optimize": lambda arr: bytes(imagecodecs.jpeg8_encode(
+            arr, level=90, optimize=True)),
+        "dicompress-libjpeg-turbo-q90": encode_jpeg,
+    },
+    "tiff-levels": {
+        "pillow-adobe-deflate": lambda arr: _pillow_save(arr, format="TIFF",
+                                                         compression="tiff_adobe_deflate"),
+        "dicompress-predictor-level6": _tiff_at(6),
+        "dicompress-predictor-level1": _tiff_at(1),
+    },
+}
+
+
+@pytest.mark.parametrize(("group", "encoder"), [(g, e) for g, encoders in STILL_ENCODERS.items()
+                                                for e in encoders])
+def bench_still_encoder(benchmark, windowed, group, encoder):
+    benchmark.group = group
+    encode = STILL_ENCODERS[group][encoder]
+    sizes = benchmark.pedantic(lambda: [len(encode(arr)) for arr in windowed],
+                               rounds=1 if QUICK else 3, iterations=1)
+    benchmark.extra_info["bytes"] = sum(sizes)

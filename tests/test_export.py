@@ -244,7 +244,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 from conftest import require_tool  # noqa: E402
-from dicompress.export.writers import encode_png, encode_tiff  # noqa: E402
+from dicompress.export.writers import encode_jpeg, encode_png, encode_tiff  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_series import make_series  # noqa: E402
@@ -316,6 +316,26 @@ def test_tiff_writer_reads_back_in_pillow_and_libtiff(shape, dtype):
     np.testing.assert_array_equal(imagecodecs.tiff_decode(data), arr)
     with pytest.raises(ValueError, match="TIFF export takes"):
         encode_tiff(arr.astype(np.int32))
+
+
+@pytest.mark.parametrize("shape", [(37, 23), (40, 52, 3), (1, 1)])
+def test_jpeg_writer_is_pillows_jpeg_at_the_same_quality(shape):
+    """libjpeg-turbo (imagecodecs) without an optimize pass writes the stream Pillow writes
+    at the same quality (so export's pictures are the size a Pillow script's are); Pillow
+    reads it back close to the original."""
+    rng = np.random.default_rng(3)
+    rows, columns = np.mgrid[:shape[0], :shape[1]]
+    smooth = (rows * 3 + columns * 2)[..., None] if len(shape) == 3 else rows * 3 + columns * 2
+    arr = (np.broadcast_to(smooth, shape) + rng.normal(60, 4, shape)).clip(0, 255).astype(np.uint8)
+    for quality in (90, 50):
+        data = encode_jpeg(arr, quality)
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
+        assert data == buf.getvalue()
+    back = np.asarray(Image.open(io.BytesIO(encode_jpeg(arr, 95)))).astype(int)
+    assert back.shape == arr.shape and np.abs(back - arr).mean() < 8
+    with pytest.raises(ValueError, match="JPEG export takes"):
+        encode_jpeg(arr.astype(np.uint16))
 
 
 # -- the zip's page, in a real browser ------------------------------------------------------
