@@ -194,18 +194,28 @@ def test_a_window_the_display_pipeline_refuses_falls_back_to_auto_and_says_so():
 
 
 @pytest.mark.peers
-@pytest.mark.xfail(strict=True, reason=(
-    "US Image module (PS3.3 C.8.5.6.1.16): YBR_FULL needs Planar Configuration 1. For "
-    "native outputs that means writing the frames colour-by-plane (codecs/native.py and the "
-    "fast path); for J2K/JPEG-LS the Planar Configuration must stay 0 (PS3.5 8.2; pydicom "
-    "misreads J2K marked 1, DCMTK warns on JPEG-LS), so those should code such a source as "
-    "RGB (YBR_ICT/RCT for J2K) instead: both are codec changes, not lossy marking"))
-@pytest.mark.parametrize("target", ["explicit", "j2k-lossy"])
-def test_us_ybr_full_outputs_follow_the_us_planar_configuration_rule(target, tmp_path):
+@pytest.mark.parametrize("target, photometric, planar", [
+    ("explicit", "RGB", 0), ("j2k-lossy", "YBR_ICT", 0), ("rle", "YBR_FULL", 1)])
+def test_us_ybr_full_outputs_follow_the_us_planar_configuration_rule(target, photometric,
+                                                                     planar, tmp_path):
+    """PS3.3 C.8.5.6.1.16: YBR_FULL in a US image is colour-by-plane (Planar Configuration
+    1), which RLE codes; the YCbCr frames a lossy JPEG decodes to go to every other target
+    as RGB (J2K then codes them with its colour transform). dciodvfy finds no new error,
+    and the RGB frames are pydicom's own conversion of the source's."""
+    from pydicom.pixels import convert_color_space
+
     from test_interop import new_errors
 
     source = find_sample("examples_ybr_color.dcm")  # US multi-frame, YBR_FULL_422 JPEG
     output = tmp_path / "out.dcm"
     transcode_file(source, output, target)
+    out = pydicom.dcmread(output)
+    assert (out.PhotometricInterpretation, out.PlanarConfiguration) == (photometric, planar)
     new, compared = new_errors([(source, output)])
     assert compared == 1 and not new, new
+    if target == "explicit":
+        from pydicom.pixels import pixel_array
+
+        decoded = pixel_array(source, raw=True)  # YBR_FULL, as pydicom decodes it
+        np.testing.assert_array_equal(out.pixel_array,
+                                      convert_color_space(decoded, "YBR_FULL", "RGB"))

@@ -228,6 +228,49 @@ def decoded_layout(ds: Dataset, declared: FrameLayout, meta: Dataset,
     return layout, attrs
 
 
+#: US Image Storage and US Multi-frame Image Storage (and their retired versions): the
+#: objects that carry the US Image Module (PS3.3 C.8.5.6).
+US_IMAGE_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.3.1",
+    "1.2.840.10008.5.1.4.1.1.6", "1.2.840.10008.5.1.4.1.1.3",
+})
+
+
+def us_colour_as_rgb(ds: Dataset, declared: FrameLayout, layout: FrameLayout,
+                     planar_configuration: int | None) -> bool:
+    """Whether the decoded frames of a US image are to be written as RGB.
+
+    PS3.3 C.7.6.3.1.2 (YBR_FULL) and C.8.5.6.1.16: in the US Image Module, YBR_FULL
+    requires Planar Configuration 1, i.e. the colour-by-plane layout that RLE codes
+    (PS3.5 G.2); dciodvfy accepts YBR_FULL in a US image under RLE only. Frames that pydicom
+    decoded from YBR_FULL_422 (a lossy JPEG: the YCbCr values are a decoder's output, with
+    nothing exact to keep) are therefore written as RGB, converted as a JPEG decoder does
+    (DCMTK's dcmdjpeg does the same), unless the target codes colour by plane
+    (`planar_configuration` 1, the target's). Frames that are exact YBR_FULL samples are
+    left as they are: converting them would lose their exactness.
+    """
+    return (str(ds.get("SOPClassUID", "")) in US_IMAGE_SOP_CLASSES
+            and declared.photometric_interpretation == "YBR_FULL_422"
+            and layout.photometric_interpretation == "YBR_FULL"
+            and layout.samples_per_pixel == 3 and layout.bits_allocated == 8
+            and planar_configuration != 1)
+
+
+def as_rgb(layout: FrameLayout, attrs: dict[str, Any], first: np.ndarray,
+           frames: Iterator[np.ndarray]
+           ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
+    """YBR_FULL frames converted to RGB (pydicom's conversion, PS3.3 C.7.6.3.1.2)."""
+    import dataclasses
+
+    from pydicom.pixels import convert_color_space
+
+    def convert(arr: np.ndarray) -> np.ndarray:
+        return convert_color_space(arr, "YBR_FULL", "RGB")
+
+    return (dataclasses.replace(layout, photometric_interpretation="RGB"),
+            {**attrs, "PhotometricInterpretation": "RGB"}, convert(first), map(convert, frames))
+
+
 def start_decoding(path: Path, ds: Dataset, declared: FrameLayout
                    ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
     """Decode frame 1 (it tells the layout of all): layout, attributes, frame 1, the rest."""
