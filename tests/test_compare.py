@@ -421,3 +421,52 @@ def test_plan_lists_no_lossy_option_that_is_not_smaller_than_lossless(big_series
 def test_a_budget_without_a_unit_suggests_megabytes(big_series, capsys):
     assert main(["plan", str(big_series), "--budget", "25"]) == 2
     assert "did you mean 25MB?" in capsys.readouterr().err
+
+
+# -- progress -----------------------------------------------------------------------------------
+def _stage_lines(stderr: str, command: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(f"{command}: ")]
+
+
+def test_compare_progress_is_a_line_per_stage_when_piped(series):
+    proc = subprocess.run([sys.executable, "-m", "dicompress", "compare", str(series),
+                           "--codecs", "rle,j2k-lossy:10", "--sample", "4"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    stages = _stage_lines(proc.stderr, "compare")
+    assert stages[0] == "compare: reading headers"
+    assert re.fullmatch(r"compare: reading headers: [0-9.]+ s", stages[1])
+    assert stages[2] == "compare: measuring (8 to do)"  # 4 frames x 2 choices
+    assert re.fullmatch(r"compare: measuring: 8 done, [0-9.]+ s", stages[3])
+    assert len(stages) == 4 and stages == proc.stderr.splitlines()  # nothing per frame
+
+
+def test_plan_progress_is_a_line_per_stage_when_piped(big_series):
+    proc = subprocess.run([sys.executable, "-m", "dicompress", "plan", str(big_series),
+                           "--budget", "100MB", "--sample", "2", "--lossless-only"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    stages = _stage_lines(proc.stderr, "plan")
+    assert [s.split(":")[1].split(" (")[0].strip() for s in stages[::2]] == [
+        "counting files", "reading headers", "measuring"]
+    assert re.fullmatch(r"plan: measuring: [0-9]+ done, [0-9.]+ s", stages[-1])
+    assert stages == proc.stderr.splitlines()
+
+
+def test_compare_progress_bar_on_a_terminal(series):
+    """On a terminal, a bar per stage (rich); the measuring bar counts frames x choices
+    to the end."""
+    import io
+
+    from dicompress.cli.progress import StageReporter
+
+    stream, seen = io.StringIO(), []
+    with StageReporter("compare", stream=stream, live=True) as reporter:
+        def tell(stage, done, total):
+            seen.append((stage, done, total))
+            reporter.update(stage, done, total)
+
+        compare([series], parse_codecs("rle,htj2k"), sample=3, progress=tell)
+        task = reporter.progress.tasks[-1]
+        assert (task.description, task.completed, task.total) == ("measuring", 6, 6)
+    assert seen[0] == ("reading headers", 0, None) and seen[-1] == ("measuring", 6, 6)

@@ -217,27 +217,16 @@ def compare(args) -> int:
     from dicompress.compare import compare as run_compare, parse_codecs
     from dicompress.compare import report as compare_report
 
+    from dicompress.cli import progress
+
     choices = parse_codecs(args.codecs)
     if args.sample is not None and args.sample < 1:
         raise UsageError("--sample must be at least 1")
-    bar = None
-    if sys.stderr.isatty():
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        task = bar.add_task("measuring", total=None)
-        bar.start()
-    try:
-        if args.window is not None:
-            _check_window(args.window)
+    if args.window is not None:
+        _check_window(args.window)
+    with progress.StageReporter("compare") as reporter:
         result = run_compare(args.sources, choices, sample=args.sample, threads=args.threads,
-                             window=args.window,
-                             progress=(lambda done, total: bar.update(task, completed=done,
-                                                                       total=total))
-                             if bar else None)
-    finally:
-        if bar is not None:
-            bar.stop()
+                             window=args.window, progress=reporter.update)
     for path, reason in result.skipped:
         print(f"skipped  {one_line(path)}: {one_line(reason)}", file=sys.stderr)
     for _, reason in result.failed:
@@ -261,6 +250,7 @@ def compare(args) -> int:
 
 
 def plan(args) -> int:
+    from dicompress.cli import progress
     from dicompress.compare import plan as planning
     from dicompress.export.budget import parse_size, size_unit
 
@@ -286,9 +276,11 @@ def plan(args) -> int:
             raise UsageError(str(exc)) from None
         capacity = int(rate * seconds * planning.LINK_EFFICIENCY / 8)
     as_sent = bool(args.budget) and not args.raw_size
-    result = planning.plan(args.sources, capacity, min_psnr=args.min_psnr,
-                           lossless_only=args.lossless_only, sample=args.sample,
-                           link_bits_per_s=rate, output=args.output, as_sent=as_sent)
+    with progress.StageReporter("plan") as reporter:
+        result = planning.plan(args.sources, capacity, min_psnr=args.min_psnr,
+                               lossless_only=args.lossless_only, sample=args.sample,
+                               link_bits_per_s=rate, output=args.output, as_sent=as_sent,
+                               progress=reporter.update)
     if args.json:
         args.json.write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
     for _, reason in result.failed:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,10 +206,18 @@ def _command(choice: Choice, sources, output: str) -> list[str]:
 
 def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only: bool = False,
          sample: int | None = 10, link_bits_per_s: float | None = None,
-         output: str = "OUTDIR", threads: int | None = None, as_sent: bool = False) -> Plan:
+         output: str = "OUTDIR", threads: int | None = None, as_sent: bool = False,
+         progress: Callable[[str, int, int | None], None] | None = None) -> Plan:
     """The best-quality choice whose predicted total size fits `capacity` bytes (with
-    `as_sent`, the files as e-mail attachments, one each)."""
+    `as_sent`, the files as e-mail attachments, one each).
+
+    `progress(stage, done, total)` hears of each stage ("counting files", then compare's
+    "reading headers" and "measuring", "measuring again" for the rate search) and of
+    each frame measured.
+    """
+    tell = progress or (lambda stage, done, total: None)
     sources = list(sources)
+    tell("counting files", 0, None)
     found = totals(sources)
     result = Plan(capacity, found, min_psnr=min_psnr, link_bits_per_s=link_bits_per_s,
                   as_sent=as_sent)
@@ -218,7 +227,7 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
     room = files_capacity - found.header_bytes
     needed = found.pixel_bytes / room if room > 0 else math.inf
     choices = _candidates(needed if math.isfinite(needed) else 1000.0, lossless_only)
-    measured = compare(sources, choices, sample=sample, threads=threads)
+    measured = compare(sources, choices, sample=sample, threads=threads, progress=tell)
     rows = {c.label: measured.overall[c.label] for c in choices}
     # The rate search: a J2K/HTJ2K choice that came out larger than the room is asked
     # again for the ratio that closes the gap (twice at most).
@@ -236,7 +245,8 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
                 retry.append((n, better))
         if not retry:
             break
-        again = compare(sources, [c for _, c in retry], sample=sample, threads=threads)
+        again = compare(sources, [c for _, c in retry], sample=sample, threads=threads,
+                        progress=tell, stage="measuring again (rate search)")
         for n, better in retry:
             choices[n] = better
             rows[better.label] = again.overall[better.label]

@@ -374,11 +374,18 @@ class Comparison:
 
 def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int | None = None,
             threads: int | None = None, window=None,
-            progress: Callable[[int, int], None] | None = None) -> Comparison:
+            progress: Callable[[str, int, int | None], None] | None = None,
+            stage: str = "measuring") -> Comparison:
     """Measure every choice on the frames of `sources` (all, or `sample` per series);
-    display errors at `window` (a preset, "C,W", "auto") or each file's default."""
+    display errors at `window` (a preset, "C,W", "auto") or each file's default.
+
+    `progress(stage, done, total)` hears of each stage ("reading headers", then `stage`,
+    counted in frames x choices) and of each frame measured.
+    """
+    tell = progress or (lambda stage, done, total: None)
     start = time.perf_counter()
     result = Comparison(choices, window=window)
+    tell("reading headers", 0, None)
     refs = select_frames(sources, sample, result.skipped, window, failed=result.failed)
     result.series = list(dict.fromkeys(ref.series for ref in refs))
     for choice in choices:
@@ -387,6 +394,7 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
             result.per_series[(choice.label, series)] = Row(choice.label, choice.lossless, series)
     total = len(refs) * len(choices)
     done = 0
+    tell(stage, 0, total)
 
     def tasks() -> Iterator[tuple[Choice, FrameRef, FrameLayout, np.ndarray]]:
         for ref, layout, arr in load_frames(refs, result.failed):
@@ -413,7 +421,6 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
             choice, ref, reason = outcome
             for row in (result.overall[choice.label], result.per_series[(choice.label, ref.series)]):
                 row.not_applicable = row.not_applicable or reason
-        if progress is not None:
-            progress(done, total)
+        tell(stage, done, total)
     result.seconds = time.perf_counter() - start
     return result
