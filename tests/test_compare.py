@@ -298,6 +298,8 @@ def test_html_report_opens_in_chromium_with_its_plots(series, tmp_path):
     counts = dict(re.findall(r'data-(\w+)="(\d+)"', body))
     # two plots: size-PSNR has the 3 lossy choices, size-speed all 5
     assert counts == {"plots": "2", "points": str(3 + 5), "images": str(3 * 3)}
+    labels = dict(re.findall(r'data-(label-overlaps|labels-outside)="(\d+)"', body))
+    assert labels == {"label-overlaps": "0", "labels-outside": "0"}  # as Chromium drew them
     assert "Uncaught" not in dom.stderr and "CONSOLE" not in dom.stderr
     shot = tmp_path / "shot.png"
     snap = _chromium("--window-size=1200,1400", f"--screenshot={shot}", url)
@@ -307,6 +309,33 @@ def test_html_report_opens_in_chromium_with_its_plots(series, tmp_path):
     # the plots' points are there: J2K blue (#1f77b4) and HTJ2K green (#2ca02c) pixels
     for colour in ((0x1F, 0x77, 0xB4), (0x2C, 0xA0, 0x2C)):
         assert (np.abs(pixels - colour).sum(axis=2) < 30).sum() > 20, colour
+
+
+def test_plot_labels_do_not_overlap_as_chromium_draws_them(tmp_path):
+    """A crowded plot (twelve choices within a few pixels, as J2K, HTJ2K and JPEG-LS at
+    nearby ratios fall): Chromium's own boxes of the drawn labels meet no other label and
+    no point, and stay inside the plot. Beside their points, the labels would overlap."""
+    from dicompress.compare.html import _COUNT_SCRIPT, _label_box, _overlaps, scatter
+
+    points = [(4.0 + 0.01 * k, 60.0 + 0.05 * (k % 4), label) for k, label in enumerate(
+        ["j2k-lossy:5", "j2k-lossy:10", "j2k-lossy:20", "j2k-lossy:40", "htj2k-lossy:5",
+         "htj2k-lossy:10", "htj2k-lossy:20", "htj2k-lossy:40", "jpegls-near:1",
+         "jpegls-near:2", "jpegls-near:4", "jpeg:90"])]
+    points.append((9.0, 40.0, "explicit"))
+    page = tmp_path / "plot.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+                    + scatter(points, "size (MB)", "PSNR (dB)") + _COUNT_SCRIPT
+                    + "</body></html>", encoding="utf-8")
+    dom = _chromium("--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", dom.stdout).group(1)
+    labels = dict(re.findall(r'data-(label-overlaps|labels-outside|points)="(\d+)"', body))
+    assert labels == {"points": "13", "label-overlaps": "0", "labels-outside": "0"}
+    # the test can fail: every label beside its point (x + 7, y - 6) would overlap
+    naive = [_label_box(float(x) + 7, float(y) - 6, label) for x, y, label in
+             re.findall(r'<circle class="point" cx="([\d.]+)" cy="([\d.]+)".*?<title>([^<]+)',
+                        dom.stdout)]
+    assert sum(_overlaps(a, b) for i, a in enumerate(naive) for b in naive[i + 1:]) > 10
 
 
 def test_plan_lossless_only(big_series, capsys):

@@ -96,14 +96,81 @@ def scatter(points: list[tuple[float, float, str]], x_label: str, y_label: str, 
                f'text-anchor="middle">{html.escape(x_label)}</text>')
     out.append(f'<text transform="translate(14 {(top + height - bottom) / 2}) rotate(-90)" '
                f'font-size="12" text-anchor="middle">{html.escape(y_label)}</text>')
-    for (x, _, label), y in zip(points, ys):
-        colour = _colour(label)
-        out.append(f'<circle class="point" cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" '
-                   f'fill="{colour}"><title>{html.escape(label)}</title></circle>'
-                   f'<text x="{px(x) + 7:.1f}" y="{py(y) - 6:.1f}" font-size="10">'
+    centres = [(px(x), py(y)) for (x, _, _), y in zip(points, ys)]
+    frame = (left, top, width - right, height - bottom)
+    places = place_labels(centres, [label for _, _, label in points], frame)
+    for (cx, cy), (_, _, label) in zip(centres, points):
+        out.append(f'<circle class="point" cx="{cx:.1f}" cy="{cy:.1f}" r="{_POINT_RADIUS}" '
+                   f'fill="{_colour(label)}"><title>{html.escape(label)}</title></circle>')
+    for (cx, cy), (_, _, label), (tx, ty, leader) in zip(centres, points, places):
+        if leader:  # moved away from its point: a thin line says whose label it is
+            out.append(f'<line x1="{cx:.1f}" y1="{cy:.1f}" x2="{leader[0]:.1f}" '
+                       f'y2="{leader[1]:.1f}" stroke="#aaa" stroke-width="0.8"/>')
+        out.append(f'<text class="label" x="{tx:.1f}" y="{ty:.1f}" font-size="{_LABEL_SIZE}">'
                    f'{html.escape(label)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+_POINT_RADIUS = 5
+_LABEL_SIZE = 10  # px
+#: Width of a character of a label at _LABEL_SIZE, an upper bound for the sans-serif
+#: fonts a browser picks for codec labels (letters, digits, ':' and '-'), so that boxes
+#: estimated here contain the boxes drawn (tests/test_compare.py measures them in Chromium).
+_CHAR_WIDTH = 6.2
+_ASCENT, _DESCENT = 9.0, 3.0  # of a label's box, from its baseline
+
+
+def _label_box(tx: float, ty: float, label: str) -> tuple[float, float, float, float]:
+    return tx, ty - _ASCENT, tx + len(label) * _CHAR_WIDTH, ty + _DESCENT
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(centres: list[tuple[float, float]], labels: list[str],
+                 frame: tuple[float, float, float, float]
+                 ) -> list[tuple[float, float, tuple[float, float] | None]]:
+    """Where each point's label goes: (x, y of its baseline start, the end of a leader
+    line or None).
+
+    Greedy, in the order given: the first place, by growing distance from the point
+    (right or left of it, above or below), whose box lies inside `frame` (left, top,
+    right, bottom) and meets no label placed before it and no point. Labels moved off
+    their point get a leader line. Where no place is free (a plot far too crowded) the
+    label goes beside its point.
+    """
+    keep_clear = [(x - _POINT_RADIUS - 1, y - _POINT_RADIUS - 1, x + _POINT_RADIUS + 1,
+                   y + _POINT_RADIUS + 1) for x, y in centres]
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for (x, y), label in zip(centres, labels):
+        width = len(label) * _CHAR_WIDTH
+        choice = None
+        for step in range(0, 12):
+            rise = step * (_ASCENT + _DESCENT + 1)
+            for dx, dy in ((7, -6 - rise), (7, 12 + rise), (-7 - width, -6 - rise),
+                           (-7 - width, 12 + rise)):
+                box = _label_box(x + dx, y + dy, label)
+                inside = (box[0] >= frame[0] and box[1] >= frame[1] and box[2] <= frame[2]
+                          and box[3] <= frame[3])
+                if inside and not any(_overlaps(box, other) for other in placed + keep_clear):
+                    choice = (x + dx, y + dy, box, step > 0)
+                    break
+            if choice:
+                break
+        if choice is None:
+            tx, ty = x + 7, y - 6
+            choice = (tx, ty, _label_box(tx, ty, label), False)
+        tx, ty, box, moved = choice
+        placed.append(box)
+        leader = None
+        if moved:  # to the box's nearer vertical edge, at mid-height
+            edge = box[0] if tx >= x else box[2]
+            leader = (edge, (box[1] + box[3]) / 2)
+        out.append((tx, ty, leader))
+    return out
 
 
 def _png(image: np.ndarray) -> str:
@@ -177,6 +244,20 @@ _COUNT_SCRIPT = """<script>
 document.body.dataset.plots = document.querySelectorAll('svg.plot').length;
 document.body.dataset.points = document.querySelectorAll('svg.plot circle.point').length;
 document.body.dataset.images = [...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length;
+// labels as drawn: pairs that overlap, and labels over a point or outside their plot
+let overlaps = 0, outside = 0;
+const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+for (const svg of document.querySelectorAll('svg.plot')) {
+  const frame = svg.getBoundingClientRect();
+  const labels = [...svg.querySelectorAll('text.label')].map(t => t.getBoundingClientRect());
+  const points = [...svg.querySelectorAll('circle.point')].map(c => c.getBoundingClientRect());
+  labels.forEach((a, i) => {
+    overlaps += labels.slice(i + 1).filter(b => meet(a, b)).length + points.filter(p => meet(a, p)).length;
+    if (a.left < frame.left || a.right > frame.right || a.top < frame.top || a.bottom > frame.bottom) outside++;
+  });
+}
+document.body.dataset.labelOverlaps = overlaps;
+document.body.dataset.labelsOutside = outside;
 </script>"""
 
 
