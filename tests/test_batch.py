@@ -739,3 +739,79 @@ def test_copy_that_reads_back_different_fails_the_file(study, tmp_path, monkeypa
                             codec=codec_config(get_codec("rle")), copy_unchanged=True))
     assert outcome.status == "failed" and "reads back different bytes" in outcome.reason
     assert not destination.exists() and not temporaries(tmp_path / "out")
+
+
+# -- loss in the journal ------------------------------------------------------------------------
+def test_lossy_runs_record_their_loss_per_file_and_report_shows_the_worst(series, tmp_path,
+                                                                          capsys):
+    """Each lossy output's worst errors are in its journal row; the worst error in HU is
+    recomputed here from the files with pydicom (Rescale Slope/Intercept applied)."""
+    import numpy as np
+
+    out = tmp_path / "out"
+    code, _ = run_json(capsys, series, "--to", "j2k-lossy", "--ratio", "20", "-o", out,
+                       "--jobs", "1")
+    assert code == 0
+    db = J.open_read_only(out / J.JOURNAL_NAME)
+    rows = [dict(zip(J.COLUMNS, row)) for row in J.file_rows(db)]
+    assert len(rows) == 12
+    for row in rows:
+        source, output = pydicom.dcmread(row["path"]), pydicom.dcmread(row["destination"])
+        slope, intercept = float(source.RescaleSlope), float(source.RescaleIntercept)
+        hu = [ds.pixel_array.astype(float) * slope + intercept for ds in (source, output)]
+        assert row["max_abs_error_modality"] == pytest.approx(np.abs(hu[0] - hu[1]).max())
+        assert row["max_error"] == np.abs(source.pixel_array.astype(int)
+                                          - output.pixel_array.astype(int)).max() > 0
+        assert 0 <= row["max_display_error"] <= 255 and row["display_window"]
+        assert 0 < row["psnr"] < 200  # dB, peak = the frame's dynamic range
+    worst = max(rows, key=lambda r: r["max_display_error"])
+    db.close()
+    assert main(["report", str(out / J.JOURNAL_NAME)]) == 0
+    text = capsys.readouterr().out
+    modality = max(r["max_abs_error_modality"] for r in rows)
+    assert (f"lossy    12 files; worst frame PSNR {min(r['psnr'] for r in rows):.1f} dB; "
+            f"worst error {modality:.4g} in the modality's units") in text
+    assert f"worst display error {worst['max_display_error']:.4g} levels of 255 at " in text
+
+
+def _schema_1_journal(path: Path, source: Path) -> None:
+    """A journal as written before the loss columns (schema 1), holding one file."""
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE files (path TEXT PRIMARY KEY, run INTEGER, destination TEXT UNIQUE,
+            size_in INTEGER, mtime_in INTEGER, hash_in TEXT, size_out INTEGER,
+            mtime_out INTEGER, hash_out TEXT, syntax_in TEXT, syntax_out TEXT,
+            status TEXT NOT NULL, reason TEXT, frames INTEGER, seconds REAL, updated REAL);
+        CREATE INDEX files_status ON files(status);""")
+    db.execute("INSERT INTO run VALUES ('runs', '1')")
+    db.execute("INSERT INTO files (path, run, size_in, status, frames, seconds, updated) "
+               "VALUES (?, 1, 100, 'ok', 1, 0.5, 1.0)", (str(source),))
+    db.commit()
+    db.close()
+
+
+def test_a_journal_written_before_the_loss_columns_still_reads_and_is_migrated(tmp_path,
+                                                                               capsys):
+    journal = tmp_path / J.JOURNAL_NAME
+    _schema_1_journal(journal, tmp_path / "a.dcm")
+    # report reads it as it is (read-only: no migration), the loss columns empty
+    assert main(["report", str(journal), "--json"]) == 0
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert files[0]["status"] == "ok" and files[0]["frames"] == 1
+    assert files[0]["max_abs_error_modality"] is None and files[0]["psnr"] is None
+    assert main(["report", str(journal)]) == 0
+    assert "lossy" not in capsys.readouterr().out
+    db = sqlite3.connect(journal)
+    assert "psnr" not in {r[1] for r in db.execute("PRAGMA table_info(files)")}
+    db.close()
+    # opened to resume: migrated in place, the row kept, the new columns there and empty
+    with J.Journal(journal) as opened:
+        row = opened.get(str(tmp_path / "a.dcm"))
+        assert row.status == "ok" and row.size_in == 100 and row.max_display_error is None
+        opened.finish(str(tmp_path / "a.dcm"), max_display_error=3.0, display_window="C40/W400")
+    db = sqlite3.connect(journal)
+    assert dict(db.execute("SELECT key, value FROM run"))["schema"] == str(J.SCHEMA_VERSION)
+    assert db.execute("SELECT max_display_error, display_window FROM files").fetchone() == (
+        3.0, "C40/W400")
+    db.close()

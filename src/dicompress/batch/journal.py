@@ -8,8 +8,16 @@ for in-place runs, already the verified result (the rename is atomic).
 
 Schema (one table per concept, plain SQL so any SQLite client can read it)::
 
-    run(key, value)          the settings the journal belongs to (target, options, mode)
+    run(key, value)          the settings the journal belongs to (target, options, mode),
+                             the run count, the schema version
     files(path, ...)         one row per input file: see COLUMNS
+
+Schema versions: 1 (no ``schema`` key) had no loss columns; 2 adds, for lossy outputs,
+``psnr``, ``max_error``, ``max_abs_error_modality``, ``max_display_error`` and
+``display_window`` (transcode's lossy report, docs/compare.md "Quality measures"). A journal
+of version 1 opened to resume is migrated in place (the columns are added, empty for the
+files it already holds); one opened read-only (``report``) is read as it is, its missing
+columns read as empty.
 """
 
 from __future__ import annotations
@@ -34,7 +42,13 @@ FINAL = (OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED)
 
 COLUMNS = ("path", "run", "destination", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
            "hash_out", "syntax_in", "syntax_out", "status", "reason", "frames", "seconds",
-           "updated")
+           "updated", "psnr", "max_error", "max_abs_error_modality", "max_display_error",
+           "display_window")
+
+SCHEMA_VERSION = 2
+#: The columns each schema version added to ``files``, with their SQL types.
+_ADDED = {2: (("psnr", "REAL"), ("max_error", "REAL"), ("max_abs_error_modality", "REAL"),
+              ("max_display_error", "REAL"), ("display_window", "TEXT"))}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,10 +68,29 @@ CREATE TABLE IF NOT EXISTS files (
     reason      TEXT,
     frames      INTEGER,
     seconds     REAL,
-    updated     REAL
+    updated     REAL,
+    psnr        REAL,               -- lossy outputs: the worst frame's PSNR (dB, finite)
+    max_error   REAL,               -- lossy: the worst error in stored values
+    max_abs_error_modality REAL,    -- lossy: the worst error in the modality's units (HU)
+    max_display_error REAL,         -- lossy: the worst error in 8-bit display levels
+    display_window TEXT             -- lossy: the window the display error was taken at
 );
 CREATE INDEX IF NOT EXISTS files_status ON files(status);
 """
+
+
+def _present_columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(files)")}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a journal of an older schema to SCHEMA_VERSION (columns added, empty)."""
+    present = _present_columns(db)
+    for version in sorted(_ADDED):
+        for name, kind in _ADDED[version]:
+            if name not in present:
+                db.execute(f"ALTER TABLE files ADD COLUMN {name} {kind}")
+    db.execute("INSERT OR REPLACE INTO run VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
 
 
@@ -80,6 +113,11 @@ class Row:
     frames: int | None
     seconds: float | None
     updated: float | None
+    psnr: float | None = None
+    max_error: float | None = None
+    max_abs_error_modality: float | None = None
+    max_display_error: float | None = None
+    display_window: str | None = None
 
 
 class Journal:
@@ -109,6 +147,7 @@ class Journal:
             # lose the last few, which only means those files are looked at again.
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            _migrate(self.db)
         except sqlite3.DatabaseError as exc:
             self._unlock()
             raise JournalError(f"{self.path}: not a usable journal ({exc})") from exc
@@ -238,8 +277,39 @@ def settings_of(db: sqlite3.Connection) -> dict | None:
 
 
 def file_rows(db: sqlite3.Connection) -> Iterator[tuple]:
-    """Every file's row, in COLUMNS order, by path."""
-    yield from db.execute(f"SELECT {', '.join(COLUMNS)} FROM files ORDER BY path")
+    """Every file's row, in COLUMNS order, by path; a column an older journal does not
+    have reads as empty (None)."""
+    present = _present_columns(db)
+    chosen = ", ".join(c if c in present else f"NULL AS {c}" for c in COLUMNS)
+    yield from db.execute(f"SELECT {chosen} FROM files ORDER BY path")
+
+
+@dataclass(frozen=True)
+class LossSummary:
+    """The lossy outputs of a journal, and their worst errors."""
+
+    files: int
+    psnr: float | None  # the lowest
+    max_abs_error_modality: float | None
+    max_display_error: float | None
+    worst_display_path: str | None  # the file of the worst display error
+    window: str | None  # the window it was taken at
+
+
+def loss_summary(db: sqlite3.Connection) -> LossSummary:
+    """The files transcoded lossy (with a loss recorded) and their worst errors; none for a
+    journal of schema 1 (no loss columns)."""
+    if "max_display_error" not in _present_columns(db):
+        return LossSummary(0, None, None, None, None, None)
+    files, psnr, modality = db.execute(
+        "SELECT COUNT(*), MIN(psnr), MAX(max_abs_error_modality) FROM files "
+        "WHERE status = 'ok' AND max_error IS NOT NULL").fetchone()
+    worst = db.execute(
+        "SELECT path, max_display_error, display_window FROM files WHERE status = 'ok' "
+        "AND max_display_error IS NOT NULL ORDER BY max_display_error DESC, path LIMIT 1"
+    ).fetchone()
+    path, display, window = worst or (None, None, None)
+    return LossSummary(int(files), psnr, modality, display, path, window)
 
 
 def status_counts(db: sqlite3.Connection) -> dict[str, int]:

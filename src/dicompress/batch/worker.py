@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import math
 import os
 import resource
 import shutil
@@ -75,6 +76,11 @@ class Outcome:
     ratio_pixels: float | None = None
     psnr: float | None = None
     max_error: int | None = None
+    #: Lossy outputs: the worst error in the modality's units and in display levels at
+    #: `display_window` (transcode's lossy report; recorded in the journal).
+    max_abs_error_modality: float | None = None
+    max_display_error: float | None = None
+    display_window: str | None = None
     #: The file failed because the output's filesystem is full: the run stops.
     disk_full: bool = False
     #: Peak resident memory of the process that did the work, in KiB (ru_maxrss).
@@ -89,9 +95,17 @@ class Outcome:
     copied: bool = False
 
     def journal_values(self) -> dict:
-        return {k: getattr(self, k) for k in
-                ("status", "reason", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
-                 "hash_out", "syntax_in", "syntax_out", "frames", "seconds")}
+        values = {k: getattr(self, k) for k in
+                  ("status", "reason", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
+                   "hash_out", "syntax_in", "syntax_out", "frames", "seconds")}
+        if self.lossy and self.max_error is not None:
+            values.update(
+                # an output equal to its source has an infinite PSNR: recorded as empty,
+                # with its maximum error of 0 saying why (JSON has no infinity)
+                psnr=self.psnr if self.psnr is not None and math.isfinite(self.psnr) else None,
+                max_error=self.max_error, max_abs_error_modality=self.max_abs_error_modality,
+                max_display_error=self.max_display_error, display_window=self.display_window)
+        return values
 
 
 def _disk_full(exc: BaseException | None) -> bool:
@@ -171,6 +185,9 @@ def run_task(task: Task) -> Outcome:
         out.syntax_in, out.syntax_out = result.transfer_syntax_in, result.transfer_syntax_out
         out.frames, out.lossy = result.frames, result.lossy
         out.ratio_pixels, out.psnr, out.max_error = result.ratio_pixels, result.psnr, result.max_error
+        out.max_abs_error_modality = result.max_abs_error_modality
+        out.max_display_error = result.max_display_error
+        out.display_window = result.display_window
     except DicompressError as exc:
         # not DICOM, no pixel data, already in the target: skips; the rest are failures
         out.status, out.reason = status_of(exc).value, str(with_context(exc, path))

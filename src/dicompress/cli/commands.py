@@ -374,10 +374,23 @@ def _report(args) -> int:
             lines.append(["bytes before -> after", f"{human_size(before)} -> {human_size(after)}"
                           + (f" ({before / after:.2f}:1)" if after else "")])
             out.write(table(["status", "files"], lines, "<>") + "\n")
+            loss = J.loss_summary(db)
+            if loss.files:
+                psnr = f"{loss.psnr:.1f} dB" if loss.psnr is not None else "infinite"
+                out.write(f"lossy    {loss.files} files; worst frame PSNR {psnr}; worst error "
+                          f"{_number(loss.max_abs_error_modality)} in the modality's units\n")
+                if loss.max_display_error is not None:
+                    out.write(f"lossy    worst display error {_number(loss.max_display_error)} "
+                              f"levels of 255 at {loss.window or 'the default window'} "
+                              f"({loss.worst_display_path})\n")
             for path, reason in J.failures(db, 50):
                 out.write(f"FAILED   {reason or path}\n")
     db.close()
     return 0
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def demo(output: Path) -> int:
