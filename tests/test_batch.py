@@ -815,3 +815,74 @@ def test_a_journal_written_before_the_loss_columns_still_reads_and_is_migrated(t
     assert db.execute("SELECT max_display_error, display_window FROM files").fetchone() == (
         3.0, "C40/W400")
     db.close()
+
+
+# -- resuming journals of earlier versions ------------------------------------------------------
+def _settings(journal: Path, edit) -> dict:
+    """Rewrite the run settings of `journal` with `edit(settings)`; returns the result."""
+    db = sqlite3.connect(journal)
+    settings = json.loads(db.execute("SELECT value FROM run WHERE key = 'settings'").fetchone()[0])
+    edit(settings)
+    db.execute("UPDATE run SET value = ? WHERE key = 'settings'", (json.dumps(settings),))
+    db.commit()
+    db.close()
+    return settings
+
+
+def test_the_run_records_whether_it_copies(study, tmp_path, capsys):
+    for extra, copies in (([], True), (["--only-images"], False)):
+        out = tmp_path / f"out{len(extra)}"
+        assert run_json(capsys, study, "--to", "rle", "-o", out, *extra)[0] == 0
+        db = J.open_read_only(out / J.JOURNAL_NAME)
+        assert J.settings_of(db)["copy_unchanged"] is copies
+        db.close()
+    assert run_json(capsys, study, "--to", "rle", "--in-place", "--journal",
+                    tmp_path / "j.sqlite")[0] == 0
+    db = J.open_read_only(tmp_path / "j.sqlite")
+    assert J.settings_of(db)["copy_unchanged"] is False
+    db.close()
+
+
+def test_resuming_a_journal_from_before_the_copies_completes_the_study(study, tmp_path, capsys):
+    """A journal written by a version that never copied (no copy_unchanged, no only_images
+    in its settings; its skips not copied): --resume copies those skips now, and -o ends
+    with as many instances as the source."""
+    out = tmp_path / "out"
+    assert run_json(capsys, study, "--to", "rle", "-o", out, "--only-images")[0] == 0
+    _settings(out / J.JOURNAL_NAME, lambda s: s.pop("copy_unchanged"))  # as such a version wrote
+    assert sorted(p.name for p in out.rglob("*.dcm")) == ["ct.dcm", "mr.dcm"]
+    code, summary = run_json(capsys, study, "--to", "rle", "-o", out, "--resume")
+    assert code == 0, summary
+    assert summary["done_before"] == 3  # the two images coded, the non-DICOM file
+    assert summary["copied_unchanged"] == {"already": 2, "not-image": 2}
+    dicom_in = sorted(p.relative_to(study) for p in study.rglob("*.dcm"))
+    assert sorted(p.relative_to(out) for p in out.rglob("*.dcm")) == dicom_in
+    db = J.open_read_only(out / J.JOURNAL_NAME)
+    assert J.settings_of(db)["copy_unchanged"] is True  # recorded now
+    db.close()
+    # resumed once more: all done, nothing copied twice
+    code, summary = run_json(capsys, study, "--to", "rle", "-o", out, "--resume")
+    assert code == 0 and summary["done_before"] == 7 and summary["copied_unchanged"] == {}
+
+
+def test_resuming_older_journals_keeps_their_choice(study, tmp_path, capsys):
+    """A journal of a run with only_images (before copy_unchanged was recorded) resumes
+    with --only-images and copies nothing; a resume that would copy has other settings.
+    A journal of a run that copied (no copy_unchanged recorded) copies nothing again."""
+    out = tmp_path / "images"
+    assert run_json(capsys, study, "--to", "rle", "-o", out, "--only-images")[0] == 0
+    _settings(out / J.JOURNAL_NAME,
+              lambda s: (s.pop("copy_unchanged"), s.update(only_images=True)))
+    code, summary = run_json(capsys, study, "--to", "rle", "-o", out, "--resume",
+                             "--only-images")
+    assert code == 0 and summary["done_before"] == 7 and summary["copied_unchanged"] == {}
+    _settings(out / J.JOURNAL_NAME,
+              lambda s: (s.pop("copy_unchanged"), s.update(only_images=True)))
+    assert main(["transcode", str(study), "--to", "rle", "-o", str(out), "--resume"]) == 2
+    assert "copy_unchanged" in capsys.readouterr().err
+
+    complete = tmp_path / "complete"
+    assert run_json(capsys, study, "--to", "rle", "-o", complete)[0] == 0
+    _settings(complete / J.JOURNAL_NAME, lambda s: s.pop("copy_unchanged"))
+    code, summary = run_json(capsys, study, "--to", "rle", "-o", complete, "--resume")
+    assert code == 0 and summary["done_before"] == 7 and summary["copied_unchanged"] == {}

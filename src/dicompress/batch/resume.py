@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, Row
-from dicompress.batch.worker import COPIED_UNCHANGED
+from dicompress.batch.worker import COPIED_STATUSES, COPIED_UNCHANGED
 from dicompress.digests import DEFAULT_HASH
 from dicompress.errors import UsageError
 from dicompress.fileio import TEMP_SUFFIX
@@ -38,32 +38,65 @@ def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
     return base / J.JOURNAL_NAME
 
 
+def copies_unchanged(options: BatchOptions) -> bool:
+    """Whether the run copies the files it does not code (already in the target syntax,
+    no pixel data) into -o, so that -o holds the complete study: never with
+    de-identification (a copy would carry the identifiers out), never in place (the
+    original is already where it belongs), not with --only-images."""
+    return options.output is not None and not options.only_images and options.deid is None
+
+
 def settings_of_run(options: BatchOptions, codec: Codec | None, hash_name: str) -> dict:
     settings = {"codec": codec.get_config() if codec else {"name": "(kept)"},
                 "in_place": options.in_place,
                 "output": str(options.output.resolve()) if options.output else None,
-                "verify": options.verify, "force": options.force, "hash": hash_name}
-    if options.only_images:  # absent from journals of runs that copied (and from older ones)
-        settings["only_images"] = True
+                "verify": options.verify, "force": options.force, "hash": hash_name,
+                "copy_unchanged": copies_unchanged(options)}
     if options.deid is not None:
         settings["deid"] = {**options.deid.settings(), "rename": options.rename}
     return settings
 
 
+def _as_recorded(previous: dict, settings: dict) -> tuple[dict, bool]:
+    """An earlier run's settings in today's terms, and whether its skipped files must be
+    looked at again to be copied.
+
+    Journals before ``copy_unchanged`` was recorded come in two kinds that their settings
+    cannot tell apart: runs of a version that never copied, and runs that copied unless
+    ``only_images`` was set. A resume that copies takes such a journal as its own and looks
+    again at every skip the journal holds without a copy (its reason does not say
+    "copied unchanged"), so that -o ends complete; a resume with --only-images takes it as
+    it is. A journal whose run had ``only_images`` set did not copy: a resume that would
+    copy has other settings.
+    """
+    previous = dict(previous)
+    previous.setdefault("hash", "sha256")  # journals from before --hash
+    if "copy_unchanged" in previous:
+        return previous, False
+    if previous.pop("only_images", False):
+        previous["copy_unchanged"] = False
+        return previous, False
+    previous["copy_unchanged"] = settings["copy_unchanged"]
+    return previous, settings["copy_unchanged"]
+
+
 def open_journal(options: BatchOptions, codec: Codec | None,
-                  path: Path) -> tuple[Journal, str]:
-    """The journal of this run, checked against an earlier run's settings, and the content
-    hash the run records (`--hash`, else the journal's on resume, else the default)."""
+                  path: Path) -> tuple[Journal, str, bool]:
+    """The journal of this run, checked against an earlier run's settings; the content
+    hash the run records (`--hash`, else the journal's on resume, else the default); and
+    whether the skips of an earlier run that did not record its copies are to be copied
+    now (`_as_recorded`)."""
     if options.resume and not path.is_file():
         raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
     journal = Journal(path)
+    recopy = False
     try:
         previous = journal.settings()
-        if previous is not None:
-            previous.setdefault("hash", "sha256")  # journals from before --hash
-        hash_name = options.hash or (previous["hash"] if options.resume and previous
-                                     else DEFAULT_HASH)
+        hash_name = options.hash or ((previous or {}).get("hash", "sha256")
+                                     if options.resume and previous else DEFAULT_HASH)
         settings = settings_of_run(options, codec, hash_name)
+        if previous is not None:
+            previous, recopy = _as_recorded(previous, settings)
         if options.resume:
             if previous is None:
                 raise UsageError(f"{path}: nothing to resume (no journal of an earlier run)")
@@ -83,12 +116,16 @@ def open_journal(options: BatchOptions, codec: Codec | None,
     except BaseException:
         journal.close()
         raise
-    return journal, hash_name
+    return journal, hash_name, recopy and options.resume
 
 
-def finished_earlier(row: Row, in_place: bool, retry_failed: bool) -> bool:
-    """Whether `row` (from an earlier run) still describes the file as it is now."""
+def finished_earlier(row: Row, in_place: bool, retry_failed: bool,
+                     recopy: bool = False) -> bool:
+    """Whether `row` (from an earlier run) still describes the file as it is now; with
+    `recopy`, a skip that was not copied to the output is not finished (open_journal)."""
     if row.status not in J.FINAL or (row.status == J.FAILED and retry_failed):
+        return False
+    if recopy and row.status in COPIED_STATUSES and COPIED_UNCHANGED not in (row.reason or ""):
         return False
     try:
         st = os.stat(row.path)

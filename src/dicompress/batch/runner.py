@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.pools import InlinePool, make_pool, preload
-from dicompress.batch.resume import (default_journal, finished_earlier, open_journal,
-                                     remove_temporaries, remove_temporaries_in)
+from dicompress.batch.resume import (copies_unchanged, default_journal, finished_earlier,
+                                     open_journal, remove_temporaries, remove_temporaries_in)
 from dicompress.batch.sources import Source
 from dicompress.batch.worker import Outcome, Task, codec_config, keep_freed_memory
 from dicompress.codecs import Codec, get_codec
@@ -167,10 +167,8 @@ class BatchRun:
         self._output_root = options.output.resolve() if options.output is not None else None
         self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
         self.pool = None
-        # -o holds the complete study; never with de-identification (a copy would carry
-        # the identifiers out), never in place (the original is already where it belongs)
-        self._copy_unchanged = (options.output is not None and not options.only_images
-                                and options.deid is None)
+        self._copy_unchanged = copies_unchanged(options)  # -o holds the complete study
+        self._recopy = False  # an earlier run's uncopied skips are copied now (resume)
 
     def run(self) -> Summary:
         options, summary = self.options, self.summary
@@ -181,7 +179,8 @@ class BatchRun:
             keep_freed_memory()  # --jobs 1: this process does the work (workers: init_worker)
         in_flight: dict = {}
         try:
-            journal, self.hash = open_journal(options, self.codec, self.journal_path)
+            journal, self.hash, self._recopy = open_journal(options, self.codec,
+                                                             self.journal_path)
         except BaseException:
             self.pool.close(cancel=True)
             raise
@@ -301,7 +300,8 @@ class BatchRun:
             if row.run == journal.run:
                 summary.duplicates += 1  # named twice, or reached through a symlink
                 return None
-            if options.resume and finished_earlier(row, options.in_place, options.retry_failed):
+            if options.resume and finished_earlier(row, options.in_place, options.retry_failed,
+                                                   self._recopy):
                 summary.done_before += 1
                 return None
             if options.in_place and self._replaced_by_interrupted_run(journal, key, st, row):

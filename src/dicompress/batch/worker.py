@@ -37,7 +37,7 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 #: checks that the copy is still there).
 COPIED_UNCHANGED = "copied unchanged"
 #: Skips that -o copies to the output, so that it holds the whole study.
-_COPIED_STATUSES = (Status.ALREADY.value, Status.NOT_IMAGE.value)
+COPIED_STATUSES = (Status.ALREADY.value, Status.NOT_IMAGE.value)
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def run_task(task: Task) -> Outcome:
         # not DICOM, no pixel data, already in the target: skips; the rest are failures
         out.status, out.reason = status_of(exc).value, str(with_context(exc, path))
         out.disk_full = _disk_full(exc)
-        if task.copy_unchanged and out.status in _COPIED_STATUSES:
+        if task.copy_unchanged and out.status in COPIED_STATUSES:
             _copy_unchanged(task, path, st, out)
     except OSError as exc:
         out.reason = f"{path}: {exc.strerror or exc}"
