@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from pydicom.dataset import Dataset
 
 from dicompress.deid import descriptor_identifies
@@ -54,14 +53,17 @@ def choose(n: int, frames: list[int] | None, every: int | None) -> list[int]:
 def slice_position(ds: Dataset) -> float | None:
     """Distance along the slice normal (Image Position/Orientation Patient)."""
     try:
-        orientation = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
-        position = np.array([float(v) for v in ds.ImagePositionPatient], dtype=float)
+        row = [float(v) for v in ds.ImageOrientationPatient]
+        position = [float(v) for v in ds.ImagePositionPatient]
     except (AttributeError, TypeError, ValueError):
         return None
-    if orientation.size != 6 or position.size != 3:
+    if len(row) != 6 or len(position) != 3:
         return None
-    normal = np.cross(orientation[:3], orientation[3:])
-    return float(np.dot(position, normal))
+    (rx, ry, rz), (cx, cy, cz) = row[:3], row[3:]
+    # the normal is row x column; plain floats: numpy's call overhead on 3-vectors is
+    # most of this function's time, and it runs for every picture exported
+    normal = (ry * cz - rz * cy, rz * cx - rx * cz, rx * cy - ry * cx)
+    return position[0] * normal[0] + position[1] * normal[1] + position[2] * normal[2]
 
 
 def _safe(text: str) -> str:
