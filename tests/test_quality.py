@@ -219,3 +219,25 @@ def test_us_ybr_full_outputs_follow_the_us_planar_configuration_rule(target, pho
         decoded = pixel_array(source, raw=True)  # YBR_FULL, as pydicom decodes it
         np.testing.assert_array_equal(out.pixel_array,
                                       convert_color_space(decoded, "YBR_FULL", "RGB"))
+
+
+def test_compare_codes_us_ycbcr_as_transcode_does(tmp_path):
+    """compare measures a US image's JPEG YCbCr as each target's transcode codes it (RGB
+    for J2K, YBR_FULL by plane for RLE): its sizes and worst errors are the transcode's."""
+    from pydicom.encaps import generate_frames
+
+    source = find_sample("examples_ybr_color.dcm")
+    choices = parse_codecs("rle,j2k-lossy:20")
+    result = compare([source], choices, sample=2)
+    for choice in choices:
+        row = result.overall[choice.label]
+        assert row.frames == 2 and not row.not_applicable
+        out = tmp_path / f"{choice.codec.name}.dcm"
+        written = transcode_file(source, out, choice.codec)
+        ds = pydicom.dcmread(out)
+        frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+        # the sampled frames are the first and the last
+        stored = sum(len(f) + (len(f) & 1) for f in (frames[0], frames[-1]))
+        assert row.stored_bytes == stored, choice.label
+        if not choice.lossless:
+            assert row.max_abs_error_modality <= written.max_abs_error_modality

@@ -22,8 +22,8 @@ from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, Uns
                                UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
-from dicompress.pipeline.frames import (as_rgb, bounded_map, encoded_frames, start_decoding,
-                                        us_colour_as_rgb)
+from dicompress.pipeline.frames import (as_rgb, bounded_map, decodes_to_us_ycbcr,
+                                        encoded_frames, start_decoding, us_colour_as_rgb)
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
@@ -101,7 +101,7 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
         return _recoded(source, destination, codec, options, threads, ds, declared, result)
 
     layout, attrs, first, frames = start_decoding(source, ds, declared)
-    if us_colour_as_rgb(ds, declared, layout,
+    if us_colour_as_rgb(decodes_to_us_ycbcr(ds), layout,
                         codec.output_attributes(layout).get("PlanarConfiguration")):
         layout, attrs, first, frames = as_rgb(layout, attrs, first, frames)
     codec.check_layout(layout)

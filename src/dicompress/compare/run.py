@@ -38,7 +38,8 @@ from dicompress.errors import (DicompressError, NotAnImage, NotDicom, Unsupporte
 from dicompress.export.select import group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
-from dicompress.pipeline.frames import bounded_map, iter_frames
+from dicompress.pipeline.frames import (as_rgb, bounded_map, decodes_to_us_ycbcr, iter_frames,
+                                        us_colour_as_rgb)
 from dicompress.pipeline.read import read_header
 
 def __getattr__(name: str):
@@ -126,6 +127,9 @@ class FrameRef:
     slice: int  # 1-based position within the series
     #: How the frame is read: modality transform and display window.
     view: FrameView | None = field(default=None, compare=False, hash=False, repr=False)
+    #: A US image's YCbCr decoded from a lossy JPEG (pipeline.frames.decodes_to_us_ycbcr):
+    #: coded as RGB by the targets that transcode codes it so for.
+    us_ycbcr: bool = field(default=False, compare=False, hash=False, repr=False)
 
 
 def spread(n: int, k: int | None) -> list[int]:
@@ -169,7 +173,8 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
         for slice_index in spread(len(series.frames), sample):
             path, index = series.frames[slice_index]
             refs.append(FrameRef(series.label, path, index, slice_index + 1,
-                                 FrameView(by_path[path], index, window)))
+                                 FrameView(by_path[path], index, window),
+                                 decodes_to_us_ycbcr(by_path[path])))
     return refs
 
 
@@ -221,6 +226,9 @@ _TIMING = threading.Lock()
 
 
 def measure(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray) -> Measure:
+    if us_colour_as_rgb(ref.us_ycbcr, layout,
+                        choice.codec.output_attributes(layout).get("PlanarConfiguration")):
+        layout, _, arr, _ = as_rgb(layout, {}, arr, iter(()))  # as transcode codes it
     with _TIMING:
         start = time.perf_counter()
         data = choice.codec.encode_frame(arr, layout, 1)

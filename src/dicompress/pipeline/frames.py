@@ -236,9 +236,17 @@ US_IMAGE_SOP_CLASSES = frozenset({
 })
 
 
-def us_colour_as_rgb(ds: Dataset, declared: FrameLayout, layout: FrameLayout,
+def decodes_to_us_ycbcr(ds: Dataset) -> bool:
+    """Whether `ds` is a US image whose frames pydicom decodes from YBR_FULL_422 (a lossy
+    JPEG's YCbCr) to YBR_FULL: the frames `us_colour_as_rgb` is about."""
+    return (str(ds.get("SOPClassUID", "")) in US_IMAGE_SOP_CLASSES
+            and str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422")
+
+
+def us_colour_as_rgb(us_ycbcr: bool, layout: FrameLayout,
                      planar_configuration: int | None) -> bool:
-    """Whether the decoded frames of a US image are to be written as RGB.
+    """Whether the decoded frames of a US image (`us_ycbcr`: `decodes_to_us_ycbcr` of its
+    header) are to be written as RGB by a target writing `planar_configuration`.
 
     PS3.3 C.7.6.3.1.2 (YBR_FULL) and C.8.5.6.1.16: in the US Image Module, YBR_FULL
     requires Planar Configuration 1, i.e. the colour-by-plane layout that RLE codes
@@ -247,11 +255,10 @@ def us_colour_as_rgb(ds: Dataset, declared: FrameLayout, layout: FrameLayout,
     nothing exact to keep) are therefore written as RGB, converted as a JPEG decoder does
     (DCMTK's dcmdjpeg does the same), unless the target codes colour by plane
     (`planar_configuration` 1, the target's). Frames that are exact YBR_FULL samples are
-    left as they are: converting them would lose their exactness.
+    left as they are: converting them would lose their exactness. `compare` measures
+    each choice on the frames its transcode would code (compare/run.py).
     """
-    return (str(ds.get("SOPClassUID", "")) in US_IMAGE_SOP_CLASSES
-            and declared.photometric_interpretation == "YBR_FULL_422"
-            and layout.photometric_interpretation == "YBR_FULL"
+    return (us_ycbcr and layout.photometric_interpretation == "YBR_FULL"
             and layout.samples_per_pixel == 3 and layout.bits_allocated == 8
             and planar_configuration != 1)
 
