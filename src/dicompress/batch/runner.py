@@ -18,8 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 import os
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,15 +43,16 @@ if TYPE_CHECKING:
 
 #: A task carries several files while they are small: at most this many, and no more bytes
 #: than CHUNK_BYTES together (a single larger file goes alone). Per task the driver pays a
-#: round trip to the worker (pickling, pipes, a thread hop): about 0.3 ms of its CPU, a
-#: tenth of what a 512 x 512 slice costs a worker; 4 files a task took 7 % off a 300-slice
-#: run on 2 cores, 8 no more. A worker that dies takes its tasks' files with it (kept
-#: pending for --resume, see _lost), so tasks stay small.
-CHUNK_FILES, CHUNK_BYTES = 4, 4 << 20
-#: ... and as many as take a worker about TASK_SECONDS by the mean so far: RLE's 3 ms
-#: slices go 4 at a time, JPEG-LS's 8 ms two, J2K's 40 ms one by one (no worker idles at
-#: the end while another finishes four).
-TASK_SECONDS = 0.02
+#: round trip to the worker (pickling, pipes, a thread hop and the GIL handed back and
+#: forth): on 2 cores that CPU is taken from the workers, so tasks are made long enough
+#: for it not to matter (BENCHMARKS.md, "--jobs scaling"). A worker that dies takes its
+#: task's files with it: each is then tried again alone (see _retry_alone), so a file that
+#: kills its worker costs that file only.
+CHUNK_FILES, CHUNK_BYTES = 32, 16 << 20
+#: ... and as many as take a worker about TASK_SECONDS by the mean so far (RLE's 3 ms
+#: slices go 32 at a time, J2K's 40 ms two); the last tasks of a run are split finer, so
+#: that no worker idles at the end while another finishes a long one.
+TASK_SECONDS = 0.1
 
 
 
@@ -136,6 +137,34 @@ def _lost(task: Task, why: str = "a worker process died (killed, or out of memor
         f"{task.path}: {why} while this file was in flight (--resume takes it again)"))
 
 
+class _Lookahead:
+    """The sources, walked a little ahead of the run: once the walk has ended the driver
+    knows how many are left, and splits the last tasks finer."""
+
+    def __init__(self, sources: Iterable[Source], depth: int) -> None:
+        self._sources: Iterator[Source] = iter(sources)
+        self._ahead: deque[Source] = deque()
+        self._depth = depth
+        self._walked = False
+
+    def __iter__(self) -> _Lookahead:
+        return self
+
+    def __next__(self) -> Source:
+        while not self._walked and len(self._ahead) <= self._depth:
+            try:
+                self._ahead.append(next(self._sources))
+            except StopIteration:
+                self._walked = True
+        if not self._ahead:
+            raise StopIteration
+        return self._ahead.popleft()
+
+    def left(self) -> int | None:
+        """How many sources are still to come, once the walk has ended (else None)."""
+        return len(self._ahead) if self._walked else None
+
+
 class BatchRun:
     """One run of `transcode` over `sources`; `on_result(outcome, summary)` sees each file."""
 
@@ -167,6 +196,7 @@ class BatchRun:
         self._output_root = options.output.resolve() if options.output is not None else None
         self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
         self.pool = None
+        self._twice_harmless = True  # whether a file may be done again (see run)
         # -o holds the complete study; never with de-identification (a copy would carry
         # the identifiers out), never in place (the original is already where it belongs)
         self._copy_unchanged = (options.output is not None and not options.only_images
@@ -199,9 +229,11 @@ class BatchRun:
             # bytes with --force); a de-identification or a lossy transcode with --force
             # would be done twice (Dask re-runs a lost worker's tasks by itself): their
             # files go one per task, so that only the file being written is at stake.
-            chunking = self.pool.chunk and not (options.in_place and (
+            self._twice_harmless = not (options.in_place and (
                 options.deid is not None or (self.codec is not None and not self.codec.lossless)))
-            for source in self.sources:
+            chunking = self.pool.chunk and self._twice_harmless
+            sources = _Lookahead(self.sources, depth=CHUNK_FILES * self.pool.window)
+            for source in sources:
                 while len(in_flight) >= self.pool.window:
                     self._collect(journal, in_flight)
                 if summary.stopped:
@@ -216,7 +248,7 @@ class BatchRun:
                 chunk.append(task)
                 chunk_bytes += size
                 # While workers are idle (the start), files go out one by one.
-                if (not chunking or len(chunk) >= self._files_per_task()
+                if (not chunking or len(chunk) >= self._files_per_task(sources.left())
                         or len(in_flight) < self.pool.size):
                     self._send(chunk, journal, in_flight)
                     chunk, chunk_bytes = [], 0
@@ -235,12 +267,17 @@ class BatchRun:
             summary.seconds = time.perf_counter() - start
         return summary
 
-    def _files_per_task(self) -> int:
-        """As many files as take a worker about TASK_SECONDS (1 until some are done)."""
+    def _files_per_task(self, left: int | None) -> int:
+        """As many files as take a worker about TASK_SECONDS (1 until some are done); once
+        only `left` files are still to come, no more than a share of them, so that the
+        workers end together."""
         if not self._worked:
             return 1
         mean = self._work_seconds / self._worked
-        return max(1, min(CHUNK_FILES, int(TASK_SECONDS / max(mean, 1e-6))))
+        files = max(1, min(CHUNK_FILES, int(TASK_SECONDS / max(mean, 1e-6))))
+        if left is not None:
+            files = max(1, min(files, left // (2 * self.pool.size)))
+        return files
 
     def _send(self, tasks: list[Task], journal: Journal, in_flight: dict) -> None:
         """Hand `tasks` to a worker once there is room; their files are pending on disk
@@ -253,24 +290,52 @@ class BatchRun:
         try:
             future = self.pool.submit(tasks)
         except BrokenProcessPool:
-            self._rebuild_pool(journal, in_flight)
+            self._rebuild_pool(journal, in_flight, [])
             future = self.pool.submit(tasks)
         in_flight[future] = tasks
 
-    def _rebuild_pool(self, journal: Journal, in_flight: dict) -> None:
-        """A worker died (killed, out of memory): the pool is unusable. Every file still in
-        flight went down with it: settle each (its future holds the pool's error, or the
-        result if it finished first), then start another pool."""
+    def _rebuild_pool(self, journal: Journal, in_flight: dict, lost: list[Task]) -> None:
+        """A worker died (killed, out of memory, a native abort): the pool is unusable and
+        every task still in flight went down with it. Settle each (its future holds the
+        pool's error, or the result if it finished first), start another pool, and try
+        the lost files again one by one."""
         for future, tasks in list(in_flight.items()):
             try:
                 outcomes = future.result(timeout=60)
             except Exception:  # BrokenProcessPool, or cancelled / lost with the pool
-                outcomes = [_lost(task) for task in tasks]
+                outcomes = []
+                lost.extend(tasks)
             del in_flight[future]
             for outcome in outcomes:
                 self._finish(journal, outcome)
         self.pool.close()
         self.pool = make_pool(self.options, fork=False)
+        self._retry_alone(journal, lost)
+
+    def _retry_alone(self, journal: Journal, lost: list[Task]) -> None:
+        """The files a dead worker took with it, each tried again alone with nothing else
+        in flight: a file that kills its worker again is the one that does (failed, and
+        kept pending for --resume); the others are done as if nothing had happened.
+
+        Not where doing a file twice could harm (in place, a de-identification or a
+        lossy transcode the worker may have finished before it died): those stay
+        pending, and --resume looks at each (see _replaced_by_interrupted_run)."""
+        for task in lost:
+            if not self._twice_harmless:
+                self._finish(journal, _lost(task))
+                continue
+            if self.options.in_place and self._replaced_before_death(journal, task.path):
+                continue
+            try:
+                outcomes = self.pool.submit([task]).result()
+            except BrokenProcessPool:
+                self.pool.close()
+                self.pool = make_pool(self.options, fork=False)
+                outcomes = [_lost(task, "a worker process died twice on this file, the "
+                                        "second time with no other file in flight (killed, "
+                                        "out of memory, or a crash in a decoder)")]
+            for outcome in outcomes:
+                self._finish(journal, outcome)
 
     # -- one source in ----------------------------------------------------------------
     def _admit(self, journal: Journal, source: Source, config: str, threads: int,
@@ -368,8 +433,19 @@ class BatchRun:
             real = self._roots[root] = root.resolve()
         return real
 
+    def _replaced_before_death(self, journal: Journal, key: str) -> bool:
+        """In place: whether the dead worker had replaced `key` already (recorded done)."""
+        row = journal.get(key)
+        try:
+            st = os.stat(key)
+        except OSError:
+            return False
+        return row is not None and self._replaced_by_interrupted_run(
+            journal, key, st, row, reason="completed before its worker process died")
+
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
-                                     row: Row) -> bool:
+                                     row: Row, *,
+                                     reason: str = "completed by the interrupted run") -> bool:
         """In place: a file an earlier run of this journal took (pending, or failed when its
         worker died) that has changed since and is now in the target syntax was replaced
         by that run (the rename is atomic and comes after verification): record it done.
@@ -396,7 +472,7 @@ class BatchRun:
                     return False  # not marked as ours (a vendor's own "YES" is not enough)
         except DicompressError:
             return False
-        outcome = Outcome(path=key, status=J.OK, reason="completed by the interrupted run",
+        outcome = Outcome(path=key, status=J.OK, reason=reason,
                           size_in=row.size_in, mtime_in=row.mtime_in, hash_in=row.hash_in,
                           size_out=st.st_size, mtime_out=st.st_mtime_ns,
                           hash_out=file_digest(key, self.hash), syntax_in=row.syntax_in,
@@ -422,21 +498,21 @@ class BatchRun:
 
     # -- results out ------------------------------------------------------------------
     def _collect(self, journal: Journal, in_flight: dict) -> None:
-        broken = False
+        lost: list[Task] = []
         for future in self.pool.wait(in_flight):
             tasks = in_flight.pop(future)
             try:
                 outcomes = future.result()
-            except BrokenProcessPool:  # a worker died (killed, out of memory)
-                broken = True
-                outcomes = [_lost(task) for task in tasks]
+            except BrokenProcessPool:  # a worker died (killed, out of memory, an abort)
+                lost.extend(tasks)
+                continue
             except Exception as exc:  # e.g. a Dask worker lost (KilledWorker)
                 why = f"the worker stopped ({type(exc).__name__}: {exc})"
                 outcomes = [_lost(task, why) for task in tasks]
             for outcome in outcomes:
                 self._finish(journal, outcome)
-        if broken:
-            self._rebuild_pool(journal, in_flight)
+        if lost:
+            self._rebuild_pool(journal, in_flight, lost)
 
     def _finish(self, journal: Journal, outcome: Outcome) -> None:
         values = outcome.journal_values()
