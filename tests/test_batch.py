@@ -140,6 +140,23 @@ def test_from_list_on_stdin(series, tmp_path):
 
 
 # -- journal, resume, report ------------------------------------------------------------------
+def test_verify_file_is_a_setting_of_the_run(series, tmp_path, capsys):
+    """--verify file is recorded in the journal: a resume must ask for the same checks."""
+    out = tmp_path / "out"
+    code, summary = run_json(capsys, series, "--to", "j2k", "-o", out, "--verify", "file",
+                             "--jobs", "1")
+    assert code == 0 and summary["files"] == {"ok": 12}
+    assert main(["transcode", str(series), "--to", "j2k", "-o", str(out), "--resume"]) == 2
+    assert "decode_check differ" in capsys.readouterr().err
+    code, summary = run_json(capsys, series, "--to", "j2k", "-o", out, "--resume",
+                             "--verify", "file")
+    assert code == 0 and summary["done_before"] == 12
+    with pytest.raises(SystemExit) as exited:  # one or the other
+        main(["transcode", str(series), "--to", "j2k", "-o", str(tmp_path / "x"),
+              "--verify", "file", "--no-verify"])
+    assert exited.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
 def test_resume_of_a_finished_run_does_nothing(series, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "2")[0] == 0

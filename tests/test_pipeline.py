@@ -152,6 +152,41 @@ def test_a_write_damaged_on_disk_is_not_kept(tmp_path, monkeypatch):
         assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm"])
+def test_verify_file_reads_back_without_decoding_again(tmp_path, monkeypatch, name):
+    """decode_check=False (`--verify file`) trusts the codec (a frame that would decode
+    wrong is not seen) but still reads the written file back (a fault on disk is)."""
+    from dicompress.codecs import get_codec
+    from dicompress.pipeline import write
+
+    codec = get_codec("j2k")
+    source = find_sample(name)  # the fast path, Implicit VR, and a decoded source
+
+    def decodes_wrong(self, data, layout):
+        raise AssertionError("decoded for the check")
+
+    monkeypatch.setattr(type(codec), "decode_frame", decodes_wrong)
+    target = tmp_path / "o.dcm"
+    with pytest.raises(AssertionError, match="decoded for the check"):
+        transcode_file(source, target, codec)
+    assert not target.exists()
+    result = transcode_file(source, target, codec, decode_check=False)
+    assert result.verified and pydicom.dcmread(target).file_meta.TransferSyntaxUID == uids.JPEG2000Lossless
+
+    real_finish = write.PixelDataWriter.finish
+
+    def finish_then_damage(self, patch=None):
+        real_finish(self, patch)
+        self.fp.seek(self.first_item_at + 40)
+        self.fp.write(b"\xff")
+
+    monkeypatch.setattr(write.PixelDataWriter, "finish", finish_then_damage)
+    again = tmp_path / "again.dcm"
+    with pytest.raises(VerificationFailed, match="frame 1 of the output differs"):
+        transcode_file(source, again, codec, decode_check=False)
+    assert not again.exists()
+
+
 def test_the_verifier_shares_no_code_with_the_writer():
     """The independence the verification rests on: verify.py imports neither the writer
     nor the parsers (the fast path's, pydicom)."""

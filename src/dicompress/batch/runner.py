@@ -64,6 +64,8 @@ class BatchOptions:
     output: Path | None = None  # mirror the tree here ...
     in_place: bool = False  # ... or replace each original once its result is verified
     verify: bool = True
+    #: with verify: lossless frames decoded again (False: the file read back only)
+    decode_check: bool = True
     force: bool = False  # transcode files already in the target syntax too
     jobs: int | None = None  # worker processes (default: all cores)
     scheduler: str | None = None  # "local" or a dask.distributed address
@@ -422,6 +424,7 @@ class BatchRun:
                 return None
         journal.start(key, destination, st.st_size, st.st_mtime_ns)
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
+                    decode_check=options.decode_check,
                     force=options.force, extended_offsets=options.extended_offsets,
                     threads=threads, codec_threads=codec_threads,
                     deid=options.deid, hash=self.hash,

@@ -123,8 +123,8 @@ def summary_table(summary: Summary, done: str = "transcoded") -> str:
 def transcode(args, codec_options: dict, deid=None) -> int:
     options = BatchOptions(
         target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
-        verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
-        journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
+        verify=not args.no_verify, decode_check=args.verify == "full", force=args.force,
+        jobs=args.jobs, scheduler=args.scheduler, journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
         extended_offsets=args.extended_offsets, threads=args.threads, deid=deid, hash=args.hash,
         follow_links=args.follow_links, only_images=args.only_images,
     )

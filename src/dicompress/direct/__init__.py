@@ -280,7 +280,7 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, optio
 
     many = layout.number_of_frames > 1
     encode = frame_encoder(codec, layout, (layout.rows, layout.columns), layout.dtype,
-                           verify=options.verify,
+                           verify=options.verify and options.decode_check,
                            codec_threads=1 if many else (options.codec_threads or threads))
     frames = native_frames(layout, parsed.pixel_data.value_at, data=data)
     with output_file(destination, output_header, layout, pixels="encapsulated",
