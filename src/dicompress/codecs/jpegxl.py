@@ -318,7 +318,7 @@ register(JPEGXLCodec(
 # Lossless in that it adds no loss to its (lossy) source, whose lossy attributes are kept.
 register(JPEGXLJPEGCodec(
     name="jpegxl-jpeg", transfer_syntax=uid.JPEGXLJPEGRecompression, order=52,
-    encodes_pixels=False,
+    encodes_pixels=False, compare_values=(), plan_rank=0,
     description="JPEG baseline frames recompressed by JPEG XL as they are (reversible)",
     colour=_COLOUR,
 ))
