@@ -356,7 +356,7 @@ def plan(args) -> int:
         print("The smallest lossless option of each series"
               + (f" is {result.per_series[0].option.label} for every one:" if same else ":"))
         for s in result.per_series:
-            print(f"  {s.series}: {s.option.label}, {s.files} files, ratio "
+            print(f"  {s.series}: {s.option.label}, {s.files} file{'s' * (s.files != 1)}, ratio "
                   f"{s.option.ratio:.2f}, predicted {size(s.option.predicted_bytes)}")
     for command in ([s.option.command for s in c.per_series] or [c.command]):
         print("Run:    " + shlex.join(command))
