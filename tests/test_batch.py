@@ -534,6 +534,56 @@ def test_a_worker_that_dies_once_costs_no_file(series, monkeypatch):
         assert syntax(p) == RLELossless
 
 
+@pytest.mark.parametrize("where", ["-o", "in place"])
+def test_a_death_mid_write_leaves_no_temporary(series, tmp_path, monkeypatch, where):
+    """A worker killed while its output is written (complete, before the rename): the
+    file is done again alone, and what the dead worker left half-way is removed."""
+    import dicompress.batch.worker as worker
+
+    real = worker.transcode_file
+
+    def dies_before_the_rename(source, *args, before_replace=None, **kwargs):
+        def then_dies(tmp):
+            if before_replace is not None:
+                before_replace(tmp)
+            if Path(source).name == "slice0005.dcm":
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(source, *args, before_replace=then_dies, **kwargs)
+
+    monkeypatch.setattr(worker, "transcode_file", dies_before_the_rename)
+    out = tmp_path / "out"
+    place = dict(output=out) if where == "-o" else dict(in_place=True)
+    summary = BatchRun(iter_sources([series]), BatchOptions(target="rle", jobs=2, **place),
+                       journal_hint=series).run()
+    assert summary.counts == {"ok": 12} and summary.exit_code == 0
+    folder = out if where == "-o" else series
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".dicompress-tmp")]
+    assert all(syntax(p) == RLELossless for p in folder.glob("*.dcm"))
+
+
+def test_a_file_replaced_before_its_worker_died_is_recorded_done(series, monkeypatch):
+    """In place, the death came after the rename: the file is not done twice (it is in
+    the target syntax now); the journal says what happened."""
+    import dicompress.batch.worker as worker
+
+    real = worker.transcode_file
+
+    def dies_after_the_rename(source, *args, **kwargs):
+        result = real(source, *args, **kwargs)
+        if Path(source).name == "slice0005.dcm":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    monkeypatch.setattr(worker, "transcode_file", dies_after_the_rename)
+    summary = BatchRun(iter_sources([series]),
+                       BatchOptions(target="rle", in_place=True, jobs=2, force=True),
+                       journal_hint=series).run()
+    assert summary.counts == {"ok": 12} and summary.exit_code == 0
+    rows = {Path(r["path"]).name: r for r in journal_rows(series / J.JOURNAL_NAME)}
+    assert rows["slice0005.dcm"]["reason"] == "completed before its worker process died"
+    assert rows["slice0005.dcm"]["syntax_out"] == RLELossless
+
+
 DIES_ON = """\
 import os, signal
 if os.environ.get("DICOMPRESS_TEST_DIES_ON"):  # every process of the run, forkserver too
@@ -555,7 +605,8 @@ def test_a_file_that_kills_its_worker_costs_that_file_only(series, tmp_path, whe
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(DIES_ON)
     env = {**os.environ, "DICOMPRESS_TEST_DIES_ON": "slice0005.dcm",
-           "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(hook),
+                                                        os.environ.get("PYTHONPATH")]))}
     out = tmp_path / "out"
     place = ["-o", str(out)] if where == "-o" else ["--in-place"]
     proc = subprocess.run([sys.executable, "-m", "dicompress", "transcode", str(series),

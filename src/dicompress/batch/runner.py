@@ -18,8 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 import os
 import sys
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,17 +45,14 @@ if TYPE_CHECKING:
 #: than CHUNK_BYTES together (a single larger file goes alone). Per task the driver pays a
 #: round trip to the worker (pickling, pipes, a thread hop and the GIL handed back and
 #: forth): on 2 cores that CPU is taken from the workers, so tasks are made long enough
-#: for it not to matter (BENCHMARKS.md, "--jobs scaling"). A worker that dies takes its
-#: task's files with it: each is then tried again alone (see _retry_alone), so a file that
-#: kills its worker costs that file only.
-CHUNK_FILES, CHUNK_BYTES = 32, 16 << 20
+#: for it not to matter (BENCHMARKS.md, "Scaling from --jobs 1 to --jobs 2"). A worker
+#: that dies takes its task's files with it: each is then tried again alone (see
+#: _retry_alone), so a file that kills its worker costs that file only.
+CHUNK_FILES, CHUNK_BYTES = 16, 8 << 20
 #: ... and as many as take a worker about TASK_SECONDS by the mean so far (RLE's 3 ms
-#: slices go 32 at a time, J2K's 40 ms two); the last tasks of a run are split finer, so
-#: that no worker idles at the end while another finishes a long one.
-TASK_SECONDS = 0.1
-
-
-
+#: slices go 16 at a time, J2K's 40 ms one by one): at the end of a run a worker idles at
+#: most that long while another finishes its last task.
+TASK_SECONDS = 0.05
 
 
 @dataclass
@@ -139,32 +136,14 @@ def _lost(task: Task, why: str = "a worker process died (killed, or out of memor
         f"{task.path}: {why} while this file was in flight (--resume takes it again)"))
 
 
-class _Lookahead:
-    """The sources, walked a little ahead of the run: once the walk has ended the driver
-    knows how many are left, and splits the last tasks finer."""
-
-    def __init__(self, sources: Iterable[Source], depth: int) -> None:
-        self._sources: Iterator[Source] = iter(sources)
-        self._ahead: deque[Source] = deque()
-        self._depth = depth
-        self._walked = False
-
-    def __iter__(self) -> _Lookahead:
-        return self
-
-    def __next__(self) -> Source:
-        while not self._walked and len(self._ahead) <= self._depth:
-            try:
-                self._ahead.append(next(self._sources))
-            except StopIteration:
-                self._walked = True
-        if not self._ahead:
-            raise StopIteration
-        return self._ahead.popleft()
-
-    def left(self) -> int | None:
-        """How many sources are still to come, once the walk has ended (else None)."""
-        return len(self._ahead) if self._walked else None
+def _remove_temporaries_of(destination: str) -> None:
+    """Remove what a dead worker left half-written for `destination` (fileio's names)."""
+    folder, name = os.path.split(destination)
+    try:
+        names = [n for n in os.listdir(folder or ".") if n.startswith(f".{name}.")]
+    except OSError:
+        return
+    remove_temporaries_in(folder, names)
 
 
 class BatchRun:
@@ -199,6 +178,7 @@ class BatchRun:
         self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
         self.pool = None
         self._twice_harmless = True  # whether a file may be done again (see run)
+        self._retrying = None  # the future of a file tried again alone (_retry_alone)
         # -o holds the complete study; never with de-identification (a copy would carry
         # the identifiers out), never in place (the original is already where it belongs)
         self._copy_unchanged = (options.output is not None and not options.only_images
@@ -234,8 +214,7 @@ class BatchRun:
             self._twice_harmless = not (options.in_place and (
                 options.deid is not None or (self.codec is not None and not self.codec.lossless)))
             chunking = self.pool.chunk and self._twice_harmless
-            sources = _Lookahead(self.sources, depth=CHUNK_FILES * self.pool.window)
-            for source in sources:
+            for source in self.sources:
                 while len(in_flight) >= self.pool.window:
                     self._collect(journal, in_flight)
                 if summary.stopped:
@@ -250,7 +229,7 @@ class BatchRun:
                 chunk.append(task)
                 chunk_bytes += size
                 # While workers are idle (the start), files go out one by one.
-                if (not chunking or len(chunk) >= self._files_per_task(sources.left())
+                if (not chunking or len(chunk) >= self._files_per_task()
                         or len(in_flight) < self.pool.size):
                     self._send(chunk, journal, in_flight)
                     chunk, chunk_bytes = [], 0
@@ -264,22 +243,17 @@ class BatchRun:
         except JournalFull as exc:
             summary.stopped = str(exc)
         finally:
-            self.pool.close(cancel=bool(in_flight))
+            self.pool.close(cancel=bool(in_flight) or self._retrying is not None)
             journal.close()
             summary.seconds = time.perf_counter() - start
         return summary
 
-    def _files_per_task(self, left: int | None) -> int:
-        """As many files as take a worker about TASK_SECONDS (1 until some are done); once
-        only `left` files are still to come, no more than a share of them, so that the
-        workers end together."""
+    def _files_per_task(self) -> int:
+        """As many files as take a worker about TASK_SECONDS (1 until some are done)."""
         if not self._worked:
             return 1
         mean = self._work_seconds / self._worked
-        files = max(1, min(CHUNK_FILES, int(TASK_SECONDS / max(mean, 1e-6))))
-        if left is not None:
-            files = max(1, min(files, left // (2 * self.pool.size)))
-        return files
+        return max(1, min(CHUNK_FILES, int(TASK_SECONDS / max(mean, 1e-6))))
 
     def _send(self, tasks: list[Task], journal: Journal, in_flight: dict) -> None:
         """Hand `tasks` to a worker once there is room; their files are pending on disk
@@ -299,8 +273,8 @@ class BatchRun:
     def _rebuild_pool(self, journal: Journal, in_flight: dict, lost: list[Task]) -> None:
         """A worker died (killed, out of memory, a native abort): the pool is unusable and
         every task still in flight went down with it. Settle each (its future holds the
-        pool's error, or the result if it finished first), start another pool, and try
-        the lost files again one by one."""
+        pool's error, or the result if it finished first), start another pool once every
+        old worker has exited, and try the lost files again one by one."""
         for future, tasks in list(in_flight.items()):
             try:
                 outcomes = future.result(timeout=60)
@@ -310,32 +284,44 @@ class BatchRun:
             del in_flight[future]
             for outcome in outcomes:
                 self._finish(journal, outcome)
-        self.pool.close()
+        self.pool.close()  # joins the old workers: none of them writes any more
         self.pool = make_pool(self.options, fork=False)
         self._retry_alone(journal, lost)
 
-    def _retry_alone(self, journal: Journal, lost: list[Task]) -> None:
+    def _retry_alone(self, journal: Journal, lost: list[Task],
+                     why: str = "a worker process died") -> None:
         """The files a dead worker took with it, each tried again alone with nothing else
         in flight: a file that kills its worker again is the one that does (failed, and
         kept pending for --resume); the others are done as if nothing had happened.
+        What the dead worker was writing is removed first (its temporaries).
 
         Not where doing a file twice could harm (in place, a de-identification or a
-        lossy transcode the worker may have finished before it died): those stay
-        pending, and --resume looks at each (see _replaced_by_interrupted_run)."""
+        lossy transcode the worker may have finished before it died), nor once the run
+        has stopped (disk full): those stay pending, and --resume looks at each (see
+        _replaced_by_interrupted_run)."""
         for task in lost:
-            if not self._twice_harmless:
-                self._finish(journal, _lost(task))
+            _remove_temporaries_of(task.destination)
+            if not self._twice_harmless or self.summary.stopped:
+                self._finish(journal, _lost(task, f"{why} (killed, or out of memory)"))
                 continue
             if self.options.in_place and self._replaced_before_death(journal, task.path):
                 continue
+            # kept while it runs: a Ctrl-C meanwhile cancels it (run's finally)
+            self._retrying = future = self.pool.submit([task])
             try:
-                outcomes = self.pool.submit([task]).result()
+                outcomes = future.result()
             except BrokenProcessPool:
+                _remove_temporaries_of(task.destination)
                 self.pool.close()
                 self.pool = make_pool(self.options, fork=False)
-                outcomes = [_lost(task, "a worker process died twice on this file, the "
-                                        "second time with no other file in flight (killed, "
-                                        "out of memory, or a crash in a decoder)")]
+                outcomes = [_lost(task, f"{why} twice on this file, the second time with no "
+                                        "other file in flight (killed, out of memory, or a "
+                                        "crash in a decoder)")]
+            except Exception as exc:  # e.g. a Dask worker lost again (KilledWorker)
+                _remove_temporaries_of(task.destination)
+                outcomes = [_lost(task, f"{why} twice on this file ({type(exc).__name__}: "
+                                        f"{exc})")]
+            self._retrying = None
             for outcome in outcomes:
                 self._finish(journal, outcome)
 
@@ -510,8 +496,9 @@ class BatchRun:
                 lost.extend(tasks)
                 continue
             except Exception as exc:  # e.g. a Dask worker lost (KilledWorker)
-                why = f"the worker stopped ({type(exc).__name__}: {exc})"
-                outcomes = [_lost(task, why) for task in tasks]
+                self._retry_alone(journal, tasks,
+                                  f"the worker stopped ({type(exc).__name__}: {exc})")
+                continue
             for outcome in outcomes:
                 self._finish(journal, outcome)
         if lost:
