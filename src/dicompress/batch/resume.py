@@ -52,6 +52,9 @@ def settings_of_run(options: BatchOptions, codec: Codec | None, hash_name: str) 
                 "output": str(options.output.resolve()) if options.output else None,
                 "verify": options.verify, "force": options.force, "hash": hash_name,
                 "copy_unchanged": copies_unchanged(options)}
+    if options.verify and not options.decode_check:  # absent from journals of runs that
+        # decoded (and from older ones)
+        settings["decode_check"] = False
     if options.deid is not None:
         settings["deid"] = {**options.deid.settings(), "rename": options.rename}
     return settings
