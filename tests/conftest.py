@@ -57,6 +57,23 @@ def uncompressed_images() -> list[Path]:
     return out
 
 
+#: US Image and US Multi-frame Image Storage (PS3.4 B.5).
+_US_IMAGE = ("1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.3.1")
+
+
+def as_transcoded(source, output, arr: np.ndarray) -> np.ndarray:
+    """A source frame (decoded raw) as a transcode writes it: a US image's JPEG YCbCr goes
+    out as RGB (J2K then codes it with its colour transform, YBR_RCT/ICT, which decoders
+    undo) unless the output keeps YBR_FULL by plane (PS3.3 C.8.5.6.1.16;
+    tests/test_quality.py), converted by pydicom; any other frame as it is. `source`,
+    `output`: their headers."""
+    if (str(source.get("SOPClassUID", "")) in _US_IMAGE
+            and source.get("PhotometricInterpretation") == "YBR_FULL_422"
+            and output.get("PhotometricInterpretation") in ("RGB", "YBR_RCT", "YBR_ICT")):
+        return pydicom.pixels.convert_color_space(arr, "YBR_FULL", "RGB")
+    return arr
+
+
 def frames_of(path: Path) -> list[np.ndarray]:
     """Every frame as stored (no colour conversion), samples last."""
     try:
