@@ -303,7 +303,20 @@ SIZE_BOMBS = {
                             "holds 1 fragment"),
     # 1.2 MB that inflates to 1.2 GiB (pydicom inflates a deflated file whole)
     "deflate": (lambda: _deflate_bomb(1200 << 20), "the deflated data set inflates to more than"),
+    # the same without (0002,0000) File Meta Information Group Length: pydicom reads the
+    # File Meta Information to the first element of another group all the same
+    "deflate-no-group-length": (lambda: _without_group_length(_deflate_bomb(1200 << 20)),
+                                "the deflated data set inflates to more than"),
+    # ... and without preamble and DICM (read forced)
+    "deflate-no-preamble": (lambda: _deflate_bomb(1200 << 20)[132:],
+                            "the deflated data set inflates to more than"),
 }
+
+
+def _without_group_length(data: bytes) -> bytes:
+    """A file with a preamble without its (0002,0000) element (12 bytes, UL)."""
+    assert data[132:138] == b"\x02\x00\x00\x00UL"
+    return data[:132] + data[144:]
 
 
 @pytest.mark.parametrize("case", sorted(SIZE_BOMBS))
