@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import signal
@@ -383,40 +384,87 @@ def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_
 
 
 # -- class 5: in place never overwrites what changed since it was read ------------------------
-@pytest.mark.parametrize("deid", [False, True])
-def test_a_same_size_rewrite_that_restores_mtime_is_not_overwritten(deid, tmp_path, monkeypatch):
-    """Another program rewrites the source in place, same size, and sets its mtime back
-    (rsync --inplace -t) between our read and our rename: the rename must not happen
-    (issue 16, class 5)."""
-    import dicompress.batch.worker as worker
-    from dicompress.batch.worker import Task, codec_config, run_task
-    from dicompress.codecs import get_codec
-    from dicompress.deid import DeidConfig
-
-    victim = tmp_path / "ct.dcm"
-    shutil.copy(find_sample("CT_small.dcm"), victim)
+def _rewritten(victim: Path) -> tuple[bytes, callable]:
+    """Other pixels of the same size for `victim`, and a function that writes them over it
+    in place and sets its mtime back (rsync --inplace -t)."""
     newer = bytearray(victim.read_bytes())
-    newer[-100:] = bytes(reversed(newer[-100:]))  # other pixels, same size
+    newer[-100:] = bytes(reversed(newer[-100:]))
     newer = bytes(newer)
+
     def rewrite() -> None:
         st = os.stat(victim)
         victim.write_bytes(newer)
         os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
         assert os.stat(victim).st_mtime_ns == st.st_mtime_ns
 
-    real_transcode = worker.transcode_file
+    return newer, rewrite
 
-    def meddling_transcode(source, *args, before_replace=None, **kwargs):
-        def meddle(tmp):
-            rewrite()
-            before_replace(tmp)
-        return real_transcode(source, *args, before_replace=meddle, **kwargs)
 
-    monkeypatch.setattr(worker, "transcode_file", meddling_transcode)
+def _meddling(monkeypatch, rewrites: int, rewrite) -> None:
+    """Another program rewrites the source between our read and our rename, the first
+    `rewrites` times."""
+    import dicompress.batch.worker as worker
+    import dicompress.deid as deid
+
+    count = {"n": 0}
+
+    def meddle(real):
+        def run(source, *args, before_replace=None, **kwargs):
+            def check(tmp):
+                if count["n"] < rewrites:
+                    count["n"] += 1
+                    rewrite()
+                before_replace(tmp)
+            return real(source, *args, before_replace=check, **kwargs)
+        return run
+
+    monkeypatch.setattr(worker, "transcode_file", meddle(worker.transcode_file))
+    monkeypatch.setattr(deid, "deidentify_file", meddle(deid.deidentify_file))
+
+
+@pytest.mark.parametrize("deid", [False, True])
+def test_a_source_rewritten_during_the_transcode_is_read_again(deid, tmp_path, monkeypatch):
+    """Another program rewrites the source in place, same size, and sets its mtime back
+    (rsync --inplace -t) between our read and our rename: the old content's result is never
+    renamed over it; the new content is read and done again (issue 16, class 5)."""
+    import pydicom
+
+    from dicompress.batch.worker import Task, codec_config, run_task
+    from dicompress.codecs import get_codec
+    from dicompress.deid import DeidConfig
+
+    victim = tmp_path / "ct.dcm"
+    shutil.copy(find_sample("CT_small.dcm"), victim)
+    newer, rewrite = _rewritten(victim)
+    _meddling(monkeypatch, 1, rewrite)
     task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")),
                 deid=DeidConfig(key=KEY.encode()) if deid else None)
     outcome = run_task(task)
-    assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason, outcome
+    assert outcome.status == "ok", outcome
+    expected = pydicom.dcmread(io.BytesIO(newer)).pixel_array
+    done = pydicom.dcmread(victim)
+    assert str(done.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.5"
+    assert (done.pixel_array == expected).all()  # the transcode of the NEW content
+    assert not [p for p in tmp_path.iterdir() if p.name != "ct.dcm"]
+
+
+@pytest.mark.parametrize("deid", [False, True])
+def test_a_source_that_keeps_changing_is_left_as_it_is(deid, tmp_path, monkeypatch):
+    """Rewritten before every rename: after a bounded number of tries the file is reported
+    and the other program's data stays."""
+    from dicompress.batch.worker import CHANGE_RETRIES, Task, codec_config, run_task
+    from dicompress.codecs import get_codec
+    from dicompress.deid import DeidConfig
+
+    victim = tmp_path / "ct.dcm"
+    shutil.copy(find_sample("CT_small.dcm"), victim)
+    newer, rewrite = _rewritten(victim)
+    _meddling(monkeypatch, CHANGE_RETRIES + 1, rewrite)
+    task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")),
+                deid=DeidConfig(key=KEY.encode()) if deid else None)
+    outcome = run_task(task)
+    assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason
+    assert "another program keeps writing it" in outcome.reason, outcome.reason
     assert victim.read_bytes() == newer  # the other program's data survives
     assert not [p for p in tmp_path.iterdir() if p.name != "ct.dcm"]
 
