@@ -325,8 +325,11 @@ def test_corrupt_and_unreadable_files_are_reported_and_skipped(series, tmp_path)
     assert not temporaries(out)
 
 
-def test_a_file_changed_while_transcoding_is_left_alone(series, monkeypatch):
+def test_a_file_that_keeps_changing_while_transcoding_is_left_alone(series, monkeypatch):
+    """Another program appends each time the file is read: it is read again at most
+    CHANGE_RETRIES more times, then left with every byte the other program wrote."""
     import dicompress.batch.worker as worker
+    from dicompress.batch.worker import CHANGE_RETRIES
 
     victim = sorted(series.glob("*.dcm"))[0]
     real = worker.transcode_file
@@ -341,7 +344,8 @@ def test_a_file_changed_while_transcoding_is_left_alone(series, monkeypatch):
     task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")))
     outcome = run_task(task)
     assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason
-    assert victim.read_bytes() == before + b"\0\0"  # the other program's write survives
+    # the other program's writes survive
+    assert victim.read_bytes() == before + b"\0\0" * (CHANGE_RETRIES + 1)
     assert not temporaries(series)
 
 
