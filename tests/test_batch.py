@@ -23,7 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
 from conftest import require_tool
 from dicompress.batch import journal as J
-from dicompress.batch.runner import CHUNK_FILES, BatchOptions, BatchRun
+from dicompress.batch.runner import BatchOptions, BatchRun
 from dicompress.batch.sources import iter_sources
 from dicompress.batch.worker import Task, codec_config, run_task
 from dicompress.cli import main
@@ -374,10 +374,12 @@ def test_disk_full_stops_cleanly_with_originals_intact(series, monkeypatch):
                    journal_hint=series)
     summary = run.run()
     assert summary.stopped and summary.exit_code == 3
-    assert summary.counts == {"ok": 3, "failed": 1}
+    # the files already handed to the worker (--jobs 1 is a worker process too) finish
+    assert summary.counts["failed"] == 1 and summary.counts["ok"] >= 3
+    assert sum(summary.counts.values()) < len(originals)
     assert "disk full" in summary.failures[0][1]
     changed = [p for p in series.glob("*.dcm") if p.read_bytes() != originals[p.name]]
-    assert len(changed) == 3 and all(syntax(p) == RLELossless for p in changed)
+    assert len(changed) == summary.counts["ok"] and all(syntax(p) == RLELossless for p in changed)
     assert not temporaries(series)
 
 
@@ -494,41 +496,38 @@ def test_disk_full_files_are_taken_again_on_resume(series, monkeypatch):
     resumed = BatchRun(iter_sources([series]),
                        BatchOptions(target="rle", in_place=True, jobs=1, resume=True),
                        journal_hint=series).run()
-    assert resumed.exit_code == 0 and resumed.counts == {"ok": 11} and resumed.done_before == 1
+    # done before the disk filled: the first, and those already handed to the worker
+    assert resumed.exit_code == 0 and resumed.done_before >= 1
+    assert resumed.counts == {"ok": 12 - resumed.done_before}
     for p in series.glob("*.dcm"):
         assert syntax(p) == RLELossless and pixel_hash(p) == pixels[p.name]
 
 
-def test_a_dead_worker_fails_only_its_files_and_the_run_goes_on(series, monkeypatch):
+def test_a_worker_killed_once_costs_no_file_and_the_run_goes_on(series, monkeypatch):
+    """A worker killed (as the out-of-memory killer would) while it holds files: each file
+    it and the other worker held is sent again alone, and done (the rebuilt pool, started
+    from the forkserver, imports the real code: the death does not repeat). A file whose
+    worker dies every time fails alone: tests/test_hostile.py."""
     import dicompress.batch.worker as worker
 
     real = worker.transcode_file
 
-    def dies_on_slice5(source, *args, **kwargs):  # as the out-of-memory killer would
+    def dies_on_slice5(source, *args, **kwargs):
         if Path(source).name == "slice0005.dcm":
             os.kill(os.getpid(), signal.SIGKILL)
         return real(source, *args, **kwargs)
 
-    # the fork-started workers inherit the patch; the pool rebuilt after the death
-    # (forkserver) imports the real code
     monkeypatch.setattr(worker, "transcode_file", dies_on_slice5)
     summary = BatchRun(iter_sources([series]), BatchOptions(target="rle", in_place=True, jobs=2),
                        journal_hint=series).run()
-    failed = [Path(p).name for p, _ in summary.failures]
-    # those in flight at the death: at most two tasks a worker
-    assert "slice0005.dcm" in failed and len(failed) <= 2 * 2 * CHUNK_FILES
-    assert summary.counts["ok"] == 12 - len(failed)
-    assert all("worker process died" in reason for _, reason in summary.failures)
-    monkeypatch.undo()
-    resumed = BatchRun(iter_sources([series]),
-                       BatchOptions(target="rle", in_place=True, jobs=2, resume=True,
-                                    retry_failed=True), journal_hint=series).run()
-    assert resumed.counts == {"ok": len(failed)}
+    assert summary.exit_code == 0 and summary.counts == {"ok": 12}, summary.failures
+    assert all(syntax(p) == RLELossless for p in series.glob("*.dcm"))
 
 
-def test_a_dead_worker_in_place_deid_is_not_done_twice_on_resume(series, monkeypatch):
-    """In place, a file its worker had replaced before dying is recognised on resume (the
-    journal kept it pending, not failed): de-identified once, the series stays one series."""
+def test_a_dead_worker_in_place_deid_is_not_done_twice(series, monkeypatch):
+    """In place, a file its worker had replaced before dying is recognised when the files
+    the worker held are sent again (the journal kept it pending): de-identified once, the
+    series stays one series."""
     import dicompress.deid as deid
     from dicompress.deid import DeidConfig
     from dicompress.deid.files import deidentify_file as real
@@ -543,15 +542,9 @@ def test_a_dead_worker_in_place_deid_is_not_done_twice_on_resume(series, monkeyp
     options = dict(target=None, in_place=True, jobs=2,
                    deid=DeidConfig(key=b"a key long enough for the test run"))
     summary = BatchRun(iter_sources([series]), BatchOptions(**options), journal_hint=series).run()
-    assert "slice0005.dcm" in {Path(p).name for p, _ in summary.failures}
+    assert summary.exit_code == 0 and summary.counts == {"ok": 12}, summary.failures
     rows = {Path(r["path"]).name: r for r in journal_rows(series.parent / f".series{J.JOURNAL_NAME}")}
-    lost = rows["slice0005.dcm"]
-    assert lost["status"] == "pending"  # lost, maybe done: looked at again
-    assert lost["size_in"] and lost["mtime_in"]  # as start recorded them: resume compares
-    monkeypatch.undo()
-    resumed = BatchRun(iter_sources([series]), BatchOptions(**options, resume=True),
-                       journal_hint=series).run()
-    assert resumed.counts["ok"] == len(summary.failures) and not resumed.failures
+    assert rows["slice0005.dcm"]["reason"] == "completed before its worker died"
     done = [pydicom.dcmread(p) for p in sorted(series.glob("*.dcm"))]
     assert all(ds.PatientIdentityRemoved == "YES" for ds in done)
     assert len({ds.StudyInstanceUID for ds in done}) == 1  # never de-identified twice

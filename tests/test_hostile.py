@@ -114,7 +114,7 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
-def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120
+def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120, env: dict | None = None
                 ) -> tuple[int, str, str, int]:
     """`dicompress argv` in its own session under ADDRESS_SPACE: (exit code, stdout, stderr,
     peak resident KiB). A hang fails the test (the session is killed); so does a process
@@ -123,7 +123,8 @@ def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120
     with open(out_path, "w") as out, open(err_path, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "dicompress", *argv], stdout=out,
                                 stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_bounded,
-                                start_new_session=True)
+                                start_new_session=True,
+                                env=None if env is None else {**os.environ, **env})
     timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
     timer.start()
     try:
@@ -381,6 +382,122 @@ def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_
     order = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                            timeout=60).stdout.strip()
     assert "gdcm" not in order or order.endswith("'gdcm']"), order
+
+
+# -- class 2: what still aborts costs one file, never the run --------------------------------
+#: Imported by every Python process of the run (forked workers, the forkserver and its
+#: workers alike): the frame check in front of pydicom's decoders aborts the process, as
+#: GDCM did, on a frame holding the marked bytes.
+_ABORTING_DECODER = """
+import os
+_MARK = os.environ.get("DICOMPRESS_TEST_ABORT_ON")
+if _MARK:
+    import dicompress.plugins.checked_decoders as _checked
+
+    def _patch(real=_checked.check_frame, mark=bytes.fromhex(_MARK)):
+        def check_frame(src, *args, **kwargs):
+            if mark in bytes(src):
+                os.abort()
+            return real(src, *args, **kwargs)
+        return check_frame
+
+    _checked.check_frame = _patch()
+"""
+
+
+def _frame_bytes(sample: str, index: int) -> bytes:
+    """64 bytes from the middle of encapsulated frame `index` of `sample`."""
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    ds = pydicom.dcmread(find_sample(sample))
+    frames = generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1)))
+    return list(frames)[index][100:164]
+
+
+#: Where the aborting frame is: the only frame of a file, or frame 5 of 10 (export has
+#: decoded frame 1 for the window; frame 5 aborts in a worker writing stills).
+ABORTS = {"first-frame": ("MR_small_RLE.dcm", 0), "fifth-frame": ("emri_small_RLE.dcm", 4)}
+#: The commands that decode, with where the other files' results are seen.
+DECODING = {
+    "transcode": ["transcode", "{src}", "--to", "jpegls", "-o", "{out}", "--jobs", "1"],
+    "transcode-j2": ["transcode", "{src}", "--to", "jpegls", "-o", "{out}", "--jobs", "2"],
+    "export": ["export", "{src}", "--format", "png", "-o", "{out}", "--jobs", "1"],
+    "export-j2": ["export", "{src}", "--format", "png", "-o", "{out}", "--jobs", "2"],
+    "compare": ["compare", "{src}", "--codecs", "rle"],
+    "plan": ["plan", "{src}", "--budget", "10MB"],
+}
+
+
+@pytest.mark.parametrize("where", sorted(ABORTS))
+@pytest.mark.parametrize("command", sorted(DECODING))
+def test_a_decoder_that_aborts_costs_one_file(command, where, tmp_path):
+    """A native decoder that aborts the process (SIGABRT) on a frame no check foresaw: the
+    file is reported failed with the reason, the exit code is 1, every other file is done,
+    and no process is left behind (issue 16, class 2)."""
+    sample, index = ABORTS[where]
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_ABORTING_DECODER)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    others = {"ct": "CT_small.dcm", "rgb": "SC_rgb_rle.dcm", "us": "US1_J2KR.dcm",
+              "mr": "MR_small_RLE.dcm", "multi": "emri_small_RLE.dcm"}
+    for name, other in others.items():
+        if other != sample:
+            shutil.copy(find_sample(other), src / f"{name}.dcm")
+    shutil.copy(find_sample(sample), src / "crash.dcm")
+    env = {"PYTHONPATH": str(hook), "DICOMPRESS_TEST_ABORT_ON": _frame_bytes(sample, index).hex()}
+    argv = [a.format(src=src, out=out) for a in DECODING[command]]
+    code, stdout, stderr, _ = run_bounded(argv, tmp_path, env=env)
+    text = stdout + stderr
+    assert "Traceback" not in stderr, stderr
+    assert code == 1, (code, text)
+    lines = [line for line in text.splitlines() if "crash.dcm" in line]
+    assert len(lines) == 1 and "died (SIGABRT" in lines[0], lines
+    done = sorted(p.name for p in src.iterdir() if p.name != "crash.dcm")
+    frames = sum(10 if name == "multi.dcm" else 1 for name in done)
+    before = index  # frames of crash.dcm decoded before the one that aborts
+    if command.startswith("transcode"):
+        assert sorted(p.name for p in out.glob("*.dcm")) == done
+    elif command.startswith("export"):
+        pictures = list(out.rglob("*.png"))
+        assert len(pictures) == frames + before, sorted(map(str, pictures))
+        assert not [p for p in out.rglob("*") if p.name.endswith(".dicompress-tmp")]
+    elif command == "compare":  # every other file's frames measured
+        assert f"{frames + before} frames from" in stdout, stdout
+    else:
+        assert "Choice:" in stdout and "fits" in stdout, stdout
+
+
+# -- class 3: memory holds a few frames, whatever Number of Frames says ---------------------
+def _many_frames(frames: int) -> bytes:
+    """CT_small as `frames` native frames of 1 x 1 pixel, 8 bits: every byte present."""
+    return _with("CT_small.dcm", Rows=1, Columns=1, BitsAllocated=8, BitsStored=8, HighBit=7,
+                 PixelRepresentation=0, NumberOfFrames=frames, PixelData=bytes(range(256)) * (
+                     frames // 256))
+
+
+@pytest.mark.parametrize("command", ["export", "compare"])
+def test_frames_are_listed_lazily_whatever_number_of_frames_says(command, tmp_path):
+    """20 million real frames in a 20 MB file: export and compare pick three of them without
+    a list of every frame (a (file, frame) pair each took over 2 GiB), under 2 GiB of
+    address space and in well under it of resident memory (issue 16, class 3)."""
+    frames = 20_000_000 // 256 * 256
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "many.dcm").write_bytes(_many_frames(frames))
+    out = tmp_path / "out"
+    argv = (["export", str(src), "--format", "png", "-o", str(out), "--frames", f"1,2,{frames}"]
+            if command == "export" else ["compare", str(src), "--codecs", "rle", "--sample", "3"])
+    code, stdout, stderr, peak = run_bounded(argv, tmp_path)
+    assert code == 0 and "Traceback" not in stderr, stdout + stderr
+    if command == "export":
+        assert sorted(p.name for p in out.rglob("*.png")) == ["0001.png", "0002.png",
+                                                             f"{frames:04d}.png"]
+    else:
+        assert "3 frames from 1 series" in stdout, stdout
+    assert peak < 400 << 10, peak  # KiB: a few frames, not a list of 20 million
 
 
 # -- class 5: in place never overwrites what changed since it was read ------------------------

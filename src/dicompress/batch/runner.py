@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
-from dicompress.batch.pools import InlinePool, make_pool, preload
+from dicompress.batch.pools import make_pool, preload
 from dicompress.batch.resume import (default_journal, finished_earlier, open_journal,
                                      remove_temporaries, remove_temporaries_in)
 from dicompress.batch.sources import Source
-from dicompress.batch.worker import Outcome, Task, codec_config, keep_freed_memory
+from dicompress.batch.worker import Outcome, Task, codec_config
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
 from dicompress.errors import (EXIT_FAILURES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 #: than CHUNK_BYTES together (a single larger file goes alone). Per task the driver pays a
 #: round trip to the worker (pickling, pipes, a thread hop): about 0.3 ms of its CPU, a
 #: tenth of what a 512 x 512 slice costs a worker; 4 files a task took 7 % off a 300-slice
-#: run on 2 cores, 8 no more. A worker that dies takes its tasks' files with it (kept
-#: pending for --resume, see _lost), so tasks stay small.
+#: run on 2 cores, 8 no more. A worker that dies takes its tasks' files with it; each is
+#: sent again alone once (`BatchRun._retry`), so tasks stay small.
 CHUNK_FILES, CHUNK_BYTES = 4, 4 << 20
 #: ... and as many as take a worker about TASK_SECONDS by the mean so far: RLE's 3 ms
 #: slices go 4 at a time, JPEG-LS's 8 ms two, J2K's 40 ms one by one (no worker idles at
@@ -167,6 +167,8 @@ class BatchRun:
         self._output_root = options.output.resolve() if options.output is not None else None
         self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
         self.pool = None
+        self._orphans: list[Task] = []  # files a dead worker's pool held, to send again
+        self._retried: set[str] = set()  # files sent again after a death (once each)
         # -o holds the complete study; never with de-identification (a copy would carry
         # the identifiers out), never in place (the original is already where it belongs)
         self._copy_unchanged = (options.output is not None and not options.only_images
@@ -177,8 +179,6 @@ class BatchRun:
         start = time.perf_counter()
         preload(options, self.codec)  # imported once, before the workers fork
         self.pool = make_pool(options)  # first: workers fork before journal and threads exist
-        if isinstance(self.pool, InlinePool):
-            keep_freed_memory()  # --jobs 1: this process does the work (workers: init_worker)
         in_flight: dict = {}
         try:
             journal, self.hash = open_journal(options, self.codec, self.journal_path)
@@ -258,19 +258,54 @@ class BatchRun:
         in_flight[future] = tasks
 
     def _rebuild_pool(self, journal: Journal, in_flight: dict) -> None:
-        """A worker died (killed, out of memory): the pool is unusable. Every file still in
-        flight went down with it: settle each (its future holds the pool's error, or the
-        result if it finished first), then start another pool."""
+        """A worker died (a decoder's abort, killed, out of memory): the pool is unusable.
+        Every file still in flight went down with it: settle each (its future holds the
+        pool's error, or the result if it finished first), start another pool, and send
+        the files it held again (`_retry`)."""
         for future, tasks in list(in_flight.items()):
             try:
                 outcomes = future.result(timeout=60)
             except Exception:  # BrokenProcessPool, or cancelled / lost with the pool
-                outcomes = [_lost(task) for task in tasks]
+                self._orphans.extend(tasks)
+                outcomes = []
             del in_flight[future]
             for outcome in outcomes:
                 self._finish(journal, outcome)
+        how = self.pool.death() if hasattr(self.pool, "death") else "killed"
         self.pool.close()
         self.pool = make_pool(self.options, fork=False)
+        self._retry(journal, in_flight, how)
+
+    def _retry(self, journal: Journal, in_flight: dict, how: str) -> None:
+        """The files a dead worker's pool held. Which one killed it is not known (a task
+        holds several files, and the pool terminates its other workers too), so each goes
+        again alone, once, with nothing else in flight: a file that kills its worker costs
+        that file, not the files that shared its task or its pool. A file whose worker
+        dies again is lost (failed, and pending for --resume). In place, a file that was
+        replaced before the death is recorded done instead of being sent again (as
+        --resume would)."""
+        orphans, self._orphans = self._orphans, []
+        why = (f"a worker process died ({how}: a decoder crashed on a file's data, or the "
+               "process was killed or ran out of memory)")
+        for task in orphans:
+            if task.path in self._retried:
+                self._finish(journal, _lost(task, why))
+                continue
+            if self.options.in_place and self._replaced_before_the_death(journal, task):
+                continue
+            self._retried.add(task.path)
+            self._send([task], journal, in_flight)
+            while in_flight:
+                self._collect(journal, in_flight)
+
+    def _replaced_before_the_death(self, journal: Journal, task: Task) -> bool:
+        try:
+            st = os.stat(task.path)
+        except OSError:
+            return False
+        row = journal.get(task.path)
+        return row is not None and self._replaced_by_interrupted_run(
+            journal, task.path, st, row, reason="completed before its worker died")
 
     # -- one source in ----------------------------------------------------------------
     def _admit(self, journal: Journal, source: Source, config: str, threads: int,
@@ -369,7 +404,8 @@ class BatchRun:
         return real
 
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
-                                     row: Row) -> bool:
+                                     row: Row, reason: str = "completed by the interrupted run"
+                                     ) -> bool:
         """In place: a file an earlier run of this journal took (pending, or failed when its
         worker died) that has changed since and is now in the target syntax was replaced
         by that run (the rename is atomic and comes after verification): record it done.
@@ -396,7 +432,7 @@ class BatchRun:
                     return False  # not marked as ours (a vendor's own "YES" is not enough)
         except DicompressError:
             return False
-        outcome = Outcome(path=key, status=J.OK, reason="completed by the interrupted run",
+        outcome = Outcome(path=key, status=J.OK, reason=reason,
                           size_in=row.size_in, mtime_in=row.mtime_in, hash_in=row.hash_in,
                           size_out=st.st_size, mtime_out=st.st_mtime_ns,
                           hash_out=file_digest(key, self.hash), syntax_in=row.syntax_in,
@@ -427,9 +463,10 @@ class BatchRun:
             tasks = in_flight.pop(future)
             try:
                 outcomes = future.result()
-            except BrokenProcessPool:  # a worker died (killed, out of memory)
+            except BrokenProcessPool:  # a worker died: its files go again (_rebuild_pool)
                 broken = True
-                outcomes = [_lost(task) for task in tasks]
+                self._orphans.extend(tasks)
+                continue
             except Exception as exc:  # e.g. a Dask worker lost (KilledWorker)
                 why = f"the worker stopped ({type(exc).__name__}: {exc})"
                 outcomes = [_lost(task, why) for task in tasks]

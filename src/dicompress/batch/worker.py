@@ -275,7 +275,7 @@ def keep_freed_memory() -> None:
     keeps is what it used at its peak: for slices peak RSS is unchanged (41 MB); after a
     multi-frame file coded on 16 threads, each thread's arena keeps its free memory (a
     reviewer measured 84 -> 185 MB left in use after a 120-frame RLE file). Only in the
-    processes that do the work: pool workers, and the --jobs 1 process. Linux/glibc only.
+    processes that do the work: pool workers (--jobs 1 included). Linux/glibc only.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
