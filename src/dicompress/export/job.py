@@ -156,6 +156,8 @@ class _Work:
     #: Where this process decodes frames that need a decoder (None in a worker process,
     #: which is itself the isolation): an abort there fails the file, not the export.
     decoder: Isolated | None = None
+    #: Threads that render a still (None: every core; 1 where worker processes share them).
+    render_threads: int | None = None
 
 
 _WORK: _Work | None = None
@@ -220,9 +222,7 @@ def _frame(work: _Work, series: select.SeriesFrames, k: int) -> np.ndarray:
     where = work.native.get(path)
     if where is not None:  # read straight from the file: no decoder involved
         return framing.read_native(path, index, where)
-    if work.decoder is not None:
-        return work.decoder.call(framing.read_frame, path, index, series.headers[path])
-    return framing.read_frame(path, index, series.headers[path])
+    return framing.read_frame(path, index, series.headers[path], work.decoder)
 
 
 def _render(work: _Work, s: int, k: int) -> tuple[np.ndarray, dict]:
@@ -230,7 +230,7 @@ def _render(work: _Work, s: int, k: int) -> tuple[np.ndarray, dict]:
     header = series.headers[series.frames[k][0]]
     return framing.display(header, _frame(work, series, k), work.windows[s],
                            function=work.options.function, invert=work.options.invert,
-                           bits=work.options.bits, threads=1 if _WORK is not None else None)
+                           bits=work.options.bits, threads=work.render_threads)
 
 
 def _still(work: _Work, s: int, k: int) -> _Written:
@@ -399,8 +399,8 @@ def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> _Stil
 
 def _write_stills(work: _Work, tasks: _Stills, result: ExportResult, written, captions,
                   tell) -> None:
-    """Every still, by worker processes (--jobs; forked, so they inherit `work`) or here
-    (frames that need a decoder decoded in `work.decoder`'s process).
+    """Every still, by worker processes (--jobs; forked, so they inherit `work`) or, for
+    --jobs 1 over native frames only, here.
 
     A worker that dies (a decoder's abort) breaks the pool: the stills it held are done
     again here, one by one, where a second abort costs only the file that caused it; the
@@ -441,8 +441,13 @@ def _write_stills(work: _Work, tasks: _Stills, result: ExportResult, written, ca
         for s, k in chunk:  # each still's decode in work.decoder's process
             record(None if failed(s, k) else _still(work, s, k))
 
+    # A still whose frame needs a decoder is written in a worker process, --jobs 1 too
+    # (four stills a round trip cost less than sending each decoded frame back here); a
+    # run of native frames only, read straight from the files, works here with --jobs 1.
+    decoding = any(path not in work.native for one in work.series for path in one.headers)
     pool = None
-    if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+    if (jobs > 1 or decoding) and "fork" in multiprocessing.get_all_start_methods():
+        work.render_threads = 1 if jobs > 1 else None  # before the workers fork
         pool = start(True)
     in_flight: deque = deque()
     try:
