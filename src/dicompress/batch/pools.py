@@ -92,8 +92,12 @@ class ProcessPool:
         # a future cancelled by a pool shut down is never "completed": count it done
         return done | {f for f in futures if f.cancelled()}
 
-    def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+    def close(self, cancel: bool = False, wait: bool | None = None) -> None:
+        """Stop the workers once their work is done; with `cancel`, drop what they have
+        not started, and do not wait for them unless `wait`. (A command about to exit
+        waits: CPython 3.11 wakes the pool's thread at exit without its lock, and a pool
+        still closing then fails with EBADF.)"""
+        self.pool.shutdown(wait=not cancel if wait is None else wait, cancel_futures=cancel)
 
 
 class DaskPool:
@@ -198,7 +202,7 @@ class Isolated:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.close(cancel=True)
+            self.pool.close(cancel=True, wait=True)
             self.pool = None
 
     def __reduce__(self):  # sent to another process: a worker of its own there

@@ -458,28 +458,44 @@ def _write_stills(work: _Work, tasks: _Stills, result: ExportResult, written, ca
                     break
                 here(chunk)
             else:
-                while len(in_flight) < 2 * jobs and (chunk := next(chunks, None)) is not None:
+                unsent = None  # stills a broken pool did not take or did not finish
+                while (unsent is None and len(in_flight) < 2 * jobs
+                       and (chunk := next(chunks, None)) is not None):
                     kept = [(s, k) for s, k in chunk if not failed(s, k)]
                     done += len(chunk) - len(kept)
                     if kept:
-                        in_flight.append((pool.call(_stills, kept), kept))
-                if not in_flight:
-                    break
-                future, chunk = in_flight.popleft()
-                try:
-                    for still in future.result():
-                        record(still)
-                except BrokenProcessPool:  # a worker died: its stills and the others' here
-                    orphans = chunk + [still for _, held in in_flight for still in held]
+                        try:
+                            in_flight.append((pool.call(_stills, kept), kept))
+                        except BrokenProcessPool:  # a worker died meanwhile
+                            unsent = kept
+                if unsent is None:
+                    if not in_flight:
+                        break
+                    future, chunk = in_flight.popleft()
+                    try:
+                        stills = future.result()
+                    except BrokenProcessPool:
+                        unsent = chunk
+                    else:
+                        for still in stills:
+                            record(still)
+                if unsent is not None:  # a worker died: what the pool held is done here
+                    orphans = unsent
+                    for future, held in in_flight:
+                        if future.done() and future.exception() is None:
+                            for still in future.result():
+                                record(still)
+                        else:
+                            orphans += held
                     in_flight.clear()
-                    pool.close(cancel=True)
+                    pool.close()  # waits for the pool's workers to be gone
                     remove_temporaries(work.dest)  # of the stills the pool's end cut short
                     pool = start(False)
                     here(orphans)
             tell("writing images", done, total)
     finally:
         if pool is not None:
-            pool.close(cancel=True)
+            pool.close(cancel=True, wait=True)
 
 
 def _write_gif(work: _Work, s: int, chosen: list[int], result, written, captions) -> None:
