@@ -342,8 +342,11 @@ def test_corrupt_and_unreadable_files_are_reported_and_skipped(series, tmp_path)
     assert not temporaries(out)
 
 
-def test_a_file_changed_while_transcoding_is_left_alone(series, monkeypatch):
+def test_a_file_that_keeps_changing_while_transcoding_is_left_alone(series, monkeypatch):
+    """Another program appends each time the file is read: it is read again at most
+    CHANGE_RETRIES more times, then left with every byte the other program wrote."""
     import dicompress.batch.worker as worker
+    from dicompress.batch.worker import CHANGE_RETRIES
 
     victim = sorted(series.glob("*.dcm"))[0]
     real = worker.transcode_file
@@ -358,7 +361,8 @@ def test_a_file_changed_while_transcoding_is_left_alone(series, monkeypatch):
     task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")))
     outcome = run_task(task)
     assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason
-    assert victim.read_bytes() == before + b"\0\0"  # the other program's write survives
+    # the other program's writes survive
+    assert victim.read_bytes() == before + b"\0\0" * (CHANGE_RETRIES + 1)
     assert not temporaries(series)
 
 
@@ -387,10 +391,12 @@ def test_disk_full_stops_cleanly_with_originals_intact(series, monkeypatch):
                    journal_hint=series)
     summary = run.run()
     assert summary.stopped and summary.exit_code == 3
-    assert summary.counts == {"ok": 3, "failed": 1}
+    # the files already handed to the worker (--jobs 1 is a worker process too) finish
+    assert summary.counts["failed"] == 1 and summary.counts["ok"] >= 3
+    assert sum(summary.counts.values()) < len(originals)
     assert "disk full" in summary.failures[0][1]
     changed = [p for p in series.glob("*.dcm") if p.read_bytes() != originals[p.name]]
-    assert len(changed) == 3 and all(syntax(p) == RLELossless for p in changed)
+    assert len(changed) == summary.counts["ok"] and all(syntax(p) == RLELossless for p in changed)
     assert not temporaries(series)
 
 
@@ -507,7 +513,9 @@ def test_disk_full_files_are_taken_again_on_resume(series, monkeypatch):
     resumed = BatchRun(iter_sources([series]),
                        BatchOptions(target="rle", in_place=True, jobs=1, resume=True),
                        journal_hint=series).run()
-    assert resumed.exit_code == 0 and resumed.counts == {"ok": 11} and resumed.done_before == 1
+    # done before the disk filled: the first, and those already handed to the worker
+    assert resumed.exit_code == 0 and resumed.done_before >= 1
+    assert resumed.counts == {"ok": 12 - resumed.done_before}
     for p in series.glob("*.dcm"):
         assert syntax(p) == RLELossless and pixel_hash(p) == pixels[p.name]
 
@@ -617,15 +625,16 @@ def test_a_file_that_kills_its_worker_costs_that_file_only(series, tmp_path, whe
     assert report["files"] == {"ok": 11, "failed": 1}
     [failure] = report["failures"]
     assert Path(failure["path"]).name == "slice0005.dcm"
-    assert "died twice on this file" in failure["reason"]
+    assert "with this file twice, the second time alone" in failure["reason"]
     done = out if where == "-o" else series
     assert sorted(p.name for p in done.glob("*.dcm") if syntax(p) == RLELossless) == sorted(
         f"slice{i:04d}.dcm" for i in range(12) if i != 5)
 
 
-def test_a_dead_worker_in_place_deid_is_not_done_twice_on_resume(series, monkeypatch):
-    """In place, a file its worker had replaced before dying is recognised on resume (the
-    journal kept it pending, not failed): de-identified once, the series stays one series."""
+def test_a_dead_worker_in_place_deid_is_not_done_twice(series, monkeypatch):
+    """In place, a file its worker had replaced before dying is recognised when the files
+    the worker held are sent again (the journal kept it pending): de-identified once, the
+    series stays one series."""
     import dicompress.deid as deid
     from dicompress.deid import DeidConfig
     from dicompress.deid.files import deidentify_file as real
@@ -640,15 +649,9 @@ def test_a_dead_worker_in_place_deid_is_not_done_twice_on_resume(series, monkeyp
     options = dict(target=None, in_place=True, jobs=2,
                    deid=DeidConfig(key=b"a key long enough for the test run"))
     summary = BatchRun(iter_sources([series]), BatchOptions(**options), journal_hint=series).run()
-    assert "slice0005.dcm" in {Path(p).name for p, _ in summary.failures}
+    assert summary.exit_code == 0 and summary.counts == {"ok": 12}, summary.failures
     rows = {Path(r["path"]).name: r for r in journal_rows(series.parent / f".series{J.JOURNAL_NAME}")}
-    lost = rows["slice0005.dcm"]
-    assert lost["status"] == "pending"  # lost, maybe done: looked at again
-    assert lost["size_in"] and lost["mtime_in"]  # as start recorded them: resume compares
-    monkeypatch.undo()
-    resumed = BatchRun(iter_sources([series]), BatchOptions(**options, resume=True),
-                       journal_hint=series).run()
-    assert resumed.counts["ok"] == len(summary.failures) and not resumed.failures
+    assert rows["slice0005.dcm"]["reason"] == "completed before its worker process died"
     done = [pydicom.dcmread(p) for p in sorted(series.glob("*.dcm"))]
     assert all(ds.PatientIdentityRemoved == "YES" for ds in done)
     assert len({ds.StudyInstanceUID for ds in done}) == 1  # never de-identified twice

@@ -15,7 +15,7 @@ from dicompress import voi
 from dicompress.cli import main
 from dicompress.export import ExportOptions, export
 from dicompress.export.budget import parse_size
-from dicompress.export.select import choose, group_series, parse_frames
+from dicompress.export.select import FrameList, choose, group_series, parse_frames
 from dicompress.samples import find_sample
 
 
@@ -104,9 +104,23 @@ def test_gif_fps_and_series_ordering(tmp_path):
 def test_frames_selection_helpers():
     assert parse_frames("1,5,10-12") == [0, 4, 9, 10, 11]
     assert choose(11, parse_frames("1,5,10-12"), 2) == [0, 9]
-    assert choose(3, None, None) == [0, 1, 2]
+    assert list(choose(3, None, None)) == [0, 1, 2]
+    assert list(choose(10, None, 4)) == [0, 4, 8]
+    assert len(choose(2**31 - 1, None, None)) == 2**31 - 1  # a range: nothing listed
     with pytest.raises(Exception, match="1-based"):
         parse_frames("0-3")
+
+
+def test_a_series_frame_list_holds_a_file_not_a_frame():
+    """Frames are found by bisection over the files' counts: nothing per frame is held."""
+    frames = FrameList()
+    frames.add(Path("a.dcm"), 3)
+    frames.add(Path("b.dcm"), 2**31 - 1)
+    assert len(frames) == 3 + 2**31 - 1
+    assert frames[0] == (Path("a.dcm"), 0) and frames[2] == (Path("a.dcm"), 2)
+    assert frames[3] == (Path("b.dcm"), 0) and frames[-1] == (Path("b.dcm"), 2**31 - 2)
+    with pytest.raises(IndexError):
+        frames[len(frames)]
 
 
 def test_png_16bit_raw_stored_values(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import signal
@@ -113,7 +114,7 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
-def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120
+def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120, env: dict | None = None
                 ) -> tuple[int, str, str, int]:
     """`dicompress argv` in its own session under ADDRESS_SPACE: (exit code, stdout, stderr,
     peak resident KiB). A hang fails the test (the session is killed); so does a process
@@ -122,7 +123,8 @@ def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120
     with open(out_path, "w") as out, open(err_path, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "dicompress", *argv], stdout=out,
                                 stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_bounded,
-                                start_new_session=True)
+                                start_new_session=True,
+                                env=None if env is None else {**os.environ, **env})
     timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
     timer.start()
     try:
@@ -303,7 +305,20 @@ SIZE_BOMBS = {
                             "holds 1 fragment"),
     # 1.2 MB that inflates to 1.2 GiB (pydicom inflates a deflated file whole)
     "deflate": (lambda: _deflate_bomb(1200 << 20), "the deflated data set inflates to more than"),
+    # the same without (0002,0000) File Meta Information Group Length: pydicom reads the
+    # File Meta Information to the first element of another group all the same
+    "deflate-no-group-length": (lambda: _without_group_length(_deflate_bomb(1200 << 20)),
+                                "the deflated data set inflates to more than"),
+    # ... and without preamble and DICM (read forced)
+    "deflate-no-preamble": (lambda: _deflate_bomb(1200 << 20)[132:],
+                            "the deflated data set inflates to more than"),
 }
+
+
+def _without_group_length(data: bytes) -> bytes:
+    """A file with a preamble without its (0002,0000) element (12 bytes, UL)."""
+    assert data[132:138] == b"\x02\x00\x00\x00UL"
+    return data[:132] + data[144:]
 
 
 @pytest.mark.parametrize("case", sorted(SIZE_BOMBS))
@@ -369,41 +384,213 @@ def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_
     assert "gdcm" not in order or order.endswith("'gdcm']"), order
 
 
-# -- class 5: in place never overwrites what changed since it was read ------------------------
-@pytest.mark.parametrize("deid", [False, True])
-def test_a_same_size_rewrite_that_restores_mtime_is_not_overwritten(deid, tmp_path, monkeypatch):
-    """Another program rewrites the source in place, same size, and sets its mtime back
-    (rsync --inplace -t) between our read and our rename: the rename must not happen
-    (issue 16, class 5)."""
-    import dicompress.batch.worker as worker
-    from dicompress.batch.worker import Task, codec_config, run_task
-    from dicompress.codecs import get_codec
-    from dicompress.deid import DeidConfig
+# -- class 2: what still aborts costs one file, never the run --------------------------------
+#: Imported by every Python process of the run (forked workers, the forkserver and its
+#: workers alike): the frame check in front of pydicom's decoders aborts the process, as
+#: GDCM did, on a frame holding the marked bytes.
+_ABORTING_DECODER = """
+import os
+_MARK = os.environ.get("DICOMPRESS_TEST_ABORT_ON")
+if _MARK:
+    import dicompress.plugins.checked_decoders as _checked
 
-    victim = tmp_path / "ct.dcm"
-    shutil.copy(find_sample("CT_small.dcm"), victim)
+    def _patch(real=_checked.check_frame, mark=bytes.fromhex(_MARK)):
+        def check_frame(src, *args, **kwargs):
+            if mark in bytes(src):
+                os.abort()
+            return real(src, *args, **kwargs)
+        return check_frame
+
+    _checked.check_frame = _patch()
+"""
+
+
+def _frame_bytes(sample: str, index: int) -> bytes:
+    """64 bytes from the middle of encapsulated frame `index` of `sample`."""
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    ds = pydicom.dcmread(find_sample(sample))
+    frames = generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1)))
+    return list(frames)[index][100:164]
+
+
+#: Where the aborting frame is: the only frame of a file, or frame 5 of 10 (export has
+#: decoded frame 1 for the window; frame 5 aborts in a worker writing stills).
+ABORTS = {"first-frame": ("MR_small_RLE.dcm", 0), "fifth-frame": ("emri_small_RLE.dcm", 4)}
+#: The commands that decode, with where the other files' results are seen.
+DECODING = {
+    "transcode": ["transcode", "{src}", "--to", "jpegls", "-o", "{out}", "--jobs", "1"],
+    "transcode-j2": ["transcode", "{src}", "--to", "jpegls", "-o", "{out}", "--jobs", "2"],
+    "export": ["export", "{src}", "--format", "png", "-o", "{out}", "--jobs", "1"],
+    "export-j2": ["export", "{src}", "--format", "png", "-o", "{out}", "--jobs", "2"],
+    "compare": ["compare", "{src}", "--codecs", "rle"],
+    "plan": ["plan", "{src}", "--budget", "10MB"],
+}
+
+
+@pytest.mark.parametrize("where", sorted(ABORTS))
+@pytest.mark.parametrize("command", sorted(DECODING))
+def test_a_decoder_that_aborts_costs_one_file(command, where, tmp_path):
+    """A native decoder that aborts the process (SIGABRT) on a frame no check foresaw: the
+    file is reported failed with the reason, the exit code is 1, every other file is done,
+    and no process is left behind (issue 16, class 2)."""
+    sample, index = ABORTS[where]
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_ABORTING_DECODER)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    others = {"ct": "CT_small.dcm", "rgb": "SC_rgb_rle.dcm", "us": "US1_J2KR.dcm",
+              "mr": "MR_small_RLE.dcm", "multi": "emri_small_RLE.dcm"}
+    for name, other in others.items():
+        if other != sample:
+            shutil.copy(find_sample(other), src / f"{name}.dcm")
+    shutil.copy(find_sample(sample), src / "crash.dcm")
+    env = {"PYTHONPATH": str(hook), "DICOMPRESS_TEST_ABORT_ON": _frame_bytes(sample, index).hex()}
+    argv = [a.format(src=src, out=out) for a in DECODING[command]]
+    code, stdout, stderr, _ = run_bounded(argv, tmp_path, env=env)
+    text = stdout + stderr
+    assert "Traceback" not in stderr, stderr
+    assert code == 1, (code, text)
+    lines = [line for line in text.splitlines() if "crash.dcm" in line]
+    assert len(lines) == 1 and "died (SIGABRT" in lines[0], lines
+    done = sorted(p.name for p in src.iterdir() if p.name != "crash.dcm")
+    frames = sum(10 if name == "multi.dcm" else 1 for name in done)
+    before = index  # frames of crash.dcm measured before the one that aborts
+    if command.startswith("transcode"):
+        assert sorted(p.name for p in out.glob("*.dcm")) == done
+    elif command.startswith("export"):
+        singles = list(out.glob("*.png"))  # a picture for each single-frame file
+        assert len(singles) == len(done) - ("multi.dcm" in done), singles
+        # the 10-frame file's pictures: all of them when it is another file; when it is
+        # the one that aborts, those before the aborting frame, never that one, and
+        # those after it that another worker finished meanwhile
+        frame_names = {p.name for p in out.glob("*/*.png")}
+        if where == "first-frame":
+            assert frame_names == {f"{n:04d}.png" for n in range(1, 11)}, frame_names
+        else:
+            assert {f"{n:04d}.png" for n in range(1, index + 1)} <= frame_names, frame_names
+            assert f"{index + 1:04d}.png" not in frame_names, frame_names
+        assert not [p for p in out.rglob("*") if p.name.endswith(".dicompress-tmp")]
+    elif command == "compare":  # every other file's frames measured
+        assert f"{frames + before} frames from" in stdout, stdout
+    else:
+        assert "Choice:" in stdout and "fits" in stdout, stdout
+
+
+# -- class 3: memory holds a few frames, whatever Number of Frames says ---------------------
+def _many_frames(frames: int) -> bytes:
+    """CT_small as `frames` native frames of 1 x 1 pixel, 8 bits: every byte present."""
+    return _with("CT_small.dcm", Rows=1, Columns=1, BitsAllocated=8, BitsStored=8, HighBit=7,
+                 PixelRepresentation=0, NumberOfFrames=frames, PixelData=bytes(range(256)) * (
+                     frames // 256))
+
+
+@pytest.mark.parametrize("command", ["export", "compare"])
+def test_frames_are_listed_lazily_whatever_number_of_frames_says(command, tmp_path):
+    """20 million real frames in a 20 MB file: export and compare pick three of them without
+    a list of every frame (a (file, frame) pair each took over 2 GiB), under 2 GiB of
+    address space and in well under it of resident memory (issue 16, class 3)."""
+    frames = 20_000_000 // 256 * 256
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "many.dcm").write_bytes(_many_frames(frames))
+    out = tmp_path / "out"
+    argv = (["export", str(src), "--format", "png", "-o", str(out), "--frames", f"1,2,{frames}"]
+            if command == "export" else ["compare", str(src), "--codecs", "rle", "--sample", "3"])
+    code, stdout, stderr, peak = run_bounded(argv, tmp_path)
+    assert code == 0 and "Traceback" not in stderr, stdout + stderr
+    if command == "export":
+        assert sorted(p.name for p in out.rglob("*.png")) == ["0001.png", "0002.png",
+                                                             f"{frames:04d}.png"]
+    else:
+        assert "3 frames from 1 series" in stdout, stdout
+    assert peak < 400 << 10, peak  # KiB: a few frames, not a list of 20 million
+
+
+# -- class 5: in place never overwrites what changed since it was read ------------------------
+def _rewritten(victim: Path) -> tuple[bytes, callable]:
+    """Other pixels of the same size for `victim`, and a function that writes them over it
+    in place and sets its mtime back (rsync --inplace -t)."""
     newer = bytearray(victim.read_bytes())
-    newer[-100:] = bytes(reversed(newer[-100:]))  # other pixels, same size
+    newer[-100:] = bytes(reversed(newer[-100:]))
     newer = bytes(newer)
+
     def rewrite() -> None:
         st = os.stat(victim)
         victim.write_bytes(newer)
         os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
         assert os.stat(victim).st_mtime_ns == st.st_mtime_ns
 
-    real_transcode = worker.transcode_file
+    return newer, rewrite
 
-    def meddling_transcode(source, *args, before_replace=None, **kwargs):
-        def meddle(tmp):
-            rewrite()
-            before_replace(tmp)
-        return real_transcode(source, *args, before_replace=meddle, **kwargs)
 
-    monkeypatch.setattr(worker, "transcode_file", meddling_transcode)
+def _meddling(monkeypatch, rewrites: int, rewrite) -> None:
+    """Another program rewrites the source between our read and our rename, the first
+    `rewrites` times."""
+    import dicompress.batch.worker as worker
+    import dicompress.deid as deid
+
+    count = {"n": 0}
+
+    def meddle(real):
+        def run(source, *args, before_replace=None, **kwargs):
+            def check(tmp):
+                if count["n"] < rewrites:
+                    count["n"] += 1
+                    rewrite()
+                before_replace(tmp)
+            return real(source, *args, before_replace=check, **kwargs)
+        return run
+
+    monkeypatch.setattr(worker, "transcode_file", meddle(worker.transcode_file))
+    monkeypatch.setattr(deid, "deidentify_file", meddle(deid.deidentify_file))
+
+
+@pytest.mark.parametrize("deid", [False, True])
+def test_a_source_rewritten_during_the_transcode_is_read_again(deid, tmp_path, monkeypatch):
+    """Another program rewrites the source in place, same size, and sets its mtime back
+    (rsync --inplace -t) between our read and our rename: the old content's result is never
+    renamed over it; the new content is read and done again (issue 16, class 5)."""
+    import pydicom
+
+    from dicompress.batch.worker import Task, codec_config, run_task
+    from dicompress.codecs import get_codec
+    from dicompress.deid import DeidConfig
+
+    victim = tmp_path / "ct.dcm"
+    shutil.copy(find_sample("CT_small.dcm"), victim)
+    newer, rewrite = _rewritten(victim)
+    _meddling(monkeypatch, 1, rewrite)
     task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")),
                 deid=DeidConfig(key=KEY.encode()) if deid else None)
     outcome = run_task(task)
-    assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason, outcome
+    assert outcome.status == "ok", outcome
+    expected = pydicom.dcmread(io.BytesIO(newer)).pixel_array
+    done = pydicom.dcmread(victim)
+    assert str(done.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.5"
+    assert (done.pixel_array == expected).all()  # the transcode of the NEW content
+    assert not [p for p in tmp_path.iterdir() if p.name != "ct.dcm"]
+
+
+@pytest.mark.parametrize("deid", [False, True])
+def test_a_source_that_keeps_changing_is_left_as_it_is(deid, tmp_path, monkeypatch):
+    """Rewritten before every rename: after a bounded number of tries the file is reported
+    and the other program's data stays."""
+    from dicompress.batch.worker import CHANGE_RETRIES, Task, codec_config, run_task
+    from dicompress.codecs import get_codec
+    from dicompress.deid import DeidConfig
+
+    victim = tmp_path / "ct.dcm"
+    shutil.copy(find_sample("CT_small.dcm"), victim)
+    newer, rewrite = _rewritten(victim)
+    _meddling(monkeypatch, CHANGE_RETRIES + 1, rewrite)
+    task = Task(path=str(victim), destination=str(victim), codec=codec_config(get_codec("rle")),
+                deid=DeidConfig(key=KEY.encode()) if deid else None)
+    outcome = run_task(task)
+    assert outcome.status == "failed" and "changed while being transcoded" in outcome.reason
+    assert "another program keeps writing it" in outcome.reason, outcome.reason
     assert victim.read_bytes() == newer  # the other program's data survives
     assert not [p for p in tmp_path.iterdir() if p.name != "ct.dcm"]
 

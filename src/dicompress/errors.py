@@ -84,6 +84,11 @@ class ConfigError(DicompressError):
 
 
 # -- the output and the machine ------------------------------------------------------------
+class WorkerDied(DicompressError):
+    """The worker process working on a file died (a native decoder's abort on its data, a
+    signal, the kernel's OOM killer): that file failed; the run goes on."""
+
+
 class VerificationFailed(DicompressError):
     """What was written does not read back as what was meant (pixels, header, layout)."""
 

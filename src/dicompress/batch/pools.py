@@ -1,45 +1,46 @@
-"""Where a batch's tasks run: in this process (``--jobs 1``), a pool of worker processes,
-or a Dask cluster. Each has the same small surface: `submit(tasks)`, `wait(futures)`,
-`close(cancel)`, and its `size` (workers) and `window` (tasks in flight at most)."""
+"""Where work that may crash runs: worker processes that are replaced when one dies.
+
+A native decoder (GDCM, OpenJPEG, libjxl, CharLS ...) may abort the process on a
+codestream the header and codestream checks cannot foresee; run in a worker, the abort
+costs the file it was decoding, never the run. Two shapes of the same pool:
+
+- `ProcessPool` (or `DaskPool`): a batch's tasks (`transcode`, `deid`, ``--jobs 1``
+  included). Each has the same small surface: `submit(tasks)`, `wait(futures)`,
+  `close(cancel)`, and its `size` (workers) and `window` (tasks in flight at most).
+- `Isolated`: one worker that runs one call at a time for a command that otherwise works
+  in its own process (`export`, `compare`, `plan` decode their frames there); a death
+  raises `WorkerDied` naming the signal, and the next call gets a new worker.
+"""
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
+import functools
 import multiprocessing
 import os
+import signal
+import threading
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from dicompress import direct
 from dicompress.batch.worker import RUN_PID, Task, init_worker, run_tasks
-from dicompress.errors import UsageError
+from dicompress.errors import UsageError, WorkerDied
 
 if TYPE_CHECKING:
     from dicompress.batch.runner import BatchOptions
     from dicompress.codecs import Codec
 
 
-class InlinePool:
-    """``--jobs 1``: the work runs in this process, one file at a time."""
-
-    size = window = 1
-    chunk = False  # one file at a time: each is journalled done before the next starts
-
-    def submit(self, tasks: list[Task]) -> cf.Future:
-        future: cf.Future = cf.Future()
-        future.set_result(run_tasks(tasks))
-        return future
-
-    def wait(self, futures):
-        return set(futures)
-
-    def close(self, cancel: bool = False) -> None:
-        pass
-
-
 class ProcessPool:
+    """`jobs` worker processes, each set up by `initializer(*initargs)` (default: the
+    batch's `init_worker`)."""
+
     chunk = True
 
-    def __init__(self, jobs: int, *, fork: bool = True) -> None:
+    def __init__(self, jobs: int, *, fork: bool = True, initializer=init_worker,
+                 initargs: tuple = ()) -> None:
         self.size, self.window = jobs, 2 * jobs
         # fork: workers start at once with everything imported (a forkserver would
         # import it all again: 0.3 s per run). They are launched here, before the
@@ -52,23 +53,51 @@ class ProcessPool:
             context = multiprocessing.get_context("fork")
         else:
             context = multiprocessing.get_context("forkserver")
+            _end_forkserver_at_exit()
             # the forkserver dies with this process, and its workers with it
             context.set_forkserver_preload(["dicompress.batch.worker",
                                             "dicompress.batch._forkserver"])
-        self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker)
+        self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=initializer,
+                                           initargs=initargs)
         for started in [self.pool.submit(os.getpid) for _ in range(jobs)]:
             started.result()
+        # the executor's own table of its processes: after a death, it tells how it ended
+        self._workers = getattr(self.pool, "_processes", {})
 
     def submit(self, tasks: list[Task]):
         return self.pool.submit(run_tasks, tasks)
+
+    def call(self, fn, *args) -> cf.Future:
+        """`fn(*args)` in a worker (`fn` importable by name, its arguments picklable)."""
+        return self.pool.submit(fn, *args)
+
+    def death(self) -> str:
+        """How the worker that broke the pool ended, in words ("SIGABRT", "exit code 1");
+        the others are terminated by the pool after it (SIGTERM)."""
+        for process in list(self._workers.values()):
+            process.join(timeout=2)  # the pool's thread may be reaping it right now
+            code = process.exitcode
+            if code is None or code == -signal.SIGTERM:
+                continue
+            if code < 0:
+                try:
+                    return signal.Signals(-code).name
+                except ValueError:
+                    return f"signal {-code}"
+            return f"exit code {code}"
+        return "killed"
 
     def wait(self, futures):
         done, _ = cf.wait(futures, timeout=1.0, return_when=cf.FIRST_COMPLETED)
         # a future cancelled by a pool shut down is never "completed": count it done
         return done | {f for f in futures if f.cancelled()}
 
-    def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+    def close(self, cancel: bool = False, wait: bool | None = None) -> None:
+        """Stop the workers once their work is done; with `cancel`, drop what they have
+        not started, and do not wait for them unless `wait`. (A command about to exit
+        waits: CPython 3.11 wakes the pool's thread at exit without its lock, and a pool
+        still closing then fails with EBADF.)"""
+        self.pool.shutdown(wait=not cancel if wait is None else wait, cancel_futures=cancel)
 
 
 class DaskPool:
@@ -121,6 +150,71 @@ class DaskPool:
             self.cluster.close()
 
 
+@functools.cache  # once a run
+def _end_forkserver_at_exit() -> None:
+    """Once a forkserver pool is used, end the forkserver and the resource tracker it
+    started before this process exits, and wait for them: left to themselves they end
+    only after it (each when its pipe closes), and a caller that waits for the command
+    would see them still running. (`_stop` is what CPython's own tests use.)"""
+
+    def end() -> None:
+        from multiprocessing import forkserver, resource_tracker
+
+        for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
+            try:
+                helper._stop()
+            except Exception:  # pragma: no cover - not running, or another Python
+                pass
+
+    atexit.register(end)
+
+
+class Isolated:
+    """One replaceable worker process for the calls that may abort the process (a native
+    decoder on a hostile file): `call(fn, *args)` returns what `fn` returns, raises what
+    it raises, or raises `WorkerDied` when the worker died; the next call starts another.
+
+    Forked while this process has no other thread (everything imported is inherited);
+    otherwise, and after a death, from the forkserver, as the batch's rebuilt pools are
+    (fork copies only the calling thread, and a lock another thread held would stay
+    locked in the child).
+    """
+
+    def __init__(self) -> None:
+        self.pool: ProcessPool | None = None
+        self.deaths = 0
+
+    def start(self) -> Isolated:
+        if self.pool is None:
+            self.pool = ProcessPool(1, fork=self.deaths == 0 and threading.active_count() == 1)
+        return self
+
+    def call(self, fn, *args):
+        pool = self.start().pool
+        try:
+            return pool.call(fn, *args).result()
+        except BrokenProcessPool:
+            how = pool.death()
+            self.deaths += 1
+            self.close()
+            raise WorkerDied(f"the process decoding it died ({how}): a decoder crashed on "
+                             "this file's data, or the process was killed") from None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close(cancel=True, wait=True)
+            self.pool = None
+
+    def __reduce__(self):  # sent to another process: a worker of its own there
+        return (Isolated, ())
+
+    def __enter__(self) -> Isolated:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def preload(options: BatchOptions, codec: Codec | None) -> None:
     """Import what the workers will need before they fork, so that it is imported once:
     pydicom (0.25 s) and the de-identification unless every file may take the direct
@@ -137,4 +231,5 @@ def make_pool(options: BatchOptions, *, fork: bool = True):
     jobs = options.jobs or os.cpu_count() or 1
     if options.scheduler:
         return DaskPool(options.scheduler, jobs)
-    return InlinePool() if jobs == 1 else ProcessPool(jobs, fork=fork)
+    # --jobs 1 too: one worker, so that a decoder's abort costs a file, not the run
+    return ProcessPool(jobs, fork=fork)

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
-from dicompress.batch.pools import InlinePool, make_pool, preload
+from dicompress.batch.pools import make_pool, preload
 from dicompress.batch.resume import (copies_unchanged, default_journal, finished_earlier,
                                      open_journal, remove_temporaries, remove_temporaries_in)
 from dicompress.batch.sources import Source
-from dicompress.batch.worker import Outcome, Task, codec_config, keep_freed_memory
+from dicompress.batch.worker import Outcome, Task, codec_config
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
 from dicompress.errors import (EXIT_FAILURES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
@@ -128,12 +128,17 @@ class Summary:
 
 
 # -- the driver -----------------------------------------------------------------------------
-def _lost(task: Task, why: str = "a worker process died (killed, or out of memory)") -> Outcome:
+def _lost(task: Task, why: str) -> Outcome:
     """A file whose worker died. It may have been finished (replaced, in place) before the
     death: the journal keeps it pending, so that --resume looks at it again (and records
     it done when it was), while this run counts it failed."""
     return Outcome(path=task.path, status=J.FAILED, lost=True, reason=(
-        f"{task.path}: {why} while this file was in flight (--resume takes it again)"))
+        f"{task.path}: {why} (--resume takes it again)"))
+
+
+def _death(pool) -> str:
+    """How the worker that broke `pool` ended ("SIGABRT", "exit code 1"), where it says."""
+    return pool.death() if hasattr(pool, "death") else "killed"
 
 
 def _remove_temporaries_of(destination: str) -> None:
@@ -177,7 +182,6 @@ class BatchRun:
         self._output_root = options.output.resolve() if options.output is not None else None
         self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
         self.pool = None
-        self._twice_harmless = True  # whether a file may be done again (see run)
         self._retrying = None  # the future of a file tried again alone (_retry_alone)
         self._copy_unchanged = copies_unchanged(options)  # -o holds the complete study
         self._recopy = False  # an earlier run's uncopied skips are copied now (resume)
@@ -187,8 +191,6 @@ class BatchRun:
         start = time.perf_counter()
         preload(options, self.codec)  # imported once, before the workers fork
         self.pool = make_pool(options)  # first: workers fork before journal and threads exist
-        if isinstance(self.pool, InlinePool):
-            keep_freed_memory()  # --jobs 1: this process does the work (workers: init_worker)
         in_flight: dict = {}
         try:
             journal, self.hash, self._recopy = open_journal(options, self.codec,
@@ -205,14 +207,12 @@ class BatchRun:
             codec_threads = max(1, (os.cpu_count() or 1) // self.pool.size)
             chunk: list[Task] = []
             chunk_bytes = 0
-            # In place, a file a dead worker had finished is replaced already; taking it
-            # again must do no harm. A lossless transcode is then "already" (or the same
-            # bytes with --force); a de-identification or a lossy transcode with --force
-            # would be done twice (Dask re-runs a lost worker's tasks by itself): their
-            # files go one per task, so that only the file being written is at stake.
-            self._twice_harmless = not (options.in_place and (
+            # In place, a de-identification or a lossy transcode must never be done twice
+            # to one file; a file a dead worker had finished is recognised as replaced
+            # (_retry_alone), and their files still go one per task, so that only the file
+            # being written is at stake when a worker dies.
+            chunking = self.pool.chunk and not (options.in_place and (
                 options.deid is not None or (self.codec is not None and not self.codec.lossless)))
-            chunking = self.pool.chunk and self._twice_harmless
             for source in self.sources:
                 while len(in_flight) >= self.pool.window:
                     self._collect(journal, in_flight)
@@ -283,25 +283,24 @@ class BatchRun:
             del in_flight[future]
             for outcome in outcomes:
                 self._finish(journal, outcome)
+        how = _death(self.pool)
         self.pool.close()  # joins the old workers: none of them writes any more
         self.pool = make_pool(self.options, fork=False)
-        self._retry_alone(journal, lost)
+        self._retry_alone(journal, lost, f"a worker process died ({how})")
 
-    def _retry_alone(self, journal: Journal, lost: list[Task],
-                     why: str = "a worker process died") -> None:
+    def _retry_alone(self, journal: Journal, lost: list[Task], why: str) -> None:
         """The files a dead worker took with it, each tried again alone with nothing else
         in flight: a file that kills its worker again is the one that does (failed, and
         kept pending for --resume); the others are done as if nothing had happened.
-        What the dead worker was writing is removed first (its temporaries).
-
-        Not where doing a file twice could harm (in place, a de-identification or a
-        lossy transcode the worker may have finished before it died), nor once the run
-        has stopped (disk full): those stay pending, and --resume looks at each (see
-        _replaced_by_interrupted_run)."""
+        What the dead worker was writing is removed first (its temporaries). In place, a
+        file the dead worker had already replaced (the rename is atomic and comes after
+        verification) is recorded done, not done again: nothing is de-identified or
+        lossy-coded twice. Once the run has stopped (disk full) the files stay pending,
+        and --resume looks at each."""
         for task in lost:
             _remove_temporaries_of(task.destination)
-            if not self._twice_harmless or self.summary.stopped:
-                self._finish(journal, _lost(task, f"{why} (killed, or out of memory)"))
+            if self.summary.stopped:
+                self._finish(journal, _lost(task, f"{why} while this file was in flight"))
                 continue
             if self.options.in_place and self._replaced_before_death(journal, task.path):
                 continue
@@ -310,16 +309,17 @@ class BatchRun:
             try:
                 outcomes = future.result()
             except BrokenProcessPool:
+                how = _death(self.pool)
                 _remove_temporaries_of(task.destination)
                 self.pool.close()
                 self.pool = make_pool(self.options, fork=False)
-                outcomes = [_lost(task, f"{why} twice on this file, the second time with no "
-                                        "other file in flight (killed, out of memory, or a "
-                                        "crash in a decoder)")]
+                outcomes = [_lost(task, f"a worker process died ({how}) with this file twice, "
+                                        "the second time alone (a decoder crashed on its data, "
+                                        "or the process was killed or ran out of memory)")]
             except Exception as exc:  # e.g. a Dask worker lost again (KilledWorker)
                 _remove_temporaries_of(task.destination)
-                outcomes = [_lost(task, f"{why} twice on this file ({type(exc).__name__}: "
-                                        f"{exc})")]
+                outcomes = [_lost(task, f"{why}, and again with this file alone "
+                                        f"({type(exc).__name__}: {exc})")]
             self._retrying = None
             for outcome in outcomes:
                 self._finish(journal, outcome)

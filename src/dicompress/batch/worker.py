@@ -152,6 +152,15 @@ def stamp(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+#: A source that changes while it is being transcoded is read and done again, at most this
+#: many times more; then it is left as it is (another program keeps writing it).
+CHANGE_RETRIES = 2
+
+
+class _SourceChanged(DicompressError):
+    """The source is not the file that was read any more (checked just before the rename)."""
+
+
 def run_task(task: Task) -> Outcome:
     """Transcode one file; never raises for a problem with that file."""
     start = time.perf_counter()
@@ -159,24 +168,34 @@ def run_task(task: Task) -> Outcome:
     path = Path(task.path)
     try:
         check_regular(path)  # a FIFO is named and skipped, never opened
-        st = os.stat(path)
-        out.size_in, out.mtime_in = st.st_size, st.st_mtime_ns
-        if task.deid is not None:  # de-identifying writers do not hash: done here
-            out.hash_in = file_digest(path, task.hash)
+        for attempt in range(CHANGE_RETRIES + 1):
+            # what is read now is what must still be there at the rename
+            st = os.stat(path)
+            out.size_in, out.mtime_in = st.st_size, st.st_mtime_ns
+            out.hash_in = out.hash_out = None
+            if task.deid is not None:  # de-identifying writers do not hash: done here
+                out.hash_in = file_digest(path, task.hash)
 
-        def before_replace(tmp: Path) -> None:
-            # the last word before the rename: the source must be the file that was read
+            def before_replace(tmp: Path, st=st) -> None:
+                # the last word before the rename: the source must be the file that was read
+                try:
+                    now = os.stat(path)
+                except FileNotFoundError:
+                    raise DicompressError(f"{path}: vanished while being transcoded") from None
+                if stamp(now) != stamp(st) or (
+                        out.hash_in is not None and file_digest(path, task.hash) != out.hash_in):
+                    raise _SourceChanged(f"{path}: changed while being transcoded")
+                if task.deid is not None:
+                    out.hash_out = file_digest(tmp, task.hash)
+
             try:
-                now = os.stat(path)
-            except FileNotFoundError:
-                raise DicompressError(f"{path}: vanished while being transcoded") from None
-            if stamp(now) != stamp(st) or (
-                    out.hash_in is not None and file_digest(path, task.hash) != out.hash_in):
-                raise DicompressError(f"{path}: changed while being transcoded; left as it is")
-            if task.deid is not None:
-                out.hash_out = file_digest(tmp, task.hash)
-
-        result = _run(task, path, before_replace)
+                result = _run(task, path, before_replace)
+                break
+            except _SourceChanged:  # nothing was written: read the new content, and again
+                if attempt == CHANGE_RETRIES:
+                    raise DicompressError(
+                        f"{path}: changed while being transcoded, {CHANGE_RETRIES + 1} times "
+                        "(another program keeps writing it); left as it is") from None
         # transcode_file hashes what it read and wrote (the direct path in memory)
         out.hash_in = result.digest_in or out.hash_in
         out.hash_out = result.digest_out or out.hash_out
@@ -274,7 +293,7 @@ def keep_freed_memory() -> None:
     keeps is what it used at its peak: for slices peak RSS is unchanged (41 MB); after a
     multi-frame file coded on 16 threads, each thread's arena keeps its free memory (a
     reviewer measured 84 -> 185 MB left in use after a 120-frame RLE file). Only in the
-    processes that do the work: pool workers, and the --jobs 1 process. Linux/glibc only.
+    processes that do the work: pool workers (--jobs 1 included). Linux/glibc only.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "unchanged, so that OUTDIR holds the whole study")
     run = tc.add_argument_group("running at scale")
     run.add_argument("-j", "--jobs", type=int, default=None,
-                     help="worker processes (default: all cores); 1 works in this process")
+                     help="worker processes (default: all cores; 1: one worker, so that a "
+                          "decoder's crash costs a file, not the run)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run on a dask.distributed cluster: tcp://HOST:PORT, or 'local' "
                           "for a LocalCluster of --jobs workers")
@@ -105,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace each original by its de-identified copy, once verified")
     de.add_argument("--no-verify", action="store_true", help="skip reading back each output")
     de.add_argument("-j", "--jobs", type=int, default=None,
-                    help="worker processes (default: all cores); 1 works in this process")
+                    help="worker processes (default: all cores; 1: one worker, so that a "
+                         "decoder's crash costs a file, not the run)")
     _follow_links_argument(de)
     de.add_argument("--journal", type=Path, metavar="PATH",
                     help="SQLite journal of the run (default: beside the output folder, "
@@ -191,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--keep-identifiers", action="store_true",
                     help="write patient identity into the images' text (off by default)")
     ex.add_argument("-j", "--jobs", type=int, default=None,
-                    help="worker processes writing images (default: all cores); 1 works in this process")
+                    help="worker processes writing images (default: all cores); 1 works in "
+                         "this process, with frames that need a decoder decoded in a process "
+                         "of their own")
 
     sv = sub.add_parser("serve", help="run the DICOM gateway: receive, compress by policy, forward",
                         description="A Storage SCP that spools every received instance durably, "

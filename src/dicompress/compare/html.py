@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dicompress.batch.pools import Isolated
 from dicompress.codecs import get_codec
 from dicompress.compare.report import QUALITY_NOTE, visibility
 from dicompress.compare.run import Choice, Comparison, Row
 from dicompress.errors import DicompressError, UnsupportedTransferSyntax
 from dicompress.pipeline.encode import FrameView, frame_loss
-from dicompress.pipeline.frames import iter_frames
+from dicompress.pipeline.frames import frames_at
 from dicompress.pipeline.read import read_header
 
 
@@ -179,13 +180,12 @@ def _png(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _worst_slice(choice: Choice, row: Row, window=None) -> str:
+def _worst_slice(choice: Choice, row: Row, window, decoder: Isolated) -> str:
     """Source and decoded frames of the worst slice, at the window the display error was
-    measured at, and the difference."""
+    measured at, and the difference (the source decoded in `decoder`'s process)."""
     path, frame, slice_number, value = row.worst
     try:
-        layout, frames = iter_frames(Path(path))
-        arr = next(a for n, a in enumerate(frames) if n == frame - 1)
+        layout, arr = next(frames_at(Path(path), [frame - 1], decoder))
         decoded = choice.codec.decode_frame(choice.codec.encode_frame(arr, layout, 1), layout)
         view = FrameView(read_header(Path(path)), frame - 1, window)
         loss = frame_loss(arr, decoded, view, layout.bits_stored)
@@ -287,8 +287,9 @@ def build(result: Comparison) -> str:
     if lossy:
         parts.append("<h2>Worst slice of each lossy choice</h2>")
         by_label = {c.label: c for c in result.choices}
-        parts += [_worst_slice(by_label[r.choice], r, result.window) for r in lossy
-                  if r.worst is not None]
+        with Isolated() as decoder:
+            parts += [_worst_slice(by_label[r.choice], r, result.window, decoder) for r in lossy
+                      if r.worst is not None]
     if len(result.series) > 1:
         parts += ["<h2>Per series</h2>", _table(list(result.per_series.values()))]
     if result.failed or result.skipped:

@@ -18,29 +18,37 @@ asked for), PSNR on each frame's dynamic range, SSIM at the display window.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dicompress.batch.pools import Isolated
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.codecs import Codec, available_codecs, get_codec
 from dicompress.codecs.registry import compare_defaults
 from dicompress.compare.metrics import Quality, quality, visible
 from dicompress.errors import (DicompressError, NotAnImage, NotDicom, UnsupportedTransferSyntax,
                               with_context)
-from dicompress.export.select import group_series
+from dicompress.export.select import SeriesFrames, group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
 from dicompress.pipeline.frames import (as_rgb, bounded_map, decodes_to_us_ycbcr, encoded_frames,
-                                        iter_frames, us_colour_as_rgb)
+                                        frames_at, us_colour_as_rgb)
 from dicompress.pipeline.read import read_header, transfer_syntax_of
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
 
 def __getattr__(name: str):
     # DEFAULT_CODECS: what compare measures when not told (today every lossless target
@@ -161,19 +169,52 @@ class StoredFrame:
     fragment: bytes
 
 
-def spread(n: int, k: int | None) -> list[int]:
-    """`k` indices spread evenly over range(n), ends included (all when k is None or >= n)."""
+def spread(n: int, k: int | None) -> Sequence[int]:
+    """`k` indices spread evenly over range(n), ends included (all, a range, when k is
+    None or >= n)."""
     if k is None or k >= n:
-        return list(range(n))
+        return range(n)
     if k <= 1:
         return [n // 2] if k == 1 else []
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
+class Selection:
+    """The frames to measure, each series' frames in order: made as they are iterated, so
+    memory holds the headers, never a reference per frame whatever Number of Frames says."""
+
+    def __init__(self, series: list[SeriesFrames], sample: int | None, window,
+                 headers: dict[Path, Dataset]) -> None:
+        self._series = [(one, spread(len(one.frames), sample)) for one in series]
+        self._window, self._headers = window, headers
+
+    @property
+    def series(self) -> list[str]:
+        """The labels of the series with a frame to measure."""
+        return [one.label for one, chosen in self._series if len(chosen)]
+
+    def __len__(self) -> int:
+        return sum(len(chosen) for _, chosen in self._series)
+
+    def __iter__(self) -> Iterator[FrameRef]:
+        for one, chosen in self._series:
+            for slice_index in chosen:
+                path, index = one.frames[slice_index]
+                ds = self._headers[path]
+                yield FrameRef(one.label, path, index, slice_index + 1,
+                               FrameView(ds, index, self._window), transfer_syntax_of(ds),
+                               decodes_to_us_ycbcr(ds))
+
+    def transfer_syntaxes(self) -> list[str]:
+        """The transfer syntaxes of the files with a frame to measure."""
+        return list(dict.fromkeys(transfer_syntax_of(self._headers[one.frames[k][0]])
+                                  for one, chosen in self._series for k in chosen))
+
+
 def select_frames(sources: Iterable[str | Path], sample: int | None,
                   skipped: list[tuple[str, str]], window=None,
                   failed: list[tuple[str, str]] | None = None,
-                  series_files: dict[str, list[Path]] | None = None) -> list[FrameRef]:
+                  series_files: dict[str, list[Path]] | None = None) -> Selection:
     """The frames to measure: each series ordered along its normal, then sampled;
     `window` (a preset, "C,W", ...) or each file's default window for display errors.
 
@@ -198,43 +239,43 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
                 failed.append((str(source.path), str(with_context(exc, source.path))))
         except (ValueError, TypeError) as exc:  # e.g. Number of Frames "1A"
             skipped.append((str(source.path), f"unusable image attributes: {exc}"))
-    refs = []
-    by_path = dict(headers)
-    for series in group_series(headers):
-        if series_files is not None:
-            series_files[series.label] = list(dict.fromkeys(p for p, _ in series.frames))
-        for slice_index in spread(len(series.frames), sample):
-            path, index = series.frames[slice_index]
-            refs.append(FrameRef(series.label, path, index, slice_index + 1,
-                                 FrameView(by_path[path], index, window),
-                                 transfer_syntax_of(by_path[path]),
-                                 decodes_to_us_ycbcr(by_path[path])))
-    return refs
+    series = group_series(headers)
+    if series_files is not None:
+        for one in series:
+            series_files[one.label] = one.frames.files()
+    return Selection(series, sample, window, dict(headers))
 
 
-def load_frames(refs: list[FrameRef], failed: list[tuple[str, str]],
+def load_frames(refs: Iterable[FrameRef], failed: list[tuple[str, str]], decoder: Isolated,
                 stored: Callable[[str], bool] = lambda syntax: False
                 ) -> Iterator[tuple[FrameRef, FrameLayout, np.ndarray, StoredFrame | None]]:
-    """The selected frames decoded as stored, file by file (one file open at a time);
-    with each, the frame as the file stores it where `stored(transfer_syntax)` says so
-    (else None)."""
-    by_file: dict[Path, list[FrameRef]] = {}
-    for ref in refs:
-        by_file.setdefault(ref.path, []).append(ref)
-    for path, wanted in by_file.items():
-        indices = {ref.index: ref for ref in wanted}
+    """The selected frames decoded as stored, file by file (one file open at a time; the
+    refs of a file come together); with each, the frame as the file stores it where
+    `stored(transfer_syntax)` says so (else None). Frames that need a decoder are decoded
+    in `decoder`'s process: a decoder's abort fails that file, and the others are
+    measured."""
+    for path, wanted in itertools.groupby(refs, key=lambda ref: ref.path):
+        asked: deque[FrameRef] = deque()  # a frame or two: frames_at takes the indices lazily
+
+        def indices(wanted=wanted, asked=asked) -> Iterator[int]:
+            for ref in wanted:  # a file's refs come in frame order
+                asked.append(ref)
+                yield ref.index
+
         try:
-            layout, frames = iter_frames(path)
-            fragments = _stored_frames(path, wanted[0].transfer_syntax, stored)
-            last = max(indices)
-            for n, arr in enumerate(frames):
-                fragment = next(fragments) if fragments is not None else None
-                if n in indices:
-                    yield indices[n], layout, arr, fragment
-                if n >= last:
-                    break
+            fragments, at = None, 0  # the file's stored frames, and the next one's index
+            for layout, arr in frames_at(path, indices(), decoder):
+                ref = asked.popleft()  # frames_at yields in the order asked
+                if at == 0 and fragments is None:
+                    fragments = _stored_frames(path, ref.transfer_syntax, stored)
+                fragment = None
+                if fragments is not None:  # on to this frame's (refs come in frame order)
+                    for _ in range(ref.index - at):
+                        next(fragments, None)
+                    fragment, at = next(fragments, None), ref.index + 1
+                yield ref, layout, arr, fragment
         except DicompressError as exc:
-            failed.append((str(path), str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"))
+            failed.append((str(path), str(with_context(exc, path))))
         except Exception as exc:  # a decoder's own error on a damaged file
             failed.append((str(path), f"{path}: {type(exc).__name__}: {exc}"))
 
@@ -474,11 +515,11 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
                          series_files=series_files)
     if offer_transforms:
         labels = {c.label for c in choices}
-        choices = choices + [c for c in offered_transforms(r.transfer_syntax for r in refs)
+        choices = choices + [c for c in offered_transforms(refs.transfer_syntaxes())
                              if c.label not in labels]
     result = Comparison(choices, window=window, skipped=skipped, failed=failed,
                         series_files=series_files)
-    result.series = list(dict.fromkeys(ref.series for ref in refs))
+    result.series = refs.series
     for choice in choices:
         result.overall[choice.label] = Row(choice.label, choice.lossless, "all")
         for series in result.series:
@@ -492,8 +533,11 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
     def transformed(syntax: str) -> bool:
         return any(codec.takes_encoded(syntax) for codec in transforms)
 
+    # started before the measuring threads: forked, with everything imported
+    decoder = Isolated().start() if len(refs) else Isolated()
+
     def tasks() -> Iterator[tuple[Choice, FrameRef, FrameLayout, np.ndarray, StoredFrame | None]]:
-        for ref, layout, arr, stored in load_frames(refs, result.failed, transformed):
+        for ref, layout, arr, stored in load_frames(refs, result.failed, decoder, transformed):
             result.frames += 1
             for choice in choices:
                 yield choice, ref, layout, arr, stored
@@ -512,15 +556,17 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
         except Exception as exc:  # a codec library's own error on an odd frame
             return choice, ref, f"{ref.path.name}: {type(exc).__name__}: {exc}"
 
-    for outcome in bounded_map(run, tasks(), threads or os.cpu_count() or 1):
-        done += 1
-        if isinstance(outcome, Measure):
-            result.overall[outcome.choice].add(outcome)
-            result.per_series[(outcome.choice, outcome.ref.series)].add(outcome)
-        else:
-            choice, ref, reason = outcome
-            for row in (result.overall[choice.label], result.per_series[(choice.label, ref.series)]):
-                row.not_applicable = row.not_applicable or reason
-        tell(stage, done, total)
+    with decoder:
+        for outcome in bounded_map(run, tasks(), threads or os.cpu_count() or 1):
+            done += 1
+            if isinstance(outcome, Measure):
+                result.overall[outcome.choice].add(outcome)
+                result.per_series[(outcome.choice, outcome.ref.series)].add(outcome)
+            else:
+                choice, ref, reason = outcome
+                for row in (result.overall[choice.label],
+                            result.per_series[(choice.label, ref.series)]):
+                    row.not_applicable = row.not_applicable or reason
+            tell(stage, done, total)
     result.seconds = time.perf_counter() - start
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom import dcmread
@@ -16,6 +17,9 @@ from dicompress import uids, voi
 from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayout
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.frames import decoders_reason, native_frames, reads_natively
+
+if TYPE_CHECKING:
+    from dicompress.batch.pools import Isolated
 
 #: XYB: JPEG XL colour, which decoders give as RGB (PS3.3 C.7.6.3.1.2).
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR", "XYB"}
@@ -60,18 +64,29 @@ def read_native(path: Path, index: int, native: NativePixels) -> np.ndarray:
     return next(native_frames(native.layout, start, path=path))
 
 
-def read_frame(path: Path, index: int, ds: Dataset) -> np.ndarray:
-    """One frame as pydicom decodes it; YBR is converted to RGB (as_rgb)."""
+def read_frame(path: Path, index: int, ds: Dataset, decoder: Isolated | None = None
+               ) -> np.ndarray:
+    """One frame as pydicom decodes it; YBR is converted to RGB (as_rgb). With `decoder`,
+    decoded in its process (a decoder's abort costs this file); only the path and what
+    the decoding needs of the header travel there."""
     frames = header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
     which = index if frames > 1 else None
     syntax = ds.file_meta.get("TransferSyntaxUID")
+    syntax = None if syntax is None else str(syntax)
+    # deflated data cannot be read frame by frame from the file, nor a file without
+    # File Meta Information (its transfer syntax is the one the header was read in)
+    whole = syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None
+    if decoder is not None:
+        return decoder.call(_decoded, path, which, syntax, whole)
+    return _decoded(path, which, syntax, whole)
+
+
+def _decoded(path: Path, which: int | None, syntax: str | None, whole: bool) -> np.ndarray:
     try:  # pydicom's decoders: their errors are the pixel data's, said here once
-        if syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None:
-            # deflated data cannot be read frame by frame from the file, nor a file without
-            # File Meta Information (its transfer syntax is the one the header was read in)
-            whole = dcmread(path, force=True)
-            whole.file_meta.TransferSyntaxUID = syntax
-            return pixel_array(whole, index=which, as_rgb=True)
+        if whole:
+            dataset = dcmread(path, force=True)
+            dataset.file_meta.TransferSyntaxUID = syntax
+            return pixel_array(dataset, index=which, as_rgb=True)
         return pixel_array(path, index=which, as_rgb=True)
     except DicompressError:
         raise

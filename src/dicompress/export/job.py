@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import dataclasses
+import itertools
 import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pydicom
 
+from dicompress.batch.pools import Isolated, ProcessPool
+from dicompress.batch.resume import remove_temporaries
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.batch.worker import init_worker
 from dicompress.deid import descriptor_identifies
@@ -162,6 +167,11 @@ class _Work:
     options: ExportOptions
     fmt: str
     dest: Path
+    #: Where this process decodes frames that need a decoder (None in a worker process,
+    #: which is itself the isolation): an abort there fails the file, not the export.
+    decoder: Isolated | None = None
+    #: Threads that render a still (None: every core; 1 where worker processes share them).
+    render_threads: int | None = None
 
 
 _WORK: _Work | None = None
@@ -224,9 +234,9 @@ def _number(text: str) -> str:
 def _frame(work: _Work, series: select.SeriesFrames, k: int) -> np.ndarray:
     path, index = series.frames[k]
     where = work.native.get(path)
-    if where is not None:
+    if where is not None:  # read straight from the file: no decoder involved
         return framing.read_native(path, index, where)
-    return framing.read_frame(path, index, series.headers[path])
+    return framing.read_frame(path, index, series.headers[path], work.decoder)
 
 
 def _render(work: _Work, s: int, k: int) -> tuple[np.ndarray, dict]:
@@ -234,7 +244,7 @@ def _render(work: _Work, s: int, k: int) -> tuple[np.ndarray, dict]:
     header = series.headers[series.frames[k][0]]
     return framing.display(header, _frame(work, series, k), work.windows[s],
                            function=work.options.function, invert=work.options.invert,
-                           bits=work.options.bits, threads=1 if _WORK is not None else None)
+                           bits=work.options.bits, threads=work.render_threads)
 
 
 def _still(work: _Work, s: int, k: int) -> _Written:
@@ -267,7 +277,7 @@ def _still(work: _Work, s: int, k: int) -> _Written:
 def _init_stills(work: _Work) -> None:
     global _WORK
     init_worker()
-    _WORK = work
+    _WORK = dataclasses.replace(work, decoder=None)  # this worker decodes itself
 
 
 def _stills(tasks: list[tuple[int, int]]) -> list[_Written]:
@@ -312,9 +322,10 @@ def export(sources, out_dir: str | Path, options: ExportOptions,
     captions: dict[str, page.Still] = {}  # the zip's page describes each picture
     try:
         dest = staging or out_dir
-        work = _Work(series_list, [], [], [], native, options, fmt, dest)
-        tasks = _plan(work, wanted, result, written, captions)
-        _write_stills(work, tasks, result, written, captions, tell)
+        with Isolated() as decoder:
+            work = _Work(series_list, [], [], [], native, options, fmt, dest, decoder)
+            tasks = _plan(work, wanted, result, written, captions)
+            _write_stills(work, tasks, result, written, captions, tell)
         if options.zip:
             tell("bundling", 0, None)
             zips = budgets.write_zips(out_dir / options.zip, written, captions, options.max_size)
@@ -334,11 +345,30 @@ def _ensure(path: Path) -> Path:
     return path
 
 
-def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> list[tuple[int, int]]:
+@dataclass
+class _Stills:
+    """The stills to write: per series, the frames chosen (a range, or the --frames
+    list: never a list of every frame), and the files that failed already (their stills
+    are skipped)."""
+
+    chosen: list[tuple[int, Sequence[int]]] = field(default_factory=list)
+    failed: set[Path] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return sum(len(chosen) for _, chosen in self.chosen)
+
+    def chunks(self, size: int) -> Iterator[list[tuple[int, int]]]:
+        """(series, frame) pairs, `size` at a time, made as they are asked for."""
+        stills = ((s, k) for s, chosen in self.chosen for k in chosen)
+        while chunk := list(itertools.islice(stills, size)):
+            yield chunk
+
+
+def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> _Stills:
     """Resolve each series' window (once, from its first readable frame, so that slices and
-    animations do not flicker) and list the stills to write; GIFs are written here."""
+    animations do not flicker) and choose the stills to write; GIFs are written here."""
     options, fmt = work.options, work.fmt
-    tasks: list[tuple[int, int]] = []
+    tasks = _Stills()
     for s, series in enumerate(work.series):
         work.windows.append(None)
         work.notes.append("")
@@ -353,6 +383,8 @@ def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> list[
         for k in chosen:  # the first frame that reads gives the window
             path = series.frames[k][0]
             if path in bad:
+                if len(bad) == len(series.headers):
+                    break  # no file of the series reads
                 continue
             try:
                 sample = _frame(work, series, k)
@@ -370,47 +402,114 @@ def _plan(work: _Work, wanted, result: ExportResult, written, captions) -> list[
                 continue
             work.notes[s] = str(work.windows[s])
         work.texts[s] = _text(series.header, work.notes[s], options.keep_identifiers)
-        chosen = [k for k in chosen if series.frames[k][0] not in bad]
         if fmt == "gif":
+            chosen = [k for k in chosen if series.frames[k][0] not in bad]
             _write_gif(work, s, chosen, result, written, captions)
         else:
-            tasks.extend((s, k) for k in chosen)
+            tasks.chosen.append((s, chosen))
+            tasks.failed |= bad
     return tasks
 
 
-def _write_stills(work: _Work, tasks, result: ExportResult, written, captions, tell) -> None:
-    """Every still, by worker processes (--jobs; forked, so they inherit `work`) or here."""
-    jobs = min(work.options.jobs or os.cpu_count() or 1, len(tasks) // STILLS_PER_TASK + 1)
-    tell("writing images", 0, len(tasks))
-    chunks = [tasks[i:i + STILLS_PER_TASK] for i in range(0, len(tasks), STILLS_PER_TASK)]
-    failed_files: set[Path] = set()
+def _write_stills(work: _Work, tasks: _Stills, result: ExportResult, written, captions,
+                  tell) -> None:
+    """Every still, by worker processes (--jobs; forked, so they inherit `work`) or, for
+    --jobs 1 over native frames only, here.
+
+    A worker that dies (a decoder's abort) breaks the pool: the stills it held are done
+    again here, one by one, where a second abort costs only the file that caused it; the
+    pool is started again for the rest, and a file's remaining stills are skipped once it
+    has failed."""
+    total = len(tasks)
+    jobs = min(work.options.jobs or os.cpu_count() or 1, total // STILLS_PER_TASK + 1)
+    tell("writing images", 0, total)
+    chunks = tasks.chunks(STILLS_PER_TASK)
+    failed_files = tasks.failed  # stills of these are skipped (counted done)
     done = 0
-    pool = None
-    if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+
+    def start(fork: bool) -> ProcessPool:
         # forked: `work` (headers, windows) reaches each worker without being pickled
-        pool = cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                                      initializer=_init_stills, initargs=(work,))
+        return ProcessPool(jobs, fork=fork, initializer=_init_stills, initargs=(work,))
+
+    def failed(s: int, k: int) -> bool:
+        return work.series[s].frames[k][0] in failed_files
+
+    def record(still: _Written | None) -> None:
+        nonlocal done
+        done += 1
+        if still is None:  # a still of a file that failed already
+            pass
+        elif still.failed:
+            if still.file is None:
+                result.failed.append((still.path, still.failed))
+            elif still.file not in failed_files:  # once per damaged file
+                failed_files.add(still.file)
+                result.failed.append((still.file, still.failed))
+        else:
+            result.notes.extend(f"{still.name}: {action}" for action in still.actions)
+            result.outputs.append(still.path)
+            written.append((still.name, still.path))
+            captions[still.name] = still.caption
+
+    def here(chunk) -> None:
+        for s, k in chunk:  # each still's decode in work.decoder's process
+            record(None if failed(s, k) else _still(work, s, k))
+
+    # A still whose frame needs a decoder is written in a worker process, --jobs 1 too
+    # (four stills a round trip cost less than sending each decoded frame back here); a
+    # run of native frames only, read straight from the files, works here with --jobs 1.
+    decoding = any(path not in work.native for one in work.series for path in one.headers)
+    pool = None
+    if (jobs > 1 or decoding) and "fork" in multiprocessing.get_all_start_methods():
+        work.render_threads = 1 if jobs > 1 else None  # before the workers fork
+        pool = start(True)
+    in_flight: deque = deque()
     try:
-        batches = pool.map(_stills, chunks) if pool else (
-            [_still(work, s, k) for s, k in chunk] for chunk in chunks)
-        for batch in batches:
-            for still in batch:
-                done += 1
-                if still.failed:
-                    if still.file is None:
-                        result.failed.append((still.path, still.failed))
-                    elif still.file not in failed_files:  # once per damaged file
-                        failed_files.add(still.file)
-                        result.failed.append((still.file, still.failed))
-                    continue
-                result.notes.extend(f"{still.name}: {action}" for action in still.actions)
-                result.outputs.append(still.path)
-                written.append((still.name, still.path))
-                captions[still.name] = still.caption
-            tell("writing images", done, len(tasks))
+        while True:
+            if pool is None:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                here(chunk)
+            else:
+                unsent = None  # stills a broken pool did not take or did not finish
+                while (unsent is None and len(in_flight) < 2 * jobs
+                       and (chunk := next(chunks, None)) is not None):
+                    kept = [(s, k) for s, k in chunk if not failed(s, k)]
+                    done += len(chunk) - len(kept)
+                    if kept:
+                        try:
+                            in_flight.append((pool.call(_stills, kept), kept))
+                        except BrokenProcessPool:  # a worker died meanwhile
+                            unsent = kept
+                if unsent is None:
+                    if not in_flight:
+                        break
+                    future, chunk = in_flight.popleft()
+                    try:
+                        stills = future.result()
+                    except BrokenProcessPool:
+                        unsent = chunk
+                    else:
+                        for still in stills:
+                            record(still)
+                if unsent is not None:  # a worker died: what the pool held is done here
+                    orphans = unsent
+                    for future, held in in_flight:
+                        if future.done() and future.exception() is None:
+                            for still in future.result():
+                                record(still)
+                        else:
+                            orphans += held
+                    in_flight.clear()
+                    pool.close()  # waits for the pool's workers to be gone
+                    remove_temporaries(work.dest)  # of the stills the pool's end cut short
+                    pool = start(False)
+                    here(orphans)
+            tell("writing images", done, total)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.close(cancel=True, wait=True)
 
 
 def _write_gif(work: _Work, s: int, chosen: list[int], result, written, captions) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +15,38 @@ from dicompress.errors import DicompressError
 from dicompress.layout import header_number
 
 
+class FrameList(Sequence):
+    """The frames of a series in display order, each (file, frame index within the file),
+    held as one entry per file: memory grows with the files, never with what Number of
+    Frames says; a frame is found by bisection."""
+
+    def __init__(self) -> None:
+        self._paths: list[Path] = []
+        self._ends: list[int] = []  # frames up to and including each file
+
+    def add(self, path: Path, frames: int) -> None:
+        """`frames` frames of `path`, after those held."""
+        self._paths.append(path)
+        self._ends.append(len(self) + frames)
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def files(self) -> list[Path]:
+        """The files, in the order of their frames."""
+        return list(dict.fromkeys(self._paths))
+
+    def __getitem__(self, k: int) -> tuple[Path, int]:
+        if isinstance(k, slice):
+            raise TypeError("a FrameList is indexed by frame, not sliced")
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        n = bisect.bisect_right(self._ends, k)
+        return self._paths[n], k - (self._ends[n - 1] if n else 0)
+
+
 @dataclass
 class SeriesFrames:
     """The frames of one series in display order: (file, frame index within the file)."""
@@ -20,7 +54,7 @@ class SeriesFrames:
     uid: str
     label: str
     header: Dataset  # of the first file, for attributes common to the series
-    frames: list[tuple[Path, int]] = field(default_factory=list)
+    frames: FrameList = field(default_factory=FrameList)
     headers: dict[Path, Dataset] = field(default_factory=dict)
 
 
@@ -42,9 +76,10 @@ def parse_frames(spec: str | None) -> list[int] | None:
     return sorted(set(out))
 
 
-def choose(n: int, frames: list[int] | None, every: int | None) -> list[int]:
-    """Indices of `n` ordered frames chosen by --frames and --every."""
-    chosen = [i for i in (frames if frames is not None else range(n)) if i < n]
+def choose(n: int, frames: list[int] | None, every: int | None) -> Sequence[int]:
+    """Indices of `n` ordered frames chosen by --frames and --every (a range, not a list,
+    when every frame is a candidate)."""
+    chosen = range(n) if frames is None else [i for i in frames if i < n]
     if every and every > 1:
         chosen = chosen[::every]
     return chosen
@@ -108,7 +143,7 @@ def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None 
         for path, ds in members:
             series.headers[path] = ds
             frames = header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
-            series.frames.extend((path, i) for i in range(frames))
+            series.frames.add(path, frames)
         out.append(series)
     # unique labels
     seen: dict[str, int] = {}

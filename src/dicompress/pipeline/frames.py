@@ -27,6 +27,8 @@ from dicompress.pipeline.read import read_header, transfer_syntax_of
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
+    from dicompress.batch.pools import Isolated
+
 
 def bounded_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
     """Like ``pool.map`` but keeps at most 2 x `threads` items in flight (bounded memory)."""
@@ -53,15 +55,20 @@ def reads_natively(layout: FrameLayout) -> bool:
 
 
 def native_frames(layout: FrameLayout, offset: int, *, data: bytes | memoryview | None = None,
-                  path: Path | None = None) -> Iterator[np.ndarray]:
+                  path: Path | None = None, indices: Iterable[int] | None = None
+                  ) -> Iterator[np.ndarray]:
     """The frames of native little-endian Pixel Data whose value starts at `offset` of
-    `data` (held in memory) or of the file `path` (read a frame at a time)."""
+    `data` (held in memory) or of the file `path` (read a frame at a time): all, or
+    those of `indices` (0-based), each read where it lies."""
     dtype, shape = layout.dtype, (layout.rows, layout.columns)
     frame_bytes, count = layout.frame_bytes, layout.frame_pixels
     shift = layout.bits_allocated - (layout.bits_stored or layout.bits_allocated)
     with contextlib.ExitStack() as stack:
         fp = stack.enter_context(open(path, "rb")) if data is None else None
-        for k in range(layout.number_of_frames):
+        for k in range(layout.number_of_frames) if indices is None else indices:
+            if not 0 <= k < layout.number_of_frames:
+                raise CorruptPixelData(f"frame {k + 1} was asked for; the image has "
+                                       f"{layout.number_of_frames}")
             start = offset + k * frame_bytes
             if fp is None:
                 arr = np.frombuffer(data, dtype, count, start)
@@ -84,9 +91,10 @@ def native_frames(layout: FrameLayout, offset: int, *, data: bytes | memoryview 
 _PLAIN_NATIVE = (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian)
 
 
-def _native_frames_of(path: Path, ds: Dataset) -> Iterator[np.ndarray] | None:
-    """Frames of a little-endian native single-sample image read straight from the file;
-    None for anything else (pydicom decodes those)."""
+def _native_frames_of(path: Path, ds: Dataset, indices: Iterable[int] | None = None
+                      ) -> Iterator[np.ndarray] | None:
+    """Frames (all, or those of `indices`) of a little-endian native single-sample image
+    read straight from the file; None for anything else (pydicom decodes those)."""
     if transfer_syntax_of(ds) not in _PLAIN_NATIVE or getattr(ds, "preamble", None) is None:
         return None
     try:
@@ -101,10 +109,10 @@ def _native_frames_of(path: Path, ds: Dataset) -> Iterator[np.ndarray] | None:
         if len(elem.value) < layout.frame_bytes * layout.number_of_frames:
             raise CorruptPixelData(f"the Pixel Data holds {len(elem.value)} bytes; the image "
                                    f"needs {layout.frame_bytes * layout.number_of_frames}")
-        return native_frames(layout, 0, data=elem.value)
+        return native_frames(layout, 0, data=elem.value, indices=indices)
     if elem.value_tell is None:
         return None
-    return native_frames(layout, elem.value_tell, path=path)
+    return native_frames(layout, elem.value_tell, path=path, indices=indices)
 
 
 # -- decoded frames -----------------------------------------------------------------------
@@ -331,3 +339,56 @@ def iter_frames(path: Path | str) -> tuple[FrameLayout, Iterator[np.ndarray]]:
         raise NotAnImage("no Pixel Data (not an image)")
     layout, _, first, frames = start_decoding(path, ds, FrameLayout.from_dataset(ds))
     return layout, itertools.chain([first], frames)
+
+
+def frames_at(path: Path | str, indices: Iterable[int], decoder: Isolated
+              ) -> Iterator[tuple[FrameLayout, np.ndarray]]:
+    """Frames `indices` (ascending, 0-based, taken as they are needed) of `path` as
+    decoded, each with the layout of the frames, in the order asked.
+
+    Native frames are read straight from the file here, each where it lies; frames that
+    need a decoder are decoded in `decoder`'s process, one frame a call, so that a native
+    decoder's abort costs this file (`WorkerDied`), not the command. Memory holds a frame
+    or two whatever Number of Frames says.
+    """
+    from pydicom.dataset import Dataset
+
+    path = Path(path)
+    ds = read_header(path)
+    if "PixelData" not in ds:
+        raise NotAnImage("no Pixel Data (not an image)")
+    native = _native_frames_of(path, ds, indices)
+    if native is not None:
+        layout = None
+        for arr in native:
+            if layout is None:  # as start_decoding says it
+                layout = decoded_layout(ds, FrameLayout.from_dataset(ds), Dataset(), arr)[0]
+            yield layout, arr
+        return
+    for index in indices:
+        yield decoder.call(_decoded_frame, path, index)
+
+
+#: In a decoder process (`frames_at`): the file being decoded, its layout, its frames
+#: left, and the index of the next one; a call for a later frame of the same file goes on
+#: from there (frames are asked for in order), any other starts the file again.
+_decoding: list = []
+
+
+def _decoded_frame(path: Path, index: int) -> tuple[FrameLayout, np.ndarray]:
+    """Frame `index` of `path` and the layout of its frames as decoded (runs in the
+    decoder process)."""
+    if not _decoding or _decoding[0] != path or _decoding[3] > index:
+        _decoding[:] = [path, *iter_frames(path), 0]
+    _, layout, frames, n = _decoding
+    try:
+        for arr in frames:
+            n += 1
+            if n - 1 == index:
+                _decoding[3] = n
+                return layout, arr
+    except BaseException:
+        _decoding.clear()
+        raise
+    _decoding.clear()
+    raise CorruptPixelData(f"frame {index + 1} was asked for; the Pixel Data holds {n}")

@@ -79,29 +79,44 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
     return ds
 
 
+#: Values of these VRs have a 4-byte length after 2 reserved bytes (PS3.5 7.1.2).
+_LONG_VRS = (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
+             b"UT", b"UV")
+
+
 def _deflated_data_set(path: Path) -> int | None:
     """Where the deflated data set of `path` starts when its File Meta Information says
-    Deflated Explicit VR Little Endian (PS3.5 A.5); None otherwise."""
+    Deflated Explicit VR Little Endian (PS3.5 A.5); None otherwise.
+
+    The File Meta Information is walked element by element to its end, the first element
+    of another group, as pydicom reads it: with a preamble and ``DICM`` or without
+    (a forced read), whatever its (0002,0000) group length says or whether it has one.
+    Only the elements' headers and the Transfer Syntax UID are read.
+    """
+    size = os.path.getsize(path)
     with open(path, "rb") as fp:
-        head = fp.read(144)
-        if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
-            return None
-        (group_length,) = struct.unpack("<I", head[140:144])
-        meta = fp.read(min(group_length, 1 << 16))
-    pos = 0
-    while pos + 8 <= len(meta):  # Explicit VR Little Endian (PS3.10 7.1)
-        group, element, vr = struct.unpack_from("<HH2s", meta, pos)
-        if vr in (b"OB", b"OW", b"UN", b"UT", b"SQ", b"UC", b"UR"):
-            if pos + 12 > len(meta):
-                return None  # cut short: pydicom says what is wrong with it
-            (length,), pos = struct.unpack_from("<I", meta, pos + 8), pos + 12
-        else:
-            (length,), pos = struct.unpack_from("<H", meta, pos + 6), pos + 8
-        if (group, element) == (0x0002, 0x0010):
-            syntax = meta[pos:pos + length].rstrip(b"\0 ").decode("ascii", "replace")
-            return 144 + group_length if syntax == uids.DeflatedExplicitVRLittleEndian else None
-        pos += length
-    return None
+        head = fp.read(132)
+        pos = 132 if head[128:132] == b"DICM" else 0
+        syntax = None
+        while pos + 8 <= size:  # Explicit VR Little Endian (PS3.10 7.1)
+            fp.seek(pos)
+            header = fp.read(12)
+            group, element, vr = struct.unpack_from("<HH2s", header)
+            if group != 0x0002:
+                break
+            if vr in _LONG_VRS:
+                if len(header) < 12:
+                    return None  # cut short: pydicom says what is wrong with it
+                (length,), value = struct.unpack_from("<I", header, 8), pos + 12
+            else:
+                (length,), value = struct.unpack_from("<H", header, 6), pos + 8
+            if length == 0xFFFFFFFF:
+                return None  # not a File Meta element pydicom reads as one
+            if (group, element) == (0x0002, 0x0010):
+                fp.seek(value)
+                syntax = fp.read(min(length, 64)).rstrip(b"\0 ").decode("ascii", "replace")
+            pos = value + length
+    return pos if syntax == uids.DeflatedExplicitVRLittleEndian else None
 
 
 def check_complete(path: Path, ds: Dataset, size: int, complaints: list[str] = ()) -> None:
