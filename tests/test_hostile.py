@@ -454,7 +454,9 @@ def test_a_decoder_that_aborts_costs_one_file(command, where, tmp_path):
     assert "Traceback" not in stderr, stderr
     assert code == 1, (code, text)
     lines = [line for line in text.splitlines() if "crash.dcm" in line]
-    assert len(lines) == 1 and "died (SIGABRT" in lines[0], lines
+    # how the process ended is named where the pool can tell (a worker started by a
+    # forkserver may be reported "exit code 255"): the file is named as the one that died
+    assert len(lines) == 1 and "died (" in lines[0], lines
     done = sorted(p.name for p in src.iterdir() if p.name != "crash.dcm")
     frames = sum(10 if name == "multi.dcm" else 1 for name in done)
     before = index  # frames of crash.dcm measured before the one that aborts

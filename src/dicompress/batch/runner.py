@@ -308,14 +308,14 @@ class BatchRun:
             self._retrying = future = self.pool.submit([task])
             try:
                 outcomes = future.result()
-            except BrokenProcessPool:
-                how = _death(self.pool)
+            except BrokenProcessPool:  # (how the second one ended is told less reliably
+                # by a forkserver's worker: the first death's words are kept)
                 _remove_temporaries_of(task.destination)
                 self.pool.close()
                 self.pool = make_pool(self.options, fork=False)
-                outcomes = [_lost(task, f"a worker process died ({how}) with this file twice, "
-                                        "the second time alone (a decoder crashed on its data, "
-                                        "or the process was killed or ran out of memory)")]
+                outcomes = [_lost(task, f"{why}, and again with this file alone (a decoder "
+                                        "crashed on its data, or the process was killed or "
+                                        "ran out of memory)")]
             except Exception as exc:  # e.g. a Dask worker lost again (KilledWorker)
                 _remove_temporaries_of(task.destination)
                 outcomes = [_lost(task, f"{why}, and again with this file alone "

@@ -273,8 +273,15 @@ def _copy_unchanged(task: Task, path: Path, st: os.stat_result, out: Outcome) ->
 
 
 def run_tasks(tasks: list[Task]) -> list[Outcome]:
-    """Several files, one after the other (a worker's unit of work)."""
-    return [run_task(task) for task in tasks]
+    """Several files, one after the other (a worker's unit of work). Once the output's
+    filesystem is full the rest are not started: no outcome (their journal rows stay
+    pending, for --resume), as the run stops taking files."""
+    outcomes = []
+    for task in tasks:
+        outcomes.append(run_task(task))
+        if outcomes[-1].disk_full:
+            break
+    return outcomes
 
 
 # glibc's mallopt parameters (malloc.h).
