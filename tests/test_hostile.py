@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import struct
@@ -343,16 +344,41 @@ def test_a_codestream_that_disagrees_with_the_header_is_refused(case, tmp_path):
     assert_refused(damaged, reason, tmp_path, commands)
 
 
-def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_path):
-    """GDCM aborted the whole process on the J2K case; pydicom tried it first. With
-    dicompress imported, every decoder pydicom has raises the check's error first; pydicom's
-    order stays its own (issue 17) unless `register(prefer=True)` moves GDCM last."""
+@pytest.mark.parametrize("case", sorted(CODESTREAM_MISMATCHES))
+def test_our_own_reading_checks_the_codestream_with_pydicoms_decoders_untouched(case, tmp_path):
+    """`import dicompress` wraps none of pydicom's decoders (issue 17): dicompress's own
+    reading runs the check itself, before any decoder sees the frame (compress,
+    decompress, iter_frames; the commands: above)."""
+    import pydicom
+    from pydicom.pixels import get_decoder
+
+    import dicompress
+
+    sample, attributes, reason = CODESTREAM_MISMATCHES[case]
+    damaged = tmp_path / f"{case}.dcm"
+    damaged.write_bytes(_with(sample, **attributes))
+    ds = pydicom.dcmread(damaged)
+    syntax = ds.file_meta.TransferSyntaxUID
+    assert not any(getattr(f, "codestream_checked", False)
+                   for f in get_decoder(syntax)._available.values())
+    with pytest.raises(CorruptPixelData, match=re.escape(reason)):
+        dicompress.decompress(ds)
+    with pytest.raises(CorruptPixelData, match="the frame's codestream says"):
+        dicompress.iter_frames(damaged)
+
+
+def test_a_plain_pydicom_decode_with_the_check_registered_raises_instead_of_aborting(tmp_path):
+    """GDCM aborted the whole process on the J2K case; pydicom tried it first. After
+    `dicompress.plugins.register(check=True)`, every decoder pydicom has raises the
+    check's error first; pydicom's order stays its own unless `register(prefer=True)`
+    moves GDCM last."""
     sample, attributes, reason = CODESTREAM_MISMATCHES["j2k-components"]
     sample_syntax = "1.2.840.10008.1.2.4.90"
     damaged = tmp_path / "j2k.dcm"
     damaged.write_bytes(_with(sample, **attributes))
-    script = ("import dicompress, pydicom\n"
+    script = ("import dicompress.plugins, pydicom\n"
               "from pydicom.pixels import get_decoder\n"
+              "dicompress.plugins.register(check=True)\n"
               f"ds = pydicom.dcmread({str(damaged)!r})\n"
               "print(list(get_decoder(ds.file_meta.TransferSyntaxUID)._available))\n"
               "ds.pixel_array\n")
@@ -561,18 +587,31 @@ def test_the_checks_fuzz_smoke(target):
 
 
 def test_a_plain_pydicom_decode_of_a_size_bomb_raises():
-    """The RLE decoders pydicom has (ours first, pylibjpeg-rle's aborts on a failed
-    allocation) run behind the expansion check too."""
+    """With `register(check=True)`, the RLE decoders pydicom has (ours, pylibjpeg-rle's
+    which aborts on a failed allocation) run behind the expansion check too."""
     from pydicom.pixels import get_decoder
 
-    from dicompress.pipeline.codestream import check_frame
+    from dicompress.pipeline.codestream import CHECKED_SYNTAXES, check_frame
+    from dicompress.plugins import register
 
     frame = b"\0" * 64 + b"\xff\0" * 8
     with pytest.raises(CorruptPixelData, match="can decode to 5120 at most"):
         check_frame(frame, "1.2.840.10008.1.2.5", rows=65535, columns=65535,
                     samples_per_pixel=1, bits_allocated=16)
-    decoder = get_decoder("1.2.840.10008.1.2.5")
-    assert all(getattr(f, "codestream_checked", False) for f in decoder._available.values())
+    decoders = []
+    for syntax in CHECKED_SYNTAXES:
+        with contextlib.suppress(NotImplementedError):  # not a syntax pydicom 3.0 decodes
+            decoders.append(get_decoder(syntax))
+    before = {decoder: decoder._available for decoder in decoders}
+    rle = get_decoder("1.2.840.10008.1.2.5")
+    assert not any(getattr(f, "codestream_checked", False) for f in rle._available.values())
+    try:
+        register(check=True)
+        assert list(rle._available) == list(before[rle])
+        assert all(getattr(f, "codestream_checked", False) for f in rle._available.values())
+    finally:
+        for decoder, plugins in before.items():  # this process's pydicom as it was
+            decoder._available = plugins
 
 
 # -- what the checks must not refuse (valid files) ---------------------------------------------

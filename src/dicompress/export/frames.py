@@ -15,7 +15,8 @@ import dataclasses
 from dicompress import uids, voi
 from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayout
 from dicompress.layout import FrameLayout, header_number
-from dicompress.pipeline.frames import decoders_reason, native_frames, reads_natively
+from dicompress.pipeline.frames import (check_stored_frame, decoders_reason, native_frames,
+                                        reads_natively)
 
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
 
@@ -70,7 +71,9 @@ def read_frame(path: Path, index: int, ds: Dataset) -> np.ndarray:
             # File Meta Information (its transfer syntax is the one the header was read in)
             whole = dcmread(path, force=True)
             whole.file_meta.TransferSyntaxUID = syntax
+            check_stored_frame(path, whole, which)
             return pixel_array(whole, index=which, as_rgb=True)
+        check_stored_frame(path, ds, which)  # before any native decoder sees the frame
         return pixel_array(path, index=which, as_rgb=True)
     except DicompressError:
         raise
