@@ -304,6 +304,7 @@ def _compress_and_decode(path, syntax) -> tuple[str, str]:
     return "ok", f"max error {worst}"
 
 
+@pytest.mark.slow
 def test_encoder_plugin_over_the_corpus():
     """Every uncompressed corpus image x every syntax pydicom 3.0 encodes: compressed
     with encoding_plugin="dicompress", decoded by pydicom's other plugins (pylibjpeg,
