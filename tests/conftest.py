@@ -8,7 +8,6 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
 
