@@ -405,6 +405,20 @@ def test_our_own_reading_checks_the_codestream_with_pydicoms_decoders_untouched(
         dicompress.iter_frames(damaged)
 
 
+def test_a_jpeg_transformed_without_decoding_is_checked_first(tmp_path):
+    """`--to jpegxl-jpeg` hands the stored JPEG frames to libjxl without decoding them:
+    the frame check runs before it too, and nothing is written (without it, a file whose
+    header says 200 x 50 over a 100 x 100 JPEG XL codestream was written, and verified)."""
+    from dicompress.transcode import transcode_file
+
+    _, attributes, reason = CODESTREAM_MISMATCHES["jpeg-size"]
+    damaged = tmp_path / "jpeg-size.dcm"
+    damaged.write_bytes(_with("SC_rgb_dcmtk_+eb+cy+np.dcm", **attributes))  # YBR_FULL_422
+    with pytest.raises(CorruptPixelData, match=re.escape(reason)):
+        transcode_file(damaged, tmp_path / "out.dcm", "jpegxl-jpeg")
+    assert not (tmp_path / "out.dcm").exists()
+
+
 def test_a_plain_pydicom_decode_with_the_check_registered_raises_instead_of_aborting(tmp_path):
     """GDCM aborted the whole process on the J2K case; pydicom tried it first. After
     `dicompress.plugins.register(check=True)`, every decoder pydicom has raises the

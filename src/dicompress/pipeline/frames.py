@@ -151,9 +151,9 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset,
 
 
 def stored_frame_checks(path: Path | None, ds: Dataset,
-                        layout: FrameLayout) -> Iterator[None] | None:
-    """One step per stored frame of `ds` (`layout` is its header's), each running
-    `codestream.check_frame` on that frame; None where the transfer syntax has no such
+                        layout: FrameLayout) -> Iterator[bytes] | None:
+    """The stored frames of `ds` (`layout` is its header's), each yielded once
+    `codestream.check_frame` passed on it; None where the transfer syntax has no such
     check (native, or a codec that checks its own frames: JPEG XL).
 
     pydicom's decoders are native code that trusts the header and the codestream to
@@ -164,15 +164,15 @@ def stored_frame_checks(path: Path | None, ds: Dataset,
     syntax = transfer_syntax_of(ds)
     if syntax not in CHECKED_SYNTAXES:
         return None
-    frames = encoded_frames(path, ds, layout.number_of_frames)
-    return _checks(enumerate(frames), syntax, layout)
+    return checked_frames(encoded_frames(path, ds, layout.number_of_frames), syntax, layout)
 
 
-def _checks(frames: Iterable[tuple[int, bytes]], syntax: str,
-            layout: FrameLayout) -> Iterator[None]:
-    """`check_frame` on each (0-based index, stored frame), naming the frame of a
-    multi-frame image."""
-    for index, frame in frames:
+def checked_frames(frames: Iterable[bytes], syntax: str, layout: FrameLayout,
+                   first: int = 0) -> Iterator[bytes]:
+    """Each of `frames` (stored in `syntax`; the first is frame `first`, 0-based) once
+    `codestream.check_frame` passed on it against `layout`, the header's; a frame of a
+    multi-frame image that fails is named. Syntaxes without a check pass as they are."""
+    for index, frame in enumerate(frames, first):
         try:
             check_frame(frame, syntax, rows=layout.rows, columns=layout.columns,
                         samples_per_pixel=layout.samples_per_pixel,
@@ -181,7 +181,7 @@ def _checks(frames: Iterable[tuple[int, bytes]], syntax: str,
             if layout.number_of_frames == 1:
                 raise
             raise CorruptPixelData(f"frame {index + 1}: {exc}") from None
-        yield
+        yield frame
 
 
 def check_stored_frame(path: Path | None, ds: Dataset, index: int | None = None) -> None:
@@ -198,10 +198,10 @@ def check_stored_frame(path: Path | None, ds: Dataset, index: int | None = None)
         ds = read_header(path)
     layout = FrameLayout.from_dataset(ds)
     if index is None or layout.number_of_frames == 1:
-        frames = enumerate(encoded_frames(path, ds, layout.number_of_frames))
+        frames, first = encoded_frames(path, ds, layout.number_of_frames), 0
     else:
-        frames = [(index, _stored_frame(path, ds, index, layout.number_of_frames))]
-    for _ in _checks(frames, syntax, layout):
+        frames, first = [_stored_frame(path, ds, index, layout.number_of_frames)], index
+    for _ in checked_frames(frames, syntax, layout, first):
         pass
 
 
