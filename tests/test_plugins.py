@@ -186,8 +186,9 @@ def test_signed_jpegls_reads_through_the_pipeline(tmp_path):
 
 # -- registration ----------------------------------------------------------------------
 _ORDERS = ("import json, pydicom.pixels.decoders.base as d, pydicom.pixels.encoders.base as e; "
-           "print(json.dumps({str(u): list(c._available) for table in "
-           "(d._PIXEL_DATA_DECODERS, e._PIXEL_DATA_ENCODERS) for u, (c, _) in table.items()}))")
+           "print(json.dumps({f'{kind} {u}': list(c._available) for kind, table in "
+           "(('decoder', d._PIXEL_DATA_DECODERS), ('encoder', e._PIXEL_DATA_ENCODERS)) "
+           "for u, (c, _) in table.items()}))")
 
 
 def _orders(prefix: str) -> dict:
@@ -206,7 +207,9 @@ def test_importing_dicompress_changes_no_pydicom_default():
             assert [p for p in with_us[syntax] if p != "dicompress"] == order, syntax
             assert with_us[syntax][-1:] in (["dicompress"], order[-1:]), syntax
         added = {s for s, o in with_us.items() if "dicompress" in o}
-        assert {str(u) for u in (*JPEG_SYNTAXES, *ENCODED)} <= added
+        assert {f"decoder {u}" for u in (*JPEG_SYNTAXES, uid.RLELossless, uid.JPEGLSLossless,
+                                        uid.JPEGLSNearLossless)} <= added
+        assert {f"encoder {u}" for u in ENCODED} <= added
 
 
 _IDENTITIES = """
@@ -256,8 +259,9 @@ def test_importing_and_using_dicompress_wraps_no_pydicom_decoder():
 
 def test_register_prefer_puts_ours_first_when_asked():
     orders = _orders("import dicompress.plugins as p; p.register(prefer=True); ")
-    for syntax in (uid.RLELossless, uid.JPEGLosslessSV1, uid.JPEG2000Lossless):
-        assert orders[str(syntax)][0] == "dicompress", syntax
+    for key in (f"decoder {uid.RLELossless}", f"decoder {uid.JPEGLosslessSV1}",
+                f"encoder {uid.RLELossless}", f"encoder {uid.JPEG2000Lossless}"):
+        assert orders[key][0] == "dicompress", key
 
 
 def test_import_dicompress_does_not_import_pydicom():
