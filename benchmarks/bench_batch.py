@@ -71,9 +71,11 @@ def _timed(benchmark, series: Path, out: Path, command: list[str], *, shell: boo
 
 
 def _dicompress(benchmark, series, tmp_path, target, jobs):
-    """`jobs` is 1, 2, or "2-no-verify" (to show what verification costs; peers verify nothing)."""
+    """`jobs` is 1, 2, "2-no-verify" or "2-verify-file" (to show what verification costs;
+    peers verify nothing)."""
     out = tmp_path / "out"
-    extra = ["--no-verify"] if str(jobs).endswith("no-verify") else []
+    extra = (["--no-verify"] if str(jobs).endswith("no-verify") else
+             ["--verify", "file"] if str(jobs).endswith("verify-file") else [])
     summary = _timed(benchmark, series, out, [
         sys.executable, "-m", "dicompress", "transcode", str(series), "--to", target, "-o", str(out),
         "--jobs", str(jobs)[0], "--json", *extra])
@@ -167,7 +169,7 @@ def bench_dicompress_rle_by_vr_encoding(benchmark, series, implicit_series, tmp_
 
 # -- J2K lossless -----------------------------------------------------------------------------
 @pytest.mark.benchmark(group="batch-j2k")
-@pytest.mark.parametrize("jobs", ["1", "2", "2-no-verify"])
+@pytest.mark.parametrize("jobs", ["1", "2", "2-verify-file", "2-no-verify"])
 def bench_dicompress_j2k(benchmark, series, tmp_path, jobs):
     _dicompress(benchmark, series, tmp_path, "j2k", jobs)
 

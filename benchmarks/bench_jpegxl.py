@@ -1,6 +1,6 @@
-"""JPEG XL lossless (efforts 1, 3, 7) against its lossless peers JPEG-LS, JPEG 2000 and
-HTJ2K, frame encoding through the same codec interface, one group per image (CT, MR, CR,
-US); and jpegxl-jpeg's saving on pydicom's JPEG baseline samples. Each row carries the
+"""JPEG XL lossless (efforts 1, 2, 3, 7) against its lossless peers JPEG-LS, JPEG 2000 and
+HTJ2K, frame encoding through the same codec interface, one group per image (CT, MR, two
+CR, US); and jpegxl-jpeg's saving on pydicom's JPEG baseline samples. Each row carries the
 compression ratio (frame bytes as stored / encoded bytes) and MB/s of stored bytes in
 ``extra_info``. Rows in BENCHMARKS.md ("JPEG XL")."""
 
@@ -22,11 +22,13 @@ IMAGES = (
     ("CT", "eCT_Supplemental.dcm"),  # 512 x 512, 16 bits stored
     ("MR", "MR2_UNCR.dcm"),  # 1024 x 1024, 12 bits
     ("CR", "RG1_UNCR.dcm"),  # 1955 x 1841, 15 bits
+    ("CR-10bit", "RG3_UNCR.dcm"),  # 1760 x 1760, 10 bits
     ("US", "US1_UNCR.dcm"),  # 480 x 640 RGB
 )
 SYNTHETIC = (("CT", 48, 61, 16), ("MR", 64, 64, 12))
 CODECS = (
     ("jpegxl-e1", "jpegxl", {"effort": 1}),
+    ("jpegxl-e2", "jpegxl", {"effort": 2}),
     ("jpegxl-e3", "jpegxl", {"effort": 3}),
     ("jpegxl-e7", "jpegxl", {"effort": 7}),
     ("jpegls", "jpegls", {}),

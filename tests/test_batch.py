@@ -23,7 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
 from conftest import require_tool
 from dicompress.batch import journal as J
-from dicompress.batch.runner import CHUNK_FILES, BatchOptions, BatchRun
+from dicompress.batch.runner import BatchOptions, BatchRun
 from dicompress.batch.sources import iter_sources
 from dicompress.batch.worker import Task, codec_config, run_task
 from dicompress.cli import main
@@ -140,6 +140,23 @@ def test_from_list_on_stdin(series, tmp_path):
 
 
 # -- journal, resume, report ------------------------------------------------------------------
+def test_verify_file_is_a_setting_of_the_run(series, tmp_path, capsys):
+    """--verify file is recorded in the journal: a resume must ask for the same checks."""
+    out = tmp_path / "out"
+    code, summary = run_json(capsys, series, "--to", "j2k", "-o", out, "--verify", "file",
+                             "--jobs", "1")
+    assert code == 0 and summary["files"] == {"ok": 12}
+    assert main(["transcode", str(series), "--to", "j2k", "-o", str(out), "--resume"]) == 2
+    assert "decode_check differ" in capsys.readouterr().err
+    code, summary = run_json(capsys, series, "--to", "j2k", "-o", out, "--resume",
+                             "--verify", "file")
+    assert code == 0 and summary["done_before"] == 12
+    with pytest.raises(SystemExit) as exited:  # one or the other
+        main(["transcode", str(series), "--to", "j2k", "-o", str(tmp_path / "x"),
+              "--verify", "file", "--no-verify"])
+    assert exited.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
 def test_resume_of_a_finished_run_does_nothing(series, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_json(capsys, series, "--to", "rle", "-o", out, "--jobs", "2")[0] == 0
@@ -495,31 +512,115 @@ def test_disk_full_files_are_taken_again_on_resume(series, monkeypatch):
         assert syntax(p) == RLELossless and pixel_hash(p) == pixels[p.name]
 
 
-def test_a_dead_worker_fails_only_its_files_and_the_run_goes_on(series, monkeypatch):
+def test_a_worker_that_dies_once_costs_no_file(series, monkeypatch):
+    """A worker killed once (as the out-of-memory killer would): every file of its task,
+    and of the tasks lost with the pool, is tried again alone and done."""
     import dicompress.batch.worker as worker
 
     real = worker.transcode_file
 
-    def dies_on_slice5(source, *args, **kwargs):  # as the out-of-memory killer would
+    def dies_on_slice5(source, *args, **kwargs):
         if Path(source).name == "slice0005.dcm":
             os.kill(os.getpid(), signal.SIGKILL)
         return real(source, *args, **kwargs)
 
     # the fork-started workers inherit the patch; the pool rebuilt after the death
-    # (forkserver) imports the real code
+    # (forkserver) imports the real code: the death does not come back
     monkeypatch.setattr(worker, "transcode_file", dies_on_slice5)
     summary = BatchRun(iter_sources([series]), BatchOptions(target="rle", in_place=True, jobs=2),
                        journal_hint=series).run()
-    failed = [Path(p).name for p, _ in summary.failures]
-    # those in flight at the death: at most two tasks a worker
-    assert "slice0005.dcm" in failed and len(failed) <= 2 * 2 * CHUNK_FILES
-    assert summary.counts["ok"] == 12 - len(failed)
-    assert all("worker process died" in reason for _, reason in summary.failures)
-    monkeypatch.undo()
-    resumed = BatchRun(iter_sources([series]),
-                       BatchOptions(target="rle", in_place=True, jobs=2, resume=True,
-                                    retry_failed=True), journal_hint=series).run()
-    assert resumed.counts == {"ok": len(failed)}
+    assert summary.exit_code == 0 and summary.counts == {"ok": 12} and not summary.failures
+    for p in series.glob("*.dcm"):
+        assert syntax(p) == RLELossless
+
+
+@pytest.mark.parametrize("where", ["-o", "in place"])
+def test_a_death_mid_write_leaves_no_temporary(series, tmp_path, monkeypatch, where):
+    """A worker killed while its output is written (complete, before the rename): the
+    file is done again alone, and what the dead worker left half-way is removed."""
+    import dicompress.batch.worker as worker
+
+    real = worker.transcode_file
+
+    def dies_before_the_rename(source, *args, before_replace=None, **kwargs):
+        def then_dies(tmp):
+            if before_replace is not None:
+                before_replace(tmp)
+            if Path(source).name == "slice0005.dcm":
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(source, *args, before_replace=then_dies, **kwargs)
+
+    monkeypatch.setattr(worker, "transcode_file", dies_before_the_rename)
+    out = tmp_path / "out"
+    place = dict(output=out) if where == "-o" else dict(in_place=True)
+    summary = BatchRun(iter_sources([series]), BatchOptions(target="rle", jobs=2, **place),
+                       journal_hint=series).run()
+    assert summary.counts == {"ok": 12} and summary.exit_code == 0
+    folder = out if where == "-o" else series
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".dicompress-tmp")]
+    assert all(syntax(p) == RLELossless for p in folder.glob("*.dcm"))
+
+
+def test_a_file_replaced_before_its_worker_died_is_recorded_done(series, monkeypatch):
+    """In place, the death came after the rename: the file is not done twice (it is in
+    the target syntax now); the journal says what happened."""
+    import dicompress.batch.worker as worker
+
+    real = worker.transcode_file
+
+    def dies_after_the_rename(source, *args, **kwargs):
+        result = real(source, *args, **kwargs)
+        if Path(source).name == "slice0005.dcm":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    monkeypatch.setattr(worker, "transcode_file", dies_after_the_rename)
+    summary = BatchRun(iter_sources([series]),
+                       BatchOptions(target="rle", in_place=True, jobs=2, force=True),
+                       journal_hint=series).run()
+    assert summary.counts == {"ok": 12} and summary.exit_code == 0
+    rows = {Path(r["path"]).name: r for r in journal_rows(series / J.JOURNAL_NAME)}
+    assert rows["slice0005.dcm"]["reason"] == "completed before its worker process died"
+    assert rows["slice0005.dcm"]["syntax_out"] == RLELossless
+
+
+DIES_ON = """\
+import os, signal
+if os.environ.get("DICOMPRESS_TEST_DIES_ON"):  # every process of the run, forkserver too
+    import dicompress.batch.worker as worker
+    real = worker.transcode_file
+    def dies(source, *args, **kwargs):
+        if os.path.basename(str(source)) == os.environ["DICOMPRESS_TEST_DIES_ON"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(source, *args, **kwargs)
+    worker.transcode_file = dies
+"""
+
+
+@pytest.mark.parametrize("where", ["-o", "--in-place"])
+def test_a_file_that_kills_its_worker_costs_that_file_only(series, tmp_path, where):
+    """Whatever task it went in and whatever else was in flight, a file that kills every
+    worker it meets is the only failure: named, exit 1, the other files done."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DIES_ON)
+    env = {**os.environ, "DICOMPRESS_TEST_DIES_ON": "slice0005.dcm",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(hook),
+                                                        os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "out"
+    place = ["-o", str(out)] if where == "-o" else ["--in-place"]
+    proc = subprocess.run([sys.executable, "-m", "dicompress", "transcode", str(series),
+                           "--to", "rle", *place, "--jobs", "2", "--json"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["files"] == {"ok": 11, "failed": 1}
+    [failure] = report["failures"]
+    assert Path(failure["path"]).name == "slice0005.dcm"
+    assert "died twice on this file" in failure["reason"]
+    done = out if where == "-o" else series
+    assert sorted(p.name for p in done.glob("*.dcm") if syntax(p) == RLELossless) == sorted(
+        f"slice{i:04d}.dcm" for i in range(12) if i != 5)
 
 
 def test_a_dead_worker_in_place_deid_is_not_done_twice_on_resume(series, monkeypatch):

@@ -25,6 +25,7 @@ from dicompress.compare import Choice, compare, parse_codecs, quality, ssim
 from dicompress.compare.metrics import psnr_from_mse
 from dicompress.compare.run import load_frames, measure, select_frames, spread
 from dicompress.errors import UnsupportedTransferSyntax
+from dicompress.pipeline.frames import iter_frames
 from dicompress.samples import find_sample
 from dicompress.transcode import transcode_file
 
@@ -151,7 +152,7 @@ def test_lossless_is_checked_and_lossy_is_measured(series):
     # the worst slice is the frame with the lowest PSNR, measured again frame by frame
     choice = parse_codecs("j2k-lossy:20")[0]
     again = {}
-    for ref, layout, arr in load_frames(select_frames([series], None, []), []):
+    for ref, layout, arr, _ in load_frames(select_frames([series], None, []), []):
         again[(str(ref.path), ref.index + 1)] = measure(choice, ref, layout, arr).psnr
     worst_key = min(again, key=again.get)
     assert lossy.worst[:2] == worst_key and lossy.worst[3] == pytest.approx(again[worst_key])
@@ -421,3 +422,146 @@ def test_plan_lists_no_lossy_option_that_is_not_smaller_than_lossless(big_series
 def test_a_budget_without_a_unit_suggests_megabytes(big_series, capsys):
     assert main(["plan", str(big_series), "--budget", "25"]) == 2
     assert "did you mean 25MB?" in capsys.readouterr().err
+
+
+# -- frames transformed as they are encoded (jpegxl-jpeg from JPEG baseline, issue 19) --------
+#: pydicom's JPEG baseline samples whose photometric interpretation PS3.5 Table 8.2.15-1
+#: lets JPEG XL JPEG Recompression carry (YBR_FULL_422 and RGB).
+JPEG_BASELINE = ("SC_rgb_dcmtk_+eb+cy+np.dcm", "examples_ybr_color.dcm",
+                 "SC_jpeg_no_color_transform.dcm")
+
+
+@pytest.fixture(scope="module")
+def jpeg_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("jpeg")
+    for name in JPEG_BASELINE:
+        (folder / name).write_bytes(Path(find_sample(name)).read_bytes())
+    return folder
+
+
+def test_jpegxl_jpeg_is_offered_on_jpeg_baseline_and_measured_on_the_stored_frames(
+        jpeg_folder, series, tmp_path):
+    result = compare([jpeg_folder], parse_codecs("rle,jpegls"), offer_transforms=True)
+    row = result.overall["jpegxl-jpeg"]
+    assert row.frames == result.frames == 32 and not row.not_applicable  # 1 + 30 + 1
+    # no error added to the source's decoded pixels (pydicom decoded them; the output's
+    # JPEG, rebuilt by libjxl, is decoded by libjpeg-turbo)
+    assert row.max_error == 0 and not row.lossless_violated and math.isinf(row.psnr)
+    # its size is what transcode writes, and smaller than the JPEG fragments themselves
+    written = stored = 0
+    for name in JPEG_BASELINE:
+        out = tmp_path / name
+        transcode_file(jpeg_folder / name, out, get_codec("jpegxl-jpeg"))
+        written += sum(len(f) + (len(f) & 1) for f in _fragments(out))
+        stored += sum(len(f) for f in _fragments(jpeg_folder / name))
+    assert row.stored_bytes == written < stored
+    assert row.ratio == pytest.approx(row.raw_bytes / written)
+    assert row.ratio > result.overall["jpegls"].ratio  # re-encoding the pixels costs more
+    # where the sources are not JPEG baseline it is not offered; named, it says why not
+    ct = compare([series], parse_codecs("rle"), sample=1, offer_transforms=True)
+    assert list(ct.overall) == ["rle"]
+    named = compare([series], parse_codecs("rle,jpegxl-jpeg"), sample=1).overall["jpegxl-jpeg"]
+    assert named.frames == 0 and "8-bit JPEG baseline" in named.not_applicable
+
+
+def _fragments(path: Path) -> list[bytes]:
+    ds = pydicom.dcmread(path)
+    return list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1))))
+
+
+def test_a_transform_that_changes_the_pixels_is_caught(jpeg_folder):
+    codec = get_codec("jpegxl-jpeg")
+
+    class Shifted(type(codec)):
+        def decode_frame(self, data, layout):
+            arr = super().decode_frame(data, layout).copy()
+            arr.flat[5] ^= 1
+            return arr
+
+    broken = Shifted(**{f.name: getattr(codec, f.name) for f in dataclasses.fields(codec)})
+    row = compare([jpeg_folder], [Choice("jpegxl-jpeg", broken)]).overall["jpegxl-jpeg"]
+    assert row.frames == 32 and row.max_error == 1 and row.lossless_violated
+
+
+def test_plan_chooses_jpegxl_jpeg_for_jpeg_baseline_and_its_prediction_holds(jpeg_folder, tmp_path):
+    result = plan([jpeg_folder], 10**9, lossless_only=True, sample=None)  # every frame
+    assert result.choice.label == "jpegxl-jpeg" and result.choice.lossless
+    assert result.choice.command[3:] == ["--to", "jpegxl-jpeg", "-o", "OUTDIR"]
+    others = [o for o in result.options if o.lossless and not o.reason and o is not result.choice]
+    assert others and all(o.predicted_bytes > result.choice.predicted_bytes for o in others)
+    summary = BatchRun(iter_sources([jpeg_folder]),
+                       BatchOptions(target=get_codec("jpegxl-jpeg"), output=tmp_path / "o",
+                                    jobs=1)).run()
+    assert summary.counts == {"ok": 3}
+    real = _written(tmp_path / "o")
+    assert abs(real - result.choice.predicted_bytes) <= 0.01 * real  # item headers, BOT
+
+
+# -- plan --lossless-only chooses per series (issue 19) -------------------------------------
+def _write_series(folder: Path, frames: list[np.ndarray], bits: int, modality: str,
+                  number: int) -> None:
+    """Single-frame unsigned MONOCHROME2 files of one series (a test input)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True)
+    sop_class = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4"}[modality]
+    series, study = generate_uid(), generate_uid()
+    for k, arr in enumerate(frames):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
+        ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = modality, number, k + 1
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, float(k)], [1, 0, 0, 0, 1, 0]
+        ds.Rows, ds.Columns = arr.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
+        ds.PixelData = arr.astype("<u2").tobytes()
+        ds.save_as(folder / f"{modality}{k:02d}.dcm", enforce_file_format=True)
+
+
+@pytest.fixture(scope="module")
+def two_series(tmp_path_factory) -> Path:
+    """A CT series of real (unsigned) CT slices, where JPEG XL codes smallest, and a
+    smooth 12-bit MR-like series, where JPEG 2000's wavelets do."""
+    folder = tmp_path_factory.mktemp("two")
+    ct = next(iter_frames(find_sample("eCT_Supplemental.dcm"))[1])[128:384, 128:384]
+    _write_series(folder / "ct", [np.roll(ct, k, axis=1) for k in range(3)], 16, "CT", 1)
+    y, x = np.mgrid[0:256, 0:256]
+    _write_series(folder / "mr", [(2000 + 800 * np.sin(x / (23.0 + k)) * np.cos(y / 31.0)).round()
+                                  for k in range(3)], 12, "MR", 2)
+    return folder
+
+
+def test_plan_lossless_only_chooses_per_series_and_says_so(two_series, tmp_path, capsys):
+    result = plan([two_series], 10**9, lossless_only=True, sample=None)
+    chosen = {c.series.split("_")[0]: c for c in result.per_series}
+    assert sorted(chosen) == ["CT", "MR"]
+    assert chosen["CT"].option.label.startswith("jpegxl") and chosen["MR"].option.label == "j2k"
+    # each series' choice is the smallest lossless option measured on that series alone
+    labels = [o.label for o in result.options if o.lossless and o.label != "per series"]
+    for modality, folder in (("CT", two_series / "ct"), ("MR", two_series / "mr")):
+        alone = compare([folder], parse_codecs(",".join(labels)))
+        coded = [r for r in alone.overall.values() if r.frames == 3 and not r.not_applicable]
+        assert min(coded, key=lambda r: r.stored_bytes).choice == chosen[modality].option.label
+    # the plan is their sum, smaller than any one codec for both
+    assert result.choice.label == "per series" and result.choice.per_series == result.per_series
+    assert result.choice.predicted_bytes == sum(c.option.predicted_bytes for c in result.per_series)
+    singles = [o for o in result.options if o.lossless and not o.reason and not o.per_series]
+    assert singles and all(o.predicted_bytes > result.choice.predicted_bytes for o in singles)
+    # run exactly the commands it prints, and weigh what they write
+    assert main(["plan", str(two_series), "--budget", "1GB", "--raw-size", "--lossless-only",
+                 "--sample", "3"]) == 0
+    out = capsys.readouterr().out
+    runs = [line.split("Run:", 1)[1].split() for line in out.splitlines() if line.startswith("Run:")]
+    assert len(runs) == 2 and "The smallest lossless option of each series:" in out
+    assert re.search(r"CT_1\S*: jpegxl:\d, 3 files", out) and re.search(r"MR_2\S*: j2k, 3 files", out)
+    for run in runs:
+        assert run[:2] == ["dicompress", "transcode"]
+        assert main([a.replace("OUTDIR", str(tmp_path / "out")) for a in run[1:]]) == 0
+    real = _written(tmp_path / "out")
+    assert abs(real - result.choice.predicted_bytes) <= 0.01 * real

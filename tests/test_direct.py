@@ -17,10 +17,10 @@ from pydicom.encaps import generate_frames
 
 from common import assert_same_frames
 from conftest import frames_of
-from dicompress import direct
-from dicompress.codecs import get_codec
+from dicompress import dictionary, direct
+from dicompress.direct import elements, implicit, values
 from dicompress.codecs.registry import available_codecs
-from dicompress.errors import DicompressError, VerificationFailed
+from dicompress.errors import DicompressError
 from dicompress.samples import find_sample, sample_files
 from dicompress.pipeline.write import element_header
 from dicompress.transcode import transcode_file
@@ -267,9 +267,9 @@ def _implicit_elements(buf: memoryview, pos: int, end: int) -> bytes:
             items, at = [], elem.value_at
             stop = elem.end - 8 if elem.length == 0xFFFFFFFF else elem.end
             while at < stop:
-                tag, length = direct._item_header(buf, at, stop)
+                tag, length = elements.item_header(buf, at, stop)
                 if length == 0xFFFFFFFF:
-                    close = direct._item(buf, at, stop, tag, length, 0) - 8
+                    close = elements._item(buf, at, stop, tag, length, 0) - 8
                     items.append(bytes(buf[at:at + 8]) + _implicit_elements(buf, at + 8, close)
                                  + bytes(buf[close:close + 8]))
                     at = close + 8
@@ -291,12 +291,12 @@ def _implicit_bytes(source: Path, destination: Path) -> Path:
     data = source.read_bytes()
     parsed = direct.Parsed(data)
     buf = memoryview(data)
-    syntax = parsed.meta_value(direct._META_SYNTAX)
+    syntax = parsed.meta_value(elements.META_SYNTAX)
     implicit_uid = b"1.2.840.10008.1.2\0"
     meta = bytearray(data[132:syntax.start] + element_header(
         syntax.tag, "UI", len(implicit_uid)) + implicit_uid + data[syntax.end:parsed.body_start])
-    group_length = direct._U32.unpack_from(meta, 8)[0] + len(implicit_uid) - syntax.length
-    direct._U32.pack_into(meta, 8, group_length)
+    group_length = elements.U32.unpack_from(meta, 8)[0] + len(implicit_uid) - syntax.length
+    elements.U32.pack_into(meta, 8, group_length)
     destination.write_bytes(data[:132] + meta
                             + _implicit_elements(buf, parsed.body_start, len(data)))
     return destination
@@ -322,7 +322,7 @@ def test_the_vr_table_is_what_the_tool_generates():
         from gen_vr_table import generate
     finally:
         sys.path.pop(0)
-    committed = Path(direct.dictionary.__file__).read_text(encoding="utf-8")
+    committed = Path(dictionary.__file__).read_text(encoding="utf-8")
     assert committed == generate(), \
         "run: python tools/gen_vr_table.py > src/dicompress/dictionary.py"
 
@@ -340,9 +340,9 @@ def test_the_vr_table_gives_pydicoms_vrs():
     from dicompress import dictionary
 
     for tag in [*DicomDictionary, 0x60023000, 0x601E0010, 0x50000005, 0x002804F1, 0x7F020010]:
-        vr = dictionary.VRS.get(tag) or direct._repeated_vr(tag)
+        vr = dictionary.VRS.get(tag) or implicit._repeated_vr(tag)
         assert vr == dictionary_VR(tag).encode(), hex(tag)
-    assert direct._repeated_vr(0x00090010) is None
+    assert implicit._repeated_vr(0x00090010) is None
     compared = 0
     for creator, entries in private_dictionaries.items():
         for key in entries:
@@ -354,21 +354,21 @@ def test_the_vr_table_gives_pydicoms_vrs():
                 continue
             group, element = tag >> 16, tag & 0xFFFF
             block = element >> 8
-            ds, top = pydicom.Dataset(), direct._Dataset(None)
+            ds, top = pydicom.Dataset(), implicit._Dataset(None)
             if 0x10 <= block <= 0xFF:
                 ds.add_new(group << 16 | block, "LO", creator)
                 top.creators[group << 8 | block] = creator
             expected = _private_vr_for_tag(ds, Tag(tag)) if group & 1 else None
             if expected is not None:
-                assert direct._private_vr(top, group, element) == expected.encode(), \
+                assert implicit._private_vr(top, group, element) == expected.encode(), \
                     (creator, key)
                 compared += 1
     assert compared > 10000
-    top = direct._Dataset(None)
+    top = implicit._Dataset(None)
     top.creators[0x0019 << 8 | 0x10] = "GEMS_ACQU_01"
-    assert direct._private_vr(top, 0x0019, 0x10FF) == b"UN"  # not in the dictionary
-    assert direct._private_vr(top, 0x0021, 0x1010) == b"UN"  # no creator
-    assert direct._private_vr(top, 0x0019, 0x0010) == b"LO"  # a creator
+    assert implicit._private_vr(top, 0x0019, 0x10FF) == b"UN"  # not in the dictionary
+    assert implicit._private_vr(top, 0x0021, 0x1010) == b"UN"  # no creator
+    assert implicit._private_vr(top, 0x0019, 0x0010) == b"LO"  # a creator
 
 
 def _byte_identical(monkeypatch, source: Path, folder: Path, target: str, calls) -> bool:
@@ -560,9 +560,9 @@ def _pydicom_writes(tag: int, value: bytes) -> bytes | None:
 def test_value_checks_say_what_pydicom_writes_back(vr, value):
     """For each VR, the direct path copies a value read from Implicit VR only when pydicom
     writes the same bytes back (and, but for DS and IS, whenever it does)."""
-    long_vr, check = direct._VALUES[vr]
+    long_vr, check = values.VALUES[vr]
     kept = _pydicom_writes(_TAGS[vr], value) == value
-    if check(value, direct._LATIN1):
+    if check(value, values.LATIN1):
         assert kept, (vr, value)
     elif vr in _EXACT and b"\x1b" not in value:  # ISO 2022 escapes are left to pydicom
         assert not kept, (vr, value)

@@ -218,6 +218,36 @@ def test_lossy_colour_is_declared_xyb():
     assert codec.output_attributes(layout)["PhotometricInterpretation"] == "XYB"
 
 
+@pytest.mark.parametrize("name", ["US1_UNCR.dcm", "SC_rgb_2frame.dcm"])
+def test_lossy_colour_file_reads_back_as_rgb_everywhere(name, tmp_path):
+    """A .112 colour file declares XYB (its frames are coded in XYB); pydicom (3.0 with
+    our plugin, which teaches it the term pydicom 3.1 has), our decoder and Debian's
+    djxl all read it, as RGB, and so does every command that decodes it."""
+    source = frames_of(find_sample(name))
+    out = tmp_path / "lossy.dcm"
+    transcode_file(find_sample(name), out, get_codec("jpegxl-lossy", distance=1.0))
+    ds = pydicom.dcmread(out)
+    assert ds.PhotometricInterpretation == "XYB" and ds.SamplesPerPixel == 3
+    assert ds.file_meta.TransferSyntaxUID == uids.JPEGXL
+    frames = ds.pixel_array.reshape(len(source), *source[0].shape)
+    layout = FrameLayout.from_dataset(ds)
+    fragments = list(generate_frames(ds.PixelData, number_of_frames=len(source)))
+    for k, (fragment, original) in enumerate(zip(fragments, source)):
+        ours = get_codec("jpegxl-lossy").decode_frame(fragment, layout)
+        np.testing.assert_array_equal(frames[k], ours)
+        header = read_header(fragment)
+        assert header.xyb_encoded and header.channels == 3
+        djxl = _djxl(fragment[:header.length], tmp_path, 3)
+        assert np.abs(djxl.astype(int) - ours).max() <= 1  # libjxl 0.7 and 0.11 round alike
+        assert np.abs(ours.astype(int) - original).mean() < 3  # RGB, not XYB samples
+    # decoded again by dicompress (the pipeline), the frames are RGB and say so
+    back = tmp_path / "back.dcm"
+    transcode_file(out, back, get_codec("explicit"))
+    again = pydicom.dcmread(back)
+    assert again.PhotometricInterpretation == "RGB"
+    np.testing.assert_array_equal(again.pixel_array.reshape(frames.shape), frames)
+
+
 # -- .111 JPEG recompression -----------------------------------------------------------
 
 

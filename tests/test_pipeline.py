@@ -41,6 +41,20 @@ def _expected(path: Path) -> verifier.Expected:
     return verifier.Expected(transfer_syntax=syntax, values=values, pixel_data=pixel)
 
 
+def damage_after_the_writer(monkeypatch) -> None:
+    """A fault between the writer and the disk: a byte of frame 1 changed once written."""
+    from dicompress.pipeline import write
+
+    real_finish = write.PixelDataWriter.finish
+
+    def finish_then_damage(self, patch=None):
+        real_finish(self, patch)
+        self.fp.seek(self.first_item_at + 40)
+        self.fp.write(b"\xff")
+
+    monkeypatch.setattr(write.PixelDataWriter, "finish", finish_then_damage)
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory) -> dict[str, Path]:
     """A multi-frame image written in an encapsulated, a native, an implicit and a
@@ -135,21 +149,39 @@ def test_the_verifier_inflates_deflated_outputs_and_refuses_damage(outputs, tmp_
 
 def test_a_write_damaged_on_disk_is_not_kept(tmp_path, monkeypatch):
     """A fault between the writer and the disk: the verifier reads what is there."""
-    from dicompress.pipeline import write
-
-    real_finish = write.PixelDataWriter.finish
-
-    def finish_then_damage(self, patch=None):
-        real_finish(self, patch)
-        self.fp.seek(self.first_item_at + 40)
-        self.fp.write(b"\xff")
-
-    monkeypatch.setattr(write.PixelDataWriter, "finish", finish_then_damage)
+    damage_after_the_writer(monkeypatch)
     for name in ("CT_small.dcm", "MR_small_implicit.dcm"):  # the fast and the general path
         target = tmp_path / "o.dcm"
         with pytest.raises(VerificationFailed, match=f"{name}: frame 1 of the output differs"):
             transcode_file(find_sample(name), target, "rle")
         assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_implicit.dcm", "MR_small_RLE.dcm"])
+def test_verify_file_reads_back_without_decoding_again(tmp_path, monkeypatch, name):
+    """decode_check=False (`--verify file`) trusts the codec (a frame that would decode
+    wrong is not seen) but still reads the written file back (a fault on disk is)."""
+    from dicompress.codecs import get_codec
+
+    codec = get_codec("j2k")
+    source = find_sample(name)  # the fast path, Implicit VR, and a decoded source
+
+    def decodes_wrong(self, data, layout):
+        raise AssertionError("decoded for the check")
+
+    monkeypatch.setattr(type(codec), "decode_frame", decodes_wrong)
+    target = tmp_path / "o.dcm"
+    with pytest.raises(AssertionError, match="decoded for the check"):
+        transcode_file(source, target, codec)
+    assert not target.exists()
+    result = transcode_file(source, target, codec, decode_check=False)
+    assert result.verified and pydicom.dcmread(target).file_meta.TransferSyntaxUID == uids.JPEG2000Lossless
+
+    damage_after_the_writer(monkeypatch)
+    again = tmp_path / "again.dcm"
+    with pytest.raises(VerificationFailed, match="frame 1 of the output differs"):
+        transcode_file(source, again, codec, decode_check=False)
+    assert not again.exists()
 
 
 def test_the_verifier_shares_no_code_with_the_writer():

@@ -110,7 +110,8 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     many = layout.number_of_frames > 1
     codec_threads = 1 if many else (options.codec_threads or threads)
     # every frame must match frame 1
-    encode = frame_encoder(codec, layout, first.shape, first.dtype, verify=options.verify,
+    encode = frame_encoder(codec, layout, first.shape, first.dtype,
+                           verify=options.verify and (options.decode_check or not codec.lossless),
                            codec_threads=codec_threads, frame_filter=frame_filter, stats=stats)
     extended = options.extended_offsets
     if extended is None:  # auto: when offsets might pass 4 GiB

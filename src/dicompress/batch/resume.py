@@ -43,6 +43,9 @@ def settings_of_run(options: BatchOptions, codec: Codec | None, hash_name: str) 
                 "in_place": options.in_place,
                 "output": str(options.output.resolve()) if options.output else None,
                 "verify": options.verify, "force": options.force, "hash": hash_name}
+    if options.verify and not options.decode_check:  # absent from journals of runs that
+        # decoded (and from older ones)
+        settings["decode_check"] = False
     if options.only_images:  # absent from journals of runs that copied (and from older ones)
         settings["only_images"] = True
     if options.deid is not None:

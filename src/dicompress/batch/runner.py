@@ -43,18 +43,16 @@ if TYPE_CHECKING:
 
 #: A task carries several files while they are small: at most this many, and no more bytes
 #: than CHUNK_BYTES together (a single larger file goes alone). Per task the driver pays a
-#: round trip to the worker (pickling, pipes, a thread hop): about 0.3 ms of its CPU, a
-#: tenth of what a 512 x 512 slice costs a worker; 4 files a task took 7 % off a 300-slice
-#: run on 2 cores, 8 no more. A worker that dies takes its tasks' files with it (kept
-#: pending for --resume, see _lost), so tasks stay small.
-CHUNK_FILES, CHUNK_BYTES = 4, 4 << 20
-#: ... and as many as take a worker about TASK_SECONDS by the mean so far: RLE's 3 ms
-#: slices go 4 at a time, JPEG-LS's 8 ms two, J2K's 40 ms one by one (no worker idles at
-#: the end while another finishes four).
-TASK_SECONDS = 0.02
-
-
-
+#: round trip to the worker (pickling, pipes, a thread hop and the GIL handed back and
+#: forth): on 2 cores that CPU is taken from the workers, so tasks are made long enough
+#: for it not to matter (BENCHMARKS.md, "Scaling from --jobs 1 to --jobs 2"). A worker
+#: that dies takes its task's files with it: each is then tried again alone (see
+#: _retry_alone), so a file that kills its worker costs that file only.
+CHUNK_FILES, CHUNK_BYTES = 16, 8 << 20
+#: ... and as many as take a worker about TASK_SECONDS by the mean so far (RLE's 3 ms
+#: slices go 16 at a time, J2K's 40 ms one by one): at the end of a run a worker idles at
+#: most that long while another finishes its last task.
+TASK_SECONDS = 0.05
 
 
 @dataclass
@@ -63,6 +61,8 @@ class BatchOptions:
     output: Path | None = None  # mirror the tree here ...
     in_place: bool = False  # ... or replace each original once its result is verified
     verify: bool = True
+    #: with verify: lossless frames decoded again (False: the file read back only)
+    decode_check: bool = True
     force: bool = False  # transcode files already in the target syntax too
     jobs: int | None = None  # worker processes (default: all cores)
     scheduler: str | None = None  # "local" or a dask.distributed address
@@ -136,6 +136,16 @@ def _lost(task: Task, why: str = "a worker process died (killed, or out of memor
         f"{task.path}: {why} while this file was in flight (--resume takes it again)"))
 
 
+def _remove_temporaries_of(destination: str) -> None:
+    """Remove what a dead worker left half-written for `destination` (fileio's names)."""
+    folder, name = os.path.split(destination)
+    try:
+        names = [n for n in os.listdir(folder or ".") if n.startswith(f".{name}.")]
+    except OSError:
+        return
+    remove_temporaries_in(folder, names)
+
+
 class BatchRun:
     """One run of `transcode` over `sources`; `on_result(outcome, summary)` sees each file."""
 
@@ -167,6 +177,8 @@ class BatchRun:
         self._output_root = options.output.resolve() if options.output is not None else None
         self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
         self.pool = None
+        self._twice_harmless = True  # whether a file may be done again (see run)
+        self._retrying = None  # the future of a file tried again alone (_retry_alone)
         # -o holds the complete study; never with de-identification (a copy would carry
         # the identifiers out), never in place (the original is already where it belongs)
         self._copy_unchanged = (options.output is not None and not options.only_images
@@ -199,8 +211,9 @@ class BatchRun:
             # bytes with --force); a de-identification or a lossy transcode with --force
             # would be done twice (Dask re-runs a lost worker's tasks by itself): their
             # files go one per task, so that only the file being written is at stake.
-            chunking = self.pool.chunk and not (options.in_place and (
+            self._twice_harmless = not (options.in_place and (
                 options.deid is not None or (self.codec is not None and not self.codec.lossless)))
+            chunking = self.pool.chunk and self._twice_harmless
             for source in self.sources:
                 while len(in_flight) >= self.pool.window:
                     self._collect(journal, in_flight)
@@ -230,7 +243,7 @@ class BatchRun:
         except JournalFull as exc:
             summary.stopped = str(exc)
         finally:
-            self.pool.close(cancel=bool(in_flight))
+            self.pool.close(cancel=bool(in_flight) or self._retrying is not None)
             journal.close()
             summary.seconds = time.perf_counter() - start
         return summary
@@ -253,24 +266,64 @@ class BatchRun:
         try:
             future = self.pool.submit(tasks)
         except BrokenProcessPool:
-            self._rebuild_pool(journal, in_flight)
+            self._rebuild_pool(journal, in_flight, [])
             future = self.pool.submit(tasks)
         in_flight[future] = tasks
 
-    def _rebuild_pool(self, journal: Journal, in_flight: dict) -> None:
-        """A worker died (killed, out of memory): the pool is unusable. Every file still in
-        flight went down with it: settle each (its future holds the pool's error, or the
-        result if it finished first), then start another pool."""
+    def _rebuild_pool(self, journal: Journal, in_flight: dict, lost: list[Task]) -> None:
+        """A worker died (killed, out of memory, a native abort): the pool is unusable and
+        every task still in flight went down with it. Settle each (its future holds the
+        pool's error, or the result if it finished first), start another pool once every
+        old worker has exited, and try the lost files again one by one."""
         for future, tasks in list(in_flight.items()):
             try:
                 outcomes = future.result(timeout=60)
             except Exception:  # BrokenProcessPool, or cancelled / lost with the pool
-                outcomes = [_lost(task) for task in tasks]
+                outcomes = []
+                lost.extend(tasks)
             del in_flight[future]
             for outcome in outcomes:
                 self._finish(journal, outcome)
-        self.pool.close()
+        self.pool.close()  # joins the old workers: none of them writes any more
         self.pool = make_pool(self.options, fork=False)
+        self._retry_alone(journal, lost)
+
+    def _retry_alone(self, journal: Journal, lost: list[Task],
+                     why: str = "a worker process died") -> None:
+        """The files a dead worker took with it, each tried again alone with nothing else
+        in flight: a file that kills its worker again is the one that does (failed, and
+        kept pending for --resume); the others are done as if nothing had happened.
+        What the dead worker was writing is removed first (its temporaries).
+
+        Not where doing a file twice could harm (in place, a de-identification or a
+        lossy transcode the worker may have finished before it died), nor once the run
+        has stopped (disk full): those stay pending, and --resume looks at each (see
+        _replaced_by_interrupted_run)."""
+        for task in lost:
+            _remove_temporaries_of(task.destination)
+            if not self._twice_harmless or self.summary.stopped:
+                self._finish(journal, _lost(task, f"{why} (killed, or out of memory)"))
+                continue
+            if self.options.in_place and self._replaced_before_death(journal, task.path):
+                continue
+            # kept while it runs: a Ctrl-C meanwhile cancels it (run's finally)
+            self._retrying = future = self.pool.submit([task])
+            try:
+                outcomes = future.result()
+            except BrokenProcessPool:
+                _remove_temporaries_of(task.destination)
+                self.pool.close()
+                self.pool = make_pool(self.options, fork=False)
+                outcomes = [_lost(task, f"{why} twice on this file, the second time with no "
+                                        "other file in flight (killed, out of memory, or a "
+                                        "crash in a decoder)")]
+            except Exception as exc:  # e.g. a Dask worker lost again (KilledWorker)
+                _remove_temporaries_of(task.destination)
+                outcomes = [_lost(task, f"{why} twice on this file ({type(exc).__name__}: "
+                                        f"{exc})")]
+            self._retrying = None
+            for outcome in outcomes:
+                self._finish(journal, outcome)
 
     # -- one source in ----------------------------------------------------------------
     def _admit(self, journal: Journal, source: Source, config: str, threads: int,
@@ -357,6 +410,7 @@ class BatchRun:
                 return None
         journal.start(key, destination, st.st_size, st.st_mtime_ns)
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
+                    decode_check=options.decode_check,
                     force=options.force, extended_offsets=options.extended_offsets,
                     threads=threads, codec_threads=codec_threads,
                     deid=options.deid, hash=self.hash,
@@ -368,8 +422,19 @@ class BatchRun:
             real = self._roots[root] = root.resolve()
         return real
 
+    def _replaced_before_death(self, journal: Journal, key: str) -> bool:
+        """In place: whether the dead worker had replaced `key` already (recorded done)."""
+        row = journal.get(key)
+        try:
+            st = os.stat(key)
+        except OSError:
+            return False
+        return row is not None and self._replaced_by_interrupted_run(
+            journal, key, st, row, reason="completed before its worker process died")
+
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
-                                     row: Row) -> bool:
+                                     row: Row, *,
+                                     reason: str = "completed by the interrupted run") -> bool:
         """In place: a file an earlier run of this journal took (pending, or failed when its
         worker died) that has changed since and is now in the target syntax was replaced
         by that run (the rename is atomic and comes after verification): record it done.
@@ -396,7 +461,7 @@ class BatchRun:
                     return False  # not marked as ours (a vendor's own "YES" is not enough)
         except DicompressError:
             return False
-        outcome = Outcome(path=key, status=J.OK, reason="completed by the interrupted run",
+        outcome = Outcome(path=key, status=J.OK, reason=reason,
                           size_in=row.size_in, mtime_in=row.mtime_in, hash_in=row.hash_in,
                           size_out=st.st_size, mtime_out=st.st_mtime_ns,
                           hash_out=file_digest(key, self.hash), syntax_in=row.syntax_in,
@@ -422,21 +487,22 @@ class BatchRun:
 
     # -- results out ------------------------------------------------------------------
     def _collect(self, journal: Journal, in_flight: dict) -> None:
-        broken = False
+        lost: list[Task] = []
         for future in self.pool.wait(in_flight):
             tasks = in_flight.pop(future)
             try:
                 outcomes = future.result()
-            except BrokenProcessPool:  # a worker died (killed, out of memory)
-                broken = True
-                outcomes = [_lost(task) for task in tasks]
+            except BrokenProcessPool:  # a worker died (killed, out of memory, an abort)
+                lost.extend(tasks)
+                continue
             except Exception as exc:  # e.g. a Dask worker lost (KilledWorker)
-                why = f"the worker stopped ({type(exc).__name__}: {exc})"
-                outcomes = [_lost(task, why) for task in tasks]
+                self._retry_alone(journal, tasks,
+                                  f"the worker stopped ({type(exc).__name__}: {exc})")
+                continue
             for outcome in outcomes:
                 self._finish(journal, outcome)
-        if broken:
-            self._rebuild_pool(journal, in_flight)
+        if lost:
+            self._rebuild_pool(journal, in_flight, lost)
 
     def _finish(self, journal: Journal, outcome: Outcome) -> None:
         values = outcome.journal_values()

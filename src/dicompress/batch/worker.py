@@ -45,6 +45,7 @@ class Task:
     destination: str
     codec: str  # the codec's configuration as JSON (get_codec(**config) rebuilds it)
     verify: bool = True
+    decode_check: bool = True  # with verify: lossless frames decoded again (TranscodeOptions)
     force: bool = False
     extended_offsets: bool | None = None
     threads: int | None = None  # frames of a multi-frame file in parallel
@@ -115,7 +116,7 @@ def _run(task: Task, path: Path, before_replace) -> TranscodeResult:
     codec = codec_from_config(task.codec)
     try:
         return transcode_file(
-            path, destination, codec, verify=task.verify,
+            path, destination, codec, verify=task.verify, decode_check=task.decode_check,
             threads=task.threads, codec_threads=task.codec_threads,
             extended_offsets=task.extended_offsets, skip_same_syntax=not task.force,
             before_replace=before_replace,

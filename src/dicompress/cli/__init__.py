@@ -50,8 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder; mirrors the input tree")
     where.add_argument("--in-place", action="store_true",
                        help="replace each original by its result, atomically, once verified")
-    tc.add_argument("--no-verify", action="store_true",
-                    help="skip decoding and reading back each output (not recommended)")
+    checks = tc.add_mutually_exclusive_group()
+    checks.add_argument("--verify", choices=("full", "file"), default="full",
+                        help="full (default): every lossless frame decoded again and compared "
+                             "with the source, and the file read back; file: the file read "
+                             "back only (its structure, every fragment's length and CRC), "
+                             "trusting the codec: J2K at nearly twice the rate")
+    checks.add_argument("--no-verify", action="store_true",
+                        help="skip decoding and reading back each output (not recommended)")
     tc.add_argument("--force", action="store_true",
                     help="transcode files already in the target syntax too")
     tc.add_argument("--only-images", action="store_true",
@@ -116,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--codecs", metavar="LIST",
                     help="targets separated by commas; a lossy one takes values of its ratio, "
                          "NEAR or quality after a colon, e.g. NAME:10,20 "
-                         f"(default: {compare_defaults()})")
+                         f"(default: {compare_defaults()}; and, where the files are in a "
+                         "syntax they take, the targets that transform encoded frames as "
+                         "they are, such as jpegxl-jpeg from JPEG baseline)")
     cp.add_argument("--sample", type=int, metavar="N",
                     help="N frames per series, spread evenly along it (default: all frames)")
     cp.add_argument("--json", type=Path, metavar="FILE", help="every number as JSON")
@@ -139,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     goal.add_argument("--link", metavar="RATE", help="link rate, e.g. 2Mbit, 10Mbps, 1.5MB/s (with --deadline)")
     pl.add_argument("--deadline", metavar="DURATION", help="e.g. 5min, 90s, 1h30m")
     pl.add_argument("--min-psnr", type=float, metavar="DB", help="quality floor for lossy choices (worst slice)")
-    pl.add_argument("--lossless-only", action="store_true", help="consider lossless targets only")
+    pl.add_argument("--lossless-only", action="store_true", help="consider lossless targets only; with several series, "
+                    "also the smallest of each series")
     pl.add_argument("--sample", type=int, default=10, metavar="N",
                     help="frames per series measured (default 10)")
     pl.add_argument("-o", "--output", default="OUTDIR", help="output folder for the suggested command")

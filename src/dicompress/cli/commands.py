@@ -123,8 +123,8 @@ def summary_table(summary: Summary, done: str = "transcoded") -> str:
 def transcode(args, codec_options: dict, deid=None) -> int:
     options = BatchOptions(
         target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
-        verify=not args.no_verify, force=args.force, jobs=args.jobs, scheduler=args.scheduler,
-        journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
+        verify=not args.no_verify, decode_check=args.verify == "full", force=args.force,
+        jobs=args.jobs, scheduler=args.scheduler, journal=args.journal, resume=args.resume, retry_failed=args.retry_failed,
         extended_offsets=args.extended_offsets, threads=args.threads, deid=deid, hash=args.hash,
         follow_links=args.follow_links, only_images=args.only_images,
     )
@@ -231,7 +231,7 @@ def compare(args) -> int:
         if args.window is not None:
             _check_window(args.window)
         result = run_compare(args.sources, choices, sample=args.sample, threads=args.threads,
-                             window=args.window,
+                             window=args.window, offer_transforms=args.codecs is None,
                              progress=(lambda done, total: bar.update(task, completed=done,
                                                                        total=total))
                              if bar else None)
@@ -351,7 +351,15 @@ def plan(args) -> int:
                if c.sent_bytes is not None else size(c.predicted_bytes))
     print(f"\nChoice: {c.label}, predicted {counted}: {c.counted_bytes / capacity:.0%} of "
           f"{args.budget or size(capacity)}; {quality_text}")
-    print("Run:    " + shlex.join(c.command))
+    if result.per_series:
+        same = len({s.option.label for s in result.per_series}) == 1
+        print("The smallest lossless option of each series"
+              + (f" is {result.per_series[0].option.label} for every one:" if same else ":"))
+        for s in result.per_series:
+            print(f"  {s.series}: {s.option.label}, {s.files} file{'s' * (s.files != 1)}, ratio "
+                  f"{s.option.ratio:.2f}, predicted {size(s.option.predicted_bytes)}")
+    for command in ([s.option.command for s in c.per_series] or [c.command]):
+        print("Run:    " + shlex.join(command))
     return 1 if result.failed else 0  # files that could not be measured are a failure
 
 

@@ -16,7 +16,9 @@ through libjxl (imagecodecs).
 * Colour: the codestream is Grey or RGB. Lossless and JPEG recompression keep the
   samples as they are (MONOCHROME1/2, PALETTE COLOR, RGB; .111 also YBR_FULL_422,
   the JPEG's own colour); lossy colour is coded in XYB, which PS3.3 C.7.6.3.1.2
-  names as the Photometric Interpretation XYB (decoders give RGB).
+  names as the Photometric Interpretation XYB (decoders give RGB: frames decoded
+  by dicompress say RGB, and pydicom 3.0 is taught the term by
+  `plugins._new_syntaxes.teach_xyb`, as pydicom 3.1 has it).
 * Frames: one codestream per frame, one fragment per frame. libjxl writes a bare
   codestream unless it needs the 18181-2 container: the level-10 box of samples
   deeper than 12 bits, or the JPEG reconstruction box of .111. Both are read back.
@@ -318,7 +320,7 @@ register(JPEGXLCodec(
 # Lossless in that it adds no loss to its (lossy) source, whose lossy attributes are kept.
 register(JPEGXLJPEGCodec(
     name="jpegxl-jpeg", transfer_syntax=uid.JPEGXLJPEGRecompression, order=52,
-    encodes_pixels=False,
+    encodes_pixels=False, compare_values=(), plan_rank=0,
     description="JPEG baseline frames recompressed by JPEG XL as they are (reversible)",
     colour=_COLOUR,
 ))

@@ -133,7 +133,8 @@ class Codec:
     #: The option a bare number sets in ``compare --codecs name:value``.
     value_option: str | None = None
     #: What ``compare`` measures by default: None, not measured; (), the codec as it
-    #: is; else these values of `value_option`.
+    #: is; else these values of `value_option`. A codec that does not encode pixels is
+    #: measured where the sources are in a syntax it takes (`takes_encoded`).
     compare_values: tuple[float, ...] | None = None
     #: Where ``plan`` tries this codec among its candidates (lower first); None: never.
     plan_rank: int | None = None
@@ -368,7 +369,10 @@ def compare_defaults() -> str:
     """What ``compare`` measures when not told (its ``--codecs`` syntax): the codecs the
     table marks, the lossless ones first (each as it is), then the lossy ones at their
     values."""
-    marked = [c for c in available_codecs() if c.compare_values is not None]
+    # codecs that only transform encoded frames are offered where the sources fit
+    # (compare.run.offered_transforms), not named by default
+    marked = [c for c in available_codecs()
+              if c.compare_values is not None and c.encodes_pixels]
     tokens = [c.name for c in marked if not c.compare_values]
     tokens += [f"{c.name}:{','.join(f'{v:g}' for v in c.compare_values)}"
                for c in marked if c.compare_values]

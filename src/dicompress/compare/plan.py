@@ -5,12 +5,17 @@ and deadline, at the best quality, measured on the data itself.
 
     sources -> totals (pixel bytes, header bytes, frames) from the headers
             -> capacity (budget, or rate x deadline less protocol overhead)
-            -> candidates measured on a sample: lossless targets; J2K and HTJ2K lossy at
+            -> candidates measured on a sample: transforms of the encoded frames where
+               the files are in a syntax they take (jpegxl-jpeg from JPEG baseline: no
+               new loss); lossless targets; J2K and HTJ2K lossy at
                the ratio the capacity needs (their rate control makes size predictable;
                a choice that comes out larger is asked again for the ratio that fits);
                JPEG-LS near-lossless at NEAR 1..8; JPEG at qualities 95..50
+            -> with --lossless-only and several series: the smallest lossless option of
+               each series, and their sum as one more option ("per series")
             -> the best quality that fits (lossless first, then the highest worst-slice
-               PSNR at or above --min-psnr), with the command that makes it
+               PSNR at or above --min-psnr), with the command that makes it (one a
+               series for a per-series choice)
 
 Predicted size = header bytes of the files + their pixel bytes / the ratio measured on
 the sample. A budget `as_sent` counts every output file as one e-mail attachment (base64
@@ -31,11 +36,11 @@ from pathlib import Path
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.codecs import available_codecs
 from dicompress.codecs.registry import BUDGET_RATIO
-from dicompress.compare.run import Choice, _choice, compare
+from dicompress.compare.run import Choice, _choice, compare, offered_transforms
 from dicompress.errors import DicompressError, PlanError
 from dicompress.export.budget import raw_total_limit, sent_total
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.read import read_header
+from dicompress.pipeline.read import read_header, transfer_syntax_of
 
 #: DICOM PDUs and TCP/IP headers take a few per cent of a link: plan for 95 % of it.
 LINK_EFFICIENCY = 0.95
@@ -91,6 +96,10 @@ class Totals:
     pixel_bytes: int = 0  # native, as decoded
     header_bytes: int = 0  # everything in the files but the pixel data
     stored_bytes: int = 0  # the files as they are now
+    #: The transfer syntaxes the files are in.
+    transfer_syntaxes: set[str] = field(default_factory=set)
+    #: Each file's pixel bytes and header bytes.
+    by_file: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
 
 def totals(sources) -> Totals:
@@ -107,7 +116,10 @@ def totals(sources) -> Totals:
         out.frames += layout.number_of_frames
         out.pixel_bytes += layout.frame_bytes * layout.number_of_frames
         out.stored_bytes += size
-        out.header_bytes += pixel.value_tell if pixel.value_tell else 0
+        header = pixel.value_tell if pixel.value_tell else 0
+        out.header_bytes += header
+        out.transfer_syntaxes.add(transfer_syntax_of(ds))
+        out.by_file[source.path] = (layout.frame_bytes * layout.number_of_frames, header)
     return out
 
 
@@ -129,6 +141,9 @@ class Option:
     sent_bytes: int | None = None
     max_abs_error_modality: float = 0.0
     max_display_error: float = 0.0
+    #: A different codec for each series (`plan --lossless-only`): its choices, and
+    #: this option their sum (its `command` is empty: each series has its own).
+    per_series: list["SeriesChoice"] = field(default_factory=list)
 
     @property
     def counted_bytes(self) -> int:
@@ -144,7 +159,21 @@ class Option:
                 "max_abs_error_modality": round(self.max_abs_error_modality, 4),
                 "max_display_error": round(self.max_display_error, 3),
                 "fits": self.fits, "command": shlex.join(self.command),
-                "not_applicable": self.reason or None}
+                "not_applicable": self.reason or None,
+                **({"per_series": [c.as_dict() for c in self.per_series]}
+                   if self.per_series else {})}
+
+
+@dataclass
+class SeriesChoice:
+    """The smallest lossless option for one series, predicted for its files alone."""
+
+    series: str
+    files: int
+    option: Option
+
+    def as_dict(self) -> dict:
+        return {"series": self.series, "files": self.files, **self.option.as_dict()}
 
 
 @dataclass
@@ -158,6 +187,8 @@ class Plan:
     link_bits_per_s: float | None = None
     #: The capacity counts the files as e-mail attachments (base64, MIME headers).
     as_sent: bool = False
+    #: With `lossless_only` and several series: the smallest lossless option of each.
+    per_series: list[SeriesChoice] = field(default_factory=list)
 
     def transfer_seconds(self, size: int) -> float | None:
         if not self.link_bits_per_s:
@@ -171,6 +202,7 @@ class Plan:
                 "header_bytes": self.totals.header_bytes, "stored_bytes": self.totals.stored_bytes,
                 "min_psnr_db": self.min_psnr,
                 "choice": self.choice.as_dict() if self.choice else None,
+                "per_series": [c.as_dict() for c in self.per_series],
                 "options": [o.as_dict() for o in self.options]}
 
 
@@ -179,7 +211,8 @@ def _candidates(needed_ratio: float, lossless_only: bool) -> list[Choice]:
     budget needs (with a margin), the others at their listed values."""
     ratio = f"{min(MAX_RATIO, max(1.05, needed_ratio * RATIO_MARGIN)):.3g}"
     choices = []
-    ranked = sorted((c for c in available_codecs() if c.plan_rank is not None),
+    ranked = sorted((c for c in available_codecs()
+                     if c.plan_rank is not None and c.encodes_pixels),
                     key=lambda c: c.plan_rank)
     for codec in ranked:
         if lossless_only and not codec.lossless:
@@ -203,6 +236,46 @@ def _command(choice: Choice, sources, output: str) -> list[str]:
     return cmd + ["-o", output]
 
 
+def _series_sources(files: list[Path], series_files: dict[str, list[Path]]) -> list[Path]:
+    """What names a series' files on a command line: their folder, when they are all in
+    one folder that holds no file of another series; else the files."""
+    folders = {p.parent for p in files}
+    if len(folders) == 1:
+        folder = folders.pop()
+        others = {p for paths in series_files.values() for p in paths} - set(files)
+        if not any(p.parent == folder for p in others):
+            return [folder]
+    return files
+
+
+def _per_series(measured, choices: list[Choice], found: Totals,
+                output: str) -> list[SeriesChoice]:
+    """The smallest lossless option of each series, measured on its own frames and
+    predicted for its own files; [] when some series has none that codes all its
+    measured frames."""
+    chosen = []
+    for series in measured.series:
+        files = [p for p in measured.series_files.get(series, []) if p in found.by_file]
+        pixel_bytes = sum(found.by_file[p][0] for p in files)
+        header_bytes = sum(found.by_file[p][1] for p in files)
+        rows = {c.label: measured.per_series[(c.label, series)] for c in choices}
+        frames = max(row.frames for row in rows.values())
+        best = None
+        for choice in choices:
+            row = rows[choice.label]
+            if not choice.lossless or not frames or row.frames < frames or row.not_applicable:
+                continue
+            predicted = header_bytes + math.ceil(pixel_bytes / row.ratio)
+            if best is None or predicted < best.predicted_bytes:
+                sources = _series_sources(files, measured.series_files)
+                best = Option(choice.label, _command(choice, sources, f"{output}/{series}"),
+                              True, row.ratio, predicted, math.inf, math.inf, 0)
+        if best is None:
+            return []
+        chosen.append(SeriesChoice(series, len(files), best))
+    return chosen
+
+
 def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only: bool = False,
          sample: int | None = 10, link_bits_per_s: float | None = None,
          output: str = "OUTDIR", threads: int | None = None, as_sent: bool = False) -> Plan:
@@ -217,7 +290,10 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
     files_capacity = raw_total_limit(capacity, found.files) if as_sent else capacity
     room = files_capacity - found.header_bytes
     needed = found.pixel_bytes / room if room > 0 else math.inf
-    choices = _candidates(needed if math.isfinite(needed) else 1000.0, lossless_only)
+    # transforms of the encoded frames first (jpegxl-jpeg where the files are JPEG
+    # baseline: smaller than any re-encoding, and no new loss)
+    choices = [*offered_transforms(found.transfer_syntaxes, planning=True),
+               *_candidates(needed if math.isfinite(needed) else 1000.0, lossless_only)]
     measured = compare(sources, choices, sample=sample, threads=threads)
     rows = {c.label: measured.overall[c.label] for c in choices}
     # The rate search: a J2K/HTJ2K choice that came out larger than the room is asked
@@ -261,6 +337,18 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
         option.fits = option.counted_bytes <= capacity and (
             choice.lossless or min_psnr is None or worst >= min_psnr)
         result.options.append(option)
+    if lossless_only and len(measured.series) > 1:
+        result.per_series = _per_series(measured, choices, found, output)
+        if len({c.option.label for c in result.per_series}) > 1:
+            # the series are best served by different codecs: one option, their sum
+            total = sum(c.option.predicted_bytes for c in result.per_series)
+            pixel_part = max(1, total - found.header_bytes)
+            combined = Option("per series", [], True, found.pixel_bytes / pixel_part, total,
+                              math.inf, math.inf, 0,
+                              sent_bytes=sent_total(total, found.files) if as_sent else None,
+                              per_series=result.per_series)
+            combined.fits = combined.counted_bytes <= capacity
+            result.options.append(combined)
     lossless_sizes = [o.predicted_bytes for o in result.options if o.lossless and not o.reason]
     if lossless_sizes:  # a lossy option no smaller than lossless loses for nothing
         smallest = min(lossless_sizes)

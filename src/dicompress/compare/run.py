@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dicompress.batch.sources import iter_sources, unique
-from dicompress.codecs import Codec, get_codec
+from dicompress.codecs import Codec, available_codecs, get_codec
 from dicompress.codecs.registry import compare_defaults
 from dicompress.compare.metrics import Quality, quality, visible
 from dicompress.errors import (DicompressError, NotAnImage, NotDicom, UnsupportedTransferSyntax,
@@ -38,8 +38,8 @@ from dicompress.errors import (DicompressError, NotAnImage, NotDicom, Unsupporte
 from dicompress.export.select import group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
-from dicompress.pipeline.frames import bounded_map, iter_frames
-from dicompress.pipeline.read import read_header
+from dicompress.pipeline.frames import bounded_map, encoded_frames, iter_frames
+from dicompress.pipeline.read import read_header, transfer_syntax_of
 
 def __getattr__(name: str):
     # DEFAULT_CODECS: what compare measures when not told (today every lossless target
@@ -117,6 +117,22 @@ def _choice(name: str, value: str | None) -> Choice:
     return Choice(f"{codec.name}:{number:g}", configured)
 
 
+def offered_transforms(transfer_syntaxes: Iterable[str], *, planning: bool = False
+                       ) -> list[Choice]:
+    """The table's codecs that take frames only as they are encoded (``encodes_pixels``
+    False: jpegxl-jpeg, from JPEG baseline) and take some of `transfer_syntaxes`: compare
+    (their `compare_values` set) and plan (their `plan_rank` set) offer them where the
+    sources are in such a syntax, and nowhere else."""
+    syntaxes = set(transfer_syntaxes)
+    offered = []
+    for codec in available_codecs():
+        listed = codec.plan_rank if planning else codec.compare_values
+        if (not codec.encodes_pixels and listed is not None
+                and any(codec.takes_encoded(s) for s in syntaxes)):
+            offered.append(Choice(codec.name, codec))
+    return offered
+
+
 # -- which frames ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FrameRef:
@@ -126,6 +142,19 @@ class FrameRef:
     slice: int  # 1-based position within the series
     #: How the frame is read: modality transform and display window.
     view: FrameView | None = field(default=None, compare=False, hash=False, repr=False)
+    #: The transfer syntax the file stores it in.
+    transfer_syntax: str = field(default="", compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class StoredFrame:
+    """A frame as the source file stores it (an encapsulated fragment), for the codecs
+    that transform encoded frames without decoding them (`Codec.from_encoded`)."""
+
+    transfer_syntax: str
+    #: The layout the file declares (the decoded layout may differ: YBR_FULL_422 -> YBR_FULL).
+    layout: FrameLayout
+    fragment: bytes
 
 
 def spread(n: int, k: int | None) -> list[int]:
@@ -139,12 +168,14 @@ def spread(n: int, k: int | None) -> list[int]:
 
 def select_frames(sources: Iterable[str | Path], sample: int | None,
                   skipped: list[tuple[str, str]], window=None,
-                  failed: list[tuple[str, str]] | None = None) -> list[FrameRef]:
+                  failed: list[tuple[str, str]] | None = None,
+                  series_files: dict[str, list[Path]] | None = None) -> list[FrameRef]:
     """The frames to measure: each series ordered along its normal, then sampled;
     `window` (a preset, "C,W", ...) or each file's default window for display errors.
 
     What is not DICOM or not an image goes to `skipped`; a damaged image (or one the OS
-    would not let be read) to `failed` (with `skipped` when `failed` is not given)."""
+    would not let be read) to `failed` (with `skipped` when `failed` is not given).
+    `series_files`, when given, gets every file of each series (label -> paths)."""
     headers = []
     for source in unique(iter_sources(sources)):
         try:
@@ -166,16 +197,22 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
     refs = []
     by_path = dict(headers)
     for series in group_series(headers):
+        if series_files is not None:
+            series_files[series.label] = list(dict.fromkeys(p for p, _ in series.frames))
         for slice_index in spread(len(series.frames), sample):
             path, index = series.frames[slice_index]
             refs.append(FrameRef(series.label, path, index, slice_index + 1,
-                                 FrameView(by_path[path], index, window)))
+                                 FrameView(by_path[path], index, window),
+                                 transfer_syntax_of(by_path[path])))
     return refs
 
 
-def load_frames(refs: list[FrameRef], failed: list[tuple[str, str]]
-                ) -> Iterator[tuple[FrameRef, FrameLayout, np.ndarray]]:
-    """The selected frames decoded as stored, file by file (one file open at a time)."""
+def load_frames(refs: list[FrameRef], failed: list[tuple[str, str]],
+                stored: Callable[[str], bool] = lambda syntax: False
+                ) -> Iterator[tuple[FrameRef, FrameLayout, np.ndarray, StoredFrame | None]]:
+    """The selected frames decoded as stored, file by file (one file open at a time);
+    with each, the frame as the file stores it where `stored(transfer_syntax)` says so
+    (else None)."""
     by_file: dict[Path, list[FrameRef]] = {}
     for ref in refs:
         by_file.setdefault(ref.path, []).append(ref)
@@ -183,16 +220,28 @@ def load_frames(refs: list[FrameRef], failed: list[tuple[str, str]]
         indices = {ref.index: ref for ref in wanted}
         try:
             layout, frames = iter_frames(path)
+            fragments = _stored_frames(path, wanted[0].transfer_syntax, stored)
             last = max(indices)
             for n, arr in enumerate(frames):
+                fragment = next(fragments) if fragments is not None else None
                 if n in indices:
-                    yield indices[n], layout, arr
+                    yield indices[n], layout, arr, fragment
                 if n >= last:
                     break
         except DicompressError as exc:
             failed.append((str(path), str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"))
         except Exception as exc:  # a decoder's own error on a damaged file
             failed.append((str(path), f"{path}: {type(exc).__name__}: {exc}"))
+
+
+def _stored_frames(path: Path, syntax: str, wanted: Callable[[str], bool]
+                   ) -> Iterator[StoredFrame] | None:
+    if not wanted(syntax):
+        return None
+    ds = read_header(path)
+    declared = FrameLayout.from_dataset(ds)
+    return (StoredFrame(syntax, declared, fragment)
+            for fragment in encoded_frames(path, ds, declared.number_of_frames))
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -233,6 +282,24 @@ def measure(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray)
         stored = len(data) + (len(data) & 1)
     return Measure(choice.label, ref, -(-arr.size // 8) if layout.bits_allocated == 1
                    else arr.nbytes, stored,
+                   encoded - start, decoded - encoded,
+                   quality(arr, back, layout.bits_stored, ref.view), layout.bits_stored)
+
+
+def measure_transformed(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray,
+                        source: StoredFrame) -> Measure:
+    """One frame through a codec that transforms the stored frame as it is encoded
+    (`Codec.from_encoded`, as `transcode` does): its size, the time of the transform
+    and of decoding its output, and the added error against the source's decoded
+    pixels `arr` (none, for a transform that keeps the JPEG bitstream)."""
+    codec = choice.codec
+    with _TIMING:
+        start = time.perf_counter()
+        data = codec.from_encoded(source.fragment, source.transfer_syntax, source.layout)
+        encoded = time.perf_counter()
+        back = codec.decode_frame(data, source.layout)
+        decoded = time.perf_counter()
+    return Measure(choice.label, ref, arr.nbytes, len(data) + (len(data) & 1),
                    encoded - start, decoded - encoded,
                    quality(arr, back, layout.bits_stored, ref.view), layout.bits_stored)
 
@@ -352,6 +419,8 @@ class Comparison:
     per_series: dict[tuple[str, str], Row] = field(default_factory=dict)
     frames: int = 0
     series: list[str] = field(default_factory=list)
+    #: Every file of each series (label -> paths), sampled or not.
+    series_files: dict[str, list[Path]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
@@ -374,12 +443,27 @@ class Comparison:
 
 def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int | None = None,
             threads: int | None = None, window=None,
-            progress: Callable[[int, int], None] | None = None) -> Comparison:
+            progress: Callable[[int, int], None] | None = None,
+            offer_transforms: bool = False) -> Comparison:
     """Measure every choice on the frames of `sources` (all, or `sample` per series);
-    display errors at `window` (a preset, "C,W", "auto") or each file's default."""
+    display errors at `window` (a preset, "C,W", "auto") or each file's default.
+
+    A codec that transforms encoded frames (`Codec.from_encoded`; jpegxl-jpeg from JPEG
+    baseline) is measured on the stored frames where it takes their syntax, as
+    `transcode` would write it; `offer_transforms` adds such codecs of the table
+    (`offered_transforms`) wherever the sources are in a syntax they take."""
     start = time.perf_counter()
-    result = Comparison(choices, window=window)
-    refs = select_frames(sources, sample, result.skipped, window, failed=result.failed)
+    skipped: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
+    series_files: dict[str, list[Path]] = {}
+    refs = select_frames(sources, sample, skipped, window, failed=failed,
+                         series_files=series_files)
+    if offer_transforms:
+        labels = {c.label for c in choices}
+        choices = choices + [c for c in offered_transforms(r.transfer_syntax for r in refs)
+                             if c.label not in labels]
+    result = Comparison(choices, window=window, skipped=skipped, failed=failed,
+                        series_files=series_files)
     result.series = list(dict.fromkeys(ref.series for ref in refs))
     for choice in choices:
         result.overall[choice.label] = Row(choice.label, choice.lossless, "all")
@@ -388,15 +472,24 @@ def compare(sources: Iterable[str | Path], choices: list[Choice], *, sample: int
     total = len(refs) * len(choices)
     done = 0
 
-    def tasks() -> Iterator[tuple[Choice, FrameRef, FrameLayout, np.ndarray]]:
-        for ref, layout, arr in load_frames(refs, result.failed):
+    transforms = [c.codec for c in choices if not c.codec.encodes_pixels]
+
+    def transformed(syntax: str) -> bool:
+        return any(codec.takes_encoded(syntax) for codec in transforms)
+
+    def tasks() -> Iterator[tuple[Choice, FrameRef, FrameLayout, np.ndarray, StoredFrame | None]]:
+        for ref, layout, arr, stored in load_frames(refs, result.failed, transformed):
             result.frames += 1
             for choice in choices:
-                yield choice, ref, layout, arr
+                yield choice, ref, layout, arr, stored
 
     def run(task) -> Measure | tuple[Choice, FrameRef, str]:
-        choice, ref, layout, arr = task
+        choice, ref, layout, arr, stored = task
         try:
+            if stored is not None and choice.codec in transforms \
+                    and choice.codec.takes_encoded(stored.transfer_syntax):
+                choice.codec.check_layout(stored.layout)
+                return measure_transformed(choice, ref, layout, arr, stored)
             choice.codec.check_layout(layout)
             return measure(choice, ref, layout, arr)
         except DicompressError as exc:

@@ -18,7 +18,8 @@ from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.frames import (check_stored_frame, decoders_reason, native_frames,
                                         reads_natively)
 
-COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
+#: XYB: JPEG XL colour, which decoders give as RGB (PS3.3 C.7.6.3.1.2).
+COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR", "XYB"}
 
 
 def photometric(ds: Dataset) -> str:

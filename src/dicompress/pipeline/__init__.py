@@ -3,7 +3,7 @@
 ::
 
     read  (read.py)      a header source: a pydicom Dataset (pixel data left on disk), or
-                         the byte ranges of a parsed file (the fast path, direct.py)
+                         the byte ranges of a parsed file (the fast path, direct/)
     frames (frames.py)   a frame source: native frames read straight from the file, or
                          decoded by pydicom's decoders (ours first)
     encode (encode.py)   each frame encoded by the target codec (threads), and decoded

@@ -253,6 +253,7 @@ _DECODED_PHOTOMETRIC = {
     "YBR_FULL_422": "YBR_FULL",  # pydicom removes the 4:2:2 subsampling
     "YBR_ICT": "RGB",
     "YBR_RCT": "RGB",
+    "XYB": "RGB",  # JPEG XL decoders give RGB (PS3.3 C.7.6.3.1.2)
 }
 
 

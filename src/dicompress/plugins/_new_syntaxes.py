@@ -57,9 +57,34 @@ def layout_of(runner):
     )
 
 
+def teach_xyb() -> None:
+    """Let pydicom 3.0 accept Photometric Interpretation XYB, as pydicom 3.1 does.
+
+    PS3.3 C.7.6.3.1.2 defines XYB for JPEG XL (1.2.840.10008.1.2.4.112) frames coded in
+    libjxl's XYB colour space (lossy colour; decoders give RGB). pydicom 3.0 checks the
+    value against its ``PhotometricInterpretation`` enum before any decoder runs, and
+    refuses it ("Unknown (0028,0004) 'Photometric Interpretation' value 'XYB'");
+    pydicom 3.1 has the member. An Enum takes no new member through a public API, so
+    the member is added to the two maps its lookups read (``_member_map_`` for
+    ``PhotometricInterpretation[name]``, ``_value2member_map_`` for ``(value)``);
+    tests/test_jpegxl.py fails loudly if these names move.
+    """
+    from pydicom.pixels.common import PhotometricInterpretation
+
+    if "XYB" in PhotometricInterpretation.__members__:  # pydicom >= 3.1, or done
+        return
+    member = str.__new__(PhotometricInterpretation, "XYB")
+    member._name_ = member._value_ = "XYB"
+    PhotometricInterpretation._member_map_["XYB"] = member
+    PhotometricInterpretation._value2member_map_["XYB"] = member
+
+
 def register() -> None:
-    """Give every new syntax's pydicom Decoder our plugin (idempotent)."""
+    """Give every new syntax's pydicom Decoder our plugin (idempotent), and teach
+    pydicom 3.0 the XYB Photometric Interpretation of JPEG XL colour."""
     from dicompress.plugins import PLUGIN
+
+    teach_xyb()
 
     for uid, (name, keyword, module) in NEW_SYNTAXES.items():
         decoder = decoder_for(uid, name, keyword)
