@@ -1,4 +1,5 @@
-"""Shared fixtures: the real corpus (pydicom's test files and pydicom-data)."""
+"""Shared fixtures: the real corpus (pydicom's test files and pydicom-data), and the corpus
+transcoded once per target for the whole session (`transcoded_corpus`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pydicom
 import pytest
 
 import dicompress  # noqa: F401  (registers the pydicom plugins)
+from common import frames_of  # noqa: F401  (imported from here by the test modules)
 from dicompress.samples import find_sample, sample_files
 
 warnings.filterwarnings("ignore", module="pydicom")
@@ -48,13 +50,15 @@ def corpus_images() -> tuple[Path, ...]:
     return tuple(found)
 
 
-def uncompressed_images() -> list[Path]:
+@lru_cache(maxsize=None)
+def uncompressed_images() -> tuple[Path, ...]:
+    """The corpus images in a native (uncompressed) transfer syntax."""
     out = []
     for path in corpus_images():
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         if not pydicom.uid.UID(ds.file_meta.TransferSyntaxUID).is_compressed:
             out.append(path)
-    return out
+    return tuple(out)
 
 
 #: US Image and US Multi-frame Image Storage (PS3.4 B.5).
@@ -67,23 +71,27 @@ def as_transcoded(source, output, arr: np.ndarray) -> np.ndarray:
     undo) unless the output keeps YBR_FULL by plane (PS3.3 C.8.5.6.1.16;
     tests/test_quality.py), converted by pydicom; any other frame as it is. `source`,
     `output`: their headers."""
-    if (str(source.get("SOPClassUID", "")) in _US_IMAGE
-            and source.get("PhotometricInterpretation") == "YBR_FULL_422"
-            and output.get("PhotometricInterpretation") in ("RGB", "YBR_RCT", "YBR_ICT")):
+    if converts_us_colour(source, output):
         return pydicom.pixels.convert_color_space(arr, "YBR_FULL", "RGB")
     return arr
 
 
-def frames_of(path: Path) -> list[np.ndarray]:
-    """Every frame as stored (no colour conversion), samples last."""
-    try:
-        return list(pydicom.pixels.iter_pixels(path, raw=True))
-    except (ValueError, AttributeError):
-        # deflated files cannot be read frame by frame from the path, and
-        # pydicom 3.0 iter_pixels cannot sign-correct J2K in place (read-only array)
-        arr = pydicom.pixels.pixel_array(pydicom.dcmread(path), raw=True)
-        frames = int(pydicom.dcmread(path, stop_before_pixels=True).get("NumberOfFrames", 1) or 1)
-        return list(arr) if frames > 1 else [arr]
+def converts_us_colour(source, output) -> bool:
+    """Whether a transcode from `source` to `output` (headers) coded a US image's JPEG
+    YCbCr as RGB (as_transcoded)."""
+    return (str(source.get("SOPClassUID", "")) in _US_IMAGE
+            and source.get("PhotometricInterpretation") == "YBR_FULL_422"
+            and output.get("PhotometricInterpretation") in ("RGB", "YBR_RCT", "YBR_ICT"))
+
+
+def transcoded_view(source_path: Path, output_path: Path):
+    """For assert_same_frames(source_as=...): None where a transcode keeps the frames as
+    decoded, else the conversion (as_transcoded)."""
+    source = pydicom.dcmread(source_path, stop_before_pixels=True)
+    output = pydicom.dcmread(output_path, stop_before_pixels=True)
+    if not converts_us_colour(source, output):
+        return None
+    return lambda arr: as_transcoded(source, output, arr)
 
 
 def require_tool(name: str) -> str:
@@ -96,3 +104,29 @@ def require_tool(name: str) -> str:
 @pytest.fixture(scope="session")
 def rg1() -> Path:
     return find_sample("RG1_UNCR.dcm")
+
+
+@pytest.fixture(scope="session")
+def transcoded_corpus(tmp_path_factory):
+    """``transcoded_corpus(target, images=None)``: {source path: TranscodeResult} for
+    `images` (default: every corpus image, `corpus_images`) transcoded to `target` (a
+    codec name) with verification, once per target for the session, whichever module
+    asks first; a subset is taken from the whole corpus when that was done. The
+    outputs are shared: copy one before changing it."""
+    from dicompress.batch import Source, transcode_many
+
+    done: dict[tuple[str, tuple[Path, ...]], dict[Path, object]] = {}
+
+    def transcoded(target: str, images=None) -> dict[Path, object]:
+        everything = corpus_images()
+        images = everything if images is None else tuple(images)
+        if (target, everything) in done:
+            whole = done[target, everything]
+            return {path: whole[path] for path in images}
+        if (target, images) not in done:
+            out = tmp_path_factory.mktemp(f"corpus-{target}")
+            sources = [Source(p, Path(f"{i:03d}_{p.name}")) for i, p in enumerate(images)]
+            done[target, images] = {r.source: r for r in transcode_many(sources, out, target)}
+        return done[target, images]
+
+    return transcoded

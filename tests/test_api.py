@@ -81,6 +81,7 @@ def test_compress_is_bit_exact_and_leaves_the_input_alone(name, target):
     np.testing.assert_array_equal(_frames(back), source)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["j2k", "htj2k", "jpegls", "rle"])
 def test_compress_over_the_corpus(target):
     """Every decodable corpus image (single file size), compress then decompress:

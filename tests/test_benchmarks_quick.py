@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_benchmarks_run_in_quick_mode(tmp_path):
     report = tmp_path / "bench.json"
     env = {**os.environ, "DICOMPRESS_BENCH_QUICK": "1"}

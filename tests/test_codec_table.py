@@ -26,8 +26,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_frames
 
 import dicompress
-from conftest import KNOWN_UNTRANSCODABLE, as_transcoded, corpus_images, frames_of, require_tool
-from dicompress.batch import Source, transcode_many
+from conftest import (KNOWN_UNTRANSCODABLE, as_transcoded, corpus_images, frames_of,
+                      require_tool)
 from dicompress.cli import _codec_options, build_parser, main
 from dicompress.codecs import available_codecs, get_codec
 from dicompress.codecs.registry import (Codec, codec_config, codec_from_config,
@@ -299,30 +299,33 @@ def test_the_new_target_is_one_module():
     assert TARGET not in compare_defaults()
 
 
-def test_encapsulated_uncompressed_is_bit_exact_on_the_corpus(tmp_path):
+@pytest.mark.slow
+def test_encapsulated_uncompressed_carries_the_corpus(transcoded_corpus):
+    done = sum(r.status == "ok" for r in transcoded_corpus(TARGET).values())
+    assert done >= 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", corpus_images(), ids=lambda p: p.name)
+def test_encapsulated_uncompressed_is_bit_exact_on_the_corpus(path, transcoded_corpus):
     """Every decodable corpus image: one fragment per frame, each the source frame's
     native little-endian bytes (padded to even length), read by pydicom's parser."""
-    codec = get_codec(TARGET)
-    sources = [Source(p, Path(f"{i:03d}_{p.name}")) for i, p in enumerate(corpus_images())]
-    done = 0
-    for r in transcode_many(sources, tmp_path, codec):
-        if r.status != "ok":
-            assert r.source.name in KNOWN_UNTRANSCODABLE, r.reason
-            continue
-        done += 1
-        out = pydicom.dcmread(r.destination, stop_before_pixels=True)
-        src = pydicom.dcmread(r.source, stop_before_pixels=True)
-        assert out.file_meta.TransferSyntaxUID == ENCAPSULATED_UNCOMPRESSED
-        assert out.SOPInstanceUID == src.SOPInstanceUID
-        assert out.BitsStored == src.BitsStored and out.Rows == src.Rows
-        fragments = _fragments(r.destination)
-        frames = frames_of(r.source)
-        assert len(fragments) == len(frames), r.source.name
-        for n, (frame, fragment) in enumerate(zip(frames, fragments), 1):
-            assert fragment == _padded(_native(as_transcoded(src, out, frame))), \
-                f"{r.source.name} frame {n}"
-        assert r.verified
-    assert done >= 100
+    r = transcoded_corpus(TARGET)[path]
+    if r.status != "ok":
+        assert path.name in KNOWN_UNTRANSCODABLE, r.reason
+        return
+    out = pydicom.dcmread(r.destination, stop_before_pixels=True)
+    src = pydicom.dcmread(path, stop_before_pixels=True)
+    assert out.file_meta.TransferSyntaxUID == ENCAPSULATED_UNCOMPRESSED
+    assert out.SOPInstanceUID == src.SOPInstanceUID
+    assert out.BitsStored == src.BitsStored and out.Rows == src.Rows
+    fragments = _fragments(r.destination)
+    frames = frames_of(path)
+    assert len(fragments) == len(frames), path.name
+    for n, (frame, fragment) in enumerate(zip(frames, fragments), 1):
+        assert fragment == _padded(_native(as_transcoded(src, out, frame))), \
+            f"{path.name} frame {n}"
+    assert r.verified
 
 
 def test_dcmtk_finds_one_item_per_frame_holding_the_native_frame(tmp_path):

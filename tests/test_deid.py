@@ -617,6 +617,7 @@ def test_export_applies_the_identity_rules(tmp_path):
 
 
 # -- an independent implementation ---------------------------------------------------------
+@pytest.mark.slow
 def test_whatever_gdcmanon_takes_out_we_take_out_too(corpus_out, tmp_path):
     """GDCM's gdcmanon implements PS3.15 E.1.1 (from an older edition of the table): every
     non-private attribute it removes or changes in a file, we remove or change as well."""

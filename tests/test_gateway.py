@@ -362,6 +362,7 @@ def _serve(config: Path) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_kill_9_in_flight_then_restart_loses_nothing(tmp_path):
     series = make_series(tmp_path / "series", 200, 64)
     dest = StoreSCP(tmp_path / "dest", free_port(), "+xv")

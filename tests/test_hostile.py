@@ -4,9 +4,11 @@ file, and nothing hangs, crashes or is lost (issue 16)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
+import re
 import shutil
 import signal
 import struct
@@ -158,26 +160,72 @@ def command_lines(src: Path, out: Path) -> dict[str, list[str]]:
     }
 
 
-def assert_refused(damaged: Path, reason: str, tmp_path: Path, commands=None) -> None:
-    """Every command over a folder holding `damaged` and a good image: exit 1, one line
-    naming the file with `reason`, no output of it, the source as it was, no traceback."""
-    src = damaged.parent
+def _damaged_files() -> dict[str, tuple]:
+    """Every damaged file of classes 1-4 below: case -> (its bytes, the reason every
+    command must give, the commands that read what is damaged; None: all)."""
+    cases = {case: (lambda s=sample, c=change: c(find_sample(s).read_bytes()), reason, None)
+             for case, (sample, change, reason) in DAMAGED_IMAGES.items()}
+    cases.update({case: (make, reason, None) for case, (make, reason) in SIZE_BOMBS.items()})
+    cases.update({case: (lambda s=sample, a=attributes: _with(s, **a), reason,
+                         ["transcode", "transcode-j2", "export", "compare"])
+                  for case, (sample, attributes, reason) in CODESTREAM_MISMATCHES.items()})
+    cases.update({case: (lambda c=change: c(find_sample("examples_palette.dcm").read_bytes()),
+                         reason, ["deid", "transcode", "info"])
+                  for case, (change, reason) in SWALLOWING_LENGTHS.items()})
+    return cases
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One command's run over the folder of damaged files."""
+
+    code: int
+    text: str  # stdout and stderr
+    stderr: str
+    outputs: list[str]  # the names of what it wrote
+    peak: int  # resident KiB
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> tuple[Path, dict[str, str], dict[str, Run]]:
+    """Each command run once over one folder holding every damaged file of classes 1-4
+    and a good image: (the folder, each file's SHA-256 before, each command's run). A
+    run starts a Python process and takes seconds; one per case and command was most of
+    this module's time. Each case's test then reads its own file's line."""
+    base = tmp_path_factory.mktemp("refused")
+    src = base / "in"
+    src.mkdir()
     shutil.copy(find_sample("CT_small.dcm"), src / "good.dcm")
-    before = sha256(damaged)
-    for name, argv in command_lines(src, tmp_path / "out").items():
-        if commands is not None and name not in commands:
+    for case, (make, _, _) in _damaged_files().items():
+        (src / f"{case}.dcm").write_bytes(make())
+    before = {path.name: sha256(path) for path in src.iterdir()}
+    runs = {}
+    for command in command_lines(src, base):
+        out = base / f"out-{command}"
+        code, stdout, stderr, peak = run_bounded(command_lines(src, out)[command], base)
+        runs[command] = Run(code, stdout + stderr, stderr,
+                            [path.name for path in out.rglob("*")], peak)
+    return src, before, runs
+
+
+def assert_refused(refused, case: str) -> None:
+    """Every command that reads what is damaged in `case`'s file, run over a folder
+    holding it (`refused`): exit 1, one line naming the file with the reason, as a
+    failure (not a skip), no output of it, the source as it was, no traceback."""
+    src, before, runs = refused
+    _, reason, commands = _damaged_files()[case]
+    name = f"{case}.dcm"
+    for command, run in runs.items():
+        if commands is not None and command not in commands:
             continue
-        shutil.rmtree(tmp_path / "out", ignore_errors=True)
-        code, stdout, stderr, peak = run_bounded(argv, tmp_path)
-        text = stdout + stderr
-        assert "Traceback" not in stderr, (name, stderr)
-        assert code == 1, (name, code, text)
-        lines = [line for line in text.splitlines() if damaged.name in line]
-        assert len(lines) == 1 and reason in lines[0], (name, reason, lines)
-        outputs = [p for p in (tmp_path / "out").rglob("*") if damaged.stem in p.name]
-        assert not outputs, (name, outputs)
-        assert sha256(damaged) == before, name
-        assert peak < ADDRESS_SPACE >> 10, (name, peak)
+        assert "Traceback" not in run.stderr, (command, run.stderr)
+        assert run.code == 1, (command, run.code, run.text)
+        lines = [line for line in run.text.splitlines() if f"/{name}" in line]
+        assert len(lines) == 1 and reason in lines[0], (command, reason, lines)
+        assert lines[0].startswith(("FAILED ", "error: ")), (command, lines[0])
+        assert not [output for output in run.outputs if case in output], (command, run.outputs)
+        assert sha256(src / name) == before[name], command
+        assert run.peak < ADDRESS_SPACE >> 10, (command, run.peak)
 
 
 def _mutated(tmp_path: Path, name: str, sample: str, change) -> Path:
@@ -242,12 +290,10 @@ DAMAGED_IMAGES = {
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGED_IMAGES))
-def test_a_damaged_image_is_a_failure_not_a_skip(case, tmp_path):
+def test_a_damaged_image_is_a_failure_not_a_skip(case, refused):
     """pydicom stops at the damage and returns what came before, without Pixel Data: that
     was reported as "without pixel data (skipped)" with exit 0 (issue 16, class 4)."""
-    sample, change, reason = DAMAGED_IMAGES[case]
-    damaged = _mutated(tmp_path, f"{case}.dcm", sample, change)
-    assert_refused(damaged, reason, tmp_path)
+    assert_refused(refused, case)
 
 
 # -- class 3: declared sizes the bytes present cannot hold --------------------------------------
@@ -322,15 +368,10 @@ def _without_group_length(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("case", sorted(SIZE_BOMBS))
-def test_a_size_the_bytes_cannot_hold_is_refused_before_allocating(case, tmp_path):
+def test_a_size_the_bytes_cannot_hold_is_refused_before_allocating(case, refused):
     """A header's sizes are claims; the bytes present decide (issue 16, class 3). Each
     command runs under a 2 GiB address space: one allocation of the claimed size fails it."""
-    make, reason = SIZE_BOMBS[case]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    damaged = folder / f"{case}.dcm"
-    damaged.write_bytes(make())
-    assert_refused(damaged, reason, tmp_path)
+    assert_refused(refused, case)
 
 
 # -- class 2: codestreams that disagree with the header never reach a native decoder ------------
@@ -349,25 +390,62 @@ CODESTREAM_MISMATCHES = {
 
 
 @pytest.mark.parametrize("case", sorted(CODESTREAM_MISMATCHES))
-def test_a_codestream_that_disagrees_with_the_header_is_refused(case, tmp_path):
+def test_a_codestream_that_disagrees_with_the_header_is_refused(case, refused):
     """The frame header (J2K SIZ, JPEG SOF, JPEG-LS SOF55) is checked against the DICOM
-    header before any decoder sees the frame, every command alike (issue 16, class 2)."""
+    header before any decoder sees the frame, every command that decodes alike (issue 16,
+    class 2), with pydicom's decoders as they are (issue 17)."""
+    assert_refused(refused, case)
+
+
+@pytest.mark.parametrize("case", sorted(CODESTREAM_MISMATCHES))
+def test_our_own_reading_checks_the_codestream_with_pydicoms_decoders_untouched(case, tmp_path):
+    """`import dicompress` wraps none of pydicom's decoders (issue 17): dicompress's own
+    reading runs the check itself, before any decoder sees the frame (compress,
+    decompress, iter_frames; the commands: above)."""
+    import pydicom
+    from pydicom.pixels import get_decoder
+
+    import dicompress
+
     sample, attributes, reason = CODESTREAM_MISMATCHES[case]
-    damaged = _mutated(tmp_path, f"{case}.dcm", sample, lambda _: _with(sample, **attributes))
-    commands = ["transcode", "transcode-j2", "export", "compare"]
-    assert_refused(damaged, reason, tmp_path, commands)
+    damaged = tmp_path / f"{case}.dcm"
+    damaged.write_bytes(_with(sample, **attributes))
+    ds = pydicom.dcmread(damaged)
+    syntax = ds.file_meta.TransferSyntaxUID
+    assert not any(getattr(f, "codestream_checked", False)
+                   for f in get_decoder(syntax)._available.values())
+    with pytest.raises(CorruptPixelData, match=re.escape(reason)):
+        dicompress.decompress(ds)
+    with pytest.raises(CorruptPixelData, match="the frame's codestream says"):
+        dicompress.iter_frames(damaged)
 
 
-def test_a_plain_pydicom_decode_with_our_plugins_raises_instead_of_aborting(tmp_path):
-    """GDCM aborted the whole process on the J2K case; pydicom tried it first. With
-    dicompress imported, every decoder pydicom has raises the check's error first; pydicom's
-    order stays its own (issue 17) unless `register(prefer=True)` moves GDCM last."""
+def test_a_jpeg_transformed_without_decoding_is_checked_first(tmp_path):
+    """`--to jpegxl-jpeg` hands the stored JPEG frames to libjxl without decoding them:
+    the frame check runs before it too, and nothing is written (without it, a file whose
+    header says 200 x 50 over a 100 x 100 JPEG XL codestream was written, and verified)."""
+    from dicompress.transcode import transcode_file
+
+    _, attributes, reason = CODESTREAM_MISMATCHES["jpeg-size"]
+    damaged = tmp_path / "jpeg-size.dcm"
+    damaged.write_bytes(_with("SC_rgb_dcmtk_+eb+cy+np.dcm", **attributes))  # YBR_FULL_422
+    with pytest.raises(CorruptPixelData, match=re.escape(reason)):
+        transcode_file(damaged, tmp_path / "out.dcm", "jpegxl-jpeg")
+    assert not (tmp_path / "out.dcm").exists()
+
+
+def test_a_plain_pydicom_decode_with_the_check_registered_raises_instead_of_aborting(tmp_path):
+    """GDCM aborted the whole process on the J2K case; pydicom tried it first. After
+    `dicompress.plugins.register(check=True)`, every decoder pydicom has raises the
+    check's error first; pydicom's order stays its own unless `register(prefer=True)`
+    moves GDCM last."""
     sample, attributes, reason = CODESTREAM_MISMATCHES["j2k-components"]
     sample_syntax = "1.2.840.10008.1.2.4.90"
     damaged = tmp_path / "j2k.dcm"
     damaged.write_bytes(_with(sample, **attributes))
-    script = ("import dicompress, pydicom\n"
+    script = ("import dicompress.plugins, pydicom\n"
               "from pydicom.pixels import get_decoder\n"
+              "dicompress.plugins.register(check=True)\n"
               f"ds = pydicom.dcmread({str(damaged)!r})\n"
               "print(list(get_decoder(ds.file_meta.TransferSyntaxUID)._available))\n"
               "ds.pixel_array\n")
@@ -619,13 +697,13 @@ SWALLOWING_LENGTHS = {
 
 
 @pytest.mark.parametrize("case", sorted(SWALLOWING_LENGTHS))
-def test_a_length_that_swallows_later_elements_is_refused_by_deid(case, tmp_path):
+def test_a_length_that_swallows_later_elements_is_refused_by_deid(case, refused, tmp_path):
     """pydicom reads what follows a damaged length into that element; de-identification
     kept it (identifiers in its bytes, Pixel Data gone, exit 0, and in place the image
     lost). The file is refused, never written, in place or not (issue 16, class 1)."""
     change, reason = SWALLOWING_LENGTHS[case]
+    assert_refused(refused, case)
     damaged = _mutated(tmp_path, f"{case}.dcm", "examples_palette.dcm", change)
-    assert_refused(damaged, reason, tmp_path, ["deid", "transcode", "info"])
     before = sha256(damaged)
     code, stdout, stderr, _ = run_bounded(
         ["deid", str(damaged.parent), "--key", KEY, "--in-place", "--jobs", "1",
@@ -750,18 +828,31 @@ def test_the_checks_fuzz_smoke(target):
 
 
 def test_a_plain_pydicom_decode_of_a_size_bomb_raises():
-    """The RLE decoders pydicom has (ours first, pylibjpeg-rle's aborts on a failed
-    allocation) run behind the expansion check too."""
+    """With `register(check=True)`, the RLE decoders pydicom has (ours, pylibjpeg-rle's
+    which aborts on a failed allocation) run behind the expansion check too."""
     from pydicom.pixels import get_decoder
 
-    from dicompress.pipeline.codestream import check_frame
+    from dicompress.pipeline.codestream import CHECKED_SYNTAXES, check_frame
+    from dicompress.plugins import register
 
     frame = b"\0" * 64 + b"\xff\0" * 8
     with pytest.raises(CorruptPixelData, match="can decode to 5120 at most"):
         check_frame(frame, "1.2.840.10008.1.2.5", rows=65535, columns=65535,
                     samples_per_pixel=1, bits_allocated=16)
-    decoder = get_decoder("1.2.840.10008.1.2.5")
-    assert all(getattr(f, "codestream_checked", False) for f in decoder._available.values())
+    decoders = []
+    for syntax in CHECKED_SYNTAXES:
+        with contextlib.suppress(NotImplementedError):  # not a syntax pydicom 3.0 decodes
+            decoders.append(get_decoder(syntax))
+    before = {decoder: decoder._available for decoder in decoders}
+    rle = get_decoder("1.2.840.10008.1.2.5")
+    assert not any(getattr(f, "codestream_checked", False) for f in rle._available.values())
+    try:
+        register(check=True)
+        assert list(rle._available) == list(before[rle])
+        assert all(getattr(f, "codestream_checked", False) for f in rle._available.values())
+    finally:
+        for decoder, plugins in before.items():  # this process's pydicom as it was
+            decoder._available = plugins
 
 
 # -- what the checks must not refuse (valid files) ---------------------------------------------

@@ -186,8 +186,9 @@ def test_signed_jpegls_reads_through_the_pipeline(tmp_path):
 
 # -- registration ----------------------------------------------------------------------
 _ORDERS = ("import json, pydicom.pixels.decoders.base as d, pydicom.pixels.encoders.base as e; "
-           "print(json.dumps({str(u): list(c._available) for table in "
-           "(d._PIXEL_DATA_DECODERS, e._PIXEL_DATA_ENCODERS) for u, (c, _) in table.items()}))")
+           "print(json.dumps({f'{kind} {u}': list(c._available) for kind, table in "
+           "(('decoder', d._PIXEL_DATA_DECODERS), ('encoder', e._PIXEL_DATA_ENCODERS)) "
+           "for u, (c, _) in table.items()}))")
 
 
 def _orders(prefix: str) -> dict:
@@ -206,13 +207,61 @@ def test_importing_dicompress_changes_no_pydicom_default():
             assert [p for p in with_us[syntax] if p != "dicompress"] == order, syntax
             assert with_us[syntax][-1:] in (["dicompress"], order[-1:]), syntax
         added = {s for s, o in with_us.items() if "dicompress" in o}
-        assert {str(u) for u in (*JPEG_SYNTAXES, *ENCODED)} <= added
+        assert {f"decoder {u}" for u in (*JPEG_SYNTAXES, uid.RLELossless, uid.JPEGLSLossless,
+                                        uid.JPEGLSNearLossless)} <= added
+        assert {f"encoder {u}" for u in ENCODED} <= added
+
+
+_IDENTITIES = """
+import json, sys
+import pydicom.pixels.decoders.base as d, pydicom.pixels.encoders.base as e
+
+def plugins():  # "decoder 1.2.840.10008.1.2.5" -> [(label, the function's id, wrapped?)]
+    return {f"{kind} {u}": [(label, id(f), hasattr(f, "__wrapped__"))
+                            for label, f in c._available.items()]
+            for kind, table in (("decoder", d._PIXEL_DATA_DECODERS),
+                                ("encoder", e._PIXEL_DATA_ENCODERS))
+            for u, (c, _) in table.items()}
+
+before = plugins()
+import pydicom, dicompress, dicompress.plugins
+from dicompress.samples import find_sample
+for name in ("MR_small_jp2klossless.dcm", "MR_small_RLE.dcm", "JPEGLSNearLossless_16.dcm",
+             "SC_rgb_jpeg_dcmtk.dcm"):  # dicompress's own reading, through pydicom's decoders
+    dicompress.decompress(pydicom.dcmread(find_sample(name)))
+used = plugins()
+dicompress.plugins.register(check=True)
+print(json.dumps([before, used, plugins()]))
+"""
+
+
+def test_importing_and_using_dicompress_wraps_no_pydicom_decoder():
+    """pydicom's own plugins stay the same function objects in the same order after
+    `import dicompress` and its own reading (which checks codestreams itself, issue 17):
+    ours are appended; new entries only for syntaxes pydicom 3.0 does not know.
+    `register(check=True)` wraps every decoder, in the same order."""
+    done = subprocess.run([sys.executable, "-c", _IDENTITIES], capture_output=True,
+                          text=True, check=True)
+    before, used, checked = json.loads(done.stdout.splitlines()[-1])
+    for syntax, plugins in before.items():
+        assert used[syntax][:len(plugins)] == plugins, syntax
+        assert [label for label, *_ in used[syntax][len(plugins):]] in ([], ["dicompress"]), syntax
+        assert not any(wrapped for *_, wrapped in used[syntax]), syntax
+    for syntax in set(used) - set(before):
+        assert [label for label, *_ in used[syntax]] == ["dicompress"], syntax
+    wrapped = {s for s, plugins in checked.items() if any(w for *_, w in plugins)}
+    assert {f"decoder {uid.JPEG2000Lossless}", f"decoder {uid.RLELossless}"} <= wrapped
+    assert not any(s.startswith("encoder") for s in wrapped)
+    for syntax in wrapped:
+        assert [label for label, *_ in checked[syntax]] == [label for label, *_ in used[syntax]]
+        assert all(w for *_, w in checked[syntax]), syntax
 
 
 def test_register_prefer_puts_ours_first_when_asked():
     orders = _orders("import dicompress.plugins as p; p.register(prefer=True); ")
-    for syntax in (uid.RLELossless, uid.JPEGLosslessSV1, uid.JPEG2000Lossless):
-        assert orders[str(syntax)][0] == "dicompress", syntax
+    for key in (f"decoder {uid.RLELossless}", f"decoder {uid.JPEGLosslessSV1}",
+                f"encoder {uid.RLELossless}", f"encoder {uid.JPEG2000Lossless}"):
+        assert orders[key][0] == "dicompress", key
 
 
 def test_import_dicompress_does_not_import_pydicom():
@@ -259,6 +308,7 @@ def _compress_and_decode(path, syntax) -> tuple[str, str]:
     return "ok", f"max error {worst}"
 
 
+@pytest.mark.slow
 def test_encoder_plugin_over_the_corpus():
     """Every uncompressed corpus image x every syntax pydicom 3.0 encodes: compressed
     with encoding_plugin="dicompress", decoded by pydicom's other plugins (pylibjpeg,

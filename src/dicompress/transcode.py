@@ -22,7 +22,7 @@ from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, Uns
                                UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
-from dicompress.pipeline.frames import (as_rgb, bounded_map, decodes_to_us_ycbcr,
+from dicompress.pipeline.frames import (as_rgb, bounded_map, checked_frames, decodes_to_us_ycbcr,
                                         encoded_frames, start_decoding, us_colour_as_rgb)
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
@@ -156,7 +156,9 @@ def _recoded(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     marking (PS3.5 8.2.15); the transform checks its own round trip."""
     codec.check_layout(layout)
     syntax_in = result.transfer_syntax_in
-    frames = encoded_frames(source, ds, layout.number_of_frames)  # before the header changes
+    # before the header changes; each checked against it before native code sees it
+    frames = checked_frames(encoded_frames(source, ds, layout.number_of_frames), syntax_in,
+                            layout)
     if options.prepare is not None and options.prepare(ds, layout) is not None:
         raise UnsupportedLayout(f"{codec.name} transforms the frames as they are encoded: "
                                 "blanking needs them decoded; choose another target")

@@ -395,6 +395,9 @@ def render(ds, frame: int | None = None, window=None, *, function: str | None = 
     if arr is None:
         from pydicom.pixels import pixel_array
 
+        from dicompress.pipeline.frames import check_stored_frame
+
+        check_stored_frame(None, ds, frame)  # before any native decoder sees the frames
         arr = pixel_array(ds, index=frame, raw=True) if frame is not None else ds.pixel_array
     modality = _modality(ds)
     stored = stored_range(ds, arr.dtype) if arr.dtype.itemsize <= 2 else None

@@ -16,7 +16,8 @@ import dataclasses
 from dicompress import uids, voi
 from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayout
 from dicompress.layout import FrameLayout, header_number
-from dicompress.pipeline.frames import decoders_reason, native_frames, reads_natively
+from dicompress.pipeline.frames import (check_stored_frame, decoders_reason, native_frames,
+                                        reads_natively)
 
 if TYPE_CHECKING:
     from dicompress.batch.pools import Isolated
@@ -76,6 +77,8 @@ def read_frame(path: Path, index: int, ds: Dataset, decoder: Isolated | None = N
     # deflated data cannot be read frame by frame from the file, nor a file without
     # File Meta Information (its transfer syntax is the one the header was read in)
     whole = syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None
+    if not whole:
+        check_stored_frame(path, ds, which)  # before any native decoder sees the frame
     if decoder is not None:
         return decoder.call(_decoded, path, which, syntax, whole)
     return _decoded(path, which, syntax, whole)
@@ -86,6 +89,7 @@ def _decoded(path: Path, which: int | None, syntax: str | None, whole: bool) -> 
         if whole:
             dataset = dcmread(path, force=True)
             dataset.file_meta.TransferSyntaxUID = syntax
+            check_stored_frame(path, dataset, which)
             return pixel_array(dataset, index=which, as_rgb=True)
         return pixel_array(path, index=which, as_rgb=True)
     except DicompressError:

@@ -5,10 +5,11 @@ Native decoders trust the codestream and the caller's buffer to agree: GDCM asse
 that the J2K components equal Samples per Pixel and aborts the process (a C++ exception
 through C) when they do not; others write past a buffer sized from the header. The
 frame header is read here in Python, bounds-checked, and a frame whose size, components
-or precision disagree with the header is refused with a message. The pydicom decoders
-registered for these syntaxes run this first (`dicompress.plugins`), so every command
-and a plain ``ds.pixel_array`` after ``import dicompress`` get it. JPEG XL's check is
-`dicompress.codecs._jxl_header`.
+or precision disagree with the header is refused with a message. dicompress's own
+reading runs this on every frame before pydicom decodes it (`pipeline.frames`), so every
+command and `dicompress.compress` get it; a plain ``ds.pixel_array`` gets it after
+``dicompress.plugins.register(check=True)``, which puts it in front of pydicom's
+decoders. JPEG XL's check is `dicompress.codecs._jxl_header`.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 Native little-endian single-sample frames (the bulk of an archive) are read straight from
 the file's bytes; everything else is decoded by pydicom's decoders (ours registered
-among them). Either way a frame comes out as pydicom gives it: native byte order, unused
-bits above Bits Stored replaced by the sign (or zero) extension of the stored value
-(PS3.5 8.1.1).
+among them), each frame checked first (`pipeline.codestream`: its codestream header
+against the DICOM header, the most its bytes can decode to) so that no native decoder
+sees a frame that disagrees with the header. Either way a frame comes out as pydicom
+gives it: native byte order, unused bits above Bits Stored replaced by the sign (or
+zero) extension of the stored value (PS3.5 8.1.1).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from dicompress import uids
 from dicompress.errors import CorruptPixelData, DicompressError, NotAnImage
 from dicompress.layout import FrameLayout
+from dicompress.pipeline.codestream import CHECKED_SYNTAXES, check_frame
 from dicompress.pipeline.read import read_header, transfer_syntax_of
 
 if TYPE_CHECKING:
@@ -116,11 +119,13 @@ def _native_frames_of(path: Path, ds: Dataset, indices: Iterable[int] | None = N
 
 
 # -- decoded frames -----------------------------------------------------------------------
-def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarray]:
+def _decoded_frames(path: Path, ds: Dataset, meta: Dataset,
+                    declared: FrameLayout) -> Iterator[np.ndarray]:
     """Decoded frames of `path` as stored (no colour conversion).
 
     From the path, pydicom reads one frame at a time; deflated files (whose bytes cannot
-    be seeked) and files without file meta go through the dataset.
+    be seeked) and files without file meta go through the dataset. Each frame's
+    codestream is checked before pydicom is asked for it.
     """
     from pydicom.pixels import iter_pixels
 
@@ -136,9 +141,15 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarr
         return
     seekable = (getattr(ds, "preamble", None) is not None
                 and transfer_syntax_of(ds) != uids.DeflatedExplicitVRLittleEndian)
+    checks = stored_frame_checks(path, ds, declared)
     try:
-        for arr in iter_pixels(path if seekable else ds, ds_out=meta, raw=True,
-                               decoding_plugin=decoding_plugin(transfer_syntax_of(ds))):
+        decoded = iter_pixels(path if seekable else ds, ds_out=meta, raw=True,
+                              decoding_plugin=decoding_plugin(transfer_syntax_of(ds)))
+        if checks is not None:
+            # frame k is checked, then decoded (iter_pixels decodes when asked): the
+            # check's error stops the run before pydicom reads that frame
+            decoded = (arr for _, arr in zip(checks, decoded))
+        for arr in decoded:
             # codecs take native byte order (big-endian sources decode to '>' arrays)
             yield arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     except DicompressError:
@@ -147,12 +158,67 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset) -> Iterator[np.ndarr
         raise CorruptPixelData(f"pixel data cannot be decoded: {decoders_reason(exc)}") from exc
 
 
+def stored_frame_checks(path: Path | None, ds: Dataset,
+                        layout: FrameLayout) -> Iterator[bytes] | None:
+    """The stored frames of `ds` (`layout` is its header's), each yielded once
+    `codestream.check_frame` passed on it; None where the transfer syntax has no such
+    check (native, or a codec that checks its own frames: JPEG XL).
+
+    pydicom's decoders are native code that trusts the header and the codestream to
+    agree; dicompress runs this in front of them itself, so that importing dicompress
+    changes none of pydicom's decoders (`plugins.register(check=True)` puts the same
+    check in front of them, for a user's own ``ds.pixel_array``).
+    """
+    syntax = transfer_syntax_of(ds)
+    if syntax not in CHECKED_SYNTAXES:
+        return None
+    return checked_frames(encoded_frames(path, ds, layout.number_of_frames), syntax, layout)
+
+
+def checked_frames(frames: Iterable[bytes], syntax: str, layout: FrameLayout,
+                   first: int = 0) -> Iterator[bytes]:
+    """Each of `frames` (stored in `syntax`; the first is frame `first`, 0-based) once
+    `codestream.check_frame` passed on it against `layout`, the header's; a frame of a
+    multi-frame image that fails is named. Syntaxes without a check pass as they are."""
+    for index, frame in enumerate(frames, first):
+        try:
+            check_frame(frame, syntax, rows=layout.rows, columns=layout.columns,
+                        samples_per_pixel=layout.samples_per_pixel,
+                        bits_allocated=layout.bits_allocated)
+        except CorruptPixelData as exc:
+            if layout.number_of_frames == 1:
+                raise
+            raise CorruptPixelData(f"frame {index + 1}: {exc}") from None
+        yield frame
+
+
+def check_stored_frame(path: Path | None, ds: Dataset, index: int | None = None) -> None:
+    """Run `codestream.check_frame` on frame `index` (0-based; None: every frame) of
+    `ds` stored in `path` (None: `ds`'s own value or file), before pydicom decodes it
+    (`stored_frame_checks`)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if syntax not in CHECKED_SYNTAXES:
+        return
+    if "PixelData" not in ds:  # a header kept without it (export): where are the frames
+        if path is None:
+            return
+        ds = read_header(path)
+    layout = FrameLayout.from_dataset(ds)
+    if index is None or layout.number_of_frames == 1:
+        frames, first = encoded_frames(path, ds, layout.number_of_frames), 0
+    else:
+        frames, first = [_stored_frame(path, ds, index, layout.number_of_frames)], index
+    for _ in checked_frames(frames, syntax, layout, first):
+        pass
+
+
 _ALL_FAILED = "Unable to decode as exceptions were raised by all available plugins:"
 
 
 def decoders_reason(exc: BaseException) -> str:
     """pydicom's "all plugins failed" message on one line: the reason once where every
-    decoder gave the same one (the codestream check runs in front of each), else each
+    decoder gave the same one (the codestream check in front of each: `register(check=True)`), else each
     decoder's reason after its name."""
     text = str(exc)
     if not text.startswith(_ALL_FAILED):
@@ -293,7 +359,7 @@ def start_decoding(path: Path, ds: Dataset, declared: FrameLayout
     from pydicom.dataset import Dataset
 
     meta = Dataset()
-    frames = _decoded_frames(path, ds, meta)
+    frames = _decoded_frames(path, ds, meta, declared)
     first = next(frames, None)
     if first is None:
         raise CorruptPixelData("Pixel Data holds no frames")
@@ -301,16 +367,26 @@ def start_decoding(path: Path, ds: Dataset, declared: FrameLayout
     return layout, attrs, first, frames
 
 
-def encoded_frames(path: Path, ds: Dataset, count: int) -> Iterator[bytes]:
-    """The encapsulated frames of `path` as they are stored, one at a time (a frame's
-    fragments joined), found through its offset tables as pydicom finds them. What is
-    needed of `ds` is taken now: the caller may make the output's header of it next."""
+def _offset_tables(path: Path | None, ds: Dataset):
+    """(the Pixel Data value in memory or None, where it starts in `path`, the Extended
+    Offset Table and its lengths or None)."""
     elem = ds.get_item(0x7FE00010, keep_deferred=True)
     extended = None
     if "ExtendedOffsetTable" in ds:
         extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
     in_memory = elem.value if isinstance(elem.value, (bytes, bytearray)) else None
-    return _stored_frames(path, in_memory, elem.value_tell, count, extended)
+    if in_memory is None and path is None:
+        path = getattr(ds, "filename", None)
+    return path, in_memory, elem.value_tell, extended
+
+
+def encoded_frames(path: Path | None, ds: Dataset, count: int) -> Iterator[bytes]:
+    """The encapsulated frames of `path` (None: `ds`'s own file, or its value held in
+    memory) as they are stored, one at a time (a frame's fragments joined), found through
+    its offset tables as pydicom finds them. What is needed of `ds` is taken now: the
+    caller may make the output's header of it next."""
+    path, in_memory, offset, extended = _offset_tables(path, ds)
+    return _stored_frames(path, in_memory, offset, count, extended)
 
 
 def _stored_frames(path: Path, in_memory: bytes | None, offset: int | None, count: int,
@@ -325,6 +401,25 @@ def _stored_frames(path: Path, in_memory: bytes | None, offset: int | None, coun
         with open(path, "rb") as fp:
             fp.seek(offset)
             yield from generate_frames(fp, number_of_frames=count, extended_offsets=extended)
+    except DicompressError:
+        raise
+    except Exception as exc:  # pydicom's fragment walk: the pixel data, not our code
+        raise CorruptPixelData(f"the encapsulated Pixel Data cannot be read: {exc}") from exc
+
+
+def _stored_frame(path: Path | None, ds: Dataset, index: int, count: int) -> bytes:
+    """Stored frame `index` (0-based) alone, found as pydicom finds it to decode it (its
+    offset tables, else a walk of the fragments)."""
+    from pydicom.encaps import get_frame
+
+    path, in_memory, offset, extended = _offset_tables(path, ds)
+    try:
+        if in_memory is not None:
+            return get_frame(in_memory, index, extended_offsets=extended,
+                             number_of_frames=count)
+        with open(path, "rb") as fp:
+            fp.seek(offset)
+            return get_frame(fp, index, extended_offsets=extended, number_of_frames=count)
     except DicompressError:
         raise
     except Exception as exc:  # pydicom's fragment walk: the pixel data, not our code

@@ -90,7 +90,7 @@ _ENCODERS = ("RLELossless", "JPEGLSLossless", "JPEGLSNearLossless", "JPEG2000Los
              "JPEG2000")
 
 
-def register(prefer: bool = False) -> None:
+def register(prefer: bool = False, check: bool = False) -> None:
     """Add the dicompress plugins to pydicom's decoders and encoders (idempotent).
 
     Decoders: RLE Lossless (the native codec), JPEG baseline, extended and lossless
@@ -99,14 +99,23 @@ def register(prefer: bool = False) -> None:
     lossless and near-lossless, JPEG 2000 lossless and lossy, the codecs `transcode`
     uses. They are added with pydicom's public ``add_plugin``, after pydicom's own:
     name them (``decoding_plugin="dicompress"``, ``encoding_plugin="dicompress"``) to
-    use them, or they serve when no earlier plugin can.
+    use them, or they serve when no earlier plugin can. pydicom's own plugins and their
+    order are left as they are unless asked (`prefer`, `check`).
 
     Parameters
     ----------
     prefer : bool
         Also move the dicompress plugins first, so that pydicom uses them when no
-        plugin is named. pydicom has no public way to reorder its plugins: this edits
-        its ``_available`` dicts (pydicom is pinned below 3.1 for this).
+        plugin is named, and GDCM last for JPEG 2000 (it aborts the process on some
+        damaged codestreams where the others raise). pydicom has no public way to
+        reorder its plugins: this edits its ``_available`` dicts (pydicom is pinned
+        below 3.1 for this).
+    check : bool
+        Also put the frame check of `dicompress.pipeline.codestream` in front of every
+        decoder pydicom has (now) for JPEG, JPEG-LS, JPEG 2000, RLE and deflated frames,
+        so that a plain ``ds.pixel_array`` refuses a frame whose codestream disagrees
+        with the header before native code sees it. dicompress's own reading runs the
+        check itself, without this. Like `prefer`, it edits pydicom's private lists.
     """
     from pydicom.pixels import get_decoder, get_encoder
 
@@ -127,9 +136,10 @@ def register(prefer: bool = False) -> None:
         if prefer and PLUGIN in coder.available_plugins:
             coder._available = {PLUGIN: coder._available.pop(PLUGIN), **coder._available}
 
-    # last: the frame check in front of every decoder, ours too (GDCM last for JPEG 2000
-    # only when asked: pydicom's order is the user's)
-    checked_decoders.register(reorder=prefer)
+    # last, as asked: the frame check in front of every decoder (ours too), GDCM last
+    # for JPEG 2000
+    if check or prefer:
+        checked_decoders.register(check=check, reorder=prefer)
 
 
 def decoding_plugin(transfer_syntax: str) -> str:

@@ -1,12 +1,15 @@
 """pydicom's decoders for JPEG, JPEG-LS, JPEG 2000, RLE and deflated frames, each run
 after the frame check of `dicompress.pipeline.codestream`, and GDCM tried last for JPEG
-2000.
+2000: installed only when asked (`dicompress.plugins.register(check=True)`,
+``prefer=True``).
 
 GDCM aborts the process on a codestream that disagrees with the header (a C++
 exception through C: SIGABRT), and pydicom 3.0 tries it first; the other decoders
 raise. With the check in front of every one of them, a frame that disagrees is refused
 before any native code sees it; with GDCM last, what the check cannot foresee meets a
-decoder that raises first.
+decoder that raises first. dicompress's own reading (`pipeline.frames`) runs the check
+itself and names its decoder, so it needs neither: importing dicompress leaves
+pydicom's decoders as they are.
 """
 
 from __future__ import annotations
@@ -37,10 +40,9 @@ def checked(decode):
     return run
 
 
-def register(reorder: bool = False) -> None:
-    """Put the check in front of every decoder pydicom has for the checked syntaxes, and
-    with `reorder`, GDCM last for JPEG 2000 (idempotent). dicompress's own reading asks
-    for another decoder than GDCM by name (`plugins.decoding_plugin`)."""
+def register(check: bool = True, reorder: bool = False) -> None:
+    """With `check`, put the check in front of every decoder pydicom has for the checked
+    syntaxes; with `reorder`, GDCM last for JPEG 2000 (idempotent)."""
     from pydicom.pixels import get_decoder
 
     for uid in sorted(CHECKED_SYNTAXES):
@@ -48,7 +50,9 @@ def register(reorder: bool = False) -> None:
             decoder = get_decoder(uid)
         except NotImplementedError:  # a syntax this pydicom does not decode
             continue
-        plugins = {label: checked(decode) for label, decode in decoder._available.items()}
+        plugins = dict(decoder._available)
+        if check:
+            plugins = {label: checked(decode) for label, decode in plugins.items()}
         if reorder and uid in J2K_SYNTAXES:  # pydicom walks its plugins in insertion order
             plugins = dict(sorted(plugins.items(), key=lambda item: item[0] == LAST))
         decoder._available = plugins
