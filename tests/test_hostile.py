@@ -469,8 +469,12 @@ def test_a_plain_pydicom_decode_with_the_check_registered_raises_instead_of_abor
 _ABORTING_DECODER = """
 import os
 _MARK = os.environ.get("DICOMPRESS_TEST_ABORT_ON")
-if _MARK:
+if _MARK:  # as a native decoder that aborts would, inside pydicom's decoding of the frame
+    import pydicom  # noqa: F401
+    import dicompress.plugins
     import dicompress.plugins.checked_decoders as _checked
+
+    dicompress.plugins.register(check=True)  # the wrappers in front of pydicom's decoders
 
     def _patch(real=_checked.check_frame, mark=bytes.fromhex(_MARK)):
         def check_frame(src, *args, **kwargs):
