@@ -117,8 +117,9 @@ class DaskPool:
         self.cluster = None
         if scheduler == "local":
             # A task whose worker dies is not run again elsewhere (Dask's default is 3
-            # tries): its files are recorded lost (pending) and --resume looks at them, so a
-            # file replaced in place just before the death is not de-identified twice.
+            # tries): the driver decides (runner._retry_alone: tried again alone, or, in
+            # place when de-identifying or lossy, pending for --resume), so a file replaced
+            # in place just before the death is not de-identified twice.
             import dask
 
             dask.config.set({"distributed.scheduler.allowed-failures": 0})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -35,6 +36,7 @@ from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
 from dicompress.errors import (EXIT_FAILURES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
                                EXIT_STOPPED, DicompressError, UsageError, status_of)
+from dicompress.fileio import TEMP_SUFFIX
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.read import read_header
 
@@ -144,8 +146,9 @@ def _death(pool) -> str:
 def _remove_temporaries_of(destination: str) -> None:
     """Remove what a dead worker left half-written for `destination` (fileio's names)."""
     folder, name = os.path.split(destination)
+    mine = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
     try:
-        names = [n for n in os.listdir(folder or ".") if n.startswith(f".{name}.")]
+        names = [n for n in os.listdir(folder or ".") if mine.fullmatch(n)]
     except OSError:
         return
     remove_temporaries_in(folder, names)
@@ -266,6 +269,8 @@ class BatchRun:
             future = self.pool.submit(tasks)
         except BrokenProcessPool:
             self._rebuild_pool(journal, in_flight, [])
+            if self.summary.stopped:  # a retry found the disk full: pending, for --resume
+                return
             future = self.pool.submit(tasks)
         in_flight[future] = tasks
 
@@ -286,9 +291,10 @@ class BatchRun:
         how = _death(self.pool)
         self.pool.close()  # joins the old workers: none of them writes any more
         self.pool = make_pool(self.options, fork=False)
-        self._retry_alone(journal, lost, f"a worker process died ({how})")
+        self._retry_alone(journal, lost, f"a worker process died ({how})", joined=True)
 
-    def _retry_alone(self, journal: Journal, lost: list[Task], why: str) -> None:
+    def _retry_alone(self, journal: Journal, lost: list[Task], why: str, *,
+                     joined: bool) -> None:
         """The files a dead worker took with it, each tried again alone with nothing else
         in flight: a file that kills its worker again is the one that does (failed, and
         kept pending for --resume); the others are done as if nothing had happened.
@@ -296,10 +302,19 @@ class BatchRun:
         file the dead worker had already replaced (the rename is atomic and comes after
         verification) is recorded done, not done again: nothing is de-identified or
         lossy-coded twice. Once the run has stopped (disk full) the files stay pending,
-        and --resume looks at each."""
+        and --resume looks at each.
+
+        `joined`: the old workers are known to have exited (a local pool, closed). A
+        Dask worker the scheduler gave up on may still be running somewhere: then its
+        temporaries are left (--resume removes them), and in place a de-identification or
+        a lossy transcode is not tried again (it could be finished by that worker after
+        the check): pending, for --resume."""
+        once_only = self.options.in_place and (
+            self.options.deid is not None or (self.codec is not None and not self.codec.lossless))
         for task in lost:
-            _remove_temporaries_of(task.destination)
-            if self.summary.stopped:
+            if joined:
+                _remove_temporaries_of(task.destination)
+            if self.summary.stopped or (once_only and not joined):
                 self._finish(journal, _lost(task, f"{why} while this file was in flight"))
                 continue
             if self.options.in_place and self._replaced_before_death(journal, task.path):
@@ -310,14 +325,13 @@ class BatchRun:
                 outcomes = future.result()
             except BrokenProcessPool:  # (how the second one ended is told less reliably
                 # by a forkserver's worker: the first death's words are kept)
-                _remove_temporaries_of(task.destination)
+                _remove_temporaries_of(task.destination)  # its pool is broken: all gone
                 self.pool.close()
                 self.pool = make_pool(self.options, fork=False)
                 outcomes = [_lost(task, f"{why}, and again with this file alone (a decoder "
                                         "crashed on its data, or the process was killed or "
                                         "ran out of memory)")]
             except Exception as exc:  # e.g. a Dask worker lost again (KilledWorker)
-                _remove_temporaries_of(task.destination)
                 outcomes = [_lost(task, f"{why}, and again with this file alone "
                                         f"({type(exc).__name__}: {exc})")]
             self._retrying = None
@@ -496,8 +510,12 @@ class BatchRun:
                 lost.extend(tasks)
                 continue
             except Exception as exc:  # e.g. a Dask worker lost (KilledWorker)
+                if hasattr(self.pool, "death"):  # a local pool: rebuilt, as for a death
+                    lost.extend(tasks)
+                    continue
                 self._retry_alone(journal, tasks,
-                                  f"the worker stopped ({type(exc).__name__}: {exc})")
+                                  f"the worker stopped ({type(exc).__name__}: {exc})",
+                                  joined=False)
                 continue
             for outcome in outcomes:
                 self._finish(journal, outcome)

@@ -37,8 +37,8 @@ from dicompress.batch.sources import iter_sources, unique
 from dicompress.codecs import Codec, available_codecs, get_codec
 from dicompress.codecs.registry import compare_defaults
 from dicompress.compare.metrics import Quality, quality, visible
-from dicompress.errors import (DicompressError, NotAnImage, NotDicom, UnsupportedTransferSyntax,
-                              with_context)
+from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage, NotDicom,
+                               UnsupportedTransferSyntax, with_context)
 from dicompress.export.select import SeriesFrames, group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
@@ -273,6 +273,8 @@ def load_frames(refs: Iterable[FrameRef], failed: list[tuple[str, str]], decoder
                     for _ in range(ref.index - at):
                         next(fragments, None)
                     fragment, at = next(fragments, None), ref.index + 1
+                    if fragment is None:
+                        raise CorruptPixelData(f"frame {ref.index + 1}: no stored fragment")
                 yield ref, layout, arr, fragment
         except DicompressError as exc:
             failed.append((str(path), str(with_context(exc, path))))

@@ -78,7 +78,10 @@ def read_frame(path: Path, index: int, ds: Dataset, decoder: Isolated | None = N
     # File Meta Information (its transfer syntax is the one the header was read in)
     whole = syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None
     if not whole:
-        check_stored_frame(path, ds, which)  # before any native decoder sees the frame
+        try:
+            check_stored_frame(path, ds, which)  # before any native decoder sees the frame
+        except OSError as exc:
+            raise CorruptPixelData(f"pixel data cannot be read: {exc.strerror or exc}") from exc
     if decoder is not None:
         return decoder.call(_decoded, path, which, syntax, whole)
     return _decoded(path, which, syntax, whole)
