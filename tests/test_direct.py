@@ -194,8 +194,9 @@ def _python(code: str) -> list[str]:
 
 
 def test_pydicom_is_imported_only_when_a_file_needs_it(tmp_path):
-    """The CLI and a run of direct-path files never import pydicom (0.25 s); a file that
-    needs the general path does, and pydicom then finds our plugins registered."""
+    """The CLI (the driver) and a worker doing direct-path files never import pydicom
+    (0.25 s); a worker given a file that needs the general path does, and pydicom then
+    finds our plugins registered."""
     ct, big_endian = tmp_path / "ct", tmp_path / "big-endian"
     ct.mkdir(), big_endian.mkdir()
     shutil.copy(find_sample("CT_small.dcm"), ct)
@@ -203,10 +204,20 @@ def test_pydicom_is_imported_only_when_a_file_needs_it(tmp_path):
     run = ("import sys; from dicompress.cli import main; "
            "code = main(['transcode', sys.argv[1], '--to', 'rle', '-o', sys.argv[2], '-j', '1', "
            "'-q']); print(code, 'pydicom' in sys.modules)")
-    for source, needs in ((ct, "False"), (big_endian, "True")):
-        out = subprocess.run([sys.executable, "-c", run, str(source), str(tmp_path / f"o-{needs}")],
+    for source in (ct, big_endian):  # the worker process does the work, not the driver
+        out = subprocess.run([sys.executable, "-c", run, str(source), str(tmp_path / f"o-{source.name}")],
                              capture_output=True, text=True, check=True).stdout.split()
-        assert out[-2:] == ["0", needs]
+        assert out[-2:] == ["0", "False"]
+    work = ("import sys; from dicompress.batch.worker import Task, codec_config, run_tasks; "
+            "from dicompress.codecs import get_codec; "
+            "[outcome] = run_tasks([Task(sys.argv[1], sys.argv[2], codec_config(get_codec('rle')))]); "
+            "print(outcome.status, 'pydicom' in sys.modules)")
+    for source, needs in ((ct, "False"), (big_endian, "True")):
+        [name] = [p.name for p in source.iterdir()]
+        out = subprocess.run([sys.executable, "-c", work, str(source / name),
+                              str(tmp_path / f"w-{name}")],
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert out[-2:] == ["ok", needs]
     registered = ("import pydicom.pixels.decoders.base as d, pydicom.pixels.encoders.base as e; "
                   "print(list(d.RLELosslessDecoder._available)[-1], "
                   "'dicompress' in e.RLELosslessEncoder._available)")

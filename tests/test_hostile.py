@@ -116,21 +116,42 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
+#: Runs a command and writes its peak resident KiB (its own and its waited children's) to
+#: argv[1]. Linux keeps a process's peak across exec, and a process forked from the test
+#: session starts with the session's size (hundreds of MB once the corpus fixtures are
+#: built): started from this small process instead, the command's peak is its own. Dies
+#: as the command died.
+_LAUNCHER = """
+import os, signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120, env: dict | None = None
                 ) -> tuple[int, str, str, int]:
     """`dicompress argv` in its own session under ADDRESS_SPACE: (exit code, stdout, stderr,
     peak resident KiB). A hang fails the test (the session is killed); so does a process
     of the command still alive after it exited, and a death by signal."""
     out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    peak_path = tmp_path / "peak.txt"
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "dicompress", *argv], stdout=out,
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(peak_path),
+                                 sys.executable, "-m", "dicompress", *argv], stdout=out,
                                 stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_bounded,
                                 start_new_session=True,
                                 env=None if env is None else {**os.environ, **env})
     timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
     timer.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
     finally:
         hung = not timer.is_alive()
         timer.cancel()
@@ -141,7 +162,7 @@ def run_bounded(argv: list[str], tmp_path: Path, timeout: float = 120, env: dict
     assert not hung, f"dicompress {argv} did not end within {timeout} s"
     assert code >= 0, f"dicompress {argv} died of signal {-code}"
     assert not leftover, f"processes of dicompress {argv} outlived it: {leftover}"
-    return code, out_path.read_text(), err_path.read_text(), usage.ru_maxrss
+    return code, out_path.read_text(), err_path.read_text(), int(peak_path.read_text())
 
 
 def sha256(path: Path) -> str:
