@@ -21,7 +21,7 @@ demo: venv
 	$(VENV)/bin/dicompress demo -o demo-output
 
 test: venv system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 bench: venv
 	$(PY) -m pytest benchmarks -o addopts="" -p no:cacheprovider --benchmark-enable \

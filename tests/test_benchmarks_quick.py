@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_benchmarks_run_in_quick_mode(tmp_path):
     report = tmp_path / "bench.json"
-    env = {**os.environ, "DICOMPRESS_BENCH_QUICK": "1"}
+    # not as an xdist worker (pytest-benchmark then turns itself off): a run of its own
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["DICOMPRESS_BENCH_QUICK"] = "1"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "-x", "-q", "-p", "no:cacheprovider",
          "-o", "addopts=", "--benchmark-enable", f"--benchmark-json={report}"],
