@@ -608,6 +608,45 @@ if os.environ.get("DICOMPRESS_TEST_DIES_ON"):  # every process of the run, forks
 """
 
 
+DIES_STARTING = """\
+import os, signal
+if os.environ.get("DICOMPRESS_TEST_DIES_STARTING"):  # a worker killed in its set-up
+    import dicompress.batch.worker as worker
+    real = worker.init_worker
+    def init(*args, **kwargs):
+        marker = os.environ["DICOMPRESS_TEST_DIES_STARTING"]
+        if marker != "always":
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:  # once only
+                return real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    worker.init_worker = init
+"""
+
+
+@pytest.mark.parametrize("how", ["once", "always"])
+def test_a_worker_killed_while_the_pool_starts(series, tmp_path, how):
+    """Once: the pool is started again and the run is whole. Always: the run says the
+    workers could not start (a failure, not an internal error)."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DIES_STARTING)
+    marker = "always" if how == "always" else str(tmp_path / "died-once")
+    env = {**os.environ, "DICOMPRESS_TEST_DIES_STARTING": marker,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(hook),
+                                                        os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "dicompress", "transcode", str(series),
+                           "--to", "rle", "-o", str(tmp_path / "out"), "--jobs", "2"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    if how == "once":
+        assert proc.returncode == 0, proc.stderr
+        assert len(list((tmp_path / "out").glob("*.dcm"))) == 12
+    else:
+        assert proc.returncode not in (0, 70), proc.stderr
+        assert "died while starting" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("where", ["-o", "--in-place"])
 def test_a_file_that_kills_its_worker_costs_that_file_only(series, tmp_path, where):
     """Whatever task it went in and whatever else was in flight, a file that kills every

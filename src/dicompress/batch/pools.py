@@ -57,10 +57,20 @@ class ProcessPool:
             # the forkserver dies with this process, and its workers with it
             context.set_forkserver_preload(["dicompress.batch.worker",
                                             "dicompress.batch._forkserver"])
-        self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=initializer,
-                                           initargs=initargs)
-        for started in [self.pool.submit(os.getpid) for _ in range(jobs)]:
-            started.result()
+        # A worker killed while the pool starts (a test, the OOM killer) breaks it: one
+        # more start, then the run says so (not a bug of ours: exit 1, not 70).
+        for attempt in (1, 2):
+            self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context,
+                                               initializer=initializer, initargs=initargs)
+            try:
+                for started in [self.pool.submit(os.getpid) for _ in range(jobs)]:
+                    started.result()
+                break
+            except BrokenProcessPool:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+                if attempt == 2:
+                    raise WorkerDied("the worker processes died while starting (killed, or "
+                                     "out of memory)") from None
         # the executor's own table of its processes: after a death, it tells how it ended
         self._workers = getattr(self.pool, "_processes", {})
 

@@ -14,8 +14,9 @@ from dicompress.batch.journal import JOURNAL_NAME, JournalError
 from dicompress.digests import DEFAULT_HASH, HASHES
 from dicompress.cli import commands
 from dicompress.codecs.registry import available_codecs, compare_defaults, option_specs
-from dicompress.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED,
-                               EXIT_USAGE, ConfigError, DeidError, StorageError, UsageError)
+from dicompress.errors import (EXIT_FAILURES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
+                               EXIT_STOPPED, EXIT_USAGE, ConfigError, DeidError, StorageError,
+                               UsageError, WorkerDied)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
             ConfigError) as exc:
         print(f"dicompress: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except WorkerDied as exc:  # the machine's processes, not the input nor a bug of ours
+        print(f"dicompress: {exc}", file=sys.stderr)
+        return EXIT_FAILURES
     except KeyboardInterrupt:
         print("dicompress: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
