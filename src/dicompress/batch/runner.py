@@ -214,8 +214,7 @@ class BatchRun:
             # to one file; a file a dead worker had finished is recognised as replaced
             # (_retry_alone), and their files still go one per task, so that only the file
             # being written is at stake when a worker dies.
-            chunking = self.pool.chunk and not (options.in_place and (
-                options.deid is not None or (self.codec is not None and not self.codec.lossless)))
+            chunking = self.pool.chunk and not self._once_only
             for source in self.sources:
                 while len(in_flight) >= self.pool.window:
                     self._collect(journal, in_flight)
@@ -249,6 +248,14 @@ class BatchRun:
             journal.close()
             summary.seconds = time.perf_counter() - start
         return summary
+
+    @property
+    def _once_only(self) -> bool:
+        """In place, a de-identification or a lossy transcode must never be done twice to
+        one file (the original is gone once it is replaced)."""
+        options = self.options
+        return options.in_place and (
+            options.deid is not None or (self.codec is not None and not self.codec.lossless))
 
     def _files_per_task(self) -> int:
         """As many files as take a worker about TASK_SECONDS (1 until some are done)."""
@@ -309,12 +316,10 @@ class BatchRun:
         temporaries are left (--resume removes them), and in place a de-identification or
         a lossy transcode is not tried again (it could be finished by that worker after
         the check): pending, for --resume."""
-        once_only = self.options.in_place and (
-            self.options.deid is not None or (self.codec is not None and not self.codec.lossless))
         for task in lost:
             if joined:
                 _remove_temporaries_of(task.destination)
-            if self.summary.stopped or (once_only and not joined):
+            if self.summary.stopped or (self._once_only and not joined):
                 self._finish(journal, _lost(task, f"{why} while this file was in flight"))
                 continue
             if self.options.in_place and self._replaced_before_death(journal, task.path):
