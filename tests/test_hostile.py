@@ -193,6 +193,8 @@ def _damaged_files() -> dict[str, tuple]:
     cases.update({case: (lambda c=change: c(find_sample("examples_palette.dcm").read_bytes()),
                          reason, ["deid", "transcode", "info"])
                   for case, (change, reason) in SWALLOWING_LENGTHS.items()})
+    cases.update({case: (make, reason, ["export"])
+                  for case, (make, reason) in DISPLAY_DAMAGE.items()})
     return cases
 
 
@@ -929,3 +931,31 @@ def test_a_bug_in_our_display_code_is_an_internal_error_in_export(tmp_path, monk
     with pytest.raises(KeyError):
         export([find_sample("CT_small.dcm")], tmp_path / "out", ExportOptions(format="png",
                                                                               jobs=1))
+
+
+# -- class 5: values applied only for display (export) ----------------------------------------
+def _green_table_halved() -> bytes:
+    """examples_palette.dcm with a Green Palette Color Lookup Table Data half as long as
+    the red and blue ones: pydicom's apply_color_lut raised ValueError, reported as an
+    internal error (found by mutating gdcm-US-ALOKA-16.dcm)."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("examples_palette.dcm"))
+    table = ds.GreenPaletteColorLookupTableData
+    ds.GreenPaletteColorLookupTableData = table[:len(table) // 4 * 2]
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+DISPLAY_DAMAGE = {
+    "palette-tables-differ": (_green_table_halved,
+                              "the palette colour lookup tables cannot be applied"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DISPLAY_DAMAGE))
+def test_a_damaged_display_value_is_a_failure_of_export(case, refused):
+    """What only export applies (the palette's tables) is the file's damage when pydicom
+    refuses it: exit 1 naming the file, never an internal error (exit 70)."""
+    assert_refused(refused, case)

@@ -14,7 +14,8 @@ from pydicom.pixels import apply_color_lut, pixel_array
 import dataclasses
 
 from dicompress import uids, voi
-from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayout
+from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile,
+                               UnsupportedLayout)
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.frames import (check_stored_frame, decoders_reason, native_frames,
                                         reads_natively)
@@ -105,8 +106,13 @@ def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
     """Colour frames as 8-bit RGB: palette through its LUTs, deeper samples scaled."""
     kind = photometric(ds)
     if kind == "PALETTE COLOR":
-        arr = apply_color_lut(arr, ds)
-        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        try:  # pydicom checks the three tables and their descriptors against each other
+            arr = apply_color_lut(arr, ds)
+            bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else "missing"
+            raise InvalidDicomFile("the palette colour lookup tables cannot be applied "
+                                   f"({type(exc).__name__}: {reason})") from exc
     else:
         bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or 8)
     if arr.dtype == np.uint8 and bits <= 8:
