@@ -193,8 +193,7 @@ def _damaged_files() -> dict[str, tuple]:
     cases.update({case: (lambda c=change: c(find_sample("examples_palette.dcm").read_bytes()),
                          reason, ["deid", "transcode", "info"])
                   for case, (change, reason) in SWALLOWING_LENGTHS.items()})
-    cases.update({case: (make, reason, ["export"])
-                  for case, (make, reason) in DISPLAY_DAMAGE.items()})
+    cases.update(DAMAGED_WHERE_READ)
     return cases
 
 
@@ -933,7 +932,7 @@ def test_a_bug_in_our_display_code_is_an_internal_error_in_export(tmp_path, monk
                                                                               jobs=1))
 
 
-# -- class 5: values applied only for display (export) ----------------------------------------
+# -- class 5: damage only some commands read ----------------------------------------------------
 def _green_table_halved() -> bytes:
     """examples_palette.dcm with a Green Palette Color Lookup Table Data half as long as
     the red and blue ones: pydicom's apply_color_lut raised ValueError, reported as an
@@ -948,14 +947,29 @@ def _green_table_halved() -> bytes:
     return buffer.getvalue()
 
 
-DISPLAY_DAMAGE = {
+def _file_meta_vr_unknown() -> bytes:
+    """CT_small.dcm whose Media Storage SOP Class UID has the VR bytes 'U\\xff': pydicom
+    raises NotImplementedError from its value hook while handling its own error; that
+    was taken for a bug of ours (exit 70) by transcode and deid, which read the element
+    (found by mutating JPEGLSNearLossless_16.dcm)."""
+    data = find_sample("CT_small.dcm").read_bytes()
+    at = data.index(b"\x02\x00\x02\x00UI") + 4
+    return data[:at] + b"U\xff" + data[at + 2:]
+
+
+#: case -> (its bytes, the reason, the commands that read what is damaged)
+DAMAGED_WHERE_READ = {
     "palette-tables-differ": (_green_table_halved,
-                              "the palette colour lookup tables cannot be applied"),
+                              "the palette colour lookup tables cannot be applied", ["export"]),
+    "file-meta-vr-unknown": (_file_meta_vr_unknown,
+                             "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
+                             "Representation", ["transcode", "transcode-j2", "deid"]),
 }
 
 
-@pytest.mark.parametrize("case", sorted(DISPLAY_DAMAGE))
-def test_a_damaged_display_value_is_a_failure_of_export(case, refused):
-    """What only export applies (the palette's tables) is the file's damage when pydicom
-    refuses it: exit 1 naming the file, never an internal error (exit 70)."""
+@pytest.mark.parametrize("case", sorted(DAMAGED_WHERE_READ))
+def test_damage_is_the_files_wherever_pydicom_refuses_it(case, refused):
+    """A value pydicom refuses (the palette's tables for display, a VR it does not know
+    in an element only some commands read) is the file's damage: exit 1 naming the
+    file, never an internal error (exit 70)."""
     assert_refused(refused, case)
