@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dicompress.batch.pools import Isolated, ProcessPool
-from dicompress.batch.resume import remove_temporaries
-from dicompress.batch.worker import init_worker
+from dicompress.batch.processes import init_worker
 from dicompress.errors import DicompressError
 from dicompress.export import budget as budgets
 from dicompress.export import frames as framing
@@ -259,6 +258,8 @@ def write_stills(work: Work, tasks: Stills, result: ExportResult, written, capti
                             orphans += held
                     in_flight.clear()
                     pool.close()  # waits for the pool's workers to be gone
+                    from dicompress.batch.resume import remove_temporaries  # seldom needed
+
                     remove_temporaries(work.dest)  # of the stills the pool's end cut short
                     pool = start(False)
                     here(orphans)
