@@ -23,7 +23,8 @@ from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, Uns
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
 from dicompress.pipeline.frames import (as_rgb, bounded_map, checked_frames, decodes_to_us_ycbcr,
-                                        encoded_frames, start_decoding, us_colour_as_rgb)
+                                        encoded_frames, start_decoding, us_colour_as_rgb,
+                                        us_planar_configuration)
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
@@ -104,6 +105,7 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     if us_colour_as_rgb(decodes_to_us_ycbcr(ds), layout,
                         codec.output_attributes(layout).get("PlanarConfiguration")):
         layout, attrs, first, frames = as_rgb(layout, attrs, first, frames)
+    layout = us_planar_configuration(ds, layout)
     codec.check_layout(layout)
     frame_filter = options.prepare(ds, layout) if options.prepare is not None else None
     stats = LossStats(frame_views(ds))  # read before the header becomes the output's

@@ -12,6 +12,7 @@ zero) extension of the stored value (PS3.5 8.1.1).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -338,12 +339,28 @@ def us_colour_as_rgb(us_ycbcr: bool, layout: FrameLayout,
             and planar_configuration != 1)
 
 
+def us_planar_configuration(ds: Dataset, layout: FrameLayout) -> FrameLayout:
+    """The layout to write the frames of `ds` in: colour-by-plane (Planar Configuration
+    1) for YBR_FULL in a US image, as the US Image Module requires (PS3.3 C.8.5.6.1.16,
+    C.7.6.3.1.2), else as it is.
+
+    Codecs whose samples are stored as they are (native, encapsulated uncompressed:
+    PS3.5 8.1.1, A.4.11) write the samples in this order, a lossless reordering; RLE
+    codes by plane anyway (PS3.5 G.2); JPEG-LS, JPEG 2000 and JPEG XL code pixels
+    interleaved and say 0 (PS3.5 8.2.3, 8.2.4, and PS3.3 C.7.6.3.1.3: with such a
+    syntax the value is the one PS3.5 gives), so their outputs of an exact YBR_FULL US
+    image keep 0 (docs/transcoding.md)."""
+    if (str(ds.get("SOPClassUID", "")) in US_IMAGE_SOP_CLASSES
+            and layout.samples_per_pixel == 3
+            and layout.photometric_interpretation == "YBR_FULL"):
+        return dataclasses.replace(layout, planar_configuration=1)
+    return layout
+
+
 def as_rgb(layout: FrameLayout, attrs: dict[str, Any], first: np.ndarray,
            frames: Iterator[np.ndarray]
            ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
     """YBR_FULL frames converted to RGB (pydicom's conversion, PS3.3 C.7.6.3.1.2)."""
-    import dataclasses
-
     from pydicom.pixels import convert_color_space
 
     def convert(arr: np.ndarray) -> np.ndarray:
