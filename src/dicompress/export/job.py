@@ -58,12 +58,12 @@ def _header(path: Path) -> tuple[str, Path, object, framing.NativePixels | None]
     if "PixelData" not in ds:
         kind = str(ds.get("Modality", "") or ds.get("SOPClassUID", "")) or "object"
         return "skipped", path, f"not an image ({kind})", None
-    where = framing.native_pixels(ds)
-    del ds["PixelData"]
     try:
-        FrameLayout.from_dataset_header(ds)
+        layout = FrameLayout.from_dataset_header(ds)
     except (DicompressError, ValueError, TypeError) as exc:
         return "failed", path, f"unusable image attributes: {exc}", None
+    where = framing.native_pixels(ds, layout)
+    del ds["PixelData"]
     return "image", path, ds, where
 
 

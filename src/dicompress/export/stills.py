@@ -66,7 +66,7 @@ class _Written:
     frame: int
     name: str
     path: Path
-    caption: page.Still
+    caption: page.Still | None  # for the zip's page (None: no zip)
     actions: list[str] = field(default_factory=list)
     failed: str = ""  # why not written
     file: Path | None = None  # the DICOM file that failed (its other frames are skipped)
@@ -113,7 +113,8 @@ def _still(work: Work, s: int, k: int) -> _Written:
     series, options, fmt = work.series[s], work.options, work.fmt
     name = (f"{series.label}{writers.FORMATS[fmt]}" if len(series.frames) == 1
             else f"{series.label}/{k + 1:04d}{writers.FORMATS[fmt]}")
-    done = _Written(s, k, name, work.dest / name, caption=_described(work, s, name, k))
+    caption = _described(work, s, name, k) if options.zip else None
+    done = _Written(s, k, name, work.dest / name, caption=caption)
     try:
         image, notes = _render(work, s, k)
     except DicompressError as exc:
