@@ -243,3 +243,45 @@ def test_pixel_interleaved_codings_of_a_us_ybr_full_image_keep_planar_configurat
                                   pydicom.pixels.pixel_array(pydicom.dcmread(src), raw=True))
     new, compared = new_errors([(src, out)])
     assert compared == 1 and new == {"native.dcm": [_PLANAR_0]}
+
+
+@pytest.mark.parametrize("source", ["native", "rle"])
+@pytest.mark.parametrize("target, photometric", [("j2k-lossy", "YBR_ICT"),
+                                                 ("jpegls-near", "RGB")])
+def test_lossy_codings_of_a_us_ybr_full_image_go_as_rgb(us_ybr_full, source, target,
+                                                         photometric, tmp_path):
+    """A lossy output gains nothing by keeping YBR_FULL, which the US Image Module takes
+    under RLE only: the exact samples go as RGB (pydicom's conversion), J2K codes them
+    with its colour transform, and dciodvfy finds no new error."""
+    from pydicom.pixels import convert_color_space
+
+    src, out = us_ybr_full[source], tmp_path / "out.dcm"
+    transcode_file(src, out, target)
+    ds = pydicom.dcmread(out)
+    assert (ds.PhotometricInterpretation, ds.PlanarConfiguration) == (photometric, 0)
+    new, compared = new_errors([(src, out)])
+    assert compared == 1 and not new, new
+    if target == "jpegls-near":  # NEAR bounds every sample's error from the frames coded
+        rgb = convert_color_space(pydicom.pixels.pixel_array(pydicom.dcmread(src), raw=True),
+                                  "YBR_FULL", "RGB")
+        error = np.abs(pydicom.pixels.pixel_array(ds, raw=True).astype(int) - rgb)
+        assert error.max() <= 2
+
+
+def test_compare_codes_a_us_ybr_full_image_as_transcode_does(us_ybr_full, tmp_path):
+    """compare measures each choice on the frames its transcode codes: exact YBR_FULL by
+    plane for RLE, as it is for JPEG-LS, RGB for lossy J2K; the stored bytes agree."""
+    from dicompress.compare import compare, parse_codecs
+
+    source = us_ybr_full["native"]
+    choices = parse_codecs("rle,jpegls,j2k-lossy:20")
+    result = compare([source], choices, sample=2)
+    for choice in choices:
+        row = result.overall[choice.label]
+        assert row.frames == 2 and not row.not_applicable, choice.label
+        out = tmp_path / f"{choice.codec.name}.dcm"
+        transcode_file(source, out, choice.codec)
+        ds = pydicom.dcmread(out)
+        frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+        stored = sum(len(f) + (len(f) & 1) for f in (frames[0], frames[-1]))  # those sampled
+        assert row.stored_bytes == stored, choice.label
