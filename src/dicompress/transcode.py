@@ -22,8 +22,9 @@ from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, Uns
                                UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
-from dicompress.pipeline.frames import (as_rgb, bounded_map, checked_frames, decodes_to_us_ycbcr,
-                                        encoded_frames, start_decoding, us_colour_as_rgb)
+from dicompress.pipeline.frames import (as_rgb, bounded_map, checked_frames, encoded_frames,
+                                        start_decoding, us_colour, us_colour_as_rgb,
+                                        us_planar_configuration)
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
@@ -101,9 +102,9 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
         return _recoded(source, destination, codec, options, threads, ds, declared, result)
 
     layout, attrs, first, frames = start_decoding(source, ds, declared)
-    if us_colour_as_rgb(decodes_to_us_ycbcr(ds), layout,
-                        codec.output_attributes(layout).get("PlanarConfiguration")):
+    if us_colour_as_rgb(us_colour(ds), layout, codec):
         layout, attrs, first, frames = as_rgb(layout, attrs, first, frames)
+    layout = us_planar_configuration(ds, layout)
     codec.check_layout(layout)
     frame_filter = options.prepare(ds, layout) if options.prepare is not None else None
     stats = LossStats(frame_views(ds))  # read before the header becomes the output's

@@ -42,8 +42,8 @@ from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage, No
 from dicompress.export.select import SeriesFrames, group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
-from dicompress.pipeline.frames import (as_rgb, bounded_map, decodes_to_us_ycbcr, encoded_frames,
-                                        frames_at, us_colour_as_rgb)
+from dicompress.pipeline.frames import (as_rgb, bounded_map, encoded_frames, frames_at, us_colour,
+                                        us_colour_as_rgb)
 from dicompress.pipeline.read import read_header, transfer_syntax_of
 
 if TYPE_CHECKING:
@@ -153,9 +153,9 @@ class FrameRef:
     view: FrameView | None = field(default=None, compare=False, hash=False, repr=False)
     #: The transfer syntax the file stores it in.
     transfer_syntax: str = field(default="", compare=False, hash=False)
-    #: A US image's YCbCr decoded from a lossy JPEG (pipeline.frames.decodes_to_us_ycbcr):
-    #: coded as RGB by the targets that transcode codes it so for.
-    us_ycbcr: bool = field(default=False, compare=False, hash=False, repr=False)
+    #: A US image's YCbCr (pipeline.frames.us_colour): coded as RGB by the targets that
+    #: transcode codes it so for.
+    us_colour: str | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class Selection:
                 ds = self._headers[path]
                 yield FrameRef(one.label, path, index, slice_index + 1,
                                FrameView(ds, index, self._window), transfer_syntax_of(ds),
-                               decodes_to_us_ycbcr(ds))
+                               us_colour(ds))
 
     def transfer_syntaxes(self) -> list[str]:
         """The transfer syntaxes of the files with a frame to measure."""
@@ -318,8 +318,7 @@ _TIMING = threading.Lock()
 
 
 def measure(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray) -> Measure:
-    if us_colour_as_rgb(ref.us_ycbcr, layout,
-                        choice.codec.output_attributes(layout).get("PlanarConfiguration")):
+    if us_colour_as_rgb(ref.us_colour, layout, choice.codec):
         layout, _, arr, _ = as_rgb(layout, {}, arr, iter(()))  # as transcode codes it
     with _TIMING:
         start = time.perf_counter()

@@ -40,16 +40,16 @@ class NativePixels:
     offset: int  # of the Pixel Data value in the file
 
 
-def native_pixels(ds: Dataset) -> NativePixels | None:
-    """A header read with its Pixel Data left on disk (read_header): where the frames are,
-    when they are little-endian native single-sample frames; None for anything else
-    (pydicom decodes those, and says what is wrong with a damaged one)."""
+def native_pixels(ds: Dataset, layout: FrameLayout) -> NativePixels | None:
+    """A header read with its Pixel Data left on disk (read_header), and the `layout` its
+    attributes give: where the frames are, when they are little-endian native
+    single-sample frames; None for anything else (pydicom decodes those, and says what is
+    wrong with a damaged one)."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax not in (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian) or getattr(
             ds, "preamble", None) is None:
         return None
     try:
-        layout = FrameLayout.from_dataset(ds)
         elem = ds.get_item(0x7FE00010, keep_deferred=True)
     except (DicompressError, ValueError, TypeError):
         return None
