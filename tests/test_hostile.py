@@ -961,6 +961,11 @@ def _file_meta_vr_unknown() -> bytes:
 DAMAGED_WHERE_READ = {
     "palette-tables-differ": (_green_table_halved,
                               "the palette colour lookup tables cannot be applied", ["export"]),
+    # RLE segments that hold more than the 2 columns said: pylibjpeg-rle (Rust) panics,
+    # and a PyO3 PanicException is a BaseException, past every `except Exception`, and
+    # cannot be pickled back from export's decoding process (exit 70 before)
+    "rle-segments-overflow": (lambda: _with("rtdose_rle.dcm", Columns=2),
+                              "pixel data cannot be decoded", ["export", "compare"]),
     "file-meta-vr-unknown": (_file_meta_vr_unknown,
                              "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
                              "Representation", ["transcode", "transcode-j2", "deid"]),

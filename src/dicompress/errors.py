@@ -158,3 +158,16 @@ def with_context(exc: DicompressError, path: object) -> DicompressError:
     if isinstance(exc, StorageError):
         named.errno = exc.errno
     return named
+
+
+def refused_by_a_library(exc: BaseException) -> bool:
+    """Whether `exc`, raised inside a codec library or pydicom's decoders, is that code
+    refusing the data: an Exception, or the panic of a Rust extension built with PyO3
+    (pylibjpeg-rle's decoder panics on RLE segments longer than the image), whose
+    ``pyo3_runtime.PanicException`` derives from BaseException so that ``except
+    Exception`` lets it through, and which cannot be pickled back from a decoding
+    process. KeyboardInterrupt, SystemExit and GeneratorExit are never the data's."""
+    if isinstance(exc, Exception):
+        return True
+    kind = type(exc)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"

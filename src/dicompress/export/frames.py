@@ -15,7 +15,7 @@ import dataclasses
 
 from dicompress import uids, voi
 from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile,
-                               UnsupportedLayout)
+                               UnsupportedLayout, refused_by_a_library)
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.frames import (check_stored_frame, decoders_reason, native_frames,
                                         reads_natively)
@@ -98,7 +98,9 @@ def _decoded(path: Path, which: int | None, syntax: str | None, whole: bool) -> 
         return pixel_array(path, index=which, as_rgb=True)
     except DicompressError:
         raise
-    except Exception as exc:
+    except BaseException as exc:
+        if not refused_by_a_library(exc):
+            raise
         raise CorruptPixelData(f"pixel data cannot be decoded: {decoders_reason(exc)}") from exc
 
 
