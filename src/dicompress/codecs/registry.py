@@ -370,7 +370,7 @@ def compare_defaults() -> str:
     table marks, the lossless ones first (each as it is), then the lossy ones at their
     values."""
     # codecs that only transform encoded frames are offered where the sources fit
-    # (compare.run.offered_transforms), not named by default
+    # (compare.choices.offered_transforms), not named by default
     marked = [c for c in available_codecs()
               if c.compare_values is not None and c.encodes_pixels]
     tokens = [c.name for c in marked if not c.compare_values]

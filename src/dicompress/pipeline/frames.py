@@ -331,7 +331,7 @@ def us_colour_as_rgb(us_ycbcr: bool, layout: FrameLayout,
     (DCMTK's dcmdjpeg does the same), unless the target codes colour by plane
     (`planar_configuration` 1, the target's). Frames that are exact YBR_FULL samples are
     left as they are: converting them would lose their exactness. `compare` measures
-    each choice on the frames its transcode would code (compare/run.py).
+    each choice on the frames its transcode would code (compare/measure.py).
     """
     return (us_ycbcr and layout.photometric_interpretation == "YBR_FULL"
             and layout.samples_per_pixel == 3 and layout.bits_allocated == 8
