@@ -21,13 +21,14 @@ from dicompress.digests import HASHES, file_digest
 from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, UnsupportedLayout,
                                UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
+from dicompress.pipeline.decoded import as_rgb, decodes_to_us_ycbcr, us_colour_as_rgb
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
-from dicompress.pipeline.frames import (as_rgb, bounded_map, checked_frames, decodes_to_us_ycbcr,
-                                        encoded_frames, start_decoding, us_colour_as_rgb)
+from dicompress.pipeline.frames import bounded_map, start_decoding
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
 from dicompress.pipeline.result import TranscodeOptions, TranscodeResult
+from dicompress.pipeline.stored import checked_frames, encoded_frames
 from dicompress.pipeline.write import MAX_BOT_OFFSET, DatasetHeader, output_file
 
 if TYPE_CHECKING:

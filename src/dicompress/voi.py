@@ -395,7 +395,7 @@ def render(ds, frame: int | None = None, window=None, *, function: str | None = 
     if arr is None:
         from pydicom.pixels import pixel_array
 
-        from dicompress.pipeline.frames import check_stored_frame
+        from dicompress.pipeline.stored import check_stored_frame
 
         check_stored_frame(None, ds, frame)  # before any native decoder sees the frames
         arr = pixel_array(ds, index=frame, raw=True) if frame is not None else ds.pixel_array

@@ -18,7 +18,7 @@ from dicompress.compare.choices import Choice
 from dicompress.compare.metrics import Quality, quality, visible
 from dicompress.compare.selection import FrameRef, StoredFrame
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.frames import as_rgb, us_colour_as_rgb
+from dicompress.pipeline.decoded import as_rgb, us_colour_as_rgb
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from dicompress.errors import CorruptPixelData, DicompressError, NotAnImage, Not
 from dicompress.export.select import SeriesFrames, group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
-from dicompress.pipeline.frames import decodes_to_us_ycbcr, encoded_frames, frames_at
+from dicompress.pipeline.decoded import decodes_to_us_ycbcr
+from dicompress.pipeline.frames import frames_at
+from dicompress.pipeline.stored import encoded_frames
 from dicompress.pipeline.read import read_header, transfer_syntax_of
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ class FrameRef:
     view: FrameView | None = field(default=None, compare=False, hash=False, repr=False)
     #: The transfer syntax the file stores it in.
     transfer_syntax: str = field(default="", compare=False, hash=False)
-    #: A US image's YCbCr decoded from a lossy JPEG (pipeline.frames.decodes_to_us_ycbcr):
+    #: A US image's YCbCr decoded from a lossy JPEG (pipeline.decoded.decodes_to_us_ycbcr):
     #: coded as RGB by the targets that transcode codes it so for.
     us_ycbcr: bool = field(default=False, compare=False, hash=False, repr=False)
 
