@@ -17,7 +17,7 @@ its modules at every start).
 Group png-encoders: the PNG encoders export could use, on the same 200 slices windowed
 to 8 bits (encoding only): Pillow at its default level and with optimize=True,
 imagecodecs' libpng and spng at their defaults, and dicompress' own ("Up" filter,
-libdeflate level 6; writers.PNG_LEVEL). Group jpeg-encoders: Pillow and libjpeg-turbo
+libdeflate at writers.PNG_LEVEL); group png-levels: ours at levels 1 and 6. Group jpeg-encoders: Pillow and libjpeg-turbo
 (imagecodecs) at quality 90, with and without optimised Huffman tables. Group
 tiff-levels: dicompress' TIFF (Predictor 2) at libdeflate levels 1 and 6, and Pillow's
 Adobe Deflate TIFF. extra_info["bytes"] is their total output.
@@ -114,7 +114,7 @@ ENCODERS = {
     "pillow-optimize": lambda arr: _pillow(arr, optimize=True),
     "imagecodecs-libpng": lambda arr: bytes(imagecodecs.png_encode(arr)),
     "imagecodecs-spng": lambda arr: bytes(imagecodecs.spng_encode(arr)),
-    "dicompress-up-libdeflate6": encode_png,
+    "dicompress-up-libdeflate": encode_png,
 }
 
 
@@ -136,13 +136,15 @@ def _pillow_save(arr: np.ndarray, **kwargs) -> bytes:
     return buf.getvalue()
 
 
-def _tiff_at(level: int):
+def _at(level: int, name: str, encode_still):
+    """`encode_still` with writers.`name` (a libdeflate level) set to `level`."""
     def encode(arr: np.ndarray) -> bytes:
-        saved, writers.TIFF_LEVEL = writers.TIFF_LEVEL, level
+        saved = getattr(writers, name)
+        setattr(writers, name, level)
         try:
-            return encode_tiff(arr)
+            return encode_still(arr)
         finally:
-            writers.TIFF_LEVEL = saved
+            setattr(writers, name, saved)
     return encode
 
 
@@ -158,8 +160,12 @@ STILL_ENCODERS = {
     "tiff-levels": {
         "pillow-adobe-deflate": lambda arr: _pillow_save(arr, format="TIFF",
                                                          compression="tiff_adobe_deflate"),
-        "dicompress-predictor-level6": _tiff_at(6),
-        "dicompress-predictor-level1": _tiff_at(1),
+        "dicompress-predictor-level6": _at(6, "TIFF_LEVEL", encode_tiff),
+        "dicompress-predictor-level1": _at(1, "TIFF_LEVEL", encode_tiff),
+    },
+    "png-levels": {
+        "dicompress-up-level6": _at(6, "PNG_LEVEL", encode_png),
+        "dicompress-up-level1": _at(1, "PNG_LEVEL", encode_png),
     },
 }
 

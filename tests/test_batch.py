@@ -611,8 +611,8 @@ if os.environ.get("DICOMPRESS_TEST_DIES_ON"):  # every process of the run, forks
 DIES_STARTING = """\
 import os, signal
 if os.environ.get("DICOMPRESS_TEST_DIES_STARTING"):  # a worker killed in its set-up
-    import dicompress.batch.worker as worker
-    real = worker.init_worker
+    import dicompress.batch.processes as processes
+    real = processes.init_worker
     def init(*args, **kwargs):
         marker = os.environ["DICOMPRESS_TEST_DIES_STARTING"]
         if marker != "always":
@@ -621,7 +621,7 @@ if os.environ.get("DICOMPRESS_TEST_DIES_STARTING"):  # a worker killed in its se
             except FileExistsError:  # once only
                 return real(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGKILL)
-    worker.init_worker = init
+    processes.init_worker = init
 """
 
 

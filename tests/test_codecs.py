@@ -225,6 +225,16 @@ def test_twelve_bit_jpeg_uses_the_extended_syntax(tmp_path):
     assert psnr(arr, back.pixel_array, 12) > 50
 
 
+@pytest.mark.parametrize("name", ["SC_rgb_rle.dcm", "SC_rgb_rle_2frame.dcm"])
+def test_rle_colour_sources_go_to_jpeg_baseline(name, tmp_path):
+    """pydicom decodes RLE colour by plane into a view (samples last, not contiguous):
+    libjpeg-turbo refused every such frame before it was copied contiguous."""
+    out = tmp_path / "o.dcm"
+    transcode_file(find_sample(name), out, "jpeg")
+    source = pydicom.dcmread(find_sample(name)).pixel_array
+    assert psnr(source, pydicom.dcmread(out).pixel_array, 8) > 40
+
+
 def test_options_are_checked():
     with pytest.raises(UnsupportedTransferSyntax, match="j2k has no option near"):
         get_codec("j2k", near=2)

@@ -193,6 +193,7 @@ def _damaged_files() -> dict[str, tuple]:
     cases.update({case: (lambda c=change: c(find_sample("examples_palette.dcm").read_bytes()),
                          reason, ["deid", "transcode", "info"])
                   for case, (change, reason) in SWALLOWING_LENGTHS.items()})
+    cases.update(DAMAGED_WHERE_READ)
     return cases
 
 
@@ -929,3 +930,46 @@ def test_a_bug_in_our_display_code_is_an_internal_error_in_export(tmp_path, monk
     with pytest.raises(KeyError):
         export([find_sample("CT_small.dcm")], tmp_path / "out", ExportOptions(format="png",
                                                                               jobs=1))
+
+
+# -- class 5: damage only some commands read ----------------------------------------------------
+def _green_table_halved() -> bytes:
+    """examples_palette.dcm with a Green Palette Color Lookup Table Data half as long as
+    the red and blue ones: pydicom's apply_color_lut raised ValueError, reported as an
+    internal error (found by mutating gdcm-US-ALOKA-16.dcm)."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("examples_palette.dcm"))
+    table = ds.GreenPaletteColorLookupTableData
+    ds.GreenPaletteColorLookupTableData = table[:len(table) // 4 * 2]
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def _file_meta_vr_unknown() -> bytes:
+    """CT_small.dcm whose Media Storage SOP Class UID has the VR bytes 'U\\xff': pydicom
+    raises NotImplementedError from its value hook while handling its own error; that
+    was taken for a bug of ours (exit 70) by transcode and deid, which read the element
+    (found by mutating JPEGLSNearLossless_16.dcm)."""
+    data = find_sample("CT_small.dcm").read_bytes()
+    at = data.index(b"\x02\x00\x02\x00UI") + 4
+    return data[:at] + b"U\xff" + data[at + 2:]
+
+
+#: case -> (its bytes, the reason, the commands that read what is damaged)
+DAMAGED_WHERE_READ = {
+    "palette-tables-differ": (_green_table_halved,
+                              "the palette colour lookup tables cannot be applied", ["export"]),
+    "file-meta-vr-unknown": (_file_meta_vr_unknown,
+                             "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
+                             "Representation", ["transcode", "transcode-j2", "deid"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_WHERE_READ))
+def test_damage_is_the_files_wherever_pydicom_refuses_it(case, refused):
+    """A value pydicom refuses (the palette's tables for display, a VR it does not know
+    in an element only some commands read) is the file's damage: exit 1 naming the
+    file, never an internal error (exit 70)."""
+    assert_refused(refused, case)

@@ -1,7 +1,5 @@
 """`python -m dicompress`: the command line."""
 
-import sys
+from dicompress.cli import run
 
-from dicompress.cli import main
-
-sys.exit(main())
+run()

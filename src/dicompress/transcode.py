@@ -21,7 +21,8 @@ from dicompress.digests import HASHES, file_digest
 from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, UnsupportedLayout,
                                UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.decoded import as_rgb, decodes_to_us_ycbcr, us_colour_as_rgb
+from dicompress.pipeline.decoded import (as_rgb, us_colour, us_colour_as_rgb,
+                                         us_planar_configuration)
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
 from dicompress.pipeline.frames import bounded_map, start_decoding
 from dicompress.pipeline.mark import output_dataset
@@ -102,9 +103,9 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
         return _recoded(source, destination, codec, options, threads, ds, declared, result)
 
     layout, attrs, first, frames = start_decoding(source, ds, declared)
-    if us_colour_as_rgb(decodes_to_us_ycbcr(ds), layout,
-                        codec.output_attributes(layout).get("PlanarConfiguration")):
+    if us_colour_as_rgb(us_colour(ds), layout, codec):
         layout, attrs, first, frames = as_rgb(layout, attrs, first, frames)
+    layout = us_planar_configuration(ds, layout)
     codec.check_layout(layout)
     frame_filter = options.prepare(ds, layout) if options.prepare is not None else None
     stats = LossStats(frame_views(ds))  # read before the header becomes the output's

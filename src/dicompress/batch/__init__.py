@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicompress.batch.sources import Source, iter_sources, unique
-from dicompress.codecs import Codec, get_codec
 from dicompress.errors import DicompressError, status_of
-from dicompress.pipeline.frames import bounded_map
-from dicompress.transcode import TranscodeResult, transcode_file
+
+if TYPE_CHECKING:
+    from dicompress.codecs import Codec
+    from dicompress.transcode import TranscodeResult
 
 
 def transcode_many(
@@ -32,6 +34,12 @@ def transcode_many(
     a series of single-frame files keeps every core busy; each file may use
     `threads` threads for its frames.
     """
+    # imported here, not with the package: `export` and the CLI use its modules
+    # (sources, pools) without the transcoding pipeline
+    from dicompress.codecs import Codec, get_codec
+    from dicompress.pipeline.frames import bounded_map
+    from dicompress.transcode import TranscodeResult, transcode_file
+
     codec = target if isinstance(target, Codec) else get_codec(target)
     output_dir = Path(output_dir)
     at_once = files_at_once or os.cpu_count() or 1

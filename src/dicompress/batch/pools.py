@@ -24,12 +24,12 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
-from dicompress import direct
-from dicompress.batch.worker import RUN_PID, Task, init_worker, run_tasks
+from dicompress.batch.processes import RUN_PID, init_worker
 from dicompress.errors import UsageError, WorkerDied
 
 if TYPE_CHECKING:
     from dicompress.batch.runner import BatchOptions
+    from dicompress.batch.worker import Task
     from dicompress.codecs import Codec
 
 
@@ -75,6 +75,8 @@ class ProcessPool:
         self._workers = getattr(self.pool, "_processes", {})
 
     def submit(self, tasks: list[Task]):
+        from dicompress.batch.worker import run_tasks  # a batch's pool: imported already
+
         return self.pool.submit(run_tasks, tasks)
 
     def call(self, fn, *args) -> cf.Future:
@@ -144,6 +146,8 @@ class DaskPool:
         self.window = 2 * self.size
 
     def submit(self, tasks: list[Task]):
+        from dicompress.batch.worker import run_tasks
+
         return self.client.submit(run_tasks, tasks, pure=False)
 
     def wait(self, futures):
@@ -231,6 +235,8 @@ def preload(options: BatchOptions, codec: Codec | None) -> None:
     pydicom (0.25 s) and the de-identification unless every file may take the direct
     path (a lossless encapsulated target). Otherwise a worker imports pydicom itself, the
     first time a file needs the general path."""
+    from dicompress import direct
+
     if options.deid is not None:
         import dicompress.deid.deidentify  # noqa: F401
         import dicompress.deid.files  # noqa: F401

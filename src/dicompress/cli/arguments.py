@@ -15,7 +15,12 @@ from dicompress.codecs.registry import available_codecs, compare_defaults, optio
 from dicompress.errors import UsageError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. With `command`, the codec table (every codec module,
+    30-45 ms at each start) is read only if that command lists codecs (transcode,
+    compare); the other subcommands are then incomplete, which is harmless: only
+    `command` parses."""
+    codecs = command in (None, "transcode", "compare")
     parser = argparse.ArgumentParser(
         prog="dicompress", description="DICOM compression and transcoding."
     )
@@ -25,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the transfer syntax and pixel layout of files")
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
-    targets = available_codecs()
-    width = max(len(c.name) for c in targets) + 2
+    targets = available_codecs() if codecs else []
+    width = max((len(c.name) for c in targets), default=0) + 2
     tc = sub.add_parser(
         "transcode", help="transcode files and trees to another transfer syntax",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -38,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--to", required=True, metavar="TARGET",
                     help="target transfer syntax by name or UID: "
                          + ", ".join(c.name for c in targets))
-    _codec_arguments(tc.add_argument_group(
-        "lossy and codec options (each target takes the ones it has)"))
+    if codecs:
+        _codec_arguments(tc.add_argument_group(
+            "lossy and codec options (each target takes the ones it has)"))
     tc.add_argument("--extended-offsets", action="store_true", default=None,
                     help="write the Extended Offset Table (automatic past 4 GiB)")
     where = tc.add_mutually_exclusive_group(required=True)
@@ -121,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--codecs", metavar="LIST",
                     help="targets separated by commas; a lossy one takes values of its ratio, "
                          "NEAR or quality after a colon, e.g. NAME:10,20 "
-                         f"(default: {compare_defaults()}; and, where the files are in a "
+                         f"(default: {compare_defaults() if codecs else ''}; and, where the files are in a "
                          "syntax they take, the targets that transform encoded frames as "
                          "they are, such as jpegxl-jpeg from JPEG baseline)")
     cp.add_argument("--sample", type=int, metavar="N",

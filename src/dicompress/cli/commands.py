@@ -7,20 +7,23 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dicompress import uids
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
-from dicompress.batch.runner import BatchOptions, BatchRun, Summary
 from dicompress.cli.render import human_size, one_line, table
 from dicompress.codecs import get_codec
 from dicompress.errors import DicompressError, UsageError
 from dicompress.layout import FrameLayout
 from dicompress.samples import sample_dirs
 from dicompress.pipeline.read import read_header
-from dicompress.transcode import TranscodeResult
+
+if TYPE_CHECKING:  # the batch driver is imported by the commands that run it
+    from dicompress.batch.runner import BatchOptions, Summary
+    from dicompress.transcode import TranscodeResult
 
 
 def _syntax_name(uid: str) -> str:
@@ -116,6 +119,8 @@ def summary_table(summary: Summary, done: str = "transcoded") -> str:
 
 
 def transcode(args, codec_options: dict, deid=None) -> int:
+    from dicompress.batch.runner import BatchOptions
+
     options = BatchOptions(
         target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
         verify=not args.no_verify, decode_check=args.verify == "full", force=args.force,
@@ -127,6 +132,8 @@ def transcode(args, codec_options: dict, deid=None) -> int:
 
 
 def deid(args, config) -> int:
+    from dicompress.batch.runner import BatchOptions
+
     options = BatchOptions(
         target=None, output=args.output, in_place=args.in_place, verify=not args.no_verify,
         jobs=args.jobs, journal=args.journal, resume=args.resume,
@@ -137,6 +144,7 @@ def deid(args, config) -> int:
 
 
 def _batch(args, options: BatchOptions, done: str) -> int:
+    from dicompress.batch.runner import BatchRun
     from dicompress.cli import progress
 
     if options.jobs is not None and options.jobs < 1:

@@ -10,11 +10,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from dicompress.batch import journal as J
-from dicompress.batch.runner import Summary
-from dicompress.batch.worker import Outcome
 from dicompress.cli.render import human_size, one_line
+
+if TYPE_CHECKING:
+    from dicompress.batch.runner import Summary
+    from dicompress.batch.worker import Outcome
 
 
 class Counter:

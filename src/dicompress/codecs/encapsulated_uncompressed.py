@@ -3,7 +3,8 @@
 Native pixel data carried as encapsulated fragments: each frame is one fragment (so
 the Basic or Extended Offset Table reaches every frame, and Pixel Data may pass the
 4 GiB a native value length allows), holding the frame as Explicit VR Little Endian
-would (PS3.5 8.1.1): little-endian samples, interleaved (Planar Configuration 0). A
+would (PS3.5 8.1.1): little-endian samples, in the order of the layout's Planar
+Configuration (as `native` writes them). A
 fragment of odd length gets one trailing null byte (PS3.5 A.4: items have even length;
 the writer adds it, this codec reads past it).
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dicompress.codecs.native import from_stored_order, stored_order, stored_planar_configuration
 from dicompress.codecs.registry import Codec, register
 from dicompress.errors import CorruptPixelData
 from dicompress.layout import FrameLayout
@@ -37,12 +39,13 @@ def _packed_bytes(layout: FrameLayout) -> int:
 @dataclass(frozen=True)
 class EncapsulatedUncompressedCodec(Codec):
     def output_attributes(self, layout: FrameLayout) -> dict[str, Any]:
-        return {"PlanarConfiguration": 0} if layout.samples_per_pixel > 1 else {}
+        return stored_planar_configuration(layout)
 
     def encode_frame(self, arr: np.ndarray, layout: FrameLayout, threads: int = 1) -> bytes:
         if layout.bits_allocated == 1:
             return np.packbits(arr.astype(bool, copy=False).ravel(), bitorder="little").tobytes()
-        return np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
+        return np.ascontiguousarray(stored_order(arr, layout),
+                                    arr.dtype.newbyteorder("<")).tobytes()
 
     def decode_frame(self, data: bytes, layout: FrameLayout) -> np.ndarray:
         size = _packed_bytes(layout)
@@ -56,7 +59,7 @@ class EncapsulatedUncompressedCodec(Codec):
                                  count=layout.frame_pixels * layout.samples_per_pixel)
             return bits.reshape(layout.frame_shape)
         samples = np.frombuffer(data, layout.dtype, layout.frame_pixels * layout.samples_per_pixel)
-        return samples.reshape(layout.frame_shape)
+        return from_stored_order(samples, layout)
 
 
 register(EncapsulatedUncompressedCodec(

@@ -77,8 +77,9 @@ class JPEGCodec(Codec):
         colour = layout.samples_per_pixel == 3
         source = "YCbCr" if layout.photometric_interpretation.startswith("YBR") else "RGB"
         try:  # libjpeg-turbo's refusals are the layout's, not a bug of ours
+            # C-contiguous: a colour frame pydicom decoded from RLE is a view of its planes
             return imagecodecs.jpeg8_encode(
-                arr.astype(np.uint8 if self.precision(layout) == 8 else np.uint16, copy=False),
+                np.ascontiguousarray(arr, np.uint8 if self.precision(layout) == 8 else np.uint16),
                 level=quality,
                 colorspace=source if colour else "GRAYSCALE",
                 outcolorspace="YCbCr" if colour else "GRAYSCALE",

@@ -46,8 +46,7 @@ _TIMING = threading.Lock()
 
 
 def measure(choice: Choice, ref: FrameRef, layout: FrameLayout, arr: np.ndarray) -> Measure:
-    if us_colour_as_rgb(ref.us_ycbcr, layout,
-                        choice.codec.output_attributes(layout).get("PlanarConfiguration")):
+    if us_colour_as_rgb(ref.us_colour, layout, choice.codec):
         layout, _, arr, _ = as_rgb(layout, {}, arr, iter(()))  # as transcode codes it
     with _TIMING:
         start = time.perf_counter()

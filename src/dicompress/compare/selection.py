@@ -19,7 +19,7 @@ from dicompress.errors import CorruptPixelData, DicompressError, NotAnImage, Not
 from dicompress.export.select import SeriesFrames, group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
-from dicompress.pipeline.decoded import decodes_to_us_ycbcr
+from dicompress.pipeline.decoded import us_colour
 from dicompress.pipeline.frames import frames_at
 from dicompress.pipeline.stored import encoded_frames
 from dicompress.pipeline.read import read_header, transfer_syntax_of
@@ -38,9 +38,9 @@ class FrameRef:
     view: FrameView | None = field(default=None, compare=False, hash=False, repr=False)
     #: The transfer syntax the file stores it in.
     transfer_syntax: str = field(default="", compare=False, hash=False)
-    #: A US image's YCbCr decoded from a lossy JPEG (pipeline.decoded.decodes_to_us_ycbcr):
-    #: coded as RGB by the targets that transcode codes it so for.
-    us_ycbcr: bool = field(default=False, compare=False, hash=False, repr=False)
+    #: A US image's YCbCr (pipeline.decoded.us_colour): coded as RGB by the targets that
+    #: transcode codes it so for.
+    us_colour: str | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Selection:
                 ds = self._headers[path]
                 yield FrameRef(one.label, path, index, slice_index + 1,
                                FrameView(ds, index, self._window), transfer_syntax_of(ds),
-                               decodes_to_us_ycbcr(ds))
+                               us_colour(ds))
 
     def transfer_syntaxes(self) -> list[str]:
         """The transfer syntaxes of the files with a frame to measure."""

@@ -14,7 +14,8 @@ from pydicom.pixels import apply_color_lut, pixel_array
 import dataclasses
 
 from dicompress import uids, voi
-from dicompress.errors import CorruptPixelData, DicompressError, UnsupportedLayout
+from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile,
+                               UnsupportedLayout)
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.frames import decoders_reason, native_frames, reads_natively
 from dicompress.pipeline.stored import check_stored_frame
@@ -39,16 +40,16 @@ class NativePixels:
     offset: int  # of the Pixel Data value in the file
 
 
-def native_pixels(ds: Dataset) -> NativePixels | None:
-    """A header read with its Pixel Data left on disk (read_header): where the frames are,
-    when they are little-endian native single-sample frames; None for anything else
-    (pydicom decodes those, and says what is wrong with a damaged one)."""
+def native_pixels(ds: Dataset, layout: FrameLayout) -> NativePixels | None:
+    """A header read with its Pixel Data left on disk (read_header), and the `layout` its
+    attributes give: where the frames are, when they are little-endian native
+    single-sample frames; None for anything else (pydicom decodes those, and says what is
+    wrong with a damaged one)."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax not in (uids.ExplicitVRLittleEndian, uids.ImplicitVRLittleEndian) or getattr(
             ds, "preamble", None) is None:
         return None
     try:
-        layout = FrameLayout.from_dataset(ds)
         elem = ds.get_item(0x7FE00010, keep_deferred=True)
     except (DicompressError, ValueError, TypeError):
         return None
@@ -105,8 +106,13 @@ def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
     """Colour frames as 8-bit RGB: palette through its LUTs, deeper samples scaled."""
     kind = photometric(ds)
     if kind == "PALETTE COLOR":
-        arr = apply_color_lut(arr, ds)
-        bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        try:  # pydicom checks the three tables and their descriptors against each other
+            arr = apply_color_lut(arr, ds)
+            bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else "missing"
+            raise InvalidDicomFile("the palette colour lookup tables cannot be applied "
+                                   f"({type(exc).__name__}: {reason})") from exc
     else:
         bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or 8)
     if arr.dtype == np.uint8 and bits <= 8:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Still:
-    """What the page says about one exported picture (built by export/job.py from the
+    """What the page says about one exported picture (built by export/stills.py from the
     same filtered text the picture's own metadata carries)."""
 
     name: str  # path inside the zip

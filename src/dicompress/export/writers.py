@@ -54,12 +54,13 @@ def encode_jpeg(arr: np.ndarray, quality: int = 90) -> bytes:
         subsampling="420" if colour else None))
 
 
-#: libdeflate's level for PNG, chosen by measurement (benchmarks/bench_export.py, 200 CT
-#: slices windowed to 8 bits): "up" filtered rows at level 6 are 3 % larger than Pillow's
-#: PNG at its default level (zlib 6, adaptive filters) and take a sixth of its time;
-#: Pillow's optimize=True was 2.5 % larger still and 6x slower than its default, levels
-#: 7-9 save under 0.5 % at 1.2-15x the time.
-PNG_LEVEL = 6
+#: libdeflate's level for PNG, chosen by measurement (benchmarks/bench_export.py, groups
+#: png-encoders and png-levels, 200 CT slices windowed to 8 bits): "up" filtered rows at
+#: level 1 are 3.7 % larger than Pillow's PNG at its default level (zlib 6, adaptive
+#: filters) in a fifth of its time; level 6 is 0.7 % smaller than level 1 and takes
+#: 1.15x its time, levels 2-4 are larger than 1; Pillow's optimize=True is 6x slower
+#: than its default; the Sub and Average filters are larger than Up at every level.
+PNG_LEVEL = 1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

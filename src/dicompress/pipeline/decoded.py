@@ -4,6 +4,7 @@ YBR_FULL frames are written as RGB (PS3.3 C.7.6.3.1.2, C.8.5.6.1.16)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from dicompress.layout import FrameLayout
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
+
+    from dicompress.codecs import Codec
 
 
 _DECODED_PHOTOMETRIC = {
@@ -69,39 +72,64 @@ US_IMAGE_SOP_CLASSES = frozenset({
 })
 
 
-def decodes_to_us_ycbcr(ds: Dataset) -> bool:
-    """Whether `ds` is a US image whose frames pydicom decodes from YBR_FULL_422 (a lossy
-    JPEG's YCbCr) to YBR_FULL: the frames `us_colour_as_rgb` is about."""
-    return (str(ds.get("SOPClassUID", "")) in US_IMAGE_SOP_CLASSES
-            and str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422")
+def us_colour(ds: Dataset) -> str | None:
+    """How the YCbCr frames of a US image reach a target: "decoded" (pydicom decodes a
+    lossy JPEG's YBR_FULL_422 to YBR_FULL: a decoder's output), "exact" (YBR_FULL samples
+    as stored, native or RLE); None for any other object or colour. What
+    `us_colour_as_rgb` decides by."""
+    if str(ds.get("SOPClassUID", "")) not in US_IMAGE_SOP_CLASSES:
+        return None
+    return {"YBR_FULL_422": "decoded", "YBR_FULL": "exact"}.get(
+        str(ds.get("PhotometricInterpretation", "")))
 
 
-def us_colour_as_rgb(us_ycbcr: bool, layout: FrameLayout,
-                     planar_configuration: int | None) -> bool:
-    """Whether the decoded frames of a US image (`us_ycbcr`: `decodes_to_us_ycbcr` of its
-    header) are to be written as RGB by a target writing `planar_configuration`.
+def us_colour_as_rgb(kind: str | None, layout: FrameLayout, codec: Codec) -> bool:
+    """Whether the decoded frames of a US image (`kind`: `us_colour` of its header) are
+    to be written as RGB by `codec`.
 
     PS3.3 C.7.6.3.1.2 (YBR_FULL) and C.8.5.6.1.16: in the US Image Module, YBR_FULL
     requires Planar Configuration 1, i.e. the colour-by-plane layout that RLE codes
     (PS3.5 G.2); dciodvfy accepts YBR_FULL in a US image under RLE only. Frames that pydicom
     decoded from YBR_FULL_422 (a lossy JPEG: the YCbCr values are a decoder's output, with
     nothing exact to keep) are therefore written as RGB, converted as a JPEG decoder does
-    (DCMTK's dcmdjpeg does the same), unless the target codes colour by plane
-    (`planar_configuration` 1, the target's). Frames that are exact YBR_FULL samples are
-    left as they are: converting them would lose their exactness. `compare` measures
-    each choice on the frames its transcode would code (compare/measure.py).
+    (DCMTK's dcmdjpeg does the same), unless the target codes colour by plane. Exact
+    YBR_FULL samples are kept by lossless targets (the conversion rounds: it would not be
+    lossless; native targets write them by plane, `us_planar_configuration`) and go as RGB
+    to a lossy target whose output would still say YBR_FULL (J2K then codes them with its
+    colour transform, YBR_ICT; JPEG baseline codes YCbCr itself). `compare` measures each
+    choice on the frames its transcode would code (compare/measure.py).
     """
-    return (us_ycbcr and layout.photometric_interpretation == "YBR_FULL"
-            and layout.samples_per_pixel == 3 and layout.bits_allocated == 8
-            and planar_configuration != 1)
+    if not (kind and layout.photometric_interpretation == "YBR_FULL"
+            and layout.samples_per_pixel == 3 and layout.bits_allocated == 8):
+        return False
+    attrs = codec.output_attributes(layout)
+    if attrs.get("PlanarConfiguration") == 1:
+        return False
+    return kind == "decoded" or (
+        not codec.lossless and attrs.get("PhotometricInterpretation", "YBR_FULL") == "YBR_FULL")
+
+
+def us_planar_configuration(ds: Dataset, layout: FrameLayout) -> FrameLayout:
+    """The layout to write the frames of `ds` in: colour-by-plane (Planar Configuration
+    1) for YBR_FULL in a US image, as the US Image Module requires (PS3.3 C.8.5.6.1.16,
+    C.7.6.3.1.2), else as it is.
+
+    Codecs whose samples are stored as they are (native, encapsulated uncompressed;
+    PS3.3 C.7.6.3.1.3 allows either order) write the samples in this order, a lossless
+    reordering; RLE codes by plane anyway (PS3.5 G.2); JPEG-LS and JPEG 2000 code the
+    components of a pixel together and say 0 (PS3.5 8.2.3, 8.2.4, and PS3.3 C.7.6.3.1.3:
+    with such a syntax the value is the one PS3.5 gives), so their lossless outputs of an
+    exact YBR_FULL US image keep 0 (docs/transcoding.md)."""
+    if (us_colour(ds) is not None and layout.samples_per_pixel == 3
+            and layout.photometric_interpretation == "YBR_FULL"):
+        return dataclasses.replace(layout, planar_configuration=1)
+    return layout
 
 
 def as_rgb(layout: FrameLayout, attrs: dict[str, Any], first: np.ndarray,
            frames: Iterator[np.ndarray]
            ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
     """YBR_FULL frames converted to RGB (pydicom's conversion, PS3.3 C.7.6.3.1.2)."""
-    import dataclasses
-
     from pydicom.pixels import convert_color_space
 
     def convert(arr: np.ndarray) -> np.ndarray:

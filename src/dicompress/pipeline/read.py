@@ -260,7 +260,7 @@ def transfer_syntax_of(ds: Dataset) -> str:
 #: misused) it is ours.
 _PYDICOM_PARSERS = ("filereader.py", "values.py", "valuerep.py", "dataelem.py", "charset.py",
                     "filewriter.py", "multival.py", "sequence.py", "encaps.py", "filebase.py",
-                    "fileutil.py")
+                    "fileutil.py", "hooks.py")
 
 
 def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
@@ -286,7 +286,9 @@ def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
         if inside and inside[-1].endswith(_PYDICOM_PARSERS):
             return InvalidDicomFile(
                 f"cannot be parsed as DICOM ({type(exc).__name__}: {str(exc).splitlines()[0]})")
-        cause = cause.__cause__
+        # pydicom raising while it handles its parser's error ("During handling of the
+        # above exception"): that error decides; raised in our code, it stays ours
+        cause = cause.__cause__ or (cause.__context__ if inside else None)
     return None
 
 

@@ -132,7 +132,7 @@ class TranscodeOptions:
     decode_check
         With `verify`: decode every frame of a lossless target again and compare it with
         the source's values (default). False leaves the read-back only (the file's
-        structure, and every fragment's length and CRC-32 as encoded): for a codec whose
+        structure, and every fragment's length and BLAKE3 as encoded): for a codec whose
         decode costs as much as its encode (JPEG 2000), nearly twice the throughput, with
         the codec itself trusted. A lossy frame is always decoded again, for its loss.
     threads

@@ -11,7 +11,7 @@ the last byte, with every length bounded by the file:
   their delimiters, nothing left over at the end;
 * the attributes `CHECKED` must read back as meant;
 * the Pixel Data: encapsulated, every fragment found where the Basic (or Extended)
-  Offset Table says, of the length and CRC-32 of what the encoder produced, then the
+  Offset Table says, of the length and BLAKE3 of what the encoder produced, then the
   sequence delimiter; native or copied, its value hashing the same as what was written.
 
 The whole file is mapped, not read: memory stays small whatever its size.
@@ -19,13 +19,14 @@ The whole file is mapped, not read: memory stays small whatever its size.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import blake3
 
 from dicompress import uids
 from dicompress.digests import _hasher
@@ -69,7 +70,7 @@ class CopiedFragments:
 
 @dataclass(frozen=True)
 class Value:
-    """A Pixel Data value of defined length: its BLAKE2b-160 and length."""
+    """A Pixel Data value of defined length: its 128-bit BLAKE3 and length."""
 
     digest: str
     length: int
@@ -81,7 +82,7 @@ class Expected:
     #: keyword -> value meant (None: absent); only the keywords of CHECKED.
     values: dict
     pixel_data: Fragments | CopiedFragments | Value | None
-    #: Length and BLAKE2b-160 of the dataset's bytes before the first element the writer
+    #: Length and 128-bit BLAKE3 of the dataset's bytes before the first element the writer
     #: adds (Extended Offset Table, Pixel Data), and of those after Pixel Data to the end:
     #: every header value written is read back, not only the attributes of CHECKED.
     head: tuple[int, str] | None = None
@@ -163,8 +164,8 @@ def _check_dataset(reader: _Reader, pos: int, expected: Expected) -> None:
         if span is None:
             continue
         length, digest = span
-        if start < pos or start + length > end or hashlib.blake2b(
-                reader.data[start:start + length], digest_size=20).hexdigest() != digest:
+        if start < pos or start + length > end or blake3.blake3(
+                reader.data[start:start + length], max_threads=1).hexdigest(16) != digest:
             raise VerificationFailed(f"the {what} reads back different from what was written")
     if found.eot is not None and not (isinstance(expected.pixel_data, Fragments)
                                       and expected.pixel_data.extended) \
@@ -210,10 +211,10 @@ def _same_value(reader: _Reader, pixel: _Pixel, digest: str, length: int) -> Non
     if pixel.end - pixel.start != length:
         raise VerificationFailed(f"the Pixel Data reads back {pixel.end - pixel.start} bytes "
                                  f"long, not {length}")
-    h = hashlib.blake2b(digest_size=20)
+    h = blake3.blake3(max_threads=1)
     for start in range(pixel.start, pixel.end, 1 << 22):
         h.update(reader.data[start:min(pixel.end, start + (1 << 22))])
-    if h.hexdigest() != digest:
+    if h.hexdigest(16) != digest:
         raise VerificationFailed("the pixel data reads back different from what was written")
 
 
@@ -237,7 +238,9 @@ def _same_fragments(reader: _Reader, found: _Dataset, pixel: Fragments) -> None:
     first = found.pixel.first_item
     for n, ((offset, length), meant) in enumerate(zip(fragments, pixel.digests), 1):
         value = reader.data[first + offset + 8:first + offset + 8 + length]
-        if f"{len(value)}:{zlib.crc32(value):08x}" != meant:
+        # the writer's digest of each fragment (`write.fragment_digest`): length and
+        # 128-bit BLAKE3
+        if f"{len(value)}:{blake3.blake3(value, max_threads=1).hexdigest(16)}" != meant:
             raise VerificationFailed(f"frame {n} of the output differs from what was encoded")
 
 
