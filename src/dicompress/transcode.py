@@ -25,12 +25,13 @@ from dicompress.pipeline.decoded import (as_rgb, us_colour, us_colour_as_rgb,
                                          us_planar_configuration)
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
 from dicompress.pipeline.frames import bounded_map, start_decoding
+from dicompress.pipeline.header import DatasetHeader
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
 from dicompress.pipeline.result import Loss, TranscodeOptions, TranscodeResult
 from dicompress.pipeline.stored import checked_frames, encoded_frames
-from dicompress.pipeline.write import MAX_BOT_OFFSET, DatasetHeader, output_file
+from dicompress.pipeline.write import MAX_BOT_OFFSET, output_file
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
