@@ -22,7 +22,8 @@ from dicompress.samples import sample_dirs
 from dicompress.pipeline.read import read_header
 
 if TYPE_CHECKING:  # the batch driver is imported by the commands that run it
-    from dicompress.batch.runner import BatchOptions, Summary
+    from dicompress.batch.options import BatchOptions
+    from dicompress.batch.summary import Summary
     from dicompress.transcode import TranscodeResult
 
 
@@ -119,7 +120,7 @@ def summary_table(summary: Summary, done: str = "transcoded") -> str:
 
 
 def transcode(args, codec_options: dict, deid=None) -> int:
-    from dicompress.batch.runner import BatchOptions
+    from dicompress.batch.options import BatchOptions
 
     options = BatchOptions(
         target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
@@ -132,7 +133,7 @@ def transcode(args, codec_options: dict, deid=None) -> int:
 
 
 def deid(args, config) -> int:
-    from dicompress.batch.runner import BatchOptions
+    from dicompress.batch.options import BatchOptions
 
     options = BatchOptions(
         target=None, output=args.output, in_place=args.in_place, verify=not args.no_verify,

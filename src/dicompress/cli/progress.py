@@ -16,7 +16,7 @@ from dicompress.batch import journal as J
 from dicompress.cli.render import human_size, one_line
 
 if TYPE_CHECKING:
-    from dicompress.batch.runner import Summary
+    from dicompress.batch.summary import Summary
     from dicompress.batch.worker import Outcome
 
 
