@@ -42,7 +42,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_voi_lut
 
 from conftest import QUICK, synthetic_dataset
-from dicompress import _lut, voi
+from dicompress import _lut, lut, voi
 
 CORPUS_FILES = ("RG1_UNCR.dcm", "MR2_UNCR.dcm")
 
@@ -160,12 +160,12 @@ def timed_call(case: VoiCase, implementation: str):
     if implementation == "lut-apply-bare":
         # The table window() gathers from: 16-bit unsigned input, identity rescale, 8 bits.
         key = voi._voi_key(voi.Window(center, width))
-        table = voi._table(0, 65536, 0, 65535, key, ("rescale", 1.0, 0.0), False, 8)
+        table = lut.build_table(0, 65536, 0, 65535, key, ("rescale", 1.0, 0.0), False, 8)
         out = np.empty(arr.shape, np.uint8)
         return lambda: _lut.apply(arr, table, 0, out)
     if implementation == "dicompress-cold-table":
         def window_cold() -> np.ndarray:
-            voi._table.cache_clear()
+            lut.build_table.cache_clear()
             return voi.window(arr, center, width, threads=1)
 
         return window_cold

@@ -954,7 +954,7 @@ def test_a_journal_written_before_the_loss_columns_still_reads_and_is_migrated(t
     # opened to resume: migrated in place, the row kept, the new columns there and empty
     with J.Journal(journal) as opened:
         row = opened.get(str(tmp_path / "a.dcm"))
-        assert row.status == "ok" and row.size_in == 100 and row.max_display_error is None
+        assert row.status == "ok" and row.size_in == 100 and row.loss is None
         opened.finish(str(tmp_path / "a.dcm"), max_display_error=3.0, display_window="C40/W400")
     db = sqlite3.connect(journal)
     assert dict(db.execute("SELECT key, value FROM run"))["schema"] == str(J.SCHEMA_VERSION)

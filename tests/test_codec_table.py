@@ -28,7 +28,8 @@ from pydicom.encaps import generate_frames
 import dicompress
 from conftest import (KNOWN_UNTRANSCODABLE, as_transcoded, corpus_images, frames_of,
                       require_tool)
-from dicompress.cli import _codec_options, build_parser, main
+from dicompress.cli import main
+from dicompress.cli.arguments import build_parser, codec_options
 from dicompress.codecs import available_codecs, get_codec
 from dicompress.codecs.registry import (Codec, codec_config, codec_from_config,
                                         compare_defaults, fallback_syntaxes, gateway_default,
@@ -207,7 +208,7 @@ def test_entry_point_codecs_join_the_built_ins(tmp_path):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: x-reversed\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[dicompress.codecs]\nx-reversed = x_reversed:CODEC\n")
     out = _python("""
-    from dicompress.cli import build_parser
+    from dicompress.cli.arguments import build_parser
     from dicompress.codecs import get_codec
     print(get_codec("x-reversed").description, "|", get_codec("rle").name)
     build_parser().parse_args(["transcode", "f", "--to", "x-reversed", "-o", "o"])
@@ -224,7 +225,7 @@ def test_entry_point_codecs_join_the_built_ins(tmp_path):
 ALLOWED = {
     ("export/writers.py", "jpeg"),  # the image file format `dicompress export` writes
     ("export/stills.py", "jpeg"),  # a lossy still: its quality is what a budget lowers
-    ("cli/__init__.py", "jpeg"),  # export --format
+    ("cli/arguments.py", "jpeg"),  # export --format
 }
 
 
@@ -259,7 +260,7 @@ def test_codec_flags_become_codec_options(capsys):
     args = build_parser().parse_args(
         ["transcode", "f", "--to", "j2k-lossy", "--ratio", "15", "--tile", "256x128",
          "--progression", "RPCL", "--layers", "3", "-o", "o"])
-    options = _codec_options(args)
+    options = codec_options(args)
     assert options == {"ratio": 15.0, "tile": (256, 128), "progression": "RPCL", "layers": 3,
                        "resolutions": None, "psnr": None, "near": None, "quality": None,
                        "effort": None, "distance": None, "level": None}

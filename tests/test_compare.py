@@ -24,7 +24,8 @@ from dicompress.codecs import get_codec
 from dicompress.compare import Choice, compare, parse_codecs, quality, ssim
 from dicompress.compare.metrics import psnr_from_mse
 from dicompress.batch.pools import Isolated
-from dicompress.compare.run import load_frames, measure, select_frames, spread
+from dicompress.compare.measure import measure
+from dicompress.compare.selection import load_frames, select_frames, spread
 from dicompress.errors import UnsupportedTransferSyntax
 from dicompress.pipeline.frames import iter_frames
 from dicompress.samples import find_sample

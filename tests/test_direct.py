@@ -22,7 +22,7 @@ from dicompress.direct import elements, implicit, values
 from dicompress.codecs.registry import available_codecs
 from dicompress.errors import DicompressError
 from dicompress.samples import find_sample, sample_files
-from dicompress.pipeline.write import element_header
+from dicompress.pipeline.header import element_header
 from dicompress.transcode import transcode_file
 
 LOSSLESS = ("rle", "j2k", "htj2k", "jpegls")

@@ -240,14 +240,14 @@ def test_binary_values_are_swapped_when_the_byte_order_changes(tmp_path):
     import numpy as np
     from pydicom.dataelem import DataElement
 
-    from dicompress.gateway.forwarder import _reencode
+    from dicompress.gateway.encoded import reencode
 
     ds = pydicom.dcmread(find_sample("MR_small_bigendian.dcm"))
     del ds.PixelData
     ds[0x54001010] = DataElement(0x54001010, "OW", np.array([1, 2, 0x1234], ">u2").tobytes())
     src = tmp_path / "be.dcm"
     ds.save_as(src, implicit_vr=False, little_endian=False, enforce_file_format=True)
-    _reencode(src, tmp_path / "le.dcm", uids.ExplicitVRLittleEndian, None)
+    reencode(src, tmp_path / "le.dcm", uids.ExplicitVRLittleEndian, None)
     out = pydicom.dcmread(tmp_path / "le.dcm")
     assert np.frombuffer(out[0x54001010].value, "<u2").tolist() == [1, 2, 0x1234]
 

@@ -21,15 +21,17 @@ from dicompress.digests import HASHES, file_digest
 from dicompress.errors import (AlreadyInTarget, DicompressError, NotAnImage, UnsupportedLayout,
                                UnsupportedTransferSyntax)
 from dicompress.layout import FrameLayout
+from dicompress.pipeline.decoded import (as_rgb, us_colour, us_colour_as_rgb,
+                                         us_planar_configuration)
 from dicompress.pipeline.encode import LossStats, frame_encoder, frame_views
-from dicompress.pipeline.frames import (as_rgb, bounded_map, checked_frames, encoded_frames,
-                                        start_decoding, us_colour, us_colour_as_rgb,
-                                        us_planar_configuration)
+from dicompress.pipeline.frames import bounded_map, start_decoding
+from dicompress.pipeline.header import DatasetHeader
 from dicompress.pipeline.mark import output_dataset
 from dicompress.pipeline.read import (check_regular, errors_named, read_header,
                                       transfer_syntax_of)
-from dicompress.pipeline.result import TranscodeOptions, TranscodeResult
-from dicompress.pipeline.write import MAX_BOT_OFFSET, DatasetHeader, output_file
+from dicompress.pipeline.result import Loss, TranscodeOptions, TranscodeResult
+from dicompress.pipeline.stored import checked_frames, encoded_frames
+from dicompress.pipeline.write import MAX_BOT_OFFSET, output_file
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -139,12 +141,9 @@ def _general(source: Path, destination: Path, codec: Codec, options: TranscodeOp
     result.digest_out = written.digest
     result.frames = writer.frames
     result.ratio_pixels = stored_bytes / max(1, writer.encoded_bytes)
-    result.psnr = stats.psnr if stats.count else None
-    result.max_error = stats.max_error if stats.count else None
     if stats.count:
-        result.max_abs_error_modality = stats.max_abs_error_modality
-        result.max_display_error = stats.max_display_error
-        result.display_window = stats.window
+        result.loss = Loss(stats.psnr, stats.max_error, stats.max_abs_error_modality,
+                           stats.max_display_error, stats.window)
     result.destination = destination
     return result
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicompress.errors import JournalError, JournalFull, Status
+from dicompress.pipeline.result import Loss
 
 JOURNAL_NAME = ".dicompress-journal.sqlite"
 
@@ -40,10 +41,11 @@ OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED, PENDING = (s.value for s in (
     Status.OK, Status.ALREADY, Status.NOT_DICOM, Status.NOT_IMAGE, Status.FAILED, Status.PENDING))
 FINAL = (OK, ALREADY, NOT_DICOM, NOT_IMAGE, FAILED)
 
-COLUMNS = ("path", "run", "destination", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
-           "hash_out", "syntax_in", "syntax_out", "status", "reason", "frames", "seconds",
-           "updated", "psnr", "max_error", "max_abs_error_modality", "max_display_error",
-           "display_window")
+#: A file's columns: what `Row` holds, then a lossy output's `Loss` (schema 2).
+_ROW_COLUMNS = ("path", "run", "destination", "size_in", "mtime_in", "hash_in", "size_out",
+                "mtime_out", "hash_out", "syntax_in", "syntax_out", "status", "reason", "frames",
+                "seconds", "updated")
+COLUMNS = _ROW_COLUMNS + Loss.COLUMNS
 
 SCHEMA_VERSION = 2
 #: The columns each schema version added to ``files``, with their SQL types.
@@ -113,11 +115,14 @@ class Row:
     frames: int | None
     seconds: float | None
     updated: float | None
-    psnr: float | None = None
-    max_error: float | None = None
-    max_abs_error_modality: float | None = None
-    max_display_error: float | None = None
-    display_window: str | None = None
+    #: A lossy output's loss (None: none recorded).
+    loss: Loss | None = None
+
+    @classmethod
+    def from_columns(cls, values: tuple) -> Row:
+        """A row read in COLUMNS order."""
+        count = len(_ROW_COLUMNS)
+        return cls(*values[:count], loss=Loss.from_columns(values[count:]))
 
 
 class Journal:
@@ -181,7 +186,7 @@ class Journal:
     def get(self, path: str) -> Row | None:
         row = self._sql(f"SELECT {', '.join(COLUMNS)} FROM files WHERE path = ?",
                               (path,)).fetchone()
-        return Row(*row) if row else None
+        return Row.from_columns(row) if row else None
 
     def destination_owner(self, destination: str) -> str | None:
         row = self._sql("SELECT path FROM files WHERE destination = ?",

@@ -28,7 +28,7 @@ from dicompress.batch.processes import RUN_PID, init_worker
 from dicompress.errors import UsageError, WorkerDied
 
 if TYPE_CHECKING:
-    from dicompress.batch.runner import BatchOptions
+    from dicompress.batch.options import BatchOptions
     from dicompress.batch.worker import Task
     from dicompress.codecs import Codec
 

@@ -1,9 +1,11 @@
 """A run's journal as a run sees it: where it lives, the settings it belongs to, whether
-an earlier run finished a file, and the temporaries an interrupted run left."""
+an earlier run finished a file, and what an interrupted run or a dead worker left (its
+temporaries; in place, a file it had already replaced by its verified output)."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,12 +14,13 @@ from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, Row
 from dicompress.batch.worker import COPIED_STATUSES, COPIED_UNCHANGED
 from dicompress.digests import DEFAULT_HASH
-from dicompress.errors import UsageError
+from dicompress.errors import DicompressError, UsageError
 from dicompress.fileio import TEMP_SUFFIX
 
 if TYPE_CHECKING:
-    from dicompress.batch.runner import BatchOptions
+    from dicompress.batch.options import BatchOptions
     from dicompress.codecs import Codec
+    from dicompress.deid import DeidConfig
 
 
 def default_journal(options: BatchOptions, first_source: Path | None) -> Path:
@@ -160,3 +163,49 @@ def remove_temporaries(root: Path) -> int:
     """Delete the temporaries of interrupted atomic writes under `root` (used on resume)."""
     return sum(remove_temporaries_in(dirpath, filenames)
                for dirpath, _, filenames in os.walk(root))
+
+
+def remove_temporaries_of(destination: str) -> None:
+    """Remove what a dead worker left half-written for `destination` (fileio's names)."""
+    folder, name = os.path.split(destination)
+    mine = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
+    try:
+        names = [n for n in os.listdir(folder or ".") if mine.fullmatch(n)]
+    except OSError:
+        return
+    remove_temporaries_in(folder, names)
+
+
+def replaced_by_interrupted_run(key: str, st: os.stat_result, row: Row, codec: Codec | None,
+                                deid: DeidConfig | None) -> str | None:
+    """In place: whether a file an earlier run of this journal took (`row`: pending, or
+    failed when its worker died) that has changed since (`st`) is now in the target
+    syntax, that is replaced by that run (the rename is atomic and comes after
+    verification): the syntax it is in, or None. A de-identified file must be marked as
+    ours too (a vendor's own "YES" is not enough)."""
+    from dicompress.layout import FrameLayout
+    from dicompress.pipeline.read import read_header
+
+    if row.status not in (J.PENDING, J.FAILED) or (st.st_size, st.st_mtime_ns) == (
+            row.size_in, row.mtime_in):
+        return None
+    if deid is not None and row.status != J.PENDING:
+        return None  # a de-identification that failed (refused) did not replace it
+    try:
+        ds = read_header(Path(key), any_object=deid is not None)
+        syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+        if codec and syntax != codec.transfer_syntax_for(FrameLayout.from_dataset(ds)):
+            return None
+        if deid is not None:
+            method = ds.get("DeidentificationMethod") or []
+            from pydicom.multival import MultiValue
+
+            from dicompress.deid import Profile
+
+            method = [str(v) for v in method] if isinstance(method, MultiValue) else [str(method)]
+            if (ds.get("PatientIdentityRemoved") != "YES"
+                    or method != Profile(deid.options).method()):
+                return None  # not marked as ours (a vendor's own "YES" is not enough)
+    except DicompressError:
+        return None
+    return syntax

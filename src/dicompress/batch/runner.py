@@ -16,32 +16,25 @@ from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
 import os
-import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dicompress.batch import journal as J
 from dicompress.batch.journal import Journal, JournalFull, Row
+from dicompress.batch.options import BatchOptions
 from dicompress.batch.pools import make_pool, preload
 from dicompress.batch.resume import (copies_unchanged, default_journal, finished_earlier,
-                                     open_journal, remove_temporaries, remove_temporaries_in)
+                                     open_journal, remove_temporaries, remove_temporaries_in,
+                                     remove_temporaries_of, replaced_by_interrupted_run)
 from dicompress.batch.sources import Source
+from dicompress.batch.summary import Summary
 from dicompress.batch.worker import Outcome, Task, codec_config
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
-from dicompress.errors import (EXIT_FAILURES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,
-                               EXIT_STOPPED, DicompressError, UsageError, status_of)
-from dicompress.fileio import TEMP_SUFFIX
-from dicompress.layout import FrameLayout
-from dicompress.pipeline.read import read_header
+from dicompress.errors import DicompressError, UsageError, status_of
 
-if TYPE_CHECKING:
-    from dicompress.deid import DeidConfig
 
 #: A task carries several files while they are small: at most this many, and no more bytes
 #: than CHUNK_BYTES together (a single larger file goes alone). Per task the driver pays a
@@ -57,78 +50,6 @@ CHUNK_FILES, CHUNK_BYTES = 16, 8 << 20
 TASK_SECONDS = 0.05
 
 
-@dataclass
-class BatchOptions:
-    target: str | Codec | None  # None: keep each file's syntax (de-identification only)
-    output: Path | None = None  # mirror the tree here ...
-    in_place: bool = False  # ... or replace each original once its result is verified
-    verify: bool = True
-    #: with verify: lossless frames decoded again (False: the file read back only)
-    decode_check: bool = True
-    force: bool = False  # transcode files already in the target syntax too
-    jobs: int | None = None  # worker processes (default: all cores)
-    scheduler: str | None = None  # "local" or a dask.distributed address
-    journal: Path | None = None
-    resume: bool = False
-    retry_failed: bool = False
-    extended_offsets: bool | None = None
-    threads: int | None = None  # per file, for multi-frame files
-    deid: DeidConfig | None = None  # de-identify every output (PS3.15 E.1)
-    rename: bool = False  # with deid and -o: OUT/study/series/instance.dcm by the new UIDs
-    hash: str | None = None  # the journal's content hash (None: the journal's, or blake3)
-    follow_links: bool = False  # in place: rewrite files that links in a tree point to
-    #: -o: skip files already in the target syntax and objects without pixel data, instead
-    #: of copying them unchanged (the output then holds only the transcoded images)
-    only_images: bool = False
-
-
-@dataclass
-class Summary:
-    counts: Counter = field(default_factory=Counter)  # this run's statuses
-    #: of counts' skips (already, not-image), those copied to the output unchanged, by status
-    copied: Counter = field(default_factory=Counter)
-    done_before: int = 0  # finished by an earlier run of this journal (resume)
-    duplicates: int = 0
-    own_outputs: int = 0  # files found inside the output folder (-o inside a source tree)
-    bytes_in: int = 0  # of the files transcoded in this run
-    bytes_out: int = 0
-    seconds: float = 0.0
-    stopped: str | None = None  # why new work stopped early (disk full)
-    interrupted: bool = False
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    journal: str = ""
-    peak_worker_rss_kb: int = 0  # the largest peak resident memory a worker reported
-    internal_errors: int = 0  # files stopped by a bug of ours (their tracebacks on stderr)
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        if self.stopped:
-            return EXIT_STOPPED
-        if self.internal_errors:
-            return EXIT_INTERNAL
-        return EXIT_FAILURES if self.counts.get(J.FAILED) else EXIT_OK
-
-    def as_dict(self) -> dict:
-        mb = self.bytes_in / 1e6
-        files = self.counts.get(J.OK, 0)
-        return {
-            "files": dict(self.counts), "copied_unchanged": dict(self.copied),
-            "done_before": self.done_before,
-            "duplicates": self.duplicates, "own_outputs": self.own_outputs, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
-            "ratio": round(self.bytes_in / self.bytes_out, 4) if self.bytes_out else None,
-            "seconds": round(self.seconds, 3),
-            "files_per_second": round(files / self.seconds, 2) if self.seconds else None,
-            "mb_per_second": round(mb / self.seconds, 2) if self.seconds else None,
-            "stopped": self.stopped, "interrupted": self.interrupted,
-            "failures": [{"path": p, "reason": r} for p, r in self.failures],
-            "journal": self.journal, "exit_code": self.exit_code,
-            "peak_worker_rss_mb": round(self.peak_worker_rss_kb / 1024, 1),
-            "internal_errors": self.internal_errors,
-        }
-
-
 # -- the driver -----------------------------------------------------------------------------
 def _lost(task: Task, why: str) -> Outcome:
     """A file whose worker died. It may have been finished (replaced, in place) before the
@@ -141,17 +62,6 @@ def _lost(task: Task, why: str) -> Outcome:
 def _death(pool) -> str:
     """How the worker that broke `pool` ended ("SIGABRT", "exit code 1"), where it says."""
     return pool.death() if hasattr(pool, "death") else "killed"
-
-
-def _remove_temporaries_of(destination: str) -> None:
-    """Remove what a dead worker left half-written for `destination` (fileio's names)."""
-    folder, name = os.path.split(destination)
-    mine = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
-    try:
-        names = [n for n in os.listdir(folder or ".") if mine.fullmatch(n)]
-    except OSError:
-        return
-    remove_temporaries_in(folder, names)
 
 
 class BatchRun:
@@ -318,7 +228,7 @@ class BatchRun:
         the check): pending, for --resume."""
         for task in lost:
             if joined:
-                _remove_temporaries_of(task.destination)
+                remove_temporaries_of(task.destination)
             if self.summary.stopped or (self._once_only and not joined):
                 self._finish(journal, _lost(task, f"{why} while this file was in flight"))
                 continue
@@ -330,7 +240,7 @@ class BatchRun:
                 outcomes = future.result()
             except BrokenProcessPool:  # (how the second one ended is told less reliably
                 # by a forkserver's worker: the first death's words are kept)
-                _remove_temporaries_of(task.destination)  # its pool is broken: all gone
+                remove_temporaries_of(task.destination)  # its pool is broken: all gone
                 self.pool.close()
                 self.pool = make_pool(self.options, fork=False)
                 outcomes = [_lost(task, f"{why}, and again with this file alone (a decoder "
@@ -353,17 +263,13 @@ class BatchRun:
         except OSError as exc:
             outcome = Outcome(path=str(source.path), status=J.FAILED,
                               reason=f"{source.path}: {exc.strerror or exc}")
-            journal.record(str(source.path.absolute()), **outcome.journal_values())
-            self._count(outcome)
-            return None
+            return self._refuse(journal, str(source.path.absolute()), outcome)
         if (options.in_place and not options.follow_links and source.root is not None
                 and not real.is_relative_to(self._real_root(source.root))):
             outcome = Outcome(path=str(source.path), status=J.FAILED, reason=(
                 f"{source.path}: a link to {real}, outside {source.root}: not rewritten in "
                 "place (--follow-links to rewrite what links point to)"))
-            journal.record(str(source.path.absolute()), **outcome.journal_values())
-            self._count(outcome)
-            return None
+            return self._refuse(journal, str(source.path.absolute()), outcome)
         if options.in_place and options.resume:
             self._clean_beside(real)  # temporaries sit beside the real file, not a link
         key = str(real)
@@ -396,26 +302,20 @@ class BatchRun:
                 except DicompressError as exc:
                     outcome = Outcome(path=key, status=status_of(exc).value,
                                       reason=f"{source.path}: {exc}")
-                    journal.record(key, **outcome.journal_values())
-                    self._count(outcome)
-                    return None
+                    return self._refuse(journal, key, outcome)
             else:
                 destination = mirrored
             if not (destination + os.sep).startswith(root):
                 outcome = Outcome(path=key, status=J.FAILED, reason=(
                     f"{source.path}: would be written outside the output folder "
                     f"({destination}); list it by a path without '..'"))
-                journal.record(key, **outcome.journal_values())
-                self._count(outcome)
-                return None
+                return self._refuse(journal, key, outcome)
         if not options.in_place:
             owner = journal.destination_owner(destination)
             if owner is not None and owner != key:
                 outcome = Outcome(path=key, status=J.FAILED,
                                   reason=f"{source.path}: maps to the same output as {owner}")
-                journal.record(key, **outcome.journal_values())
-                self._count(outcome)
-                return None
+                return self._refuse(journal, key, outcome)
             try:
                 there = os.stat(destination)
             except OSError:
@@ -424,9 +324,7 @@ class BatchRun:
                 outcome = Outcome(path=key, status=J.FAILED, reason=(
                     f"{source.path}: the output would replace the original; "
                     "choose another -o or use --in-place"))
-                journal.record(key, **outcome.journal_values())
-                self._count(outcome)
-                return None
+                return self._refuse(journal, key, outcome)
         journal.start(key, destination, st.st_size, st.st_mtime_ns)
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
                     decode_check=options.decode_check,
@@ -434,6 +332,11 @@ class BatchRun:
                     threads=threads, codec_threads=codec_threads,
                     deid=options.deid, hash=self.hash,
                     copy_unchanged=self._copy_unchanged), st.st_size
+
+    def _refuse(self, journal: Journal, key: str, outcome: Outcome) -> None:
+        """A source not handed to a worker: recorded with its reason, and counted."""
+        journal.record(key, **outcome.journal_values())
+        self._count(outcome)
 
     def _real_root(self, root: Path) -> Path:
         real = self._roots.get(root)
@@ -454,31 +357,11 @@ class BatchRun:
     def _replaced_by_interrupted_run(self, journal: Journal, key: str, st: os.stat_result,
                                      row: Row, *,
                                      reason: str = "completed by the interrupted run") -> bool:
-        """In place: a file an earlier run of this journal took (pending, or failed when its
-        worker died) that has changed since and is now in the target syntax was replaced
-        by that run (the rename is atomic and comes after verification): record it done.
-        Checked here, not in a worker, so that --force does not encode it twice."""
-        if row.status not in (J.PENDING, J.FAILED) or (st.st_size, st.st_mtime_ns) == (
-                row.size_in, row.mtime_in):
-            return False
-        if self.options.deid is not None and row.status != J.PENDING:
-            return False  # a de-identification that failed (refused) did not replace it
-        try:
-            ds = read_header(Path(key), any_object=self.options.deid is not None)
-            syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-            if self.codec and syntax != self.codec.transfer_syntax_for(FrameLayout.from_dataset(ds)):
-                return False
-            if self.options.deid is not None:
-                method = ds.get("DeidentificationMethod") or []
-                from pydicom.multival import MultiValue
-
-                from dicompress.deid import Profile
-
-                method = [str(v) for v in method] if isinstance(method, MultiValue) else [str(method)]
-                if (ds.get("PatientIdentityRemoved") != "YES"
-                        or method != Profile(self.options.deid.options).method()):
-                    return False  # not marked as ours (a vendor's own "YES" is not enough)
-        except DicompressError:
+        """In place: a file an earlier run of this journal took that is now that run's
+        output (`resume.replaced_by_interrupted_run`): recorded done. Checked here, not in
+        a worker, so that --force does not encode it twice."""
+        syntax = replaced_by_interrupted_run(key, st, row, self.codec, self.options.deid)
+        if syntax is None:
             return False
         outcome = Outcome(path=key, status=J.OK, reason=reason,
                           size_in=row.size_in, mtime_in=row.mtime_in, hash_in=row.hash_in,

@@ -6,7 +6,6 @@ the driver keeps that.
 from __future__ import annotations
 
 import errno
-import math
 import os
 import resource
 import shutil
@@ -24,6 +23,7 @@ from dicompress.errors import (AlreadyInTarget, DicompressError, Status, Verific
                                status_of, with_context)
 from dicompress.fileio import atomic_output
 from dicompress.pipeline.read import check_regular
+from dicompress.pipeline.result import Loss
 from dicompress.transcode import TranscodeResult, transcode_file
 
 if TYPE_CHECKING:
@@ -72,13 +72,8 @@ class Outcome:
     seconds: float = 0.0
     lossy: bool = False
     ratio_pixels: float | None = None
-    psnr: float | None = None
-    max_error: int | None = None
-    #: Lossy outputs: the worst error in the modality's units and in display levels at
-    #: `display_window` (transcode's lossy report; recorded in the journal).
-    max_abs_error_modality: float | None = None
-    max_display_error: float | None = None
-    display_window: str | None = None
+    #: A lossy output's loss, as transcode measured it (recorded in the journal).
+    loss: Loss | None = None
     #: The file failed because the output's filesystem is full: the run stops.
     disk_full: bool = False
     #: Peak resident memory of the process that did the work, in KiB (ru_maxrss).
@@ -96,13 +91,8 @@ class Outcome:
         values = {k: getattr(self, k) for k in
                   ("status", "reason", "size_in", "mtime_in", "hash_in", "size_out", "mtime_out",
                    "hash_out", "syntax_in", "syntax_out", "frames", "seconds")}
-        if self.lossy and self.max_error is not None:
-            values.update(
-                # an output equal to its source has an infinite PSNR: recorded as empty,
-                # with its maximum error of 0 saying why (JSON has no infinity)
-                psnr=self.psnr if self.psnr is not None and math.isfinite(self.psnr) else None,
-                max_error=self.max_error, max_abs_error_modality=self.max_abs_error_modality,
-                max_display_error=self.max_display_error, display_window=self.display_window)
+        if self.lossy and self.loss is not None:
+            values.update(self.loss.journal_values())
         return values
 
 
@@ -201,10 +191,7 @@ def run_task(task: Task) -> Outcome:
         out.size_out, out.mtime_out = done.st_size, done.st_mtime_ns
         out.syntax_in, out.syntax_out = result.transfer_syntax_in, result.transfer_syntax_out
         out.frames, out.lossy = result.frames, result.lossy
-        out.ratio_pixels, out.psnr, out.max_error = result.ratio_pixels, result.psnr, result.max_error
-        out.max_abs_error_modality = result.max_abs_error_modality
-        out.max_display_error = result.max_display_error
-        out.display_window = result.display_window
+        out.ratio_pixels, out.loss = result.ratio_pixels, result.loss
     except DicompressError as exc:
         # not DICOM, no pixel data, already in the target: skips; the rest are failures
         out.status, out.reason = status_of(exc).value, str(with_context(exc, path))

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
-import os
-import shlex
 import sys
 import time
 from collections import Counter
@@ -18,7 +14,6 @@ import numpy as np
 from dicompress import uids
 from dicompress.batch import iter_sources, transcode_many
 from dicompress.batch import journal as J
-from dicompress.batch.journal import open_read_only
 from dicompress.cli.render import human_size, one_line, table
 from dicompress.codecs import get_codec
 from dicompress.errors import DicompressError, UsageError
@@ -27,7 +22,8 @@ from dicompress.samples import sample_dirs
 from dicompress.pipeline.read import read_header
 
 if TYPE_CHECKING:  # the batch driver is imported by the commands that run it
-    from dicompress.batch.runner import BatchOptions, Summary
+    from dicompress.batch.options import BatchOptions
+    from dicompress.batch.summary import Summary
     from dicompress.transcode import TranscodeResult
 
 
@@ -124,7 +120,7 @@ def summary_table(summary: Summary, done: str = "transcoded") -> str:
 
 
 def transcode(args, codec_options: dict, deid=None) -> int:
-    from dicompress.batch.runner import BatchOptions
+    from dicompress.batch.options import BatchOptions
 
     options = BatchOptions(
         target=get_codec(args.to, **codec_options), output=args.output, in_place=args.in_place,
@@ -137,7 +133,7 @@ def transcode(args, codec_options: dict, deid=None) -> int:
 
 
 def deid(args, config) -> int:
-    from dicompress.batch.runner import BatchOptions
+    from dicompress.batch.options import BatchOptions
 
     options = BatchOptions(
         target=None, output=args.output, in_place=args.in_place, verify=not args.no_verify,
@@ -256,158 +252,6 @@ def compare(args) -> int:
         print("no frames to compare", file=sys.stderr)
         return 1
     return 1 if result.violations or result.failed else 0
-
-
-def plan(args) -> int:
-    from dicompress.cli import progress
-    from dicompress.compare import plan as planning
-    from dicompress.export.budget import parse_size, size_unit
-
-    if args.link and not args.deadline:
-        raise UsageError("--link needs --deadline")
-    if args.budget and args.deadline:
-        raise UsageError("--deadline goes with --link, not --budget")
-    if args.sample is not None and args.sample < 1:
-        raise UsageError("--sample must be at least 1")
-    unit = None
-    if args.budget:
-        try:
-            capacity = parse_size(args.budget, "--budget")
-        except DicompressError as exc:
-            raise UsageError(str(exc)) from None
-        unit = size_unit(args.budget)
-        rate = None
-    else:
-        try:
-            rate = planning.parse_rate(args.link)
-            seconds = planning.parse_duration(args.deadline)
-        except planning.PlanError as exc:
-            raise UsageError(str(exc)) from None
-        capacity = int(rate * seconds * planning.LINK_EFFICIENCY / 8)
-    as_sent = bool(args.budget) and not args.raw_size
-    with progress.StageReporter("plan") as reporter:
-        result = planning.plan(args.sources, capacity, min_psnr=args.min_psnr,
-                               lossless_only=args.lossless_only, sample=args.sample,
-                               link_bits_per_s=rate, output=args.output, as_sent=as_sent,
-                               progress=reporter.update)
-    if args.json:
-        args.json.write_text(json.dumps(result.as_dict(), indent=1) + "\n", encoding="utf-8")
-    for _, reason in result.failed:
-        print(f"FAILED   {one_line(reason)} (not measured)", file=sys.stderr)
-    found = result.totals
-    if not found.files:
-        print("no images found", file=sys.stderr)
-        return 1
-
-    def size(n: int) -> str:
-        return human_size(n, unit)
-
-    if as_sent:
-        goal = (f"budget {args.budget} ({capacity:,} bytes) as sent by e-mail, each file one "
-                "attachment (base64 and MIME headers)")
-    elif args.budget:
-        goal = f"budget {args.budget} ({capacity:,} bytes) of files"
-    else:
-        goal = (f"{args.link} for {args.deadline}: {size(capacity)} at "
-                f"{planning.LINK_EFFICIENCY:.0%} of the link")
-    print(f"{found.files} files, {found.frames} frames, {size(found.stored_bytes)} now "
-          f"({size(found.pixel_bytes)} of pixels); {goal}")
-
-    def cells(o):
-        if o.reason:
-            return [o.label, "-", "-", "-", "-", "-", "-", f"n/a: {o.reason[:50]}"]
-        psnr = "lossless" if o.lossless else f"{o.psnr_worst:.1f} / {o.psnr_mean:.1f}"
-        error = "0" if o.lossless else f"{o.max_abs_error_modality:.4g}"
-        when = result.transfer_seconds(o.predicted_bytes)
-        return [o.label, size(o.predicted_bytes),
-                size(o.sent_bytes) if o.sent_bytes is not None else "-", f"{o.ratio:.2f}",
-                psnr, error, f"{when:.0f} s" if when is not None else "-",
-                "fits" if o.fits else ""]
-
-    ranked, refused = [], set()
-    for o in sorted(result.options, key=lambda o: (bool(o.reason), o.predicted_bytes)):
-        family = o.label.split(":")[0]
-        if o.reason and family in refused:
-            continue  # one line says why a codec cannot code these images
-        refused.add(family) if o.reason else None
-        ranked.append(o)
-    print(table(["option", "predicted files", "as sent", "ratio", "PSNR worst / mean dB",
-                 "max err", "transfer", ""],
-                [cells(o) for o in ranked], "<>>>>>><"))
-    print("PSNR peak = each frame's dynamic range; max err in the modality's units (HU for "
-          "CT); see docs/compare.md")
-    if result.choice is None:
-        floor = f" with a worst slice of at least {args.min_psnr:g} dB" if args.min_psnr else ""
-        closest = [o for o in ranked if not o.reason][:3]
-        print(f"\nNothing fits {goal}{floor}. Closest: " + "; ".join(
-            f"{o.label} {size(o.counted_bytes)}"
-            + ("" if o.lossless else f", worst slice {o.psnr_worst:.1f} dB") for o in closest)
-            + ". Relax the budget, the deadline or --min-psnr.")
-        return 1
-    c = result.choice
-    quality_text = "lossless" if c.lossless else (
-        f"worst slice PSNR {c.psnr_worst:.1f} dB, mean {c.psnr_mean:.1f} dB, max error "
-        f"{c.max_abs_error_modality:.4g} in the modality's units")
-    counted = (f"{size(c.sent_bytes)} as sent ({size(c.predicted_bytes)} of files)"
-               if c.sent_bytes is not None else size(c.predicted_bytes))
-    print(f"\nChoice: {c.label}, predicted {counted}: {c.counted_bytes / capacity:.0%} of "
-          f"{args.budget or size(capacity)}; {quality_text}")
-    if result.per_series:
-        same = len({s.option.label for s in result.per_series}) == 1
-        print("The smallest lossless option of each series"
-              + (f" is {result.per_series[0].option.label} for every one:" if same else ":"))
-        for s in result.per_series:
-            print(f"  {s.series}: {s.option.label}, {s.files} file{'s' * (s.files != 1)}, ratio "
-                  f"{s.option.ratio:.2f}, predicted {size(s.option.predicted_bytes)}")
-    for command in ([s.option.command for s in c.per_series] or [c.command]):
-        print("Run:    " + shlex.join(command))
-    return 1 if result.failed else 0  # files that could not be measured are a failure
-
-
-def report(args) -> int:
-    try:
-        return _report(args)
-    except BrokenPipeError:  # `dicompress report J --csv | head`: the reader has enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-
-
-def _report(args) -> int:
-    db = open_read_only(args.journal)
-    with (open(args.output, "w", newline="", encoding="utf-8") if args.output
-          else contextlib.nullcontext(sys.stdout)) as out:
-        if args.csv:
-            writer = csv.writer(out)
-            writer.writerow(J.COLUMNS)
-            writer.writerows(J.file_rows(db))
-        elif args.json:
-            json.dump({"settings": J.settings_of(db),
-                       "files": [dict(zip(J.COLUMNS, row)) for row in J.file_rows(db)]},
-                      out, indent=1)
-            out.write("\n")
-        else:
-            before, after = J.bytes_transcoded(db)
-            lines = [[status, n] for status, n in sorted(J.status_counts(db).items())]
-            lines.append(["bytes before -> after", f"{human_size(before)} -> {human_size(after)}"
-                          + (f" ({before / after:.2f}:1)" if after else "")])
-            out.write(table(["status", "files"], lines, "<>") + "\n")
-            loss = J.loss_summary(db)
-            if loss.files:
-                psnr = f"{loss.psnr:.1f} dB" if loss.psnr is not None else "infinite"
-                out.write(f"lossy    {loss.files} files; worst frame PSNR {psnr}; worst error "
-                          f"{_number(loss.max_abs_error_modality)} in the modality's units\n")
-                if loss.max_display_error is not None:
-                    out.write(f"lossy    worst display error {_number(loss.max_display_error)} "
-                              f"levels of 255 at {loss.window or 'the default window'} "
-                              f"({loss.worst_display_path})\n")
-            for path, reason in J.failures(db, 50):
-                out.write(f"FAILED   {reason or path}\n")
-    db.close()
-    return 0
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def demo(output: Path) -> int:

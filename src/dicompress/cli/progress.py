@@ -16,7 +16,7 @@ from dicompress.batch import journal as J
 from dicompress.cli.render import human_size, one_line
 
 if TYPE_CHECKING:
-    from dicompress.batch.runner import Summary
+    from dicompress.batch.summary import Summary
     from dicompress.batch.worker import Outcome
 
 
@@ -134,9 +134,9 @@ def file_line(outcome: Outcome) -> str:
     if outcome.status == J.OK:
         ratio = (outcome.size_in or 0) / outcome.size_out if outcome.size_out else 0
         loss = ""
-        if outcome.lossy and outcome.psnr is not None:
+        if outcome.lossy and outcome.loss is not None and outcome.loss.psnr is not None:
             loss = (f", lossy {outcome.ratio_pixels:.1f}:1 on pixels, worst frame PSNR "
-                    f"{outcome.psnr:.1f} dB, max error {outcome.max_error}")
+                    f"{outcome.loss.psnr:.1f} dB, max error {outcome.loss.max_error}")
         return (f"ok       {one_line(outcome.path)}  {human_size(outcome.size_in or 0)} -> "
                 f"{human_size(outcome.size_out or 0)} ({ratio:.2f}:1){loss}")
     if outcome.copied:  # the reason says "copied unchanged (why)"

@@ -21,7 +21,8 @@ from PIL import Image
 from dicompress.batch.pools import Isolated
 from dicompress.codecs import get_codec
 from dicompress.compare.report import QUALITY_NOTE, visibility
-from dicompress.compare.run import Choice, Comparison, Row
+from dicompress.compare.choices import Choice
+from dicompress.compare.measure import Comparison, Row
 from dicompress.errors import DicompressError, UnsupportedTransferSyntax
 from dicompress.pipeline.encode import FrameView, frame_loss
 from dicompress.pipeline.frames import frames_at

@@ -37,7 +37,8 @@ from pathlib import Path
 from dicompress.batch.sources import iter_sources, unique
 from dicompress.codecs import available_codecs
 from dicompress.codecs.registry import BUDGET_RATIO
-from dicompress.compare.run import Choice, _choice, compare, offered_transforms
+from dicompress.compare.choices import Choice, _choice, offered_transforms
+from dicompress.compare.run import compare
 from dicompress.errors import DicompressError, PlanError
 from dicompress.export.budget import raw_total_limit, sent_total
 from dicompress.layout import FrameLayout

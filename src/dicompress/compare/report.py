@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from dicompress.cli.render import human_size, table
-from dicompress.compare.run import Comparison, Row
+from dicompress.compare.measure import Comparison, Row
 from dicompress.pipeline.encode import VISIBLE_LEVELS
 
 CSV_COLUMNS = ("codec", "lossless", "scope", "frames", "raw_bytes", "bytes", "ratio",

@@ -5,6 +5,8 @@ profile.py    which action an attribute gets under the chosen options
 keys.py       UIDs, pseudonyms and date shifts derived from the run's secret key
 dates.py      whole-day date shifts;  clean.py  whether free text identifies
 deidentify.py the walk over a dataset, and the marking
+values.py     an element's VR, whether a kept value fits it, values as text
+identifiers.py the identifiers a dataset holds; the Clean Descriptors test for captions
 burned_in.py  files whose pixels may show identity; blanking rectangles
 files.py      whole files: header rewritten, pixel data copied (or blanked)
 """
@@ -19,7 +21,7 @@ from dicompress.errors import DeidError
 # its arguments without importing pydicom, which the rest needs.
 _EXPORTS = {
     "DeidConfig": "deidentify", "Deidentifier": "deidentify", "DeidReport": "deidentify",
-    "collect_identifiers": "deidentify", "descriptor_identifies": "deidentify",
+    "collect_identifiers": "identifiers", "descriptor_identifies": "identifiers",
     "BurnedInRefused": "files", "deidentify_file": "files", "preparer": "files",
     "renamed": "files", "OPTIONS": "profile", "Profile": "profile",
 }

@@ -11,25 +11,21 @@ from pathlib import Path
 from pydicom.datadict import DicomDictionary, dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
-from pydicom._uid_dict import UID_dictionary
 
 from dicompress.deid import keys as K
 from dicompress.deid.clean import Identifiers
 from dicompress.deid.dates import shift_da, shift_dt
+from dicompress.deid.identifiers import collect_identifiers
 from dicompress.deid.profile import (CLEAN, CLEAN_PIXEL_DATA, DUMMY, KEEP, REMOVE, SAFE_PRIVATE,
                                      UID, ZERO, Profile, Rule, rule_for)
+from dicompress.deid.values import (BINARY_VRS, NUMBER_VRS, PIXEL_DATA, TEXT_VRS, check_kept,
+                                    empty, names_definition, registered, values_of, vr_of)
 from dicompress.pipeline.read import foreign_error
 from dicompress.errors import DeidError, DicompressError, InvalidDicomFile
 
-_PIXEL_DATA = 0x7FE00010
 _PATIENT_NAME, _PATIENT_ID, _ISSUER = 0x00100010, 0x00100020, 0x00100021
-_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
-             "UC", "UR", "UT", "UI"}
-_BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
-_NUMBER_VRS = {"FL", "FD", "SL", "SS", "SV", "UL", "US", "UV", "AT"}
 # X/Z sequences that are Type 2 in their modules (present, maybe empty): emptied, not removed.
 _TYPE_2_SEQUENCES = {0x00400555}  # Acquisition Context Sequence (PS3.3 C.7.6.14)
 # In a dummy item: the text replaced; what gives the item its structure kept.
@@ -47,11 +43,6 @@ _DUMMY = {"AE": "ANONYMOUS", "AS": "000D", "CS": "ANONYMIZED", "DA": "19000101",
 # sequence with D (an institution's code, a person's identification code) the codes are
 # the identity, and are replaced like all other text.
 _STRUCTURED = {0x0040A730, 0x00700001}  # Content Sequence, Graphic Annotation Sequence
-# UIDs that name a definition, not an instance: never replaced, whatever their root.
-_DEFINITION_UIDS = {"TransferSyntaxUID", "CodingSchemeUID", "ContextUID", "MappingResourceUID",
-                    "ContextGroupExtensionCreatorUID", "PrivateInformationCreatorUID",
-                    "ImplementationClassUID", "TemplateExtensionCreatorUID",
-                    "ReferencedTransferSyntaxUIDInFile", "CodingSchemeRegistry"}
 
 
 @dataclass(frozen=True)
@@ -183,7 +174,7 @@ class Deidentifier:
             if group in (0x0000, 0x0002, 0x0004):  # command, File Meta and DICOMDIR groups
                 del ds[tag]  # inside a data set: never (AE titles, file IDs)
                 continue
-            if tag == _PIXEL_DATA:
+            if tag == PIXEL_DATA:
                 continue  # left raw and deferred, never loaded
             if tag & 0xFFFF == 0:  # group lengths (retired): wrong once anything goes
                 del ds[tag]
@@ -211,9 +202,9 @@ class Deidentifier:
                 continue
             known = None
             if rule is None:
-                vr, known = _vr_of(ds, tag), dictionary_VR(tag)
+                vr, known = vr_of(ds, tag), dictionary_VR(tag)
                 if not dummy and vr not in _LOOK_INSIDE and known not in _LOOK_INSIDE:
-                    _check_kept(ds, tag, vr)
+                    check_kept(ds, tag, vr)
                     report.actions[KEEP] += 1  # kept as read, never converted: the cheap path
                     continue
                 if known in ("PN", "DA", "DT"):  # a name or date no row names: as the
@@ -223,13 +214,13 @@ class Deidentifier:
                 if dummy and elem.VR in _FREE_TEXT_VRS and (
                         dummy == "all" or elem.keyword not in _STRUCTURE):
                     if dummy == "clean" and elem.VR != "PN" and not any(
-                            self._identifiers.found_in(v) for v in _values(elem)):
+                            self._identifiers.found_in(v) for v in values_of(elem)):
                         report.actions[CLEAN] += 1  # clean text in cleaned content stays
                         continue
                     report.actions[DUMMY] += 1
                     self._dummy(elem, report)
                     continue
-                if (elem.VR == "UI" or known == "UI") and not _definition(elem):
+                if (elem.VR == "UI" or known == "UI") and not names_definition(elem):
                     report.actions[UID] += 1  # an instance's UID no row names: replaced too
                     self._replace_uids(elem)
                     continue
@@ -278,7 +269,7 @@ class Deidentifier:
             del ds[tag]  # present with no item breaks a Type 3 sequence; absent does not
             report.actions[REMOVE] += 1
         elif action == ZERO:
-            _empty(elem)
+            empty(elem)
         elif action == DUMMY:
             self._dummy(elem, report)
         elif action in (UID, "U*"):
@@ -288,7 +279,7 @@ class Deidentifier:
                 for item in elem.value or ():
                     self._walk(item, report)
             else:
-                _empty(elem)
+                empty(elem)
         else:  # pragma: no cover - the table has no other action
             raise DeidError(f"unknown action {action!r} for {elem.tag}")
 
@@ -305,7 +296,7 @@ class Deidentifier:
     def _replace_uids(self, elem: DataElement) -> None:
         if "retain-uids" in self.profile.options:
             return
-        values = [v if _registered(v) else self.uid(v) for v in _values(elem)]
+        values = [v if registered(v) else self.uid(v) for v in values_of(elem)]
         elem.value = values if elem.VM > 1 else (values[0] if values else elem.value)
 
     def _dummy(self, elem: DataElement, report: DeidReport) -> None:
@@ -315,13 +306,13 @@ class Deidentifier:
             for item in elem.value or ():
                 self._walk(item, report, dummy=mode)
         elif vr == "UI":
-            if _values(elem):
+            if values_of(elem):
                 self._replace_uids(elem)
             else:
                 elem.value = K.replacement_uid(self.config.key, "dummy")
-        elif vr in _BINARY_VRS:
+        elif vr in BINARY_VRS:
             elem.value = bytes(len(elem.value or b""))
-        elif vr in _NUMBER_VRS:
+        elif vr in NUMBER_VRS:
             elem.value = 0
         else:
             elem.value = _DUMMY.get(vr, "ANONYMIZED")
@@ -334,7 +325,7 @@ class Deidentifier:
             if "retain-modified-dates" not in self.profile.options:
                 return False
             shift = shift_da if vr == "DA" else shift_dt
-            shifted = [shift(v, self._shift) for v in _values(elem)]
+            shifted = [shift(v, self._shift) for v in values_of(elem)]
             if any(v is None for v in shifted):
                 report.cleaned[name] = "a date that cannot be read"
                 return False
@@ -346,14 +337,14 @@ class Deidentifier:
             for item in elem.value or ():
                 self._walk(item, report, dummy="clean")
             return True
-        if vr in _TEXT_VRS:
-            for value in _values(elem):
+        if vr in TEXT_VRS:
+            for value in values_of(elem):
                 why = self._identifiers.found_in(value)
                 if why:
                     report.cleaned[name] = why
                     return False
             return True
-        if vr in _BINARY_VRS:
+        if vr in BINARY_VRS:
             return False  # text stored as bytes cannot be read to be cleaned
         return True  # numbers: nothing to clean
 
@@ -377,51 +368,6 @@ class Deidentifier:
             ds.BurnedInAnnotation = "NO"
 
 
-def collect_identifiers(ds: Dataset, profile: Profile | None = None) -> Identifiers:
-    """The values the profile takes out of `ds` (at any depth): text kept or shown
-    elsewhere (a description, an exported image's caption) must not repeat them."""
-    profile = profile or Profile()
-    found = Identifiers()
-
-    def collect(ds: Dataset) -> None:
-        for tag in list(ds.keys()):
-            if tag == _PIXEL_DATA or tag >> 16 == 0x0002:
-                continue
-            try:
-                elem = ds[tag]
-            except Exception:
-                continue  # unreadable: the walk reports it
-            if elem.VR == "SQ":
-                for item in elem.value or ():
-                    collect(item)
-                continue
-            rule = rule_for(elem.tag)
-            if rule is None or elem.VR not in _TEXT_VRS or elem.tag >> 16 & 1:
-                continue
-            if profile.action(rule) in (KEEP, CLEAN):
-                continue
-            for value in _values(elem):
-                if elem.VR == "PN":
-                    found.add_person(value)
-                else:
-                    found.add_value(value)
-
-    collect(ds)
-    return found
-
-
-def descriptor_identifies(ds: Dataset, text: str) -> str | None:
-    """Why `text` (a description from `ds`) cannot be shown without identifying, or None:
-    the Clean Descriptors test, for captions and file names outside DICOM."""
-    return collect_identifiers(ds, Profile(frozenset({"clean-descriptors"}))).found_in(text)
-
-
-_VALID_VRS = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD",
-              "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI",
-              "UL", "UN", "UR", "US", "UT", "UV"}
-_FIXED_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "AT": 4, "FD": 8, "SV": 8, "UV": 8}
-_MAX_CHARS = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 12, "SH": 16,
-              "TM": 28, "UI": 64, "LO": 64, "PN": 324}
 _URL_DEFINITIONS = {"URNCodeValue", "CodingSchemeURL"}  # names of codes, not addresses
 # Names and dates no row lists get the treatment the table gives their kind.
 _SAFETY_NET = {"PN": Rule("a name no row lists", "Z", {}),
@@ -432,72 +378,3 @@ _CLEANS_TEXT = {"clean-descriptors", "retain-patient-chars", "clean-structured-c
                 "clean-graphics"}  # options with C on text
 _LOOK_INSIDE = {"UI", "UR", "SQ", "PN", "DA", "DT"}  # no row, yet their values may need work
 
-
-def _check_kept(ds: Dataset, tag: int, vr: str) -> None:
-    """An element kept as read must be what its VR says: a damaged length can make a
-    harmless attribute swallow the identifying ones after it (refused, never copied)."""
-    value = raw_value = getattr(ds.get_item(tag), "value", None)  # raw, or converted already
-    per_char = 1
-    if isinstance(value, (bytes, bytearray)):
-        size = _FIXED_SIZE.get(vr)
-        if size and len(value) % size:
-            raise InvalidDicomFile(f"{Tag(tag)} {vr} has {len(value)} bytes, not a multiple "
-                                   f"of {size}")
-        value, per_char = bytes(value).decode("latin-1"), 4  # up to 4 bytes a character
-    elif isinstance(value, (list, MultiValue)):
-        value = "\\".join(str(v) for v in value)
-    if not isinstance(value, str) or vr not in _MAX_CHARS:
-        return
-    limit = _MAX_CHARS[vr] * (per_char if isinstance(raw_value, (bytes, bytearray)) else 1)
-    for part in value.rstrip("\0 ").split("\\"):
-        if len(part) > limit or any(ord(c) < 0x20 and c != "\x1b" for c in part):
-            raise InvalidDicomFile(f"{Tag(tag)} {vr} holds a value no {vr} can hold "
-                                   "(a damaged length?)")
-
-
-def _vr_of(ds: Dataset, tag: int) -> str:
-    """The VR of an element without converting its value (the dictionary's when the file
-    does not say: implicit VR, UN, or an ambiguous VR)."""
-    vr = ds.get_item(tag).VR
-    if vr is not None and vr not in _VALID_VRS and " or " not in vr:
-        raise InvalidDicomFile(f"{Tag(tag)} has the VR {vr!r}, which is none")
-    if vr is None or vr == "UN" or " or " in vr:
-        try:
-            return dictionary_VR(tag)
-        except KeyError:
-            return vr or "UN"
-    return vr
-
-
-def _definition(elem: DataElement) -> bool:
-    """Whether a UI element names definitions (SOP classes, syntaxes, coding schemes)
-    rather than instances, by its keyword."""
-    keyword = elem.keyword or ""
-    return ("SOPClass" in keyword or "TransferSyntax" in keyword
-            or keyword.endswith("ClassUID") or keyword in _DEFINITION_UIDS)
-
-
-def _registered(uid: str) -> bool:
-    """A UID of the DICOM registry (or under its root): it names a definition, no one."""
-    uid = uid.strip().rstrip("\0")
-    return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
-
-
-def _values(elem: DataElement) -> list[str]:
-    value = elem.value
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, MultiValue)):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def _empty(elem: DataElement) -> None:
-    if elem.VR == "SQ":
-        elem.value = Sequence()
-    elif elem.VR in _BINARY_VRS:
-        elem.value = b""
-    elif elem.VR in _NUMBER_VRS:
-        elem.value = None
-    else:
-        elem.value = ""

@@ -25,7 +25,8 @@ from dicompress.errors import (BurnedInRefused, CorruptPixelData, InvalidDicomFi
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.mark import complete_file_meta
 from dicompress.pipeline.read import errors_named, pixel_span, read_header
-from dicompress.pipeline.write import DatasetHeader, output_file, write_dataset
+from dicompress.pipeline.header import DatasetHeader
+from dicompress.pipeline.write import output_file, write_dataset
 from dicompress.transcode import TranscodeResult, transcode_file
 
 _PIXEL_DATA = 0x7FE00010

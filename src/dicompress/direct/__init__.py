@@ -17,7 +17,7 @@ the pixels. Files of the common shape are parsed here instead:
 The whole file is read (up to `MAX_BYTES`) and its top-level elements located by a
 bounds-checked walk (sequences are skipped item by item, never decoded). The output's
 header is then those byte ranges (Implicit VR: the elements under new headers) as a
-`pipeline.write.BytesHeader`, and the frames are read straight from the same bytes: both
+`pipeline.header.BytesHeader`, and the frames are read straight from the same bytes: both
 go through the one writer and the one verifier like every other file. Anything the walk
 does not expect (another syntax, an undefined length outside a sequence, elements out of
 order or repeated, attributes of another shape, a value the general path would write
@@ -37,7 +37,7 @@ from dicompress import uids
 from dicompress.codecs import Codec
 from dicompress.digests import bytes_digest
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.write import BytesHeader, file_meta_group
+from dicompress.pipeline.header import BytesHeader, file_meta_group
 from dicompress.direct.elements import (
     BITS_ALLOCATED, BITS_STORED, CANONICAL, COLUMNS, EXPLICIT_VR_LITTLE_ENDIAN, FRAMES, HIGH_BIT,
     IMPLICIT_VR_LITTLE_ENDIAN, IMPL_CLASS, IMPL_VERSION, MEDIA_CLASS, MEDIA_INSTANCE, META_SYNTAX,

@@ -17,8 +17,8 @@ from dicompress import uids, voi
 from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile,
                                UnsupportedLayout, refused_by_a_library)
 from dicompress.layout import FrameLayout, header_number
-from dicompress.pipeline.frames import (check_stored_frame, decoders_reason, native_frames,
-                                        reads_natively)
+from dicompress.pipeline.frames import decoders_reason, native_frames, reads_natively
+from dicompress.pipeline.stored import check_stored_frame
 
 if TYPE_CHECKING:
     from dicompress.batch.pools import Isolated

@@ -21,8 +21,9 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 
 from dicompress.codecs.registry import readable_syntaxes
+from dicompress.errors import ConfigError
 from dicompress.fileio import TEMP_SUFFIX
-from dicompress.gateway.config import ConfigError, GatewayConfig
+from dicompress.gateway.config import GatewayConfig
 from dicompress.gateway.forwarder import Forwarder
 from dicompress.gateway.logs import event as log_event
 from dicompress.gateway.metrics import Metrics

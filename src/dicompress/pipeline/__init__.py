@@ -5,7 +5,9 @@
     read  (read.py)      a header source: a pydicom Dataset (pixel data left on disk), or
                          the byte ranges of a parsed file (the fast path, direct/)
     frames (frames.py)   a frame source: native frames read straight from the file, or
-                         decoded by pydicom's decoders (ours first)
+                         decoded by pydicom's decoders (ours first); stored.py: the
+                         encapsulated frames as stored, checked before decoding;
+                         decoded.py: the layout of decoded frames
     encode (encode.py)   each frame encoded by the target codec (threads), and decoded
                          again when verifying
     mark  (mark.py)      the output's attributes: Image Pixel, lossy marking and

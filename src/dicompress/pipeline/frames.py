@@ -12,7 +12,6 @@ zero) extension of the stored value (PS3.5 8.1.1).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -25,14 +24,14 @@ import numpy as np
 from dicompress import uids
 from dicompress.errors import CorruptPixelData, DicompressError, NotAnImage
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.codestream import CHECKED_SYNTAXES, check_frame
+from dicompress.pipeline.decoded import decoded_layout
 from dicompress.pipeline.read import read_header, transfer_syntax_of
+from dicompress.pipeline.stored import encoded_frames, stored_frame_checks
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from dicompress.batch.pools import Isolated
-    from dicompress.codecs import Codec
 
 
 def bounded_map(fn: Callable, items: Iterable, threads: int) -> Iterator:
@@ -160,61 +159,6 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset,
         raise CorruptPixelData(f"pixel data cannot be decoded: {decoders_reason(exc)}") from exc
 
 
-def stored_frame_checks(path: Path | None, ds: Dataset,
-                        layout: FrameLayout) -> Iterator[bytes] | None:
-    """The stored frames of `ds` (`layout` is its header's), each yielded once
-    `codestream.check_frame` passed on it; None where the transfer syntax has no such
-    check (native, or a codec that checks its own frames: JPEG XL).
-
-    pydicom's decoders are native code that trusts the header and the codestream to
-    agree; dicompress runs this in front of them itself, so that importing dicompress
-    changes none of pydicom's decoders (`plugins.register(check=True)` puts the same
-    check in front of them, for a user's own ``ds.pixel_array``).
-    """
-    syntax = transfer_syntax_of(ds)
-    if syntax not in CHECKED_SYNTAXES:
-        return None
-    return checked_frames(encoded_frames(path, ds, layout.number_of_frames), syntax, layout)
-
-
-def checked_frames(frames: Iterable[bytes], syntax: str, layout: FrameLayout,
-                   first: int = 0) -> Iterator[bytes]:
-    """Each of `frames` (stored in `syntax`; the first is frame `first`, 0-based) once
-    `codestream.check_frame` passed on it against `layout`, the header's; a frame of a
-    multi-frame image that fails is named. Syntaxes without a check pass as they are."""
-    for index, frame in enumerate(frames, first):
-        try:
-            check_frame(frame, syntax, rows=layout.rows, columns=layout.columns,
-                        samples_per_pixel=layout.samples_per_pixel,
-                        bits_allocated=layout.bits_allocated)
-        except CorruptPixelData as exc:
-            if layout.number_of_frames == 1:
-                raise
-            raise CorruptPixelData(f"frame {index + 1}: {exc}") from None
-        yield frame
-
-
-def check_stored_frame(path: Path | None, ds: Dataset, index: int | None = None) -> None:
-    """Run `codestream.check_frame` on frame `index` (0-based; None: every frame) of
-    `ds` stored in `path` (None: `ds`'s own value or file), before pydicom decodes it
-    (`stored_frame_checks`)."""
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    if syntax not in CHECKED_SYNTAXES:
-        return
-    if "PixelData" not in ds:  # a header kept without it (export): where are the frames
-        if path is None:
-            return
-        ds = read_header(path)
-    layout = FrameLayout.from_dataset(ds)
-    if index is None or layout.number_of_frames == 1:
-        frames, first = encoded_frames(path, ds, layout.number_of_frames), 0
-    else:
-        frames, first = [_stored_frame(path, ds, index, layout.number_of_frames)], index
-    for _ in checked_frames(frames, syntax, layout, first):
-        pass
-
-
 _ALL_FAILED = "Unable to decode as exceptions were raised by all available plugins:"
 
 
@@ -259,127 +203,6 @@ def _frames_decoded_by_the_table(path: Path, ds: Dataset) -> Iterator[np.ndarray
             for frame in encoded_frames(path, ds, layout.number_of_frames))
 
 
-_DECODED_PHOTOMETRIC = {
-    "YBR_FULL_422": "YBR_FULL",  # pydicom removes the 4:2:2 subsampling
-    "YBR_ICT": "RGB",
-    "YBR_RCT": "RGB",
-    "XYB": "RGB",  # JPEG XL decoders give RGB (PS3.3 C.7.6.3.1.2)
-}
-
-
-def _image_attributes(ds: Dataset, meta: Dataset, arr: np.ndarray) -> dict[str, Any]:
-    """The Image Pixel attributes of the frames as decoded: pydicom's ds_out where it
-    filled them in, else the source's."""
-    attrs = {}
-    for keyword in ("PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit",
-                    "PixelRepresentation", "SamplesPerPixel", "PlanarConfiguration"):
-        for source in (meta, ds):
-            if keyword in source:
-                attrs[keyword] = source[keyword].value
-                break
-    # Decoded frames are full resolution, and J2K decoders undo the colour
-    # transform: the photometric interpretation of what we hold says so.
-    photometric = attrs.get("PhotometricInterpretation")
-    if photometric:
-        attrs["PhotometricInterpretation"] = _DECODED_PHOTOMETRIC.get(str(photometric), photometric)
-    bits = arr.dtype.itemsize * 8
-    if attrs.get("BitsAllocated", bits) != 1 and attrs.get("BitsAllocated") != bits:
-        attrs["BitsAllocated"] = bits
-    return attrs
-
-
-def decoded_layout(ds: Dataset, declared: FrameLayout, meta: Dataset,
-                   first: np.ndarray) -> tuple[FrameLayout, dict[str, Any]]:
-    """The layout of the frames as decoded (frame 1 tells the sample type) and the
-    Image Pixel attributes that describe them."""
-    attrs = _image_attributes(ds, meta, first)
-    layout = FrameLayout(
-        rows=first.shape[0], columns=first.shape[1],
-        samples_per_pixel=first.shape[2] if first.ndim == 3 else 1,
-        bits_allocated=1 if declared.bits_allocated == 1 else first.dtype.itemsize * 8,
-        bits_stored=int(attrs.get("BitsStored") or first.dtype.itemsize * 8),
-        pixel_representation=1 if first.dtype.kind == "i" else 0,
-        photometric_interpretation=str(attrs.get("PhotometricInterpretation", "")),
-        number_of_frames=declared.number_of_frames,
-    )
-    return layout, attrs
-
-
-#: US Image Storage and US Multi-frame Image Storage (and their retired versions): the
-#: objects that carry the US Image Module (PS3.3 C.8.5.6).
-US_IMAGE_SOP_CLASSES = frozenset({
-    "1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.3.1",
-    "1.2.840.10008.5.1.4.1.1.6", "1.2.840.10008.5.1.4.1.1.3",
-})
-
-
-def us_colour(ds: Dataset) -> str | None:
-    """How the YCbCr frames of a US image reach a target: "decoded" (pydicom decodes a
-    lossy JPEG's YBR_FULL_422 to YBR_FULL: a decoder's output), "exact" (YBR_FULL samples
-    as stored, native or RLE); None for any other object or colour. What
-    `us_colour_as_rgb` decides by."""
-    if str(ds.get("SOPClassUID", "")) not in US_IMAGE_SOP_CLASSES:
-        return None
-    return {"YBR_FULL_422": "decoded", "YBR_FULL": "exact"}.get(
-        str(ds.get("PhotometricInterpretation", "")))
-
-
-def us_colour_as_rgb(kind: str | None, layout: FrameLayout, codec: Codec) -> bool:
-    """Whether the decoded frames of a US image (`kind`: `us_colour` of its header) are
-    to be written as RGB by `codec`.
-
-    PS3.3 C.7.6.3.1.2 (YBR_FULL) and C.8.5.6.1.16: in the US Image Module, YBR_FULL
-    requires Planar Configuration 1, i.e. the colour-by-plane layout that RLE codes
-    (PS3.5 G.2); dciodvfy accepts YBR_FULL in a US image under RLE only. Frames that pydicom
-    decoded from YBR_FULL_422 (a lossy JPEG: the YCbCr values are a decoder's output, with
-    nothing exact to keep) are therefore written as RGB, converted as a JPEG decoder does
-    (DCMTK's dcmdjpeg does the same), unless the target codes colour by plane. Exact
-    YBR_FULL samples are kept by lossless targets (the conversion rounds: it would not be
-    lossless; native targets write them by plane, `us_planar_configuration`) and go as RGB
-    to a lossy target whose output would still say YBR_FULL (J2K then codes them with its
-    colour transform, YBR_ICT; JPEG baseline codes YCbCr itself). `compare` measures each
-    choice on the frames its transcode would code (compare/run.py).
-    """
-    if not (kind and layout.photometric_interpretation == "YBR_FULL"
-            and layout.samples_per_pixel == 3 and layout.bits_allocated == 8):
-        return False
-    attrs = codec.output_attributes(layout)
-    if attrs.get("PlanarConfiguration") == 1:
-        return False
-    return kind == "decoded" or (
-        not codec.lossless and attrs.get("PhotometricInterpretation", "YBR_FULL") == "YBR_FULL")
-
-
-def us_planar_configuration(ds: Dataset, layout: FrameLayout) -> FrameLayout:
-    """The layout to write the frames of `ds` in: colour-by-plane (Planar Configuration
-    1) for YBR_FULL in a US image, as the US Image Module requires (PS3.3 C.8.5.6.1.16,
-    C.7.6.3.1.2), else as it is.
-
-    Codecs whose samples are stored as they are (native, encapsulated uncompressed;
-    PS3.3 C.7.6.3.1.3 allows either order) write the samples in this order, a lossless
-    reordering; RLE codes by plane anyway (PS3.5 G.2); JPEG-LS and JPEG 2000 code the
-    components of a pixel together and say 0 (PS3.5 8.2.3, 8.2.4, and PS3.3 C.7.6.3.1.3:
-    with such a syntax the value is the one PS3.5 gives), so their lossless outputs of an
-    exact YBR_FULL US image keep 0 (docs/transcoding.md)."""
-    if (us_colour(ds) is not None and layout.samples_per_pixel == 3
-            and layout.photometric_interpretation == "YBR_FULL"):
-        return dataclasses.replace(layout, planar_configuration=1)
-    return layout
-
-
-def as_rgb(layout: FrameLayout, attrs: dict[str, Any], first: np.ndarray,
-           frames: Iterator[np.ndarray]
-           ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
-    """YBR_FULL frames converted to RGB (pydicom's conversion, PS3.3 C.7.6.3.1.2)."""
-    from pydicom.pixels import convert_color_space
-
-    def convert(arr: np.ndarray) -> np.ndarray:
-        return convert_color_space(arr, "YBR_FULL", "RGB")
-
-    return (dataclasses.replace(layout, photometric_interpretation="RGB"),
-            {**attrs, "PhotometricInterpretation": "RGB"}, convert(first), map(convert, frames))
-
-
 def start_decoding(path: Path, ds: Dataset, declared: FrameLayout
                    ) -> tuple[FrameLayout, dict[str, Any], np.ndarray, Iterator[np.ndarray]]:
     """Decode frame 1 (it tells the layout of all): layout, attributes, frame 1, the rest."""
@@ -392,65 +215,6 @@ def start_decoding(path: Path, ds: Dataset, declared: FrameLayout
         raise CorruptPixelData("Pixel Data holds no frames")
     layout, attrs = decoded_layout(ds, declared, meta, first)
     return layout, attrs, first, frames
-
-
-def _offset_tables(path: Path | None, ds: Dataset):
-    """(the Pixel Data value in memory or None, where it starts in `path`, the Extended
-    Offset Table and its lengths or None)."""
-    elem = ds.get_item(0x7FE00010, keep_deferred=True)
-    extended = None
-    if "ExtendedOffsetTable" in ds:
-        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
-    in_memory = elem.value if isinstance(elem.value, (bytes, bytearray)) else None
-    if in_memory is None and path is None:
-        path = getattr(ds, "filename", None)
-    return path, in_memory, elem.value_tell, extended
-
-
-def encoded_frames(path: Path | None, ds: Dataset, count: int) -> Iterator[bytes]:
-    """The encapsulated frames of `path` (None: `ds`'s own file, or its value held in
-    memory) as they are stored, one at a time (a frame's fragments joined), found through
-    its offset tables as pydicom finds them. What is needed of `ds` is taken now: the
-    caller may make the output's header of it next."""
-    path, in_memory, offset, extended = _offset_tables(path, ds)
-    return _stored_frames(path, in_memory, offset, count, extended)
-
-
-def _stored_frames(path: Path, in_memory: bytes | None, offset: int | None, count: int,
-                   extended) -> Iterator[bytes]:
-    from pydicom.encaps import generate_frames
-
-    try:
-        if in_memory is not None:
-            yield from generate_frames(in_memory, number_of_frames=count,
-                                       extended_offsets=extended)
-            return
-        with open(path, "rb") as fp:
-            fp.seek(offset)
-            yield from generate_frames(fp, number_of_frames=count, extended_offsets=extended)
-    except DicompressError:
-        raise
-    except Exception as exc:  # pydicom's fragment walk: the pixel data, not our code
-        raise CorruptPixelData(f"the encapsulated Pixel Data cannot be read: {exc}") from exc
-
-
-def _stored_frame(path: Path | None, ds: Dataset, index: int, count: int) -> bytes:
-    """Stored frame `index` (0-based) alone, found as pydicom finds it to decode it (its
-    offset tables, else a walk of the fragments)."""
-    from pydicom.encaps import get_frame
-
-    path, in_memory, offset, extended = _offset_tables(path, ds)
-    try:
-        if in_memory is not None:
-            return get_frame(in_memory, index, extended_offsets=extended,
-                             number_of_frames=count)
-        with open(path, "rb") as fp:
-            fp.seek(offset)
-            return get_frame(fp, index, extended_offsets=extended, number_of_frames=count)
-    except DicompressError:
-        raise
-    except Exception as exc:  # pydicom's fragment walk: the pixel data, not our code
-        raise CorruptPixelData(f"the encapsulated Pixel Data cannot be read: {exc}") from exc
 
 
 def iter_frames(path: Path | str) -> tuple[FrameLayout, Iterator[np.ndarray]]:

@@ -1,20 +1,72 @@
-"""What a transcode is asked (`TranscodeOptions`) and what became of it (`TranscodeResult`):
-the types both paths (`dicompress.direct`, `dicompress.transcode`) share."""
+"""What a transcode is asked (`TranscodeOptions`) and what became of it (`TranscodeResult`,
+with what a lossy output lost: `Loss`): the types both paths (`dicompress.direct`,
+`dicompress.transcode`) share, and that the batch outcome and its journal hold."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar
 
 from dicompress.errors import DicompressError
-from dicompress.layout import FrameLayout
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the journal reads `Loss` without numpy
+    import numpy as np
     from pydicom.dataset import Dataset
+
+    from dicompress.layout import FrameLayout
+
+
+@dataclass(frozen=True)
+class Loss:
+    """What a lossy output lost, measured on every frame as it was verified
+    (docs/compare.md, "Quality measures").
+
+    The one declaration of these measures: `TranscodeResult`, the batch's `Outcome` and
+    the journal's `Row` each hold a `Loss` (None: lossless, or not measured).
+
+    Attributes
+    ----------
+    psnr
+        The worst frame's PSNR in dB, its peak the frame's dynamic range (infinite for an
+        output equal to its source).
+    max_error
+        The worst absolute error on the stored values.
+    max_abs_error_modality
+        The worst absolute error in the modality's units (HU for CT).
+    max_display_error
+        The worst error in levels of an 8-bit display at `display_window`.
+    display_window
+        The window the display error was taken at (the file's default window).
+    """
+
+    psnr: float | None = None
+    max_error: int | None = None
+    max_abs_error_modality: float | None = None
+    max_display_error: float | None = None
+    display_window: str | None = None
+
+    #: The journal's columns that hold a Loss (schema 2), named as the fields.
+    COLUMNS: ClassVar[tuple[str, ...]] = ("psnr", "max_error", "max_abs_error_modality",
+                                          "max_display_error", "display_window")
+
+    def journal_values(self) -> dict[str, float | int | str | None]:
+        """The journal's columns: an infinite PSNR is recorded as empty, the maximum error
+        of 0 saying why (JSON has no infinity)."""
+        values = {name: getattr(self, name) for name in self.COLUMNS}
+        if values["psnr"] is not None and not math.isfinite(values["psnr"]):
+            values["psnr"] = None
+        return values
+
+    @classmethod
+    def from_columns(cls, values: Sequence) -> Loss | None:
+        """The Loss of a journal's row (`values` in COLUMNS order); None where none was
+        recorded (a lossless output, or a journal of schema 1)."""
+        if all(value is None for value in values):
+            return None
+        return cls(*values)
 
 
 @dataclass
@@ -35,15 +87,8 @@ class TranscodeResult:
     lossy: bool = False
     #: Stored pixel bytes / encoded pixel bytes (the Lossy Image Compression Ratio).
     ratio_pixels: float = 0.0
-    #: Lossy results, verified (docs/compare.md): the worst frame's PSNR (peak = the
-    #: frame's dynamic range), the worst error on the stored values, in the modality's
-    #: units (HU for CT) and in 8-bit display levels at `display_window` (the file's
-    #: default window).
-    psnr: float | None = None
-    max_error: int | None = None
-    max_abs_error_modality: float | None = None
-    max_display_error: float | None = None
-    display_window: str | None = None
+    #: A lossy output, verified: what it lost (None: lossless, or not verified).
+    loss: Loss | None = None
     #: With `digest`: the content hashes of the input as read and of the output as
     #: written (dicompress.digests).
     digest_in: str | None = None
@@ -53,6 +98,27 @@ class TranscodeResult:
     @property
     def ratio(self) -> float:
         return self.size_in / self.size_out if self.size_out else 0.0
+
+    # the measures of `loss`, read as the result's own (None without one)
+    @property
+    def psnr(self) -> float | None:
+        return self.loss.psnr if self.loss else None
+
+    @property
+    def max_error(self) -> int | None:
+        return self.loss.max_error if self.loss else None
+
+    @property
+    def max_abs_error_modality(self) -> float | None:
+        return self.loss.max_abs_error_modality if self.loss else None
+
+    @property
+    def max_display_error(self) -> float | None:
+        return self.loss.max_display_error if self.loss else None
+
+    @property
+    def display_window(self) -> str | None:
+        return self.loss.display_window if self.loss else None
 
 
 @dataclass(frozen=True)
