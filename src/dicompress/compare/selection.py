@@ -15,7 +15,8 @@ import numpy as np
 
 from dicompress.batch.pools import Isolated
 from dicompress.batch.sources import iter_sources, unique
-from dicompress.errors import CorruptPixelData, DicompressError, NotAnImage, NotDicom, with_context
+from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage, NotDicom,
+                               refused_by_a_library, with_context)
 from dicompress.export.select import SeriesFrames, group_series
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.encode import FrameView
@@ -163,7 +164,9 @@ def load_frames(refs: Iterable[FrameRef], failed: list[tuple[str, str]], decoder
                 yield ref, layout, arr, fragment
         except DicompressError as exc:
             failed.append((str(path), str(with_context(exc, path))))
-        except Exception as exc:  # a decoder's own error on a damaged file
+        except BaseException as exc:  # a decoder's own error on a damaged file
+            if not refused_by_a_library(exc):
+                raise
             failed.append((str(path), f"{path}: {type(exc).__name__}: {exc}"))
 
 

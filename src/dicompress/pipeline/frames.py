@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dicompress import uids
-from dicompress.errors import CorruptPixelData, DicompressError, NotAnImage
+from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage,
+                               refused_by_a_library)
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.decoded import decoded_layout
 from dicompress.pipeline.read import read_header, transfer_syntax_of
@@ -155,7 +156,9 @@ def _decoded_frames(path: Path, ds: Dataset, meta: Dataset,
             yield arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
     except DicompressError:
         raise
-    except Exception as exc:  # pydicom's decoders: the pixel data, not our code
+    except BaseException as exc:  # pydicom's decoders: the pixel data, not our code
+        if not refused_by_a_library(exc):
+            raise
         raise CorruptPixelData(f"pixel data cannot be decoded: {decoders_reason(exc)}") from exc
 
 
@@ -167,6 +170,8 @@ def decoders_reason(exc: BaseException) -> str:
     decoder gave the same one (the codestream check in front of each: `register(check=True)`), else each
     decoder's reason after its name."""
     text = str(exc)
+    if not isinstance(exc, Exception):  # a Rust decoder's panic (`refused_by_a_library`)
+        return f"the decoder panicked: {' '.join(text.split())}"
     if not text.startswith(_ALL_FAILED):
         return " ".join(text.split())
     reasons = [line.strip().split(": ", 1) for line in text[len(_ALL_FAILED):].splitlines()
