@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dicompress.batch import journal as J
+from dicompress.batch.destinations import Destinations, NoDestination
 from dicompress.batch.journal import Journal, JournalFull, Row
 from dicompress.batch.options import BatchOptions
 from dicompress.batch.pools import make_pool, preload
@@ -33,7 +34,7 @@ from dicompress.batch.summary import Summary
 from dicompress.batch.worker import Outcome, Task, codec_config
 from dicompress.codecs import Codec, get_codec
 from dicompress.digests import DEFAULT_HASH, HASHES, file_digest
-from dicompress.errors import DicompressError, UsageError, status_of
+from dicompress.errors import UsageError
 
 
 #: A task carries several files while they are small: at most this many, and no more bytes
@@ -92,8 +93,7 @@ class BatchRun:
         self._roots: dict[Path, Path] = {}  # a source root -> its real path
         self._worked, self._work_seconds = 0, 0.0  # files done by workers, and their time
         self.hash = options.hash or DEFAULT_HASH  # the journal's on resume: set by run()
-        self._output_root = options.output.resolve() if options.output is not None else None
-        self._output_prefix = str(self._output_root) + os.sep if self._output_root else ""
+        self._destinations = Destinations(options)
         self.pool = None
         self._retrying = None  # the future of a file tried again alone (_retry_alone)
         self._copy_unchanged = copies_unchanged(options)  # -o holds the complete study
@@ -284,47 +284,14 @@ class BatchRun:
                 return None
             if options.in_place and self._replaced_by_interrupted_run(journal, key, st, row):
                 return None
-        if options.in_place:
-            destination = key
-        else:
-            root = self._output_prefix  # string paths: this runs for every file
-            mirrored = os.path.normpath(os.path.join(root, source.relative))
-            if (key + os.sep).startswith(root) and (options.rename or mirrored != key):
-                # -o inside a source tree: what the walk finds there is ours, not input
-                # (a file whose output would be itself is refused below instead)
-                summary.own_outputs += 1
-                return None
-            if options.rename:
-                try:
-                    from dicompress.deid import renamed
-
-                    destination = str(self._output_root / renamed(real, options.deid))
-                except DicompressError as exc:
-                    outcome = Outcome(path=key, status=status_of(exc).value,
-                                      reason=f"{source.path}: {exc}")
-                    return self._refuse(journal, key, outcome)
-            else:
-                destination = mirrored
-            if not (destination + os.sep).startswith(root):
-                outcome = Outcome(path=key, status=J.FAILED, reason=(
-                    f"{source.path}: would be written outside the output folder "
-                    f"({destination}); list it by a path without '..'"))
-                return self._refuse(journal, key, outcome)
-        if not options.in_place:
-            owner = journal.destination_owner(destination)
-            if owner is not None and owner != key:
-                outcome = Outcome(path=key, status=J.FAILED,
-                                  reason=f"{source.path}: maps to the same output as {owner}")
-                return self._refuse(journal, key, outcome)
-            try:
-                there = os.stat(destination)
-            except OSError:
-                there = None
-            if there is not None and (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino):
-                outcome = Outcome(path=key, status=J.FAILED, reason=(
-                    f"{source.path}: the output would replace the original; "
-                    "choose another -o or use --in-place"))
-                return self._refuse(journal, key, outcome)
+        try:
+            destination = self._destinations.of(source, real, st, journal)
+        except NoDestination as exc:
+            return self._refuse(journal, key, Outcome(path=key, status=exc.status,
+                                                      reason=exc.reason))
+        if destination is None:
+            summary.own_outputs += 1
+            return None
         journal.start(key, destination, st.st_size, st.st_mtime_ns)
         return Task(path=key, destination=destination, codec=config, verify=options.verify,
                     decode_check=options.decode_check,
