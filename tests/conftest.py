@@ -43,7 +43,9 @@ def corpus_images() -> tuple[Path, ...]:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds.pixel_array  # noqa: B018  (must decode)
+                # must decode; as stored (raw): converting YBR to RGB decides nothing
+                # and was half of this walk (every test process makes it)
+                pydicom.pixels.pixel_array(ds, raw=True)
         except Exception:
             continue
         found.append(path)
