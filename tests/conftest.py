@@ -1,8 +1,14 @@
 """Shared fixtures: the real corpus (pydicom's test files and pydicom-data), and the corpus
-transcoded once per target for the whole session (`transcoded_corpus`)."""
+transcoded once per target for the whole run, whichever worker asks first
+(`transcoded_corpus`)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
+import os
+import pickle
 import shutil
 import warnings
 from functools import lru_cache
@@ -108,27 +114,52 @@ def rg1() -> Path:
     return find_sample("RG1_UNCR.dcm")
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """`path` locked (flock) while the block runs: one test process at a time."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def transcoded_corpus(tmp_path_factory):
     """``transcoded_corpus(target, images=None)``: {source path: TranscodeResult} for
-    `images` (default: every corpus image, `corpus_images`) transcoded to `target` (a
-    codec name) with verification, once per target for the session, whichever module
-    asks first; a subset is taken from the whole corpus when that was done. The
-    outputs are shared: copy one before changing it."""
+    `images` (default: every corpus image, `corpus_images`; else some of them)
+    transcoded to `target` (a codec name) with verification, each file once per run:
+    whichever test process (xdist worker) asks first transcodes it, the others wait for
+    it and read its results (a folder of the run's base temporary directory, locked
+    while it is written). The outputs are shared: copy one before changing it.
+    `error` is not kept (the results pass between processes); `status` and `reason`
+    say what happened."""
     from dicompress.batch import Source, transcode_many
 
-    done: dict[tuple[str, tuple[Path, ...]], dict[Path, object]] = {}
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # .../pytest-N/popen-gwK: the run's folder
+        shared = shared.parent
+    everything = corpus_images()
+    number = {path: n for n, path in enumerate(everything)}
+    known: dict[str, dict[Path, object]] = {}
 
     def transcoded(target: str, images=None) -> dict[Path, object]:
-        everything = corpus_images()
         images = everything if images is None else tuple(images)
-        if (target, everything) in done:
-            whole = done[target, everything]
-            return {path: whole[path] for path in images}
-        if (target, images) not in done:
-            out = tmp_path_factory.mktemp(f"corpus-{target}")
-            sources = [Source(p, Path(f"{i:03d}_{p.name}")) for i, p in enumerate(images)]
-            done[target, images] = {r.source: r for r in transcode_many(sources, out, target)}
-        return done[target, images]
+        have = known.setdefault(target, {})
+        if any(path not in have for path in images):
+            folder, store = shared / f"corpus-{target}", shared / f"corpus-{target}.pickle"
+            with _locked(shared / f"corpus-{target}.lock"):
+                done = pickle.loads(store.read_bytes()) if store.exists() else {}
+                todo = [path for path in images if path not in done]
+                if todo:
+                    sources = [Source(path, Path(f"{number[path]:03d}_{path.name}"))
+                               for path in todo]
+                    for result in transcode_many(sources, folder, target):
+                        done[result.source] = dataclasses.replace(result, error=None)
+                    store.with_suffix(".tmp").write_bytes(pickle.dumps(done))
+                    store.with_suffix(".tmp").replace(store)
+            have.update(done)
+        return {path: have[path] for path in images}
 
     return transcoded
