@@ -25,6 +25,41 @@ from dicompress.samples import find_sample, sample_files
 warnings.filterwarnings("ignore", module="pydicom")
 
 
+# -- make test: pytest-xdist, a test file per worker (--dist loadfile) ---------------------
+#: Files started first, longest first: a file runs on one worker, so the last long file to
+#: start bounds the run. Those that mostly wait (servers and subprocess runs started and
+#: killed: gateway, batch, the benchmark run) alternate with those that keep a core busy.
+#: The rest follow in name order. Times: tools/suite_times.py (BENCHMARKS.md, "Test suite").
+LONGEST_FIRST = (
+    "test_hostile.py", "test_gateway.py", "test_interop_targets.py", "test_batch.py",
+    "test_direct.py", "test_benchmarks_quick.py", "test_codecs.py", "test_gateway_stow.py",
+    "test_api.py", "test_gateway_memory.py", "test_deid.py", "test_gateway_fallback.py",
+    "test_plugins.py", "test_compare.py", "test_export.py", "test_jpegxl.py",
+)
+
+
+def pytest_configure(config):
+    # xdist would order the files by their number of tests (its --loadscope-reorder):
+    # the few-test files that wait longest then ran last, each worker waiting alone
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (make test): one worker more than the cores this process may use. A
+    third of the suite's time is spent waiting on servers and subprocesses (the
+    gateway's peers, Orthanc, kill -9 and restart): the extra worker runs in those
+    waits. PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) + 1
+
+
 # Sample files no target can be written from: damaged on purpose, 1-bit (only the
 # native targets carry it), or beyond pydicom 3.0's decoders (J2K_pixelrep_mismatch:
 # its sign correction writes to a read-only array).
