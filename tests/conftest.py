@@ -50,6 +50,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown without it
 def pytest_xdist_auto_num_workers(config):
     """``-n auto`` (make test): one worker more than the cores this process may use. A
     third of the suite's time is spent waiting on servers and subprocesses (the
