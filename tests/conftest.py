@@ -1,8 +1,14 @@
 """Shared fixtures: the real corpus (pydicom's test files and pydicom-data), and the corpus
-transcoded once per target for the whole session (`transcoded_corpus`)."""
+transcoded once per target for the whole run, whichever worker asks first
+(`transcoded_corpus`)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
+import os
+import pickle
 import shutil
 import warnings
 from functools import lru_cache
@@ -17,6 +23,42 @@ from common import frames_of  # noqa: F401  (imported from here by the test modu
 from dicompress.samples import find_sample, sample_files
 
 warnings.filterwarnings("ignore", module="pydicom")
+
+
+# -- make test: pytest-xdist, a test file per worker (--dist loadfile) ---------------------
+#: Files started first, longest first: a file runs on one worker, so the last long file to
+#: start bounds the run. Those that mostly wait (servers and subprocess runs started and
+#: killed: gateway, batch, the benchmark run) alternate with those that keep a core busy.
+#: The rest follow in name order. Times: tools/suite_times.py (BENCHMARKS.md, "Test suite").
+LONGEST_FIRST = (
+    "test_hostile.py", "test_gateway.py", "test_interop_targets.py", "test_batch.py",
+    "test_direct.py", "test_benchmarks_quick.py", "test_codecs.py", "test_gateway_stow.py",
+    "test_api.py", "test_gateway_memory.py", "test_deid.py", "test_gateway_fallback.py",
+    "test_plugins.py", "test_compare.py", "test_export.py", "test_jpegxl.py",
+)
+
+
+def pytest_configure(config):
+    # xdist would order the files by their number of tests (its --loadscope-reorder):
+    # the few-test files that wait longest then ran last, each worker waiting alone
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown without it
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (make test): one worker more than the cores this process may use. A
+    third of the suite's time is spent waiting on servers and subprocesses (the
+    gateway's peers, Orthanc, kill -9 and restart): the extra worker runs in those
+    waits. PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) + 1
 
 
 # Sample files no target can be written from: damaged on purpose, 1-bit (only the
@@ -43,7 +85,9 @@ def corpus_images() -> tuple[Path, ...]:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds.pixel_array  # noqa: B018  (must decode)
+                # must decode; as stored (raw): converting YBR to RGB decides nothing
+                # and was half of this walk (every test process makes it)
+                pydicom.pixels.pixel_array(ds, raw=True)
         except Exception:
             continue
         found.append(path)
@@ -106,27 +150,52 @@ def rg1() -> Path:
     return find_sample("RG1_UNCR.dcm")
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """`path` locked (flock) while the block runs: one test process at a time."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def transcoded_corpus(tmp_path_factory):
     """``transcoded_corpus(target, images=None)``: {source path: TranscodeResult} for
-    `images` (default: every corpus image, `corpus_images`) transcoded to `target` (a
-    codec name) with verification, once per target for the session, whichever module
-    asks first; a subset is taken from the whole corpus when that was done. The
-    outputs are shared: copy one before changing it."""
+    `images` (default: every corpus image, `corpus_images`; else some of them)
+    transcoded to `target` (a codec name) with verification, each file once per run:
+    whichever test process (xdist worker) asks first transcodes it, the others wait for
+    it and read its results (a folder of the run's base temporary directory, locked
+    while it is written). The outputs are shared: copy one before changing it.
+    `error` is not kept (the results pass between processes); `status` and `reason`
+    say what happened."""
     from dicompress.batch import Source, transcode_many
 
-    done: dict[tuple[str, tuple[Path, ...]], dict[Path, object]] = {}
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # .../pytest-N/popen-gwK: the run's folder
+        shared = shared.parent
+    everything = corpus_images()
+    number = {path: n for n, path in enumerate(everything)}
+    known: dict[str, dict[Path, object]] = {}
 
     def transcoded(target: str, images=None) -> dict[Path, object]:
-        everything = corpus_images()
         images = everything if images is None else tuple(images)
-        if (target, everything) in done:
-            whole = done[target, everything]
-            return {path: whole[path] for path in images}
-        if (target, images) not in done:
-            out = tmp_path_factory.mktemp(f"corpus-{target}")
-            sources = [Source(p, Path(f"{i:03d}_{p.name}")) for i, p in enumerate(images)]
-            done[target, images] = {r.source: r for r in transcode_many(sources, out, target)}
-        return done[target, images]
+        have = known.setdefault(target, {})
+        if any(path not in have for path in images):
+            folder, store = shared / f"corpus-{target}", shared / f"corpus-{target}.pickle"
+            with _locked(shared / f"corpus-{target}.lock"):
+                done = pickle.loads(store.read_bytes()) if store.exists() else {}
+                todo = [path for path in images if path not in done]
+                if todo:
+                    sources = [Source(path, Path(f"{number[path]:03d}_{path.name}"))
+                               for path in todo]
+                    for result in transcode_many(sources, folder, target):
+                        done[result.source] = dataclasses.replace(result, error=None)
+                    store.with_suffix(".tmp").write_bytes(pickle.dumps(done))
+                    store.with_suffix(".tmp").replace(store)
+            have.update(done)
+        return {path: have[path] for path in images}
 
     return transcoded

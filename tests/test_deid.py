@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,6 @@ from dicompress.samples import find_sample, sample_files
 from test_interop import _errors, new_errors
 
 KEY = b"a test key that is long enough"
-CLI = [sys.executable, "-m", "dicompress"]
 
 
 def config(*options: str, **kw) -> DeidConfig:
@@ -520,8 +520,18 @@ def test_blank_outside_the_image_is_an_error(tmp_path):
 
 
 # -- the command line ----------------------------------------------------------------------
-def _cli(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, env=env)
+def _cli(*args) -> subprocess.CompletedProcess:
+    """`dicompress *args` run in this process (the command is tested, not the start of a
+    Python process: 0.5 s each), its exit code and output as a subprocess gives them."""
+    from dicompress.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_cli_deid_tree_rename_and_resume(tmp_path):

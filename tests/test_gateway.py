@@ -385,14 +385,16 @@ def test_kill_9_in_flight_then_restart_loses_nothing(tmp_path):
         assert storescu(port, series).returncode == 0
         expected = {pydicom.dcmread(p).SOPInstanceUID: pixel_hash(p) for p in series}
 
-        def arrived() -> dict[str, str]:
-            out = {}
+        uids: dict[Path, str] = {}  # each file's header read once, not at every poll
+
+        def arrived() -> dict[str, Path]:
             for path in dest.files():
-                try:
-                    out[pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID] = path
-                except Exception:
-                    pass  # storescp still writing
-            return out
+                if path not in uids:
+                    try:
+                        uids[path] = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+                    except Exception:
+                        pass  # storescp still writing
+            return {uid: path for path, uid in uids.items()}
 
         _wait_until(lambda: set(arrived()) == set(expected), limit=180, what="all arrived")
         for uid, path in arrived().items():
