@@ -981,3 +981,22 @@ def test_damage_is_the_files_wherever_pydicom_refuses_it(case, refused):
     in an element only some commands read) is the file's damage: exit 1 naming the
     file, never an internal error (exit 70)."""
     assert_refused(refused, case)
+
+
+@pytest.mark.parametrize("command", ["export", "compare-json"])
+def test_a_path_the_command_needs_that_cannot_be_written_stops_it_in_one_line(
+        command, tmp_path, capsys):
+    """An output under /proc: the OSError escaped main() as a traceback with exit 1 ("some
+    files failed"); it is one line naming the path, exit 3 (stopped), as for a full disk."""
+    from dicompress.cli import main
+    from dicompress.errors import EXIT_STOPPED
+
+    sample = str(find_sample("CT_small.dcm"))
+    argv = {"export": ["export", sample, "--format", "png", "-o", "/proc/dicompress-nope"],
+            "compare-json": ["compare", sample, "--codecs", "rle", "--json",
+                             "/proc/dicompress-nope.json"]}[command]
+    assert main(argv) == EXIT_STOPPED
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "/proc/dicompress-nope" in line]
+    assert len(lines) == 1 and lines[0].startswith("dicompress: /proc/dicompress-nope"), err

@@ -131,7 +131,8 @@ class Status(str, enum.Enum):
 
 
 #: Exit codes of every command: done; some files failed; the command line or configuration
-#: cannot be used; the run stopped early (disk full); a bug of ours; interrupted (Ctrl-C).
+#: cannot be used; the run stopped early (disk full, or a path it needs cannot be written);
+#: a bug of ours; interrupted (Ctrl-C).
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERNAL, EXIT_INTERRUPTED = (
     0, 1, 2, 3, 70, 130)
 

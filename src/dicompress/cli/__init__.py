@@ -64,22 +64,31 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except (StorageError, OSError) as exc:
-        # the machine, not the input: a full disk stops every command the same way
-        if getattr(exc, "errno", None) not in (errno.ENOSPC, errno.EDQUOT):
-            raise
+        # the machine, not the input: a full disk stops every command the same way, and
+        # so does a path the command itself needs (-o, --json) that cannot be written
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        if not full and not getattr(exc, "filename", None):
+            return _internal_error()  # an OS error without a path: ours to explain
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"dicompress: {where}{getattr(exc, 'strerror', None) or exc} (disk full: the run "
-              "stops; what was written before is complete, originals are intact)", file=sys.stderr)
+        why = (" (disk full: the run stops; what was written before is complete, originals "
+               "are intact)" if full else " (the run stops; originals are intact)")
+        print(f"dicompress: {where}{getattr(exc, 'strerror', None) or exc}{why}",
+              file=sys.stderr)
         return EXIT_STOPPED
     except Exception:  # a bug of ours: never reported as a bad file
-        import traceback
-
-        traceback.print_exc()
-        print("dicompress: internal error (a bug in dicompress, please report it with the "
-              "traceback above)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error()
 
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
+
+
+def _internal_error() -> int:
+    """The exception being handled is a bug of ours: its traceback, and exit 70."""
+    import traceback
+
+    traceback.print_exc()
+    print("dicompress: internal error (a bug in dicompress, please report it with the "
+          "traceback above)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def run() -> None:
