@@ -201,7 +201,8 @@ def test_the_verifier_shares_no_code_with_the_writer():
 
 def test_the_verifier_reads_back_every_header_byte(outputs, tmp_path):
     """Not only the attributes it parses: a value changed in the header before the Pixel
-    Data, or in what follows it, is refused (the writer's head and tail, hashed)."""
+    Data, in what follows it, or in the File Meta Information and preamble, is refused
+    (the writer's front, head and tail, hashed)."""
     from dicompress.pipeline import write
 
     captured = {}
@@ -223,8 +224,12 @@ def test_the_verifier_reads_back_every_header_byte(outputs, tmp_path):
     data = (tmp_path / "o.dcm").read_bytes()
     expected = captured["expected"]
     modality = data.index(b"\x08\x00\x60\x00CS\x02\x00CT")
+    instance = data.index(b"\x02\x00\x03\x00UI") + 9  # a digit of the File Meta's UID
+    flipped = b"1" if data[instance:instance + 1] != b"1" else b"2"
     damaged = {"a header value": data[:modality + 8] + b"MR" + data[modality + 10:],
-               "a value after the Pixel Data": data[:-2] + b"\x01\x00"}
+               "a value after the Pixel Data": data[:-2] + b"\x01\x00",
+               "a File Meta UID": data[:instance] + flipped + data[instance + 1:],
+               "the preamble": data[:5] + b"\x07" + data[6:]}
     for what, bad in damaged.items():
         path = tmp_path / "bad.dcm"
         path.write_bytes(bad)

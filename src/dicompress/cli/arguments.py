@@ -57,7 +57,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     checks.add_argument("--verify", choices=("full", "file"), default="full",
                         help="full (default): every lossless frame decoded again and compared "
                              "with the source, and the file read back; file: the file read "
-                             "back only (its structure, every fragment's length and CRC), "
+                             "back only (its structure, every fragment's length and hash), "
                              "trusting the codec: J2K at nearly twice the rate")
     checks.add_argument("--no-verify", action="store_true",
                         help="skip decoding and reading back each output (not recommended)")

@@ -3,7 +3,7 @@ and Deflated Explicit VR Little Endian (the whole dataset deflated, PS3.5 A.5).
 
 Frames are the little-endian sample bytes, in the order the layout's Planar
 Configuration says: colour-by-pixel (0), or colour-by-plane (1) where the object needs it
-(a US image's YBR_FULL, `pipeline.frames.us_planar_configuration`); 1-bit frames stay
+(a US image's YBR_FULL, `pipeline.decoded.us_planar_configuration`); 1-bit frames stay
 unpacked here and are packed across frame boundaries by the writer.
 """
 

@@ -278,6 +278,7 @@ def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
     ours = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0] + os.sep
     theirs = os.path.dirname(pydicom.__file__) + os.sep
     cause: BaseException | None = exc
+    seen: set[int] = set()  # a chain that loops back on itself ends there
     while cause is not None:  # pydicom re-raises a value's error naming its tag: the cause
         frames = traceback.extract_tb(cause.__traceback__)
         last_ours = max((n for n, f in enumerate(frames) if f.filename.startswith(ours)),
@@ -286,9 +287,8 @@ def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
         if inside and inside[-1].endswith(_PYDICOM_PARSERS):
             return InvalidDicomFile(
                 f"cannot be parsed as DICOM ({type(exc).__name__}: {str(exc).splitlines()[0]})")
-        # pydicom raising while it handles its parser's error ("During handling of the
-        # above exception"): that error decides; raised in our code, it stays ours
-        cause = cause.__cause__ or (cause.__context__ if inside else None)
+        seen.add(id(cause))
+        cause = cause.__cause__ if id(cause.__cause__) not in seen else None
     return None
 
 

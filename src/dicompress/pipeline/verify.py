@@ -87,6 +87,9 @@ class Expected:
     #: every header value written is read back, not only the attributes of CHECKED.
     head: tuple[int, str] | None = None
     tail: tuple[int, str] | None = None
+    #: Length and 128-bit BLAKE3 of the preamble, "DICM" and the File Meta Information
+    #: as written: its UIDs are read back too, not only its group length and syntax.
+    front: tuple[int, str] | None = None
 
 
 def verify(path: Path, expected: Expected, *, digest: str | None = None) -> str | None:
@@ -130,6 +133,11 @@ def _check(data: memoryview, expected: Expected) -> None:
     if syntax != expected.transfer_syntax:
         raise VerificationFailed(f"the transfer syntax reads back as {syntax!r}, "
                                  f"not {expected.transfer_syntax}")
+    if expected.front is not None and (
+            body != expected.front[0]
+            or blake3.blake3(data[:body], max_threads=1).hexdigest(16) != expected.front[1]):
+        raise VerificationFailed("the preamble or File Meta Information reads back different "
+                                 "from what was written")
     if syntax == uids.DeflatedExplicitVRLittleEndian:
         with tempfile.TemporaryFile() as spill:
             inflater = zlib.decompressobj(-zlib.MAX_WBITS)

@@ -119,9 +119,8 @@ class PixelDataWriter:
         self.pixel_hash = blake3.blake3(max_threads=1)
         self.pixel_length = 0
 
-        fp.write(header.preamble)
-        fp.write(b"DICM")
-        fp.write(header.file_meta())
+        self._front = header.preamble + b"DICM" + header.file_meta()
+        fp.write(self._front)
         self.body_start = fp.tell()
         self.sink = _Sink(fp, self.encoding.deflated)
         head = header.head()
@@ -266,7 +265,8 @@ class PixelDataWriter:
             pixel = None
         return verifier.Expected(transfer_syntax=self.header.transfer_syntax,
                                  values=self.header.values(), pixel_data=pixel,
-                                 head=_span(self._head), tail=_span(self._tail))
+                                 head=_span(self._head), tail=_span(self._tail),
+                                 front=_span(self._front))
 
 
 def _span(data: bytes) -> tuple[int, str]:
