@@ -112,6 +112,9 @@ def plan(args) -> int:
         for s in result.per_series:
             print(f"  {s.series}: {s.option.label}, {s.files} file{'s' * (s.files != 1)}, ratio "
                   f"{s.option.ratio:.2f}, predicted {size(s.option.predicted_bytes)}")
+        if result.failed:
+            print(f"  (not in these commands: the {len(result.failed)} file"
+                  f"{'s' * (len(result.failed) != 1)} that failed above)")
     for command in ([s.option.command for s in c.per_series] or [c.command]):
         print("Run:    " + shlex.join(command))
     return 1 if result.failed else 0  # files that could not be measured are a failure

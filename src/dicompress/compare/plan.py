@@ -254,10 +254,16 @@ def _per_series(measured, choices: list[Choice], found: Totals,
                 output: str) -> list[SeriesChoice]:
     """The smallest lossless option of each series, measured on its own frames and
     predicted for its own files; [] when some series has none that codes all its
-    measured frames."""
+    measured frames. A file that failed (its decoder refused or died part way) is in no
+    series' command, and a series of only such files gets no choice: its frames measured
+    before the failure say nothing of a file that cannot be transcoded."""
+    failed = {str(path) for path, _ in measured.failed}
     chosen = []
     for series in measured.series:
-        files = [p for p in measured.series_files.get(series, []) if p in found.by_file]
+        files = [p for p in measured.series_files.get(series, [])
+                 if p in found.by_file and str(p) not in failed]
+        if not files:
+            continue
         pixel_bytes = sum(found.by_file[p][0] for p in files)
         header_bytes = sum(found.by_file[p][1] for p in files)
         rows = {c.label: measured.per_series[(c.label, series)] for c in choices}
