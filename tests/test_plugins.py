@@ -331,3 +331,21 @@ def test_encoder_plugin_over_the_corpus():
     print(f"{ok} of {len(results)} calls work; the rest refused by profile or layout",
           sorted({v[1] for v in results.values() if v[0] == "refused"}))
     assert ok >= 0.75 * len(results)
+
+
+@pytest.mark.parametrize("module", ["rle_decoder", "jpeg_decoder", "jpegls_decoder",
+                                    "jpegxl_decoder", "deflate_frames_decoder", "encoder",
+                                    "checked_decoders"])
+def test_a_plugin_module_imported_first_still_registers_every_plugin(module):
+    """`import dicompress.plugins.rle_decoder` in a fresh process imported pydicom from
+    inside that module, whose hook then registered the plugins while the module was half
+    made: "could not register its pydicom plugins" and none registered (found by review)."""
+    code = (f"import dicompress.plugins.{module}\n"
+            "import pydicom\n"
+            "from pydicom.pixels import get_decoder, get_encoder\n"
+            "from pydicom.uid import RLELossless, JPEGLSLossless\n"
+            "assert 'dicompress' in get_decoder(RLELossless)._available\n"
+            "assert 'dicompress' in get_encoder(JPEGLSLossless)._available\n")
+    run = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr

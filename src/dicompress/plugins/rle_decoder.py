@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from pydicom.uid import RLELossless
 
 from dicompress import _rle
+from dicompress.uids import RLELossless  # not pydicom's: its import registers this module
 
 DECODER_DEPENDENCIES = {RLELossless: ("numpy",)}
 
