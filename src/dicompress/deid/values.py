@@ -12,12 +12,10 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom._uid_dict import UID_dictionary
 
+from dicompress.deid.identifiers import PIXEL_DATA, TEXT_VRS  # noqa: F401 - named here too
 from dicompress.errors import InvalidDicomFile
 
-PIXEL_DATA = 0x7FE00010
 
-TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
-            "UC", "UR", "UT", "UI"}
 BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 NUMBER_VRS = {"FL", "FD", "SL", "SS", "SV", "UL", "US", "UV", "AT"}
 

@@ -33,18 +33,21 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from dicompress import uids
-from dicompress.codecs import Codec
-from dicompress.digests import bytes_digest
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.header import BytesHeader, file_meta_group
 from dicompress.direct.elements import (
     BITS_ALLOCATED, BITS_STORED, CANONICAL, COLUMNS, EXPLICIT_VR_LITTLE_ENDIAN, FRAMES, HIGH_BIT,
     IMPLICIT_VR_LITTLE_ENDIAN, IMPL_CLASS, IMPL_VERSION, MEDIA_CLASS, MEDIA_INSTANCE, META_SYNTAX,
     META_VERSION, MODALITY, PHOTOMETRIC, PIXEL_DATA, PLANAR, READ, ROWS, SAMPLES, SHORT_HEADER,
-    SHORT_VRS, SIGNED, SOP_CLASS, SOP_INSTANCE, TAG, U16, UNDEFINED, Element, NotDirect,
+    SHORT_VRS, SIGNED, SOP_CLASS, SOP_INSTANCE, TAG, U16, U32, UNDEFINED, Element, NotDirect,
     read_element)
 from dicompress.direct.implicit import ImplicitWalker
+
+if TYPE_CHECKING:  # the transcoding side, imported where a file is transcoded
+    from dicompress.codecs import Codec
+    from dicompress.pipeline.header import BytesHeader
 
 #: Files larger than this take the general path (which streams frame by frame).
 MAX_BYTES = 64 << 20
@@ -53,13 +56,18 @@ MAX_BYTES = 64 << 20
 class Parsed:
     """A Part 10 file as the direct path sees it."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, size: int | None = None) -> None:
+        """`data`: the whole file; or, with `size` (the file's size), its first bytes up to
+        at least Pixel Data's header: the walk then ends at Pixel Data, whose value is left
+        on disk and must end within `size` (export's headers, `direct.view`)."""
         self.data = data
         buf = memoryview(data)
         self.buf = buf
         if len(data) < 132 or data[128:132] != b"DICM":
             raise NotDirect("no preamble and DICM prefix")
         pos, end = 132, len(data)
+        #: Where Pixel Data's value may end: the file's end.
+        self.size = max(size or end, end)
         #: File Meta Information elements other than the group length, as read.
         self.meta: list[Element] = []
         while pos + 8 <= end and TAG.unpack_from(buf, pos)[0] == 0x0002:
@@ -117,6 +125,9 @@ class Parsed:
                 elem, stop = None, pos + 8 + length
                 if stop > end:
                     raise NotDirect("a value runs past the end")
+            elif tag == PIXEL_DATA and self.size > end:  # a head: the value stays on disk
+                elem = _pixel_data_header(buf, pos, end, self.size)
+                stop = elem.end
             else:
                 elem = read_element(buf, pos, end)
                 stop = elem.end
@@ -189,6 +200,18 @@ class Parsed:
                            number_of_frames=frames)
 
 
+def _pixel_data_header(buf: memoryview, pos: int, end: int, size: int) -> Element:
+    """Native Pixel Data's header at `pos` of a file's head, its value ending by `size`."""
+    if pos + 12 > end or bytes(buf[pos + 4:pos + 6]) not in (b"OB", b"OW") or buf[pos + 6] \
+            or buf[pos + 7]:
+        raise NotDirect("Pixel Data is not native, or its header is cut short")
+    length = U32.unpack_from(buf, pos + 8)[0]
+    if length == UNDEFINED or pos + 12 + length > size:
+        raise NotDirect("Pixel Data is not native, or runs past the end")
+    return Element(PIXEL_DATA, bytes(buf[pos + 4:pos + 6]), pos, pos + 12, length,
+                   pos + 12 + length)
+
+
 # -- the output's header --------------------------------------------------------------------
 def _padded(text: str, pad: bytes) -> bytes:
     raw = text.encode("ascii", "replace")
@@ -199,6 +222,7 @@ def file_meta(parsed: Parsed, transfer_syntax: str) -> bytes:
     """File Meta Information (PS3.10 7.1) for the output: the source's elements, with the
     group length, version, media storage UIDs, transfer syntax and implementation set
     as `pipeline.mark.complete_file_meta` sets them."""
+    from dicompress.pipeline.header import file_meta_group
     from dicompress.pipeline.mark import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
     elements = {e.tag: (e.vr.decode("ascii"), parsed.raw(e)) for e in parsed.meta}
@@ -217,6 +241,8 @@ def file_meta(parsed: Parsed, transfer_syntax: str) -> bytes:
 
 def header(parsed: Parsed, transfer_syntax: str, layout: FrameLayout) -> BytesHeader:
     """The output's header as byte ranges of the source: the fast path's header source."""
+    from dicompress.pipeline.header import BytesHeader
+
     frames = parsed.string(FRAMES)
     return BytesHeader(
         preamble=parsed.data[:128], transfer_syntax=transfer_syntax,
@@ -251,6 +277,7 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, optio
     """Transcode `source` on the direct path: a TranscodeResult, or None when the file
     is not of the shape handled here (nothing has been written then). With
     `options.digest`, the content hash of the bytes read is computed in memory."""
+    from dicompress.digests import bytes_digest
     from dicompress.pipeline.encode import frame_encoder
     from dicompress.pipeline.frames import bounded_map, native_frames
     from dicompress.pipeline.write import output_file

@@ -93,7 +93,7 @@ class ImplicitWalker:
             entry = values(vr)
             if entry is None or length == UNDEFINED or tag == _CHARACTER_SET:
                 if tag == PIXEL_DATA:
-                    if length == UNDEFINED or stop > end:
+                    if length == UNDEFINED or stop > parsed.size:
                         raise NotDirect("Pixel Data is not native")
                     parsed.pixel_data = Element(tag, b"OW", pos, value_at, length, stop)
                     split = len(out)

@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from pydicom import dcmread
-from pydicom.dataset import Dataset
-from pydicom.uid import DeflatedExplicitVRLittleEndian
-from pydicom.pixels import apply_color_lut, pixel_array
-
 import dataclasses
+
+import numpy as np
 
 from dicompress import uids, voi
 from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile,
@@ -21,6 +17,8 @@ from dicompress.pipeline.frames import decoders_reason, native_frames, reads_nat
 from dicompress.pipeline.stored import check_stored_frame
 
 if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
     from dicompress.batch.pools import Isolated
 
 #: XYB: JPEG XL colour, which decoders give as RGB (PS3.3 C.7.6.3.1.2).
@@ -77,7 +75,7 @@ def read_frame(path: Path, index: int, ds: Dataset, decoder: Isolated | None = N
     syntax = None if syntax is None else str(syntax)
     # deflated data cannot be read frame by frame from the file, nor a file without
     # File Meta Information (its transfer syntax is the one the header was read in)
-    whole = syntax == DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None
+    whole = syntax == uids.DeflatedExplicitVRLittleEndian or getattr(ds, "preamble", None) is None
     if not whole:
         try:
             check_stored_frame(path, ds, which)  # before any native decoder sees the frame
@@ -89,6 +87,9 @@ def read_frame(path: Path, index: int, ds: Dataset, decoder: Isolated | None = N
 
 
 def _decoded(path: Path, which: int | None, syntax: str | None, whole: bool) -> np.ndarray:
+    from pydicom import dcmread  # only for frames a decoder must read
+    from pydicom.pixels import pixel_array
+
     try:  # pydicom's decoders: their errors are the pixel data's, said here once
         if whole:
             dataset = dcmread(path, force=True)
@@ -108,6 +109,8 @@ def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
     """Colour frames as 8-bit RGB: palette through its LUTs, deeper samples scaled."""
     kind = photometric(ds)
     if kind == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
         try:  # pydicom checks the three tables and their descriptors against each other
             arr = apply_color_lut(arr, ds)
             bits = int(ds.RedPaletteColorLookupTableDescriptor[2])

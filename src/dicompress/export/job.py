@@ -16,8 +16,8 @@ from dicompress.export import frames as framing
 from dicompress.export import page, select, writers
 from dicompress.export.stills import Stills, Work, source_frame, write_gif, write_stills
 from dicompress.export.text import picture_text
+from dicompress.direct.view import header_view
 from dicompress.layout import FrameLayout
-from dicompress.pipeline.read import read_header
 
 
 @dataclass
@@ -48,7 +48,15 @@ class ExportResult:
 
 def _header(path: Path) -> tuple[str, Path, object, framing.NativePixels | None]:
     """(outcome, path, header or reason, where its native frames are) for one file; the
-    outcome is "image", "skipped" (not DICOM, not an image) or "failed"."""
+    outcome is "image", "skipped" (not DICOM, not an image) or "failed".
+
+    The files most series are made of are read without pydicom (`direct.view`: an
+    export of only those never imports it); pydicom reads the others."""
+    view = header_view(path)
+    if view is not None:
+        return "image", path, view, framing.NativePixels(view.frame_layout, view.pixel_offset)
+    from dicompress.pipeline.read import read_header
+
     try:
         ds = read_header(path)
     except NotDicom as exc:

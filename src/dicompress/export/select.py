@@ -7,12 +7,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING
 
 from dicompress.deid import descriptor_identifies
 from dicompress.errors import DicompressError
 from dicompress.layout import header_number
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicompress.direct.view import HeaderView
+
+    Header = Dataset | HeaderView  # a file's header: pydicom's, or direct.view's
 
 
 class FrameList(Sequence):
@@ -53,9 +59,9 @@ class SeriesFrames:
 
     uid: str
     label: str
-    header: Dataset  # of the first file, for attributes common to the series
+    header: Header  # of the first file, for attributes common to the series
     frames: FrameList = field(default_factory=FrameList)
-    headers: dict[Path, Dataset] = field(default_factory=dict)
+    headers: dict[Path, Header] = field(default_factory=dict)
 
 
 def parse_frames(spec: str | None) -> list[int] | None:
@@ -85,7 +91,7 @@ def choose(n: int, frames: list[int] | None, every: int | None) -> Sequence[int]
     return chosen
 
 
-def slice_position(ds: Dataset) -> float | None:
+def slice_position(ds: Header) -> float | None:
     """Distance along the slice normal (Image Position/Orientation Patient)."""
     try:
         row = [float(v) for v in ds.ImageOrientationPatient]
@@ -106,7 +112,7 @@ def _safe(text: str) -> str:
     return cleaned[:60] or "series"
 
 
-def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None = None,
+def group_series(headers: list[tuple[Path, Header]], series_filter: str | None = None,
                  identifying_names: bool = True) -> list[SeriesFrames]:
     """Group image headers into series and order each by slice position, then Instance Number.
 
@@ -114,7 +120,7 @@ def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None 
     description and the file's name; without `identifying_names`, a description that
     may identify (PS3.15 Clean Descriptors test) and file names (which often hold a
     patient's name or ID) are left out."""
-    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    groups: dict[str, list[tuple[Path, Header]]] = {}
     for path, ds in headers:
         uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{path}"
         if series_filter and uid != series_filter:
@@ -156,7 +162,7 @@ def group_series(headers: list[tuple[Path, Dataset]], series_filter: str | None 
     return out
 
 
-def _instance(ds: Dataset) -> float:
+def _instance(ds: Header) -> float:
     try:
         return float(ds.get("InstanceNumber"))
     except (TypeError, ValueError):

@@ -3,9 +3,8 @@ pictures' text chunks), the study's date as shown, an animation's frame time."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
-
-from pydicom.multival import MultiValue
 
 from dicompress.deid import descriptor_identifies
 
@@ -33,7 +32,8 @@ def picture_text(ds, window_note: str, keep_identifiers: bool) -> dict[str, str]
     for keyword, label in CONTEXT.items():
         value = ds.get(keyword)
         if value not in (None, ""):
-            value = "\\".join(map(str, value)) if isinstance(value, (list, MultiValue)) else str(value)
+            several = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+            value = "\\".join(map(str, value)) if several else str(value)
             if not keep_identifiers and keyword in DESCRIPTORS and descriptor_identifies(ds, value):
                 continue  # a description naming the patient, a date, an ID: not shown
             text[label] = value

@@ -1,0 +1,298 @@
+"""Export's header source without pydicom: the attributes a picture needs, read by the
+direct path's walk (`Parsed`) from the head of the file.
+
+Exporting a CT series to pictures spends less time on each picture than an interpreter
+spends importing pydicom (0.25 s) and parsing 200 headers with it (0.15 s): for the
+files most series are made of, `header_view` reads the header here instead, and an
+export of such files never imports pydicom (the frames are read straight from the file,
+`export.frames.read_native`). It takes the files the walk takes (Part 10, Explicit or
+Implicit VR Little Endian, native grayscale Pixel Data of one sample, 8 or 16 bits) whose
+display needs nothing read from a sequence (no Modality or VOI LUT Sequence) and whose
+text is in the default repertoire, Latin-1 or UTF-8; every other file, and every file the
+walk finds damaged, gets None: pydicom reads it, and says what is wrong.
+
+A `HeaderView` answers ``get``, ``in`` and attribute access for the keywords of
+`ATTRIBUTES` with the values pydicom gives (``tests/test_direct_view.py`` compares them
+over the corpus), and gives every text value at any depth (`text_elements`) for the
+Clean Descriptors test of captions (`deid.identifiers`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from dicompress.direct import MAX_BYTES, Parsed, _syntax_may_be_direct
+from dicompress.direct.elements import (ITEM_END, SHORT_HEADER, SHORT_VRS, UNDEFINED, Element,
+                                        NotDirect, item_header, read_element, tag_at)
+from dicompress.layout import FrameLayout
+
+#: The attributes export reads of a header, by keyword (PS3.6 Table 6-1).
+ATTRIBUTES = {
+    "SpecificCharacterSet": 0x00080005, "SOPClassUID": 0x00080016, "StudyDate": 0x00080020,
+    "AccessionNumber": 0x00080050, "Modality": 0x00080060, "InstitutionName": 0x00080080,
+    "ReferringPhysicianName": 0x00080090, "StudyDescription": 0x00081030,
+    "SeriesDescription": 0x0008103E, "RecommendedDisplayFrameRate": 0x00082144,
+    "PatientName": 0x00100010, "PatientID": 0x00100020, "PatientBirthDate": 0x00100030,
+    "BodyPartExamined": 0x00180015, "CineRate": 0x00180040, "SliceThickness": 0x00180050,
+    "FrameTime": 0x00181063, "SeriesInstanceUID": 0x0020000E, "SeriesNumber": 0x00200011,
+    "InstanceNumber": 0x00200013, "ImagePositionPatient": 0x00200032,
+    "ImageOrientationPatient": 0x00200037, "SamplesPerPixel": 0x00280002,
+    "PhotometricInterpretation": 0x00280004, "PlanarConfiguration": 0x00280006,
+    "NumberOfFrames": 0x00280008, "Rows": 0x00280010, "Columns": 0x00280011,
+    "PixelSpacing": 0x00280030, "BitsAllocated": 0x00280100, "BitsStored": 0x00280101,
+    "HighBit": 0x00280102, "PixelRepresentation": 0x00280103, "WindowCenter": 0x00281050,
+    "WindowWidth": 0x00281051, "RescaleIntercept": 0x00281052, "RescaleSlope": 0x00281053,
+    "WindowCenterWidthExplanation": 0x00281055, "VOILUTFunction": 0x00281056,
+    "ModalityLUTSequence": 0x00283000, "VOILUTSequence": 0x00283010,
+    "PresentationLUTShape": 0x20500020, "PixelData": 0x7FE00010,
+}
+#: Sequences export would read: a file holding one is left to pydicom.
+_SEQUENCES_READ = (0x00283000, 0x00283010)
+_CHARACTER_SET = 0x00080005
+#: Specific Character Set -> how pydicom decodes its text (PS3.3 C.12.1.1.2); others
+#: (code extensions, multi-byte repertoires other than UTF-8) are left to pydicom.
+_ENCODINGS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
+              "ISO_IR 192": "utf-8"}
+#: Bytes read first: a CT or MR header is a few kilobytes; a longer one is read whole.
+HEAD = 64 << 10
+
+_NUMBERS = {b"US": "H", b"SS": "h", b"UL": "L", b"SL": "l", b"FL": "f", b"FD": "d",
+            b"SV": "q", b"UV": "Q"}
+_BYTES = frozenset(b"OB OD OF OL OV OW UN AT".split())
+_SINGLE_TEXT = frozenset((b"LT", b"ST", b"UT", b"UR"))
+_TEXT = frozenset((b"LO", b"SH", b"UC"))  # in the character set, several values
+
+
+class Decimal(float):
+    """A DS value: a float that prints as the file writes it, as pydicom's DSfloat."""
+
+    def __new__(cls, text: str) -> "Decimal":
+        value = super().__new__(cls, text)
+        value.text = text
+        return value
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+class Integer(int):
+    """An IS value: an int that prints as the file writes it, as pydicom's IS."""
+
+    def __new__(cls, text: str) -> "Integer":
+        number = float(text)  # "1.0" is an integer string pydicom takes; "1.5" is not
+        if not number.is_integer():
+            raise ValueError(f"{text!r} is not an integer string")
+        value = super().__new__(cls, int(number))
+        value.text = text
+        return value
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+def value_of(vr: bytes, raw: bytes, encoding: str):
+    """An element's value as pydicom converts it (pydicom.values): numbers, text
+    stripped of its padding, several values as a list; ValueError when a number is not
+    one (pydicom raises then too)."""
+    if vr in _NUMBERS:
+        size = struct.calcsize(_NUMBERS[vr])
+        if len(raw) % size:
+            raise ValueError(f"{len(raw)} bytes of {vr.decode()}, not a multiple of {size}")
+        values = struct.unpack(f"<{len(raw) // size}{_NUMBERS[vr]}", raw)
+        return None if not values else values[0] if len(values) == 1 else list(values)
+    if vr in _BYTES:
+        return raw
+    if vr == b"SQ":
+        raise TypeError("a sequence is not read from a HeaderView")
+    if vr in _SINGLE_TEXT:
+        text = raw.decode(encoding, "replace")
+        return text.rstrip() if vr == b"UR" else text.rstrip("\0 ")
+    if vr == b"PN":
+        parts = raw.rstrip(b"\0 ").decode(encoding, "replace").split("\\")
+    elif vr in _TEXT:
+        parts = [part.rstrip("\0 ") for part in raw.decode(encoding, "replace").split("\\")]
+    elif vr == b"AE":
+        parts = [part.strip() for part in raw.decode("latin-1").split("\\")]
+    elif vr in (b"DS", b"IS"):
+        text = raw.decode("latin-1").strip(" \0")
+        if not text:
+            return ""
+        kind = Decimal if vr == b"DS" else Integer
+        parts = [kind(part) if part.strip() else "" for part in text.split("\\")]
+    else:  # AS CS DA DT TM UI: the default repertoire
+        parts = raw.decode("latin-1").rstrip(" \0").split("\\")
+    return parts[0] if len(parts) == 1 else parts
+
+
+class HeaderView:
+    """A file's top-level attributes as export reads them (see the module's text).
+
+    ``view.get(keyword, default)``, ``keyword in view`` and ``view.Keyword`` answer for
+    the keywords of `ATTRIBUTES` (another keyword is a programming error: KeyError);
+    `native` says where the frames are on disk."""
+
+    def __init__(self, parsed: Parsed, layout: FrameLayout) -> None:
+        """The view of a walked file; NotDirect when export needs pydicom's reading of it
+        (a Modality or VOI LUT Sequence, another character set)."""
+        # the dataset before Pixel Data as Explicit VR bytes (a copy: the file's bytes go)
+        self._data = data = b"".join(parsed.before)
+        self._values: dict[int, object] = {}
+        #: tag -> (VR, where its value starts, where it ends) in `_data`
+        self._top: dict[int, tuple[bytes, int, int]] = {}
+        buf, pos, end = memoryview(data), 0, len(data)
+        top, unpack = self._top, SHORT_HEADER.unpack_from
+        while pos < end:  # the walk checked these bytes: short VRs read inline
+            group, number, vr, length = unpack(buf, pos)
+            if vr in SHORT_VRS:
+                stop = pos + 8 + length
+                top[group << 16 | number] = (vr, pos + 8, stop)
+            else:
+                elem = read_element(buf, pos, end)
+                if elem.tag in _SEQUENCES_READ:
+                    raise NotDirect("a Modality or VOI LUT Sequence")
+                stop = elem.end
+                top[elem.tag] = (vr, elem.value_at, stop)
+            pos = stop
+        charset = top.get(_CHARACTER_SET)
+        charset = b"" if charset is None else data[charset[1]:charset[2]]
+        encoding = _ENCODINGS.get(charset.decode("latin-1").strip(" \0"))
+        if encoding is None:
+            raise NotDirect("a character set the view does not decode")
+        self._encoding = encoding
+        top[0x7FE00010] = (parsed.pixel_data.vr, 0, 0)  # present (its value on disk)
+        #: The layout of one frame, and where the first frame starts in the file.
+        self.frame_layout = dataclasses.replace(layout, number_of_frames=1)
+        self.pixel_offset = parsed.pixel_data.value_at
+
+    def _tag(self, keyword: str) -> int:
+        try:
+            return ATTRIBUTES[keyword]
+        except KeyError:
+            raise KeyError(f"{keyword}: not among the attributes a HeaderView reads "
+                           "(direct.view.ATTRIBUTES)") from None
+
+    def get(self, keyword: str, default=None):
+        tag = self._tag(keyword)
+        if tag in self._values:
+            return self._values[tag]
+        elem = self._top.get(tag)
+        if elem is None:
+            return default
+        if tag == 0x7FE00010:
+            raise TypeError("Pixel Data is read with export.frames.read_native")
+        vr, start, stop = elem
+        value = value_of(vr, self._data[start:stop], self._encoding)
+        self._values[tag] = value
+        return value
+
+    def __contains__(self, keyword: str) -> bool:
+        return self._tag(keyword) in self._top
+
+    def __getattr__(self, keyword: str):
+        if keyword.startswith("_") or keyword not in ATTRIBUTES:
+            raise AttributeError(keyword)
+        if ATTRIBUTES[keyword] not in self._top:
+            raise AttributeError(f"the file has no {keyword}")
+        return self.get(keyword)
+
+    def text_elements(self) -> Iterator[tuple[int, str, list[str]]]:
+        """(tag, VR, values as text) of every text element at any depth, File Meta
+        Information and Pixel Data aside (the values pydicom's walk of the same file
+        gives; a number that is none is left out, as pydicom's walk leaves it)."""
+        from dicompress.deid.identifiers import TEXT_VRS
+
+        buf = memoryview(self._data)
+        for elem in _elements(buf, 0, len(buf), 0):
+            if elem.vr.decode("latin-1") not in TEXT_VRS:
+                continue
+            try:
+                value = value_of(elem.vr, self._data[elem.value_at:elem.end], self._encoding)
+            except ValueError:
+                continue
+            if value is None or value == "":
+                continue
+            values = value if isinstance(value, list) else [value]
+            yield elem.tag, elem.vr.decode("ascii"), [str(v) for v in values]
+
+
+def _elements(buf: memoryview, pos: int, end: int, depth: int) -> Iterator[Element]:
+    """The elements from `pos` to `end` and, after each sequence, those of its items (the
+    walk checked their structure when the file was read)."""
+    while pos < end:
+        elem = read_element(buf, pos, end, depth)
+        yield elem
+        if elem.vr == b"SQ":
+            yield from _items(buf, elem, depth + 1)
+        pos = elem.end
+
+
+def _items(buf: memoryview, seq: Element, depth: int) -> Iterator[Element]:
+    pos = seq.value_at
+    end = seq.end - 8 if seq.length == UNDEFINED else seq.end  # before its delimiter
+    while pos < end:
+        _, length = item_header(buf, pos, end)
+        pos += 8
+        if length != UNDEFINED:
+            yield from _elements(buf, pos, pos + length, depth)
+            pos += length
+            continue
+        while tag_at(buf, pos) != ITEM_END:
+            elem = read_element(buf, pos, end, depth)
+            yield elem
+            if elem.vr == b"SQ":
+                yield from _items(buf, elem, depth + 1)
+            pos = elem.end
+        pos += 8
+
+
+def header_view(path: Path) -> HeaderView | None:
+    """The header of `path` when it is of the shape the view reads (see the module's
+    text), else None: pydicom reads it then (and reports what is wrong with it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device: the general path refuses it
+            return None
+        size = st.st_size
+        head = os.pread(fd, HEAD, 0)
+        if not _syntax_may_be_direct(head):
+            return None
+        try:
+            return _view(head, size)
+        except NotDirect:
+            if len(head) >= size or size > MAX_BYTES:
+                return None
+        data = os.pread(fd, size, 0)  # a header longer than the head: the whole file
+        if len(data) != size:
+            return None
+        try:
+            return _view(data, size)
+        except NotDirect:
+            return None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _view(data: bytes, size: int) -> HeaderView:
+    try:
+        parsed = Parsed(data, size)
+        layout = parsed.layout()
+        if parsed.pixel_data.length < layout.frame_bytes * layout.number_of_frames:
+            raise NotDirect("Pixel Data shorter than its frames")
+        return HeaderView(parsed, layout)
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise NotDirect(str(exc)) from exc

@@ -1,0 +1,243 @@
+"""Export's header source without pydicom (dicompress.direct.view): the values it gives
+must be pydicom's, files it does not read must be left to pydicom, an export of the files
+it reads must be what an export through pydicom writes, and never import pydicom."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from pydicom.datadict import tag_for_keyword
+from pydicom.multival import MultiValue
+
+from dicompress.deid.identifiers import _text_elements, collect_identifiers
+from dicompress.direct import view as direct_view
+from dicompress.direct.view import ATTRIBUTES, HEAD, header_view
+from dicompress.export import ExportOptions, export
+from dicompress.export import job
+from dicompress.export.frames import NativePixels, read_native
+from dicompress.samples import find_sample, sample_files
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+from make_series import make_series  # noqa: E402
+
+#: The keywords whose values a view gives (the two sequences send a file to pydicom).
+KEYWORDS = [k for k in ATTRIBUTES if k not in ("PixelData", "ModalityLUTSequence",
+                                               "VOILUTSequence")]
+VIEWED = [p for p in sample_files() if header_view(p) is not None]
+
+
+def test_the_attributes_are_pydicoms_keywords():
+    for keyword, tag in ATTRIBUTES.items():
+        assert tag_for_keyword(keyword) == tag, keyword
+
+
+def test_the_corpus_has_files_for_the_view():
+    names = {p.name for p in VIEWED}
+    assert len(VIEWED) >= 25, names
+    # Explicit and Implicit VR, CT and MR, 8 and 16 bits, multi-frame
+    assert {"CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "emri_small.dcm"} <= names
+    # colour, compressed, a VOI LUT Sequence, big endian: read by pydicom
+    for name in ("SC_rgb.dcm", "JPEG2000.dcm", "vlut_04.dcm", "MR_small_bigendian.dcm"):
+        assert header_view(find_sample(name)) is None, name
+
+
+def _as_pydicom_gives(value):
+    """A value as comparable text and numbers: pydicom's types and the view's compared."""
+    if isinstance(value, (list, MultiValue)):
+        return [_as_pydicom_gives(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (float(value), str(value))
+    return value if value is None or isinstance(value, bytes) else str(value)
+
+
+@pytest.mark.parametrize("path", VIEWED, ids=lambda p: p.name)
+def test_values_are_pydicoms(path):
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    view = header_view(path)
+    for keyword in KEYWORDS:
+        assert (keyword in view) == (keyword in ds), keyword
+        try:
+            expected = _as_pydicom_gives(ds.get(keyword))
+        except (ValueError, TypeError) as exc:  # pydicom cannot convert it: nor can the view
+            with pytest.raises(type(exc)):
+                view.get(keyword)
+            continue
+        assert _as_pydicom_gives(view.get(keyword)) == expected, keyword
+        if keyword in ds:
+            assert _as_pydicom_gives(getattr(view, keyword)) == expected
+    with pytest.raises(AttributeError):
+        view.PatientComments  # noqa: B018 - not an attribute the view reads
+    with pytest.raises(KeyError, match="not among"):
+        view.get("PatientComments")
+
+
+@pytest.mark.parametrize("path", VIEWED, ids=lambda p: p.name)
+def test_text_at_any_depth_is_pydicoms(path):
+    """The Clean Descriptors test sees the same values in either header."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    view = header_view(path)
+    expected = [e for e in _text_elements(ds) if e[2]]
+    assert list(view.text_elements()) == expected
+    a, b = collect_identifiers(view), collect_identifiers(ds)
+    assert (a.words, a.phrases, a.fragments) == (b.words, b.phrases, b.fragments)
+
+
+@pytest.fixture
+def series(tmp_path) -> Path:
+    """Six CT slices, one Implicit VR, with a description that names the patient inside
+    a sequence only (the caption must still leave it out), and windows, positions."""
+    paths = make_series(tmp_path / "series", 6, 64)
+    for n, path in enumerate(paths):
+        ds = pydicom.dcmread(path)
+        ds.PatientName, ds.PatientID = "Doe^Jane", "PID77431"  # (the CQ500 ID holds "CT")
+        ds.StudyDescription = "CT HEAD"
+        ds.SeriesDescription = "Axial Quixote"
+        item = pydicom.Dataset()
+        item.PatientName = "Quixote^Alonso"
+        ds.OtherPatientIDsSequence = [item]
+        if n == 2:
+            ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    return paths[0].parent
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("fmt", ["png", "tiff", "jpeg", "gif"])
+def test_an_export_is_what_an_export_through_pydicom_writes(series, tmp_path, monkeypatch, fmt):
+    assert all(header_view(p) is not None for p in series.glob("*.dcm"))
+    sources = [series, find_sample("CT_small.dcm"), find_sample("MR_small_implicit.dcm"),
+               find_sample("emri_small.dcm")]
+    viewed = export(sources, tmp_path / "view", ExportOptions(format=fmt, zip="all.zip"))
+    with monkeypatch.context() as m:
+        m.setattr(job, "header_view", lambda path: None)
+        general = export(sources, tmp_path / "pydicom", ExportOptions(format=fmt, zip="all.zip"))
+    assert not viewed.failed and not general.failed
+    assert len(viewed.outputs) == len(general.outputs) == 1
+    with zipfile.ZipFile(viewed.outputs[0]) as a, zipfile.ZipFile(general.outputs[0]) as b:
+        assert a.namelist() == b.namelist()
+        assert any(name.endswith("index.html") for name in a.namelist())
+        for name in a.namelist():
+            assert a.read(name) == b.read(name), name
+        page = a.read("index.html").decode()
+    assert "CT HEAD" in page and "Quixote" not in page
+
+
+def test_an_export_of_common_files_never_imports_pydicom(series, tmp_path):
+    """Headers, windows, frames, pictures and the page: all without pydicom (its import
+    and header parsing cost an export of a CT series more than its pictures)."""
+    out = tmp_path / "out"
+    code = (
+        "import sys\n"
+        "from dicompress.cli import run\n"
+        f"sys.argv = ['dicompress', 'export', {str(series)!r}, '-o', {str(out)!r},"
+        " '--format', 'png', '--jobs', '1', '--zip', 'a.zip']\n"
+        "try:\n    run()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydicom'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert (out / "a.zip").exists()
+
+
+def _with_private_block(source: Path, target: Path, size: int) -> Path:
+    ds = pydicom.dcmread(source)
+    block = ds.private_block(0x0029, "DICOMPRESS TEST", create=True)
+    block.add_new(0x01, "OB", b"\x01" * size)
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+def test_a_header_longer_than_the_first_read_is_read_whole(tmp_path):
+    path = _with_private_block(find_sample("CT_small.dcm"), tmp_path / "long.dcm", 2 * HEAD)
+    view = header_view(path)
+    assert view is not None and view.get("Rows") == 128
+    native = NativePixels(view.frame_layout, view.pixel_offset)
+    np.testing.assert_array_equal(read_native(path, 0, native), pydicom.dcmread(path).pixel_array)
+
+
+def test_files_the_view_cannot_vouch_for_go_to_pydicom(tmp_path):
+    ct = find_sample("CT_small.dcm").read_bytes()
+    at = ct.index(b"\xe0\x7f\x10\x00OW")
+    cut = tmp_path / "cut.dcm"  # Pixel Data runs past the end of the file
+    cut.write_bytes(ct[:-100])
+    assert header_view(cut) is None
+    longer = tmp_path / "longer.dcm"  # Pixel Data claims more than the file holds
+    longer.write_bytes(ct[:at + 8] + struct.pack("<I", len(ct)) + ct[at + 12:])
+    assert header_view(longer) is None
+    charset = tmp_path / "charset.dcm"
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    ds.SpecificCharacterSet = "ISO 2022 IR 87"
+    ds.save_as(charset, enforce_file_format=True)
+    assert header_view(charset) is None
+    fifo = tmp_path / "fifo.dcm"
+    os.mkfifo(fifo)
+    assert header_view(fifo) is None  # refused without blocking on open
+    assert header_view(tmp_path / "missing.dcm") is None
+    # and an export still reads them through pydicom: the damaged ones fail, by name
+    result = export([cut, longer, charset], tmp_path / "out", ExportOptions(format="png"))
+    failed = {Path(p).name for p, _ in result.failed}
+    assert {"cut.dcm"} <= failed and len(result.outputs) >= 1
+
+
+_CT = find_sample("CT_small.dcm").read_bytes()
+_MR = find_sample("MR_small_implicit.dcm").read_bytes()
+
+
+@pytest.mark.parametrize("source", ["explicit", "implicit"])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), min_size=1,
+                      max_size=6),
+       cut=st.one_of(st.just(0), st.integers(0, 40000)))
+def test_hostile_headers_give_a_view_or_none(source, edits, cut):
+    """Bytes changed in the header and the file cut anywhere: a view whose every value
+    reads (or raises ValueError as pydicom would), or None; nothing else escapes."""
+    data = bytearray((_CT if source == "explicit" else _MR)[:len(_CT) - cut])
+    for at, value in edits:
+        if at < len(data):
+            data[at] = value
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as fp:
+        fp.write(data)
+        fp.flush()
+        view = header_view(Path(fp.name))
+    if view is None:
+        return
+    assert view.pixel_offset + view.frame_layout.frame_bytes <= len(data)
+    for keyword in KEYWORDS:
+        try:
+            view.get(keyword)
+        except ValueError:
+            pass
+    list(view.text_elements())
+
+
+def test_a_view_is_built_without_reading_the_pixels(tmp_path, monkeypatch):
+    """Only the head of a file is read for its header (the frames are read later, one
+    at a time, by the stills that need them)."""
+    path = tmp_path / "big.dcm"
+    make_series(tmp_path / "s", 1, 512)
+    ds = pydicom.dcmread(next((tmp_path / "s").glob("*.dcm")))
+    ds.save_as(path, enforce_file_format=True)
+    reads: list[int] = []
+    real = os.pread
+
+    def spy(fd, n, offset):
+        reads.append(n)
+        return real(fd, n, offset)
+
+    monkeypatch.setattr(direct_view.os, "pread", spy)
+    assert header_view(path) is not None
+    assert reads == [HEAD] and path.stat().st_size > 4 * HEAD
