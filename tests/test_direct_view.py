@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _as_pydicom_gives(value):
     if isinstance(value, (list, MultiValue)):
         return [_as_pydicom_gives(v) for v in value]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (float(value), str(value))
+        return ("number", repr(float(value)), str(value))  # nan equals itself here
     return value if value is None or isinstance(value, bytes) else str(value)
 
 
@@ -241,3 +242,31 @@ def test_a_view_is_built_without_reading_the_pixels(tmp_path, monkeypatch):
     monkeypatch.setattr(direct_view.os, "pread", spy)
     assert header_view(path) is not None
     assert reads == [HEAD] and path.stat().st_size > 4 * HEAD
+
+
+_VALUES = [
+    (b"DS", b"\x02\x00478516\\0.478516"), (b"DS", b" 2 "), (b"DS", b"1\\ 2 "), (b"DS", b"nan"),
+    (b"DS", b"\x001.5"), (b"DS", b"1\\\\2"), (b"DS", b"-1024 "), (b"DS", b"abc"),
+    (b"IS", b"1.5"), (b"IS", b" 3"), (b"IS", b"\x00 3"), (b"IS", b"  "), (b"IS", b"1\\x"),
+    (b"IS", b"+0012"), (b"PN", b"Doe^John=\xe5\xb1\xb1\xe7\x94\xb0\x00"),
+    (b"PN", b"M\xfcller^Hans \\Doe "), (b"LO", b"Axial \\ Coronal\x00"),
+    (b"LO", "Kopf \u00e4".encode("utf-8")), (b"LT", b"one\\value  "), (b"UI", b"1.2.3\x00"),
+    (b"AE", b" STORE SCP \\ B "), (b"CS", b"ORIGINAL\\PRIMARY\\AXIAL "), (b"DA", b"20240517"),
+    (b"US", b"\x01\x00\x02\x00"), (b"FD", struct.pack("<d", 2.5)), (b"SS", b""), (b"LO", b""),
+    (b"UR", b"http://x/y  "), (b"SH", b"\\"),
+]
+
+
+@pytest.mark.parametrize("encoding,codec", [("latin-1", "iso8859"), ("utf-8", "utf_8")])
+@pytest.mark.parametrize("vr,raw", _VALUES, ids=[f"{v.decode()}-{r!r}" for v, r in _VALUES])
+def test_value_conversion_is_pydicoms(vr, raw, encoding, codec):
+    """Each VR converted as pydicom.values converts it (an independent implementation),
+    numbers that are none included (pydicom reads them as text then)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.values import convert_value
+
+    element = RawDataElement(0x00091001, vr.decode(), len(raw), raw, 0, False, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = _as_pydicom_gives(convert_value(vr.decode(), element, [codec]))
+    assert _as_pydicom_gives(direct_view.value_of(vr, raw, encoding)) == expected

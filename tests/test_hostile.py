@@ -965,8 +965,21 @@ def _file_meta_vr_unknown() -> bytes:
     return data[:at] + b"U\xff" + data[at + 2:]
 
 
+def _modality_vr_unknown() -> bytes:
+    """CT_small.dcm whose Modality has the VR bytes 'C\\0': pydicom raises
+    NotImplementedError when the value is first read, which export, compare and info did
+    outside any handler (exit 70; found by mutating JPEG2000_UNC.dcm). Read headers
+    convert the values those commands read at once (`read_header(convert=...)`)."""
+    data = find_sample("CT_small.dcm").read_bytes()
+    at = data.index(b"\x08\x00\x60\x00CS") + 4
+    return data[:at] + b"C\0" + data[at + 2:]
+
+
 #: case -> (its bytes, the reason, the commands that read what is damaged)
 DAMAGED_WHERE_READ = {
+    "modality-vr-unknown": (_modality_vr_unknown,
+                            "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
+                            "Representation", None),
     "palette-tables-differ": (_green_table_halved,
                               "the palette colour lookup tables cannot be applied", ["export"]),
     # RLE segments that hold more than the 2 columns said: pylibjpeg-rle (Rust) panics,

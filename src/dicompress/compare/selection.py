@@ -15,6 +15,7 @@ import numpy as np
 
 from dicompress.batch.pools import Isolated
 from dicompress.batch.sources import iter_sources, unique
+from dicompress.direct.view import HEADER_VALUES
 from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage, NotDicom,
                                refused_by_a_library, with_context)
 from dicompress.export.select import SeriesFrames, group_series
@@ -110,7 +111,7 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
     headers = []
     for source in unique(iter_sources(sources)):
         try:
-            ds = read_header(source.path)
+            ds = read_header(source.path, convert=HEADER_VALUES)
             if "PixelData" not in ds:
                 raise NotAnImage("no Pixel Data (not an image)")
             FrameLayout.from_dataset(ds)  # Rows, Columns, Number of Frames must make sense

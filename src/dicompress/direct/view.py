@@ -31,7 +31,7 @@ from dicompress.direct.elements import (ITEM_END, SHORT_HEADER, SHORT_VRS, UNDEF
                                         NotDirect, item_header, read_element, tag_at)
 from dicompress.layout import FrameLayout
 
-#: The attributes export reads of a header, by keyword (PS3.6 Table 6-1).
+#: The attributes export (and compare) read of a header, by keyword (PS3.6 Table 6-1).
 ATTRIBUTES = {
     "SpecificCharacterSet": 0x00080005, "SOPClassUID": 0x00080016, "StudyDate": 0x00080020,
     "AccessionNumber": 0x00080050, "Modality": 0x00080060, "InstitutionName": 0x00080080,
@@ -51,6 +51,9 @@ ATTRIBUTES = {
     "ModalityLUTSequence": 0x00283000, "VOILUTSequence": 0x00283010,
     "PresentationLUTShape": 0x20500020, "PixelData": 0x7FE00010,
 }
+#: The values export, compare and info read of a header (Pixel Data aside): those
+#: `pipeline.read.read_header` converts at once for them.
+HEADER_VALUES = tuple(keyword for keyword in ATTRIBUTES if keyword != "PixelData")
 #: Sequences export would read: a file holding one is left to pydicom.
 _SEQUENCES_READ = (0x00283000, 0x00283010)
 _CHARACTER_SET = 0x00080005
@@ -68,41 +71,42 @@ _SINGLE_TEXT = frozenset((b"LT", b"ST", b"UT", b"UR"))
 _TEXT = frozenset((b"LO", b"SH", b"UC"))  # in the character set, several values
 
 
-class Decimal(float):
-    """A DS value: a float that prints as the file writes it, as pydicom's DSfloat."""
+class _AsWritten:
+    """A number that prints as the file writes it (pydicom's DSfloat and IS do too)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+class Decimal(_AsWritten, float):
+    """A DS value (pydicom's DSfloat)."""
 
     def __new__(cls, text: str) -> "Decimal":
         value = super().__new__(cls, text)
-        value.text = text
+        value.text = text.strip()
         return value
 
-    def __str__(self) -> str:
-        return self.text
 
-    __repr__ = __str__
+class Integer(_AsWritten, int):
+    """An IS value (pydicom's IS)."""
 
-
-class Integer(int):
-    """An IS value: an int that prints as the file writes it, as pydicom's IS."""
-
-    def __new__(cls, text: str) -> "Integer":
-        number = float(text)  # "1.0" is an integer string pydicom takes; "1.5" is not
-        if not number.is_integer():
-            raise ValueError(f"{text!r} is not an integer string")
+    def __new__(cls, text: str) -> "Integer | Decimal":
+        number = float(text)
+        if not number.is_integer():  # pydicom keeps "1.5" as a number too (ISfloat)
+            return Decimal(text)
         value = super().__new__(cls, int(number))
-        value.text = text
+        value.text = text.strip()
         return value
-
-    def __str__(self) -> str:
-        return self.text
-
-    __repr__ = __str__
 
 
 def value_of(vr: bytes, raw: bytes, encoding: str):
     """An element's value as pydicom converts it (pydicom.values): numbers, text
-    stripped of its padding, several values as a list; ValueError when a number is not
-    one (pydicom raises then too)."""
+    stripped of its padding, several values as a list; a DS or IS that is no number as
+    text, as pydicom gives it; ValueError for binary numbers of a length no number has."""
     if vr in _NUMBERS:
         size = struct.calcsize(_NUMBERS[vr])
         if len(raw) % size:
@@ -123,11 +127,15 @@ def value_of(vr: bytes, raw: bytes, encoding: str):
     elif vr == b"AE":
         parts = [part.strip() for part in raw.decode("latin-1").split("\\")]
     elif vr in (b"DS", b"IS"):
-        text = raw.decode("latin-1").strip(" \0")
+        text = raw.decode("latin-1")
+        text = (text.strip() if vr == b"DS" else text).rstrip(" \0")
         if not text:
             return ""
         kind = Decimal if vr == b"DS" else Integer
-        parts = [kind(part) if part.strip() else "" for part in text.split("\\")]
+        try:
+            parts = [kind(part) if part != "" else "" for part in text.split("\\")]
+        except ValueError:  # pydicom then reads the value as SH (values.convert_value)
+            return value_of(b"SH", raw, encoding)
     else:  # AS CS DA DT TM UI: the default repertoire
         parts = raw.decode("latin-1").rstrip(" \0").split("\\")
     return parts[0] if len(parts) == 1 else parts

@@ -16,7 +16,7 @@ from dicompress.export import frames as framing
 from dicompress.export import page, select, writers
 from dicompress.export.stills import Stills, Work, source_frame, write_gif, write_stills
 from dicompress.export.text import picture_text
-from dicompress.direct.view import header_view
+from dicompress.direct.view import HEADER_VALUES, header_view
 from dicompress.layout import FrameLayout
 
 
@@ -58,7 +58,7 @@ def _header(path: Path) -> tuple[str, Path, object, framing.NativePixels | None]
     from dicompress.pipeline.read import read_header
 
     try:
-        ds = read_header(path)
+        ds = read_header(path, convert=HEADER_VALUES)
     except NotDicom as exc:
         return "skipped", path, str(exc), None
     except DicompressError as exc:

@@ -13,7 +13,7 @@ import os
 import threading
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,11 +33,15 @@ DEFER_SIZE = "256 KB"
 _WARNINGS = threading.Lock()
 
 
-def read_header(path: Path, *, any_object: bool = False) -> Dataset:
+def read_header(path: Path, *, any_object: bool = False, convert: Iterable[str] = ()
+                ) -> Dataset:
     """Read `path` with large values (the pixel data) left on disk until needed.
 
     A file without preamble and File Meta Information is taken when a forced read finds
     an image (or, with `any_object`, any object with SOP Class and Instance UIDs).
+    The values of the keywords in `convert` are converted here: pydicom converts a
+    value when it is first read, and a damaged one raises then, of many types, wherever
+    that is (`direct.view.ATTRIBUTES` are those export, compare and info read).
 
     Raises
     ------
@@ -76,6 +80,14 @@ def read_header(path: Path, *, any_object: bool = False) -> Dataset:
     check_complete(path, ds, size, [str(w.message) for w in caught])
     if PIXEL_DATA in ds:
         check_pixel_data(path, ds, size)
+    for keyword in convert:
+        try:
+            ds.get(keyword)
+        except Exception as exc:
+            damage = foreign_error(exc)
+            if damage is None:
+                raise  # a bug of ours
+            raise InvalidDicomFile(f"{keyword}: {damage}") from exc
     return ds
 
 
