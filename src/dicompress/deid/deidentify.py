@@ -20,7 +20,8 @@ from dicompress.deid.dates import shift_da, shift_dt
 from dicompress.deid.identifiers import collect_identifiers
 from dicompress.deid.profile import (CLEAN, CLEAN_PIXEL_DATA, DUMMY, KEEP, REMOVE, SAFE_PRIVATE,
                                      UID, ZERO, Profile, Rule, rule_for)
-from dicompress.deid.values import (BINARY_VRS, NUMBER_VRS, PIXEL_DATA, TEXT_VRS, check_kept,
+from dicompress.deid.identifiers import PIXEL_DATA, TEXT_VRS
+from dicompress.deid.values import (BINARY_VRS, NUMBER_VRS, check_kept,
                                     empty, names_definition, registered, values_of, vr_of)
 from dicompress.pipeline.read import foreign_error
 from dicompress.errors import DeidError, DicompressError, InvalidDicomFile

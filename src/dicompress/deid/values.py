@@ -12,7 +12,6 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 from pydicom._uid_dict import UID_dictionary
 
-from dicompress.deid.identifiers import PIXEL_DATA, TEXT_VRS  # noqa: F401 - named here too
 from dicompress.errors import InvalidDicomFile
 
 

@@ -243,6 +243,9 @@ def header(parsed: Parsed, transfer_syntax: str, layout: FrameLayout) -> BytesHe
     """The output's header as byte ranges of the source: the fast path's header source."""
     from dicompress.pipeline.header import BytesHeader
 
+    if parsed.size != len(parsed.data):
+        raise ValueError("a file's head (Parsed with its size) holds no output's header")
+
     frames = parsed.string(FRAMES)
     return BytesHeader(
         preamble=parsed.data[:128], transfer_syntax=transfer_syntax,
@@ -255,7 +258,7 @@ def header(parsed: Parsed, transfer_syntax: str, layout: FrameLayout) -> BytesHe
     )
 
 
-def _syntax_may_be_direct(start: bytes) -> bool:
+def syntax_may_be_direct(start: bytes) -> bool:
     """False when the first bytes of a file already show a transfer syntax the walk does
     not take (so that an archive of compressed files is not read twice); True otherwise,
     the walk then decides."""
@@ -287,7 +290,7 @@ def transcode(source: Path, destination: Path, codec: Codec, *, size: int, optio
         return None
     with open(source, "rb") as fp:
         start = fp.read(8192)
-        if not _syntax_may_be_direct(start):  # a compressed or big-endian file: not read whole
+        if not syntax_may_be_direct(start):  # a compressed or big-endian file: not read whole
             return None
         data = start + fp.read()
     try:

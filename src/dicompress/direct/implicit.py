@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING
 
 from dicompress import dictionary
 from dicompress.direct.elements import (
-    IMPLICIT_HEADER, ITEM, ITEM_END, ITEM_HEADER, LONG_HEADER, MAX_DEPTH, PIXEL_DATA, READ,
-    SEQUENCE_END, SEQUENCE_END_BYTES, SHORT_HEADER, U16, U32, UNDEFINED, Element, NotDirect,
-    item_header, tag_at)
+    CHARACTER_SET, IMPLICIT_HEADER, ITEM, ITEM_END, ITEM_HEADER, LONG_HEADER, MAX_DEPTH,
+    PIXEL_DATA, READ, SEQUENCE_END, SEQUENCE_END_BYTES, SHORT_HEADER, U16, U32, UNDEFINED,
+    Element, NotDirect, item_header, tag_at)
 from dicompress.direct.values import ASCII, CHARSETS, LATIN1, VALUES
 
 if TYPE_CHECKING:
     from dicompress.direct import Parsed
 
 _PIXEL_REPRESENTATION, _LUT_DESCRIPTOR = 0x00280103, 0x00283002
-_CHARACTER_SET = 0x00080005
 _ITEM_END_BYTES = b"\xfe\xff\x0d\xe0\0\0\0\0"
 _UNDEFINED_BYTES = b"\xff\xff\xff\xff"
 
@@ -91,7 +90,7 @@ class ImplicitWalker:
             stop = value_at + length
             vr = vrs(tag) if not group & 1 else _private_vr(top, group, number)
             entry = values(vr)
-            if entry is None or length == UNDEFINED or tag == _CHARACTER_SET:
+            if entry is None or length == UNDEFINED or tag == CHARACTER_SET:
                 if tag == PIXEL_DATA:
                     if length == UNDEFINED or stop > parsed.size:
                         raise NotDirect("Pixel Data is not native")
@@ -177,7 +176,7 @@ class ImplicitWalker:
         if vr == b"SQ":
             return self.sequence(dataset, tag, value_at, stop, False, depth)
         value = self.data[value_at:stop]
-        if tag == _CHARACTER_SET:
+        if tag == CHARACTER_SET:
             if depth:
                 raise NotDirect("Specific Character Set in a sequence item")
             self.charset = CHARSETS.get(value.rstrip(b" \0"), ASCII)

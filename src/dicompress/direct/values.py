@@ -13,9 +13,9 @@ from dicompress.direct.elements import (LONG_VRS)
 # pydicom writes an element read from Implicit VR with the VR its dictionary gives and a
 # value it decoded and encodes again. The checks below say, per VR, when that gives the
 # value's bytes back; anything else goes to the general path.
-LATIN1, _UTF8, ASCII = 0, 1, 2  # what a text value may hold, by Specific Character Set
+LATIN1, UTF8, ASCII = 0, 1, 2  # what a text value may hold, by Specific Character Set
 CHARSETS = {b"": LATIN1, b"ISO_IR 6": LATIN1, b"ISO_IR 100": LATIN1,
-             b"ISO_IR 192": _UTF8}  # pydicom decodes these with latin_1 / iso8859, UTF-8
+             b"ISO_IR 192": UTF8}  # pydicom decodes these with latin_1 / iso8859, UTF-8
 
 
 def _even(text: bytes, pad: bytes) -> bytes:
@@ -29,7 +29,7 @@ def _decodes(value: bytes, charset: int) -> bool:
         return False
     if value.isascii() or charset == LATIN1:
         return True
-    if charset == _UTF8:
+    if charset == UTF8:
         try:
             value.decode("utf-8")
             return True

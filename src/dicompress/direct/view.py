@@ -7,12 +7,13 @@ files most series are made of, `header_view` reads the header here instead, and 
 export of such files never imports pydicom (the frames are read straight from the file,
 `export.frames.read_native`). It takes the files the walk takes (Part 10, Explicit or
 Implicit VR Little Endian, native grayscale Pixel Data of one sample, 8 or 16 bits) whose
-display needs nothing read from a sequence (no Modality or VOI LUT Sequence) and whose
-text is in the default repertoire, Latin-1 or UTF-8; every other file, and every file the
-walk finds damaged, gets None: pydicom reads it, and says what is wrong.
+display needs nothing read from a sequence (no Modality or VOI LUT Sequence), whose
+text is in the default repertoire, Latin-1 or UTF-8, and which end with their Pixel Data;
+every other file, and every file the walk finds damaged, gets None: pydicom reads it, and
+says what is wrong.
 
 A `HeaderView` answers ``get``, ``in`` and attribute access for the keywords of
-`ATTRIBUTES` with the values pydicom gives (``tests/test_direct_view.py`` compares them
+`HEADER_VALUES` with the values pydicom gives (``tests/test_direct_view.py`` compares them
 over the corpus), and gives every text value at any depth (`text_elements`) for the
 Clean Descriptors test of captions (`deid.identifiers`).
 """
@@ -26,9 +27,11 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from dicompress.direct import MAX_BYTES, Parsed, _syntax_may_be_direct
-from dicompress.direct.elements import (ITEM_END, SHORT_HEADER, SHORT_VRS, UNDEFINED, Element,
+from dicompress.direct import MAX_BYTES, Parsed, syntax_may_be_direct
+from dicompress.direct.elements import (CHARACTER_SET, EXPLICIT_VR_LITTLE_ENDIAN, ITEM_END,
+                                        SHORT_HEADER, SHORT_VRS, U32, UNDEFINED, Element,
                                         NotDirect, item_header, read_element, tag_at)
+from dicompress.direct.values import ASCII, CHARSETS, LATIN1, UTF8
 from dicompress.layout import FrameLayout
 
 #: The attributes export (and compare) read of a header, by keyword (PS3.6 Table 6-1).
@@ -52,15 +55,13 @@ ATTRIBUTES = {
     "PresentationLUTShape": 0x20500020, "PixelData": 0x7FE00010,
 }
 #: The values export, compare and info read of a header (Pixel Data aside): those
-#: `pipeline.read.read_header` converts at once for them.
+#: `pipeline.read.read_header` converts at once for them, and a HeaderView holds.
 HEADER_VALUES = tuple(keyword for keyword in ATTRIBUTES if keyword != "PixelData")
 #: Sequences export would read: a file holding one is left to pydicom.
-_SEQUENCES_READ = (0x00283000, 0x00283010)
-_CHARACTER_SET = 0x00080005
-#: Specific Character Set -> how pydicom decodes its text (PS3.3 C.12.1.1.2); others
-#: (code extensions, multi-byte repertoires other than UTF-8) are left to pydicom.
-_ENCODINGS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
-              "ISO_IR 192": "utf-8"}
+_SEQUENCES_READ = (ATTRIBUTES["ModalityLUTSequence"], ATTRIBUTES["VOILUTSequence"])
+#: How pydicom decodes the text of the character sets the direct path takes
+#: (direct.values.CHARSETS; PS3.3 C.12.1.1.2); others are left to pydicom.
+_ENCODINGS = {LATIN1: "latin-1", UTF8: "utf-8"}
 #: Bytes read first: a CT or MR header is a few kilobytes; a longer one is read whole.
 HEAD = 64 << 10
 
@@ -96,9 +97,10 @@ class Integer(_AsWritten, int):
 
     def __new__(cls, text: str) -> "Integer | Decimal":
         number = float(text)
-        if not number.is_integer():  # pydicom keeps "1.5" as a number too (ISfloat)
+        whole = int(number)  # as pydicom: "inf" overflows, "nan" is no number
+        if whole != number:  # pydicom keeps "1.5" as a number too (ISfloat)
             return Decimal(text)
-        value = super().__new__(cls, int(number))
+        value = super().__new__(cls, whole)
         value.text = text.strip()
         return value
 
@@ -142,18 +144,21 @@ def value_of(vr: bytes, raw: bytes, encoding: str):
 
 
 class HeaderView:
-    """A file's top-level attributes as export reads them (see the module's text).
+    """A file's attributes as export reads them (see the module's text).
 
     ``view.get(keyword, default)``, ``keyword in view`` and ``view.Keyword`` answer for
-    the keywords of `ATTRIBUTES` (another keyword is a programming error: KeyError);
-    `native` says where the frames are on disk."""
+    the keywords of `HEADER_VALUES` (another keyword is a programming error: KeyError);
+    `frame_layout`, `frames` and `pixel_offset` say where the frames are on disk."""
 
-    def __init__(self, parsed: Parsed, layout: FrameLayout) -> None:
-        """The view of a walked file; NotDirect when export needs pydicom's reading of it
-        (a Modality or VOI LUT Sequence, another character set)."""
+    def __init__(self, parsed: Parsed, layout: FrameLayout, after: bytes) -> None:
+        """The view of a walked file's head, and the first bytes `after` its Pixel Data;
+        NotDirect when export needs pydicom's reading of it: a Modality or VOI LUT
+        Sequence, another character set (or one in an item), a standard element of VR UN
+        (pydicom gives it its dictionary VR), elements after Pixel Data other than Data
+        Set Trailing Padding, a value export reads that converts to no value of its VR."""
+        _check_after(parsed, after)
         # the dataset before Pixel Data as Explicit VR bytes (a copy: the file's bytes go)
         self._data = data = b"".join(parsed.before)
-        self._values: dict[int, object] = {}
         #: tag -> (VR, where its value starts, where it ends) in `_data`
         self._top: dict[int, tuple[bytes, int, int]] = {}
         buf, pos, end = memoryview(data), 0, len(data)
@@ -165,71 +170,97 @@ class HeaderView:
                 top[group << 16 | number] = (vr, pos + 8, stop)
             else:
                 elem = read_element(buf, pos, end)
-                if elem.tag in _SEQUENCES_READ:
-                    raise NotDirect("a Modality or VOI LUT Sequence")
+                _check_element(elem, 0)
+                if elem.vr == b"SQ":
+                    for inner in _items(buf, elem, 1):
+                        _check_element(inner, 1)
                 stop = elem.end
                 top[elem.tag] = (vr, elem.value_at, stop)
             pos = stop
-        charset = top.get(_CHARACTER_SET)
+        charset = top.get(CHARACTER_SET)
         charset = b"" if charset is None else data[charset[1]:charset[2]]
-        encoding = _ENCODINGS.get(charset.decode("latin-1").strip(" \0"))
+        encoding = _ENCODINGS.get(CHARSETS.get(charset.rstrip(b" \0"), ASCII))
         if encoding is None:
             raise NotDirect("a character set the view does not decode")
         self._encoding = encoding
-        top[0x7FE00010] = (parsed.pixel_data.vr, 0, 0)  # present (its value on disk)
-        #: The layout of one frame, and where the first frame starts in the file.
+        self._values = {}
+        for keyword in HEADER_VALUES:  # every value export reads converts (or pydicom's turn)
+            tag = ATTRIBUTES[keyword]
+            if tag in top:
+                vr, start, stop = top[tag]
+                try:
+                    self._values[tag] = value_of(vr, data[start:stop], encoding)
+                except (ValueError, OverflowError, TypeError) as exc:
+                    raise NotDirect(f"{keyword}: {exc}") from exc
+        #: The layout of one frame, how many frames, and where the first one starts.
         self.frame_layout = dataclasses.replace(layout, number_of_frames=1)
+        self.frames = layout.number_of_frames
         self.pixel_offset = parsed.pixel_data.value_at
 
-    def _tag(self, keyword: str) -> int:
-        try:
-            return ATTRIBUTES[keyword]
-        except KeyError:
-            raise KeyError(f"{keyword}: not among the attributes a HeaderView reads "
-                           "(direct.view.ATTRIBUTES)") from None
-
     def get(self, keyword: str, default=None):
-        tag = self._tag(keyword)
-        if tag in self._values:
-            return self._values[tag]
-        elem = self._top.get(tag)
-        if elem is None:
-            return default
-        if tag == 0x7FE00010:
-            raise TypeError("Pixel Data is read with export.frames.read_native")
-        vr, start, stop = elem
-        value = value_of(vr, self._data[start:stop], self._encoding)
-        self._values[tag] = value
-        return value
+        if keyword not in HEADER_VALUES:
+            raise KeyError(f"{keyword}: not among the attributes a HeaderView reads "
+                           "(direct.view.HEADER_VALUES)")
+        return self._values.get(ATTRIBUTES[keyword], default)
 
     def __contains__(self, keyword: str) -> bool:
-        return self._tag(keyword) in self._top
+        return self.get(keyword, _ABSENT) is not _ABSENT
 
     def __getattr__(self, keyword: str):
-        if keyword.startswith("_") or keyword not in ATTRIBUTES:
+        if keyword.startswith("_") or keyword not in HEADER_VALUES:
             raise AttributeError(keyword)
-        if ATTRIBUTES[keyword] not in self._top:
+        value = self.get(keyword, _ABSENT)
+        if value is _ABSENT:
             raise AttributeError(f"the file has no {keyword}")
-        return self.get(keyword)
+        return value
 
     def text_elements(self) -> Iterator[tuple[int, str, list[str]]]:
         """(tag, VR, values as text) of every text element at any depth, File Meta
-        Information and Pixel Data aside (the values pydicom's walk of the same file
-        gives; a number that is none is left out, as pydicom's walk leaves it)."""
+        Information and Pixel Data aside: the values pydicom's walk of the same file
+        gives (`deid.identifiers`)."""
         from dicompress.deid.identifiers import TEXT_VRS
 
         buf = memoryview(self._data)
         for elem in _elements(buf, 0, len(buf), 0):
-            if elem.vr.decode("latin-1") not in TEXT_VRS:
+            vr = elem.vr.decode("latin-1")
+            if vr not in TEXT_VRS:
                 continue
-            try:
-                value = value_of(elem.vr, self._data[elem.value_at:elem.end], self._encoding)
-            except ValueError:
-                continue
+            value = value_of(elem.vr, self._data[elem.value_at:elem.end], self._encoding)
             if value is None or value == "":
                 continue
             values = value if isinstance(value, list) else [value]
-            yield elem.tag, elem.vr.decode("ascii"), [str(v) for v in values]
+            yield elem.tag, vr, [str(v) for v in values]
+
+
+_ABSENT = object()
+_TRAILING_PADDING = 0xFFFCFFFC
+
+
+def _check_after(parsed: Parsed, after: bytes) -> None:
+    """The file ends with its Pixel Data, or with Data Set Trailing Padding (PS3.10 7.2)
+    filling the rest exactly: nothing else after Pixel Data (the walk of a head does not
+    see it, and pydicom would read and check it)."""
+    rest = parsed.size - parsed.pixel_data.end
+    if not rest:
+        return
+    explicit = parsed.transfer_syntax == EXPLICIT_VR_LITTLE_ENDIAN
+    header = 12 if explicit else 8
+    if len(after) < header or tag_at(memoryview(after), 0) != _TRAILING_PADDING:
+        raise NotDirect("elements after Pixel Data")
+    if explicit and after[4:8] != b"OB\0\0":
+        raise NotDirect("Data Set Trailing Padding that is not OB")
+    if header + U32.unpack_from(after, header - 4)[0] != rest:
+        raise NotDirect("Data Set Trailing Padding that does not end the file")
+
+
+def _check_element(elem: Element, depth: int) -> None:
+    """NotDirect for what only pydicom reads as export needs it (see HeaderView)."""
+    if elem.tag in _SEQUENCES_READ:
+        raise NotDirect("a Modality or VOI LUT Sequence")
+    if elem.vr == b"UN" and not elem.tag >> 16 & 1:
+        raise NotDirect("a standard element of VR UN (pydicom reads it by its dictionary VR)")
+    if depth and elem.tag == CHARACTER_SET:
+        raise NotDirect("Specific Character Set in a sequence item")
 
 
 def _elements(buf: memoryview, pos: int, end: int, depth: int) -> Iterator[Element]:
@@ -244,6 +275,7 @@ def _elements(buf: memoryview, pos: int, end: int, depth: int) -> Iterator[Eleme
 
 
 def _items(buf: memoryview, seq: Element, depth: int) -> Iterator[Element]:
+    """The elements of the items of sequence `seq`, at any depth."""
     pos = seq.value_at
     end = seq.end - 8 if seq.length == UNDEFINED else seq.end  # before its delimiter
     while pos < end:
@@ -266,27 +298,31 @@ def header_view(path: Path) -> HeaderView | None:
     """The header of `path` when it is of the shape the view reads (see the module's
     text), else None: pydicom reads it then (and reports what is wrong with it)."""
     try:
+        st = os.stat(path)  # before opening: opening a FIFO or a device does things
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+        return None  # the general path refuses it, or streams it
+    try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device: the general path refuses it
-            return None
-        size = st.st_size
+        size = os.fstat(fd).st_size
         head = os.pread(fd, HEAD, 0)
-        if not _syntax_may_be_direct(head):
+        if head[128:132] != b"DICM" or not syntax_may_be_direct(head):
             return None
         try:
-            return _view(head, size)
+            return _view(head, size, fd)
         except NotDirect:
-            if len(head) >= size or size > MAX_BYTES:
+            # read whole only when the header runs past the head (Pixel Data not in it)
+            if len(head) >= size or _PIXEL_DATA_TAG in head:
                 return None
-        data = os.pread(fd, size, 0)  # a header longer than the head: the whole file
+        data = os.pread(fd, size, 0)
         if len(data) != size:
             return None
         try:
-            return _view(data, size)
+            return _view(data, size, fd)
         except NotDirect:
             return None
     except OSError:
@@ -295,12 +331,16 @@ def header_view(path: Path) -> HeaderView | None:
         os.close(fd)
 
 
-def _view(data: bytes, size: int) -> HeaderView:
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+def _view(data: bytes, size: int, fd: int) -> HeaderView:
     try:
         parsed = Parsed(data, size)
         layout = parsed.layout()
         if parsed.pixel_data.length < layout.frame_bytes * layout.number_of_frames:
             raise NotDirect("Pixel Data shorter than its frames")
-        return HeaderView(parsed, layout)
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        after = os.pread(fd, 12, parsed.pixel_data.end) if parsed.pixel_data.end < size else b""
+        return HeaderView(parsed, layout, after)
+    except struct.error as exc:  # as direct.transcode: damage the general path reports
         raise NotDirect(str(exc)) from exc

@@ -32,8 +32,7 @@ def picture_text(ds, window_note: str, keep_identifiers: bool) -> dict[str, str]
     for keyword, label in CONTEXT.items():
         value = ds.get(keyword)
         if value not in (None, ""):
-            several = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-            value = "\\".join(map(str, value)) if several else str(value)
+            value = _text(value)
             if not keep_identifiers and keyword in DESCRIPTORS and descriptor_identifies(ds, value):
                 continue  # a description naming the patient, a date, an ID: not shown
             text[label] = value
@@ -43,8 +42,14 @@ def picture_text(ds, window_note: str, keep_identifiers: bool) -> dict[str, str]
         for keyword, label in IDENTIFIERS.items():
             value = ds.get(keyword)
             if value not in (None, ""):
-                text[label] = str(value)
+                text[label] = _text(value)
     return text
+
+
+def _text(value) -> str:
+    """A value as the file writes it: several joined by backslashes."""
+    several = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    return "\\".join(map(str, value)) if several else str(value)
 
 
 def frame_duration(ds, options: ExportOptions) -> int:
