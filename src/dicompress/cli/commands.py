@@ -19,7 +19,6 @@ from dicompress.codecs import get_codec
 from dicompress.errors import DicompressError, UsageError
 from dicompress.layout import FrameLayout
 from dicompress.samples import sample_dirs
-from dicompress.direct.view import HEADER_VALUES
 from dicompress.pipeline.read import read_header
 
 if TYPE_CHECKING:  # the batch driver is imported by the commands that run it
@@ -48,7 +47,7 @@ def info(files: list[Path]) -> int:
                 raise DicompressError(f"{path}: a folder (info reads files: give {path}/*)")
             if not path.exists():
                 raise DicompressError(f"{path}: no such file")
-            ds = read_header(path, convert=HEADER_VALUES)
+            ds = read_header(path, convert=("Modality",))  # and FrameLayout's own
             syntax = _syntax_name(str(ds.file_meta.get("TransferSyntaxUID", "")))
             row = [one_line(path), syntax, ds.get("Modality", ""), human_size(path.stat().st_size)]
             if "PixelData" in ds:

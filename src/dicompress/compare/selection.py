@@ -15,7 +15,6 @@ import numpy as np
 
 from dicompress.batch.pools import Isolated
 from dicompress.batch.sources import iter_sources, unique
-from dicompress.direct.view import HEADER_VALUES
 from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage, NotDicom,
                                refused_by_a_library, with_context)
 from dicompress.export.select import SeriesFrames, group_series
@@ -98,6 +97,15 @@ class Selection:
                                   for one, chosen in self._series for k in chosen))
 
 
+#: The values compare reads of a header (series, order, display; the Image Pixel
+#: attributes are checked by FrameLayout): converted as the header is read.
+COMPARED = ("Modality", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
+            "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
+            "RescaleSlope", "RescaleIntercept", "ModalityLUTSequence", "WindowCenter",
+            "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction", "VOILUTSequence",
+            "PresentationLUTShape")
+
+
 def select_frames(sources: Iterable[str | Path], sample: int | None,
                   skipped: list[tuple[str, str]], window=None,
                   failed: list[tuple[str, str]] | None = None,
@@ -111,7 +119,7 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
     headers = []
     for source in unique(iter_sources(sources)):
         try:
-            ds = read_header(source.path, convert=HEADER_VALUES)
+            ds = read_header(source.path, convert=COMPARED)
             if "PixelData" not in ds:
                 raise NotAnImage("no Pixel Data (not an image)")
             FrameLayout.from_dataset(ds)  # Rows, Columns, Number of Frames must make sense

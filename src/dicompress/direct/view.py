@@ -3,7 +3,8 @@ direct path's walk (`Parsed`) from the head of the file.
 
 Exporting a CT series to pictures spends less time on each picture than an interpreter
 spends importing pydicom (0.25 s) and parsing 200 headers with it (0.15 s): for the
-files most series are made of, `header_view` reads the header here instead, and an
+files most series are made of, `header_view` reads the header from the first `HEAD`
+bytes here instead, and an
 export of such files never imports pydicom (the frames are read straight from the file,
 `export.frames.read_native`). It takes the files the walk takes (Part 10, Explicit or
 Implicit VR Little Endian, native grayscale Pixel Data of one sample, 8 or 16 bits) whose
@@ -27,14 +28,14 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from dicompress.direct import MAX_BYTES, Parsed, syntax_may_be_direct
+from dicompress.direct import Parsed, syntax_may_be_direct
 from dicompress.direct.elements import (CHARACTER_SET, EXPLICIT_VR_LITTLE_ENDIAN, ITEM_END,
                                         SHORT_HEADER, SHORT_VRS, U32, UNDEFINED, Element,
                                         NotDirect, item_header, read_element, tag_at)
 from dicompress.direct.values import ASCII, CHARSETS, LATIN1, UTF8
 from dicompress.layout import FrameLayout
 
-#: The attributes export (and compare) read of a header, by keyword (PS3.6 Table 6-1).
+#: The attributes export reads of a header, by keyword (PS3.6 Table 6-1).
 ATTRIBUTES = {
     "SpecificCharacterSet": 0x00080005, "SOPClassUID": 0x00080016, "StudyDate": 0x00080020,
     "AccessionNumber": 0x00080050, "Modality": 0x00080060, "InstitutionName": 0x00080080,
@@ -54,16 +55,19 @@ ATTRIBUTES = {
     "ModalityLUTSequence": 0x00283000, "VOILUTSequence": 0x00283010,
     "PresentationLUTShape": 0x20500020, "PixelData": 0x7FE00010,
 }
-#: The values export, compare and info read of a header (Pixel Data aside): those
-#: `pipeline.read.read_header` converts at once for them, and a HeaderView holds.
+#: The values export reads of a header (Pixel Data aside): those a HeaderView holds, and
+#: `pipeline.read.read_header` converts at once for export (the identifiers too: one
+#: that cannot be read cannot be looked for in a caption either).
 HEADER_VALUES = tuple(keyword for keyword in ATTRIBUTES if keyword != "PixelData")
 #: Sequences export would read: a file holding one is left to pydicom.
 _SEQUENCES_READ = (ATTRIBUTES["ModalityLUTSequence"], ATTRIBUTES["VOILUTSequence"])
 #: How pydicom decodes the text of the character sets the direct path takes
 #: (direct.values.CHARSETS; PS3.3 C.12.1.1.2); others are left to pydicom.
 _ENCODINGS = {LATIN1: "latin-1", UTF8: "utf-8"}
-#: Bytes read first: a CT or MR header is a few kilobytes; a longer one is read whole.
-HEAD = 64 << 10
+#: The bytes a header must lie in: a CT or MR header is a few kilobytes (a longer one,
+#: large private blocks, an enhanced multi-frame header, is left to pydicom: reading the
+#: whole of every file the view refuses to find out would cost more than it saves).
+HEAD = 128 << 10
 
 _NUMBERS = {b"US": "H", b"SS": "h", b"UL": "L", b"SL": "l", b"FL": "f", b"FD": "d",
             b"SV": "q", b"UV": "Q"}
@@ -82,6 +86,9 @@ class _AsWritten:
 
     __repr__ = __str__
 
+    def __reduce__(self):  # made again from its text (a pool started without fork)
+        return type(self), (self.text,)
+
 
 class Decimal(_AsWritten, float):
     """A DS value (pydicom's DSfloat)."""
@@ -95,11 +102,13 @@ class Decimal(_AsWritten, float):
 class Integer(_AsWritten, int):
     """An IS value (pydicom's IS)."""
 
-    def __new__(cls, text: str) -> "Integer | Decimal":
-        number = float(text)
-        whole = int(number)  # as pydicom: "inf" overflows, "nan" is no number
-        if whole != number:  # pydicom keeps "1.5" as a number too (ISfloat)
-            return Decimal(text)
+    def __new__(cls, text: str) -> "Integer | float":
+        try:  # as pydicom's IS: "inf" overflows, "nan" is no number
+            whole = int(text)
+        except ValueError:
+            whole = int(float(text))
+        if whole != float(text):  # pydicom's ISfloat: a float, printed as one
+            return float(text)
         value = super().__new__(cls, whole)
         value.text = text.strip()
         return value
@@ -140,6 +149,8 @@ def value_of(vr: bytes, raw: bytes, encoding: str):
             return value_of(b"SH", raw, encoding)
     else:  # AS CS DA DT TM UI: the default repertoire
         parts = raw.decode("latin-1").rstrip(" \0").split("\\")
+        if vr == b"UI":  # pydicom's UID strips each value
+            parts = [part.strip() for part in parts]
     return parts[0] if len(parts) == 1 else parts
 
 
@@ -225,7 +236,10 @@ class HeaderView:
             vr = elem.vr.decode("latin-1")
             if vr not in TEXT_VRS:
                 continue
-            value = value_of(elem.vr, self._data[elem.value_at:elem.end], self._encoding)
+            try:
+                value = value_of(elem.vr, self._data[elem.value_at:elem.end], self._encoding)
+            except (ValueError, OverflowError):  # an IS of "inf": pydicom's walk skips it
+                continue
             if value is None or value == "":
                 continue
             values = value if isinstance(value, list) else [value]
@@ -296,13 +310,15 @@ def _items(buf: memoryview, seq: Element, depth: int) -> Iterator[Element]:
 
 def header_view(path: Path) -> HeaderView | None:
     """The header of `path` when it is of the shape the view reads (see the module's
-    text), else None: pydicom reads it then (and reports what is wrong with it)."""
+    text) and lies in its first `HEAD` bytes, else None: pydicom reads it then (and
+    reports what is wrong with it). Reads `HEAD` bytes at most, and the 12 after Pixel
+    Data when the file goes on after it."""
     try:
         st = os.stat(path)  # before opening: opening a FIFO or a device does things
     except OSError:
         return None
-    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
-        return None  # the general path refuses it, or streams it
+    if not stat.S_ISREG(st.st_mode):
+        return None  # the general path refuses it
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
@@ -312,26 +328,11 @@ def header_view(path: Path) -> HeaderView | None:
         head = os.pread(fd, HEAD, 0)
         if head[128:132] != b"DICM" or not syntax_may_be_direct(head):
             return None
-        try:
-            return _view(head, size, fd)
-        except NotDirect:
-            # read whole only when the header runs past the head (Pixel Data not in it)
-            if len(head) >= size or _PIXEL_DATA_TAG in head:
-                return None
-        data = os.pread(fd, size, 0)
-        if len(data) != size:
-            return None
-        try:
-            return _view(data, size, fd)
-        except NotDirect:
-            return None
-    except OSError:
+        return _view(head, size, fd)
+    except (NotDirect, OSError):
         return None
     finally:
         os.close(fd)
-
-
-_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 
 
 def _view(data: bytes, size: int, fd: int) -> HeaderView:

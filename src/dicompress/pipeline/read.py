@@ -41,7 +41,8 @@ def read_header(path: Path, *, any_object: bool = False, convert: Iterable[str] 
     an image (or, with `any_object`, any object with SOP Class and Instance UIDs).
     The values of the keywords in `convert` are converted here: pydicom converts a
     value when it is first read, and a damaged one raises then, of many types, wherever
-    that is (`direct.view.ATTRIBUTES` are those export, compare and info read).
+    that is (each command names those it reads: `direct.view.HEADER_VALUES` for
+    export, `compare.selection.COMPARED`).
 
     Raises
     ------
