@@ -269,6 +269,7 @@ _VALUES = [
     (b"AE", b" STORE SCP \\ B "), (b"CS", b"ORIGINAL\\PRIMARY\\AXIAL "), (b"DA", b"20240517"),
     (b"US", b"\x01\x00\x02\x00"), (b"FD", struct.pack("<d", 2.5)), (b"SS", b""), (b"LO", b""),
     (b"UR", b"http://x/y  "), (b"SH", b"\\"),
+    *((vr, b"") for vr in (b"DS", b"IS", b"AT", b"OB", b"US", b"FD", b"PN", b"UI", b"LT")),
 ]
 
 

@@ -975,8 +975,43 @@ def _modality_vr_unknown() -> bytes:
     return data[:at] + b"C\0" + data[at + 2:]
 
 
+def _sop_class_vr_unknown() -> bytes:
+    """CT_small.dcm whose SOP Class UID has the VR bytes 'C\\0': compare read it (the US
+    colour rule) outside any handler once it no longer converted every value export
+    reads (exit 70; found by a review's sweep of every top-level element)."""
+    data = find_sample("CT_small.dcm").read_bytes()
+    at = data.index(b"\x08\x00\x16\x00UI") + 4
+    return data[:at] + b"C\0" + data[at + 2:]
+
+
+def _functional_group_vr_unknown() -> bytes:
+    """CT_small.dcm with a Shared Functional Groups item whose Pixel Value Transformation
+    holds a Rescale Slope of VR bytes 'C\\0': compare read it lazily, frame by frame,
+    outside any handler (exit 70). Export does not read functional groups."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    transformation = pydicom.Dataset()
+    transformation.RescaleSlope, transformation.RescaleIntercept = "1", "0"
+    group = pydicom.Dataset()
+    group.PixelValueTransformationSequence = [transformation]
+    ds.SharedFunctionalGroupsSequence = [group]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    data = out.getvalue()
+    at = data.index(b"\x28\x00\x53\x10DS", data.index(b"\x00\x52\x29\x92")) + 4
+    return data[:at] + b"C\0" + data[at + 2:]
+
+
 #: case -> (its bytes, the reason, the commands that read what is damaged)
 DAMAGED_WHERE_READ = {
+    "sop-class-vr-unknown": (_sop_class_vr_unknown,
+                             "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
+                             "Representation", ["transcode", "transcode-j2", "deid", "export",
+                                                "compare"]),
+    "functional-group-vr-unknown": (_functional_group_vr_unknown,
+                                    "cannot be parsed as DICOM (NotImplementedError: Unknown "
+                                    "Value Representation", ["transcode", "compare"]),
     "modality-vr-unknown": (_modality_vr_unknown,
                             "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
                             "Representation", None),

@@ -19,11 +19,11 @@ from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage, No
                                refused_by_a_library, with_context)
 from dicompress.export.select import SeriesFrames, group_series
 from dicompress.layout import FrameLayout, header_number
-from dicompress.pipeline.encode import FrameView
+from dicompress.pipeline.encode import FrameView, frame_views
 from dicompress.pipeline.decoded import us_colour
 from dicompress.pipeline.frames import frames_at
 from dicompress.pipeline.stored import encoded_frames
-from dicompress.pipeline.read import read_header, transfer_syntax_of
+from dicompress.pipeline.read import foreign_error, read_header, transfer_syntax_of
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -97,13 +97,27 @@ class Selection:
                                   for one, chosen in self._series for k in chosen))
 
 
-#: The values compare reads of a header (series, order, display; the Image Pixel
-#: attributes are checked by FrameLayout): converted as the header is read.
-COMPARED = ("Modality", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription",
-            "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
-            "RescaleSlope", "RescaleIntercept", "ModalityLUTSequence", "WindowCenter",
-            "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction", "VOILUTSequence",
+#: The values compare reads of a header (series, order, display, the US colour rule; the
+#: Image Pixel attributes are checked by FrameLayout): converted as the header is read.
+COMPARED = ("Modality", "SOPClassUID", "SeriesInstanceUID", "SeriesNumber",
+            "SeriesDescription", "InstanceNumber", "ImagePositionPatient",
+            "ImageOrientationPatient", "RescaleSlope", "RescaleIntercept",
+            "ModalityLUTSequence", "WindowCenter", "WindowWidth",
+            "WindowCenterWidthExplanation", "VOILUTFunction", "VOILUTSequence",
             "PresentationLUTShape")
+
+
+def _read_in_groups(ds, window) -> None:
+    """What each frame's view reads (an Enhanced object's functional groups: values in
+    sequence items, which reading the header does not convert), read now: a damaged value
+    there fails this file here, not the run where its frames are measured."""
+    try:
+        frame_views(ds, window)
+    except Exception as exc:
+        damage = foreign_error(exc)
+        if damage is None:
+            raise  # a bug of ours
+        raise damage from exc
 
 
 def select_frames(sources: Iterable[str | Path], sample: int | None,
@@ -124,6 +138,7 @@ def select_frames(sources: Iterable[str | Path], sample: int | None,
                 raise NotAnImage("no Pixel Data (not an image)")
             FrameLayout.from_dataset(ds)  # Rows, Columns, Number of Frames must make sense
             header_number(ds, "NumberOfFrames", 0, 2**31 - 1, default=1) or 1
+            _read_in_groups(ds, window)
             headers.append((source.path, ds))
         except (NotDicom, NotAnImage) as exc:
             skipped.append((str(source.path), str(exc)))

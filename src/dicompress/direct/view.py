@@ -72,6 +72,7 @@ HEAD = 128 << 10
 _NUMBERS = {b"US": "H", b"SS": "h", b"UL": "L", b"SL": "l", b"FL": "f", b"FD": "d",
             b"SV": "q", b"UV": "Q"}
 _BYTES = frozenset(b"OB OD OF OL OV OW UN AT".split())
+_NONE_WHEN_EMPTY = _BYTES | frozenset(_NUMBERS) | {b"DS", b"IS"}
 _SINGLE_TEXT = frozenset((b"LT", b"ST", b"UT", b"UR"))
 _TEXT = frozenset((b"LO", b"SH", b"UC"))  # in the character set, several values
 
@@ -117,7 +118,11 @@ class Integer(_AsWritten, int):
 def value_of(vr: bytes, raw: bytes, encoding: str):
     """An element's value as pydicom converts it (pydicom.values): numbers, text
     stripped of its padding, several values as a list; a DS or IS that is no number as
-    text, as pydicom gives it; ValueError for binary numbers of a length no number has."""
+    text, as pydicom gives it; ValueError for binary numbers of a length no number has.
+    An empty value is pydicom's empty value of its VR (None for numbers, DS, IS, AT and
+    binary VRs, "" for text: pydicom.dataelem.empty_value_for_VR)."""
+    if not raw and vr in _NONE_WHEN_EMPTY:
+        return None
     if vr in _NUMBERS:
         size = struct.calcsize(_NUMBERS[vr])
         if len(raw) % size:
