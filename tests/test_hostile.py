@@ -1003,8 +1003,23 @@ def _functional_group_vr_unknown() -> bytes:
     return data[:at] + b"C\0" + data[at + 2:]
 
 
+def _sop_class_empty() -> bytes:
+    """CT_small.dcm with an empty SOP Class UID (Type 1): the writer handed it to pydicom's
+    File Meta check, whose AttributeError was taken for a bug of ours (exit 70; found by
+    mutating attribute values)."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    ds.SOPClassUID = ""
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
 #: case -> (its bytes, the reason, the commands that read what is damaged)
 DAMAGED_WHERE_READ = {
+    "sop-class-empty": (_sop_class_empty, "no SOP Class UID: a Part 10 file names it",
+                        ["transcode", "transcode-j2"]),
     "sop-class-vr-unknown": (_sop_class_vr_unknown,
                              "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
                              "Representation", ["transcode", "transcode-j2", "deid", "export",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dicompress import uids
 from dicompress.codecs import Codec
+from dicompress.errors import InvalidDicomFile
 from dicompress.layout import FrameLayout
 
 if TYPE_CHECKING:
@@ -200,4 +201,9 @@ def complete_file_meta(ds: Dataset) -> None:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    for keyword, name in (("MediaStorageSOPClassUID", "SOP Class UID"),
+                          ("MediaStorageSOPInstanceUID", "SOP Instance UID")):
+        if not str(meta.get(keyword, "") or "").strip("\0 "):  # a damaged source's
+            raise InvalidDicomFile(f"no {name}: a Part 10 file names it in its File Meta "
+                                   "Information (PS3.10 7.1)")
     pydicom.dataset.validate_file_meta(meta, enforce_standard=True)
