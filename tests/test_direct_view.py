@@ -22,7 +22,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.multival import MultiValue
 
 from dicompress.deid.identifiers import _text_elements, collect_identifiers
-from dicompress.direct import view as direct_view
+from dicompress.direct import Parsed, view as direct_view
+from dicompress.direct.elements import NotDirect
 from dicompress.direct.view import ATTRIBUTES, HEAD, header_view
 from dicompress.export import ExportOptions, export
 from dicompress.export import job
@@ -443,3 +444,139 @@ def test_numbers_of_a_length_no_number_has_fail_the_file_by_name(tmp_path):
     result = export([path], tmp_path / "out", ExportOptions(format="png"))
     assert [(Path(p).name, reason.split(":")[0]) for p, reason in result.failed] == \
         [("fd.dcm", "RescaleSlope")]
+
+
+_TEXT_BYTES = st.sampled_from(list(b"0123456789.+-eE \\\x00=^\x1b\xa0\xe9aINFnf\t\x85(B"))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vr=st.sampled_from([b"DS", b"IS", b"PN", b"LO", b"SH", b"UC", b"LT", b"ST", b"UT",
+                           b"UR", b"AE", b"CS", b"UI", b"DA", b"TM"]),
+       raw=st.lists(_TEXT_BYTES, max_size=14).map(bytes),
+       charset=st.sampled_from([("latin-1", "iso8859"), ("utf-8", "utf_8")]))
+def test_any_text_converts_as_pydicom_or_the_view_refuses_it(vr, raw, charset):
+    """Any bytes a text VR can hold: `value_of` gives pydicom's value (or fails where
+    pydicom fails), unless `vouches` is False, and then a file holding them is left to
+    pydicom (ISO 2022 escapes, empty name groups: found by a review, leaking a name)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.values import convert_value
+
+    def outcome(convert):
+        try:
+            return "value", _as_pydicom_gives(convert())
+        except (ValueError, OverflowError) as exc:
+            return "fails", type(exc).__name__
+
+    element = RawDataElement(0x00091001, vr.decode(), len(raw), raw, 0, False, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = outcome(lambda: convert_value(vr.decode(), element, [charset[1]]))
+    if direct_view.vouches(vr, raw):
+        assert outcome(lambda: direct_view.value_of(vr, raw, charset[0])) == expected
+
+
+def _element(tag: int, vr: bytes, raw: bytes) -> bytes:
+    raw += (b"\0" if vr == b"UI" else b" ") if len(raw) % 2 else b""
+    group, number = divmod(tag, 0x10000)
+    if vr in (b"OB", b"OW", b"SQ", b"UN", b"UC", b"UR", b"UT"):
+        return struct.pack("<HH2s2xI", group, number, vr, len(raw)) + raw
+    return struct.pack("<HH2sH", group, number, vr, len(raw)) + raw
+
+
+def _item(*elements: bytes) -> bytes:
+    body = b"".join(elements)
+    return struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body
+
+
+def _built(tmp_path: Path, name: str, elements: dict[int, tuple[bytes, bytes]],
+           meta: bytes = b"") -> Path:
+    """An Explicit VR Little Endian CT slice of 4 x 4, written byte by byte: `elements`
+    (tag -> VR, value) added to or replacing the image's own, `meta` appended to its File
+    Meta Information."""
+    ui = b"1.2.840.10008.5.1.4.1.1.2"
+    body = {0x00080016: (b"UI", ui + b"\0"), 0x00080018: (b"UI", b"1.2.3.4"),
+            0x00080060: (b"CS", b"CT"), 0x0008103E: (b"LO", b"Quixote brain"),
+            0x00100010: (b"PN", b"Anonymous"), 0x0020000E: (b"UI", b"1.2.3.5"),
+            0x00280002: (b"US", b"\1\0"), 0x00280004: (b"CS", b"MONOCHROME2"),
+            0x00280010: (b"US", b"\4\0"), 0x00280011: (b"US", b"\4\0"),
+            0x00280100: (b"US", b"\x10\0"), 0x00280101: (b"US", b"\x0c\0"),
+            0x00280102: (b"US", b"\x0b\0"), 0x00280103: (b"US", b"\0\0"), **elements}
+    group = (_element(0x00020001, b"OB", b"\0\1") + _element(0x00020002, b"UI", ui + b"\0")
+             + _element(0x00020003, b"UI", b"1.2.3.4")
+             + _element(0x00020010, b"UI", b"1.2.840.10008.1.2.1\0") + meta)
+    data = (bytes(128) + b"DICM" + _element(0x00020000, b"UL", struct.pack("<I", len(group)))
+            + group + b"".join(_element(t, *body[t]) for t in sorted(body))
+            + _element(0x7FE00010, b"OW", bytes(range(32))))
+    path = tmp_path / name / f"{name}.dcm"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    return path
+
+
+#: Files a review found the view reading otherwise than pydicom (each by bytes): the
+#: view must leave them to pydicom. Several leaked the name into a caption or file name.
+READ_OTHERWISE = {
+    # an ISO 2022 escape pydicom decodes away: the name is Quixote^Alonso for pydicom
+    "escape-in-a-name": {0x00100010: (b"PN", b"\x1b(BQuixote^Alonso")},
+    "escape-in-an-item": {0x00101002: (b"SQ", _item(_element(0x00100010, b"PN",
+                                                             b"\x1b(BQuixote^Alonso")))},
+    # a group length of a text VR: pydicom's walk reads it (50xx: Curve Data, removed)
+    "text-group-length": {0x50000000: (b"LO", b"Quixote")},
+    # an empty last component group: pydicom's PersonName drops it
+    "name-ends-a-group": {0x00100010: (b"PN", b"Doe^John==")},
+    # Number of Frames as SS: pydicom reads 8242 frames, the walk read the text "2 "
+    "frames-as-ss": {0x00280008: (b"SS", b"2 "), 0x00280010: (b"US", b"\2\0")},
+    # Slice Thickness as AT: pydicom gives a Tag
+    "thickness-as-at": {0x00180050: (b"AT", b"\x18\x00\x50\x00")},
+    "photometric-as-ob": {0x00280004: (b"OB", b"MONOCHROME2 ")},
+    # a tag twice in an item: pydicom keeps the last
+    "repeated-in-an-item": {0x00101002: (b"SQ", _item(
+        _element(0x00100010, b"PN", b"Quixote^Alonso"), _element(0x00100010, b"PN", b"Roe")))},
+}
+
+
+#: Those the direct path's walk (`direct.Parsed`) refuses, for transcode's fast path too.
+PARSED_REFUSES = {"frames-as-ss", "photometric-as-ob", "syntax-twice-in-the-meta",
+                  "text-group-length", "repeated-in-an-item"}
+
+
+@pytest.mark.parametrize("case", sorted(READ_OTHERWISE) + ["syntax-twice-in-the-meta"])
+def test_files_the_view_would_read_otherwise_than_pydicom_go_to_pydicom(
+        case, tmp_path, monkeypatch):
+    if case == "syntax-twice-in-the-meta":  # pydicom takes the last: Implicit VR
+        path = _built(tmp_path, case, {},
+                      meta=_element(0x00020010, b"UI", b"1.2.840.10008.1.2\0"))
+    else:
+        path = _built(tmp_path, case, READ_OTHERWISE[case])
+    assert header_view(_built(tmp_path, "plain", {})) is not None  # but for the fault
+    assert header_view(path) is None
+    if case in PARSED_REFUSES:  # the walk transcode's fast path shares refuses it too
+        with pytest.raises(NotDirect):
+            Parsed(path.read_bytes())
+    outcomes = []
+    for viewed in (True, False):  # and the export is pydicom's either way
+        with monkeypatch.context() as m:
+            if not viewed:
+                m.setattr(job, "header_view", lambda path: None)
+            result = export([path], tmp_path / f"out-{viewed}", ExportOptions(format="png"))
+        outcomes.append(([reason for _, reason in result.failed],
+                         {p.name: p.read_bytes() for p in result.outputs}))
+    assert outcomes[0] == outcomes[1]
+    if case in ("escape-in-a-name", "escape-in-an-item", "text-group-length"):
+        assert outcomes[0][1] and not any("Quixote" in name for name in outcomes[0][1])
+
+
+def test_values_pydicom_reads_as_the_view_does_are_read(tmp_path):
+    """The refusals above are not blanket ones: the same file without the fault is read,
+    a blank value among several stays as written, and UL/SL values have their size."""
+    path = _built(tmp_path, "plain", {0x00280030: (b"DS", b"0.5\\ \\0.5"),
+                                      0x00280008: (b"IS", b"2"),  # of 2 x 4
+                                      0x00280010: (b"US", b"\2\0"),
+                                      0x00100010: (b"PN", b"Doe^John=Doe")})
+    view = header_view(path)
+    assert view is not None and view.frames == 2 and view.get("NumberOfFrames") == 2
+    ds = pydicom.dcmread(path)
+    assert _as_pydicom_gives(view.get("PixelSpacing")) == _as_pydicom_gives(ds.PixelSpacing)
+    assert str(view.get("PatientName")) == str(ds.PatientName)
+    assert direct_view.value_of(b"UL", struct.pack("<2I", 7, 8), "latin-1") == [7, 8]
+    assert direct_view.value_of(b"SL", struct.pack("<i", -7), "latin-1") == -7

@@ -40,9 +40,9 @@ from dicompress.layout import FrameLayout
 from dicompress.direct.elements import (
     BITS_ALLOCATED, BITS_STORED, CANONICAL, COLUMNS, EXPLICIT_VR_LITTLE_ENDIAN, FRAMES, HIGH_BIT,
     IMPLICIT_VR_LITTLE_ENDIAN, IMPL_CLASS, IMPL_VERSION, MEDIA_CLASS, MEDIA_INSTANCE, META_SYNTAX,
-    META_VERSION, MODALITY, PHOTOMETRIC, PIXEL_DATA, PLANAR, READ, ROWS, SAMPLES, SHORT_HEADER,
-    SHORT_VRS, SIGNED, SOP_CLASS, SOP_INSTANCE, TAG, U16, U32, UNDEFINED, Element, NotDirect,
-    read_element)
+    META_VERSION, MODALITY, PHOTOMETRIC, PIXEL_DATA, PLANAR, READ, READ_VRS, ROWS, SAMPLES,
+    SHORT_HEADER, SHORT_VRS, SIGNED, SOP_CLASS, SOP_INSTANCE, TAG, U16, U32, UNDEFINED, Element,
+    NotDirect, read_element)
 from dicompress.direct.implicit import ImplicitWalker
 
 if TYPE_CHECKING:  # the transcoding side, imported where a file is transcoded
@@ -70,10 +70,14 @@ class Parsed:
         self.size = max(size or end, end)
         #: File Meta Information elements other than the group length, as read.
         self.meta: list[Element] = []
+        previous = -1
         while pos + 8 <= end and TAG.unpack_from(buf, pos)[0] == 0x0002:
             elem = read_element(buf, pos, end)
             if elem.length == UNDEFINED:
                 raise NotDirect("a sequence in the File Meta Information")
+            if elem.tag <= previous:  # pydicom takes the last of a repeated one
+                raise NotDirect("File Meta Information elements out of order or repeated")
+            previous = elem.tag
             if elem.tag != 0x00020000:
                 self.meta.append(elem)
             pos = elem.end
@@ -136,6 +140,9 @@ class Parsed:
             if 0x7FE00000 < tag < PIXEL_DATA:  # e.g. an Extended Offset Table
                 raise NotDirect("Pixel Data's group holds other elements")
             previous = tag
+            if not tag & 0xFFFF and (vr != b"UL" or length != 4):
+                # pydicom reads it by the VR written: text the view's walk would miss
+                raise NotDirect("a group length that is not one UL value")
             if tag == PIXEL_DATA or not tag & 0xFFFF:  # group lengths are not copied
                 if pos > start:
                     spans.append((start, pos))
@@ -145,6 +152,8 @@ class Parsed:
                         raise NotDirect("Pixel Data is not native")
                     self.pixel_data, spans = elem, tail
             elif tag in READ and self.pixel_data is None:
+                if vr != READ_VRS[tag]:
+                    raise NotDirect(f"({group:04X},{number:04X}) written as {vr!r}")
                 self.elements[tag] = elem or Element(tag, vr, pos, pos + 8, length, stop)
             pos = stop
         if pos > start:

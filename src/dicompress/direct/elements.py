@@ -38,9 +38,13 @@ BITS_ALLOCATED, BITS_STORED, HIGH_BIT, SIGNED = 0x00280100, 0x00280101, 0x002801
 SOP_CLASS, SOP_INSTANCE, MODALITY = 0x00080016, 0x00080018, 0x00080060
 CHARACTER_SET = 0x00080005
 _LOSSY = 0x00282110
-READ = frozenset({ROWS, COLUMNS, SAMPLES, PHOTOMETRIC, FRAMES, PLANAR, BITS_ALLOCATED,
-                   BITS_STORED, HIGH_BIT, SIGNED, SOP_CLASS, SOP_INSTANCE, MODALITY,
-                   _LOSSY})
+# Their VRs (PS3.6): an element of another VR written in an Explicit VR file is one
+# pydicom reads by that VR, otherwise than the walk would (e.g. Number of Frames as SS).
+READ_VRS = {ROWS: b"US", COLUMNS: b"US", SAMPLES: b"US", PHOTOMETRIC: b"CS", FRAMES: b"IS",
+            PLANAR: b"US", BITS_ALLOCATED: b"US", BITS_STORED: b"US", HIGH_BIT: b"US",
+            SIGNED: b"US", SOP_CLASS: b"UI", SOP_INSTANCE: b"UI", MODALITY: b"CS",
+            _LOSSY: b"CS"}
+READ = frozenset(READ_VRS)
 # Values the general path sets again (pydicom then writes them in its own encoding), with
 # their padding: copied only when already written that way, so both paths give the same
 # bytes. The SOP UIDs also go into the File Meta Information.
@@ -135,13 +139,13 @@ def _item(buf: memoryview, pos: int, end: int, tag: int, length: int, depth: int
     """Walk one item starting at `pos`; the position after it."""
     if tag != ITEM:
         raise NotDirect(f"expected an item, found ({tag >> 16:04X},{tag & 0xFFFF:04X})")
-    pos += 8
+    pos, previous = pos + 8, -1
     if length != UNDEFINED:
         if pos + length > end:
             raise NotDirect("an item runs past its sequence")
         stop = pos + length
         while pos < stop:
-            pos = read_element(buf, pos, stop, depth).end
+            pos, previous = _in_order(read_element(buf, pos, stop, depth), previous)
         if pos != stop:
             raise NotDirect("an item's elements do not fill it")
         return pos
@@ -152,6 +156,15 @@ def _item(buf: memoryview, pos: int, end: int, tag: int, length: int, depth: int
             if U32.unpack_from(buf, pos + 4)[0]:
                 raise NotDirect("an item delimiter with a length")
             return pos + 8
-        pos = read_element(buf, pos, end, depth).end
+        pos, previous = _in_order(read_element(buf, pos, end, depth), previous)
+
+
+def _in_order(elem: Element, previous: int) -> tuple[int, int]:
+    """(where the next element starts, its tag) after `elem`, which must follow the
+    element before it: pydicom keeps the last of a repeated tag and writes an item's
+    elements in order, and the view and the byte copy would see another dataset."""
+    if elem.tag <= previous:
+        raise NotDirect("an item's elements out of order or repeated")
+    return elem.end, elem.tag
 
 

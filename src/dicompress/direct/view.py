@@ -28,6 +28,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+from dicompress import dictionary
 from dicompress.direct import Parsed, syntax_may_be_direct
 from dicompress.direct.elements import (CHARACTER_SET, EXPLICIT_VR_LITTLE_ENDIAN, ITEM_END,
                                         SHORT_HEADER, SHORT_VRS, U32, UNDEFINED, Element,
@@ -59,6 +60,8 @@ ATTRIBUTES = {
 #: `pipeline.read.read_header` converts at once for export (the identifiers too: one
 #: that cannot be read cannot be looked for in a caption either).
 HEADER_VALUES = tuple(keyword for keyword in ATTRIBUTES if keyword != "PixelData")
+#: Their VRs (PS3.6), one each.
+_VRS = {ATTRIBUTES[keyword]: dictionary.VRS[ATTRIBUTES[keyword]] for keyword in HEADER_VALUES}
 #: Sequences export would read: a file holding one is left to pydicom.
 _SEQUENCES_READ = (ATTRIBUTES["ModalityLUTSequence"], ATTRIBUTES["VOILUTSequence"])
 #: How pydicom decodes the text of the character sets the direct path takes
@@ -73,8 +76,24 @@ _NUMBERS = {b"US": "H", b"SS": "h", b"UL": "L", b"SL": "l", b"FL": "f", b"FD": "
             b"SV": "q", b"UV": "Q"}
 _BYTES = frozenset(b"OB OD OF OL OV OW UN AT".split())
 _NONE_WHEN_EMPTY = _BYTES | frozenset(_NUMBERS) | {b"DS", b"IS"}
-_SINGLE_TEXT = frozenset((b"LT", b"ST", b"UT", b"UR"))
+_SINGLE_TEXT = frozenset((b"LT", b"ST", b"UT"))
 _TEXT = frozenset((b"LO", b"SH", b"UC"))  # in the character set, several values
+#: The VRs pydicom decodes in the file's character set (DS and IS too, read as text when
+#: they are no numbers), where it also acts on ISO 2022 escapes.
+_DECODED = frozenset(b"LO SH UC LT ST UT PN DS IS".split())
+
+
+def vouches(vr: bytes, raw: bytes) -> bool:
+    """Whether `value_of` gives pydicom's value of an element, for the VRs it decodes in
+    the character set (always for others): not for ISO 2022 escape sequences (pydicom
+    decodes them whatever the character set says) or a person name whose last component
+    group is empty ("Doe^John=", which pydicom's PersonName drops)."""
+    if vr not in _DECODED:
+        return True
+    if b"\x1b" in raw:
+        return False
+    return vr != b"PN" or not any(name.rstrip(b"\0 ").endswith(b"=")
+                                  for name in raw.split(b"\\"))
 
 
 class _AsWritten:
@@ -124,7 +143,7 @@ def value_of(vr: bytes, raw: bytes, encoding: str):
     if not raw and vr in _NONE_WHEN_EMPTY:
         return None
     if vr in _NUMBERS:
-        size = struct.calcsize(_NUMBERS[vr])
+        size = struct.calcsize("<" + _NUMBERS[vr])  # standard sizes (native "L" is 8)
         if len(raw) % size:
             raise ValueError(f"{len(raw)} bytes of {vr.decode()}, not a multiple of {size}")
         values = struct.unpack(f"<{len(raw) // size}{_NUMBERS[vr]}", raw)
@@ -133,9 +152,10 @@ def value_of(vr: bytes, raw: bytes, encoding: str):
         return raw
     if vr == b"SQ":
         raise TypeError("a sequence is not read from a HeaderView")
+    if vr == b"UR":  # pydicom decodes a URI in the default repertoire, whatever the charset
+        return raw.decode("latin-1").rstrip()
     if vr in _SINGLE_TEXT:
-        text = raw.decode(encoding, "replace")
-        return text.rstrip() if vr == b"UR" else text.rstrip("\0 ")
+        return raw.decode(encoding, "replace").rstrip("\0 ")
     if vr == b"PN":
         parts = raw.rstrip(b"\0 ").decode(encoding, "replace").split("\\")
     elif vr in _TEXT:
@@ -149,7 +169,8 @@ def value_of(vr: bytes, raw: bytes, encoding: str):
             return ""
         kind = Decimal if vr == b"DS" else Integer
         try:
-            parts = [kind(part) if part != "" else "" for part in text.split("\\")]
+            # a blank value among several stays as written (pydicom's DS and IS)
+            parts = [kind(part) if part.strip() else part for part in text.split("\\")]
         except ValueError:  # pydicom then reads the value as SH (values.convert_value)
             return value_of(b"SH", raw, encoding)
     else:  # AS CS DA DT TM UI: the default repertoire
@@ -183,13 +204,16 @@ class HeaderView:
             group, number, vr, length = unpack(buf, pos)
             if vr in SHORT_VRS:
                 stop = pos + 8 + length
+                if vr in _DECODED and not vouches(vr, data[pos + 8:stop]):
+                    raise NotDirect("text pydicom decodes otherwise (an ISO 2022 escape, "
+                                    "an empty name group)")
                 top[group << 16 | number] = (vr, pos + 8, stop)
             else:
                 elem = read_element(buf, pos, end)
-                _check_element(elem, 0)
+                _check_element(elem, 0, data)
                 if elem.vr == b"SQ":
                     for inner in _items(buf, elem, 1):
-                        _check_element(inner, 1)
+                        _check_element(inner, 1, data)
                 stop = elem.end
                 top[elem.tag] = (vr, elem.value_at, stop)
             pos = stop
@@ -204,6 +228,8 @@ class HeaderView:
             tag = ATTRIBUTES[keyword]
             if tag in top:
                 vr, start, stop = top[tag]
+                if vr != _VRS[tag]:  # pydicom converts it by the VR written: its types
+                    raise NotDirect(f"{keyword} written as {vr!r}")
                 try:
                     self._values[tag] = value_of(vr, data[start:stop], encoding)
                 except (ValueError, OverflowError, TypeError) as exc:
@@ -211,6 +237,8 @@ class HeaderView:
         #: The layout of one frame, how many frames, and where the first one starts.
         self.frame_layout = dataclasses.replace(layout, number_of_frames=1)
         self.frames = layout.number_of_frames
+        if self._values.get(ATTRIBUTES["NumberOfFrames"], 1) != self.frames:
+            raise NotDirect("Number of Frames read two ways")
         self.pixel_offset = parsed.pixel_data.value_at
 
     def get(self, keyword: str, default=None):
@@ -272,8 +300,11 @@ def _check_after(parsed: Parsed, after: bytes) -> None:
         raise NotDirect("Data Set Trailing Padding that does not end the file")
 
 
-def _check_element(elem: Element, depth: int) -> None:
+def _check_element(elem: Element, depth: int, data: bytes) -> None:
     """NotDirect for what only pydicom reads as export needs it (see HeaderView)."""
+    if elem.vr in _DECODED and not vouches(elem.vr, data[elem.value_at:elem.end]):
+        raise NotDirect("text pydicom decodes otherwise (an ISO 2022 escape, an empty "
+                        "name group)")
     if elem.tag in _SEQUENCES_READ:
         raise NotDirect("a Modality or VOI LUT Sequence")
     if elem.vr == b"UN" and not elem.tag >> 16 & 1:
