@@ -516,3 +516,38 @@ def test_sizes_are_printed_in_the_unit_typed():
     with pytest.raises(Exception, match="did you mean 25MB"):
         parse_size("25")
     assert parse_size("25MiB") == 25 * 2**20 and parse_size("10MB") == 10**7
+
+
+_USER_WINDOWS = [("40,-5", None, "must be positive"), ("nan,nan", None, "not finite"),
+                 ("40,0.5", "linear", "< 1 (PS3.3 C.11.2.1.2)"), ("bogus", None, "unknown window")]
+
+
+@pytest.mark.parametrize("command,window,function,reason", [
+    *(("export", *case) for case in _USER_WINDOWS),
+    *(("compare", w, None, r) for w, f, r in _USER_WINDOWS if f is None),
+])
+def test_a_window_the_user_typed_that_cannot_apply_is_a_usage_error(
+        command, window, function, reason, tmp_path, capsys):
+    """One line and exit 2 before any file is read: not every file failing on it."""
+    src = str(find_sample("CT_small.dcm"))
+    if command == "export":
+        args = ["export", src, "-o", str(tmp_path / "out"), "--format", "png"]
+        args += ["--function", function] if function else []
+    else:
+        args = ["compare", src, "--codecs", "rle"]
+    assert main([*args, "--window", window]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and reason in err[0] and repr(window) in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("window,sample", [
+    ("voi-lut", "vlut_04.dcm"), ("file:1", "MR_small.dcm"), ("brain", "CT_small.dcm"),
+    ("40,400", "CT_small.dcm"), ("auto", "CT_small.dcm")])
+def test_windows_chosen_per_file_pass_the_command_line_check(window, sample, tmp_path):
+    """voi-lut and file[:N] are read from each file: no file is needed to accept them
+    (compare refused voi-lut whatever the files held)."""
+    src = str(find_sample(sample))
+    assert main(["compare", src, "--codecs", "rle", "--window", window]) == 0
+    assert main(["export", src, "-o", str(tmp_path / "out"), "--format", "png",
+                 "--window", window]) == 0

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
 from dicompress.errors import DisplayError, UnsupportedLayout
@@ -56,14 +58,24 @@ class Window:
         return f"C{self.center:g}/W{self.width:g}{name} ({self.function})"
 
 
-def _voi_key(win: Window) -> tuple:
+def check_window(win: Window) -> str:
+    """`win`'s VOI LUT Function in lower case, when the window can be applied (PS3.3
+    C.11.2.1.2: a width of at least 1 for LINEAR, positive for the others; finite
+    numbers); DisplayError otherwise."""
     function = win.function.lower()
     if function not in FUNCTIONS:
         raise DisplayError(f"VOI LUT Function {win.function!r}: expected one of {', '.join(FUNCTIONS)}")
+    if not (math.isfinite(win.center) and math.isfinite(win.width)):
+        raise DisplayError(f"window C{win.center:g}/W{win.width:g}: not finite numbers")
     if function == "linear" and win.width < 1:
         raise DisplayError(f"window width {win.width:g} < 1 (PS3.3 C.11.2.1.2)")
     if win.width <= 0:
         raise DisplayError(f"window width {win.width:g} must be positive")
+    return function
+
+
+def _voi_key(win: Window) -> tuple:
+    function = check_window(win)
     return (("function", function), ("center", float(win.center)), ("width", float(win.width)))
 
 

@@ -202,17 +202,21 @@ def serve(args) -> int:
     return 0
 
 
-def _check_window(window: str) -> None:
-    """--window names a preset, C,W, auto or file[:N] (file windows are checked per file)."""
-    from pydicom.dataset import Dataset
+def _check_window(window: str, function: str | None = None) -> None:
+    """--window names a preset, C,W, auto or file[:N] (file windows are checked per file);
+    a C,W the user typed must be one that can be applied (with export's --function):
+    a usage error now, not every file failing on it."""
+    import dataclasses
 
     from dicompress import voi
     from dicompress.errors import DisplayError
 
-    if window.lower().startswith("file"):
+    if window.lower().strip().startswith(("file", "voi-lut")):
         return
-    try:
-        voi.resolve_window(Dataset(), window, np.zeros(1))
+    try:  # an empty mapping as the header: no file windows, no VOI LUT Sequence
+        chosen = voi.resolve_window({}, window, np.zeros(1))
+        if isinstance(chosen, voi.Window):  # without --function, the file's may apply
+            voi.check_window(dataclasses.replace(chosen, function=function or "linear_exact"))
     except (DisplayError, ValueError) as exc:
         raise UsageError(f"--window {window!r}: {exc}") from None
 
@@ -297,6 +301,8 @@ def export(args) -> int:
     from dicompress.export.budget import parse_size, raw_limit, size_unit
 
     unit = size_unit(args.max_size) if args.max_size else None
+    if args.window is not None:
+        _check_window(args.window, args.function)
     try:
         max_size = None
         if args.max_size:
