@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -667,7 +668,10 @@ def test_a_file_that_kills_its_worker_costs_that_file_only(series, tmp_path, whe
     assert report["files"] == {"ok": 11, "failed": 1}
     [failure] = report["failures"]
     assert Path(failure["path"]).name == "slice0005.dcm"
-    assert "died (SIGKILL), and again with this file alone" in failure["reason"]
+    # how the first worker ended, where the pool still knew (once in a loaded make test
+    # run it did not, and the words were the fallback's: "killed")
+    assert re.search(r"died \((SIGKILL|killed)\), and again with this file alone",
+                     failure["reason"]), failure["reason"]
     done = out if where == "-o" else series
     assert sorted(p.name for p in done.glob("*.dcm") if syntax(p) == RLELossless) == sorted(
         f"slice{i:04d}.dcm" for i in range(12) if i != 5)
