@@ -529,6 +529,11 @@ READ_OTHERWISE = {
     # Slice Thickness as AT: pydicom gives a Tag
     "thickness-as-at": {0x00180050: (b"AT", b"\x18\x00\x50\x00")},
     "photometric-as-ob": {0x00280004: (b"OB", b"MONOCHROME2 ")},
+    # a private sequence written as UN (PS3.5 6.2.2): pydicom reads it as SQ by its
+    # creator's dictionary, and finds the name in its item
+    "private-sequence-as-un": {
+        0x00710010: (b"LO", b"AGFA-AG_HPState"),
+        0x00711018: (b"UN", _item(struct.pack("<HHI", 0x0010, 0x0010, 14) + b"Quixote^Alonso"))},
     # a tag twice in an item: pydicom keeps the last
     "repeated-in-an-item": {0x00101002: (b"SQ", _item(
         _element(0x00100010, b"PN", b"Quixote^Alonso"), _element(0x00100010, b"PN", b"Roe")))},
@@ -562,7 +567,8 @@ def test_files_the_view_would_read_otherwise_than_pydicom_go_to_pydicom(
         outcomes.append(([reason for _, reason in result.failed],
                          {p.name: p.read_bytes() for p in result.outputs}))
     assert outcomes[0] == outcomes[1]
-    if case in ("escape-in-a-name", "escape-in-an-item", "text-group-length"):
+    if case in ("escape-in-a-name", "escape-in-an-item", "text-group-length",
+                "private-sequence-as-un"):
         assert outcomes[0][1] and not any("Quixote" in name for name in outcomes[0][1])
 
 

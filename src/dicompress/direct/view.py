@@ -31,8 +31,8 @@ from pathlib import Path
 from dicompress import dictionary
 from dicompress.direct import Parsed, syntax_may_be_direct
 from dicompress.direct.elements import (CHARACTER_SET, EXPLICIT_VR_LITTLE_ENDIAN, ITEM_END,
-                                        SHORT_HEADER, SHORT_VRS, U32, UNDEFINED, Element,
-                                        NotDirect, item_header, read_element, tag_at)
+                                        ITEM_HEADER, SHORT_HEADER, SHORT_VRS, U32, UNDEFINED,
+                                        Element, NotDirect, item_header, read_element, tag_at)
 from dicompress.direct.values import ASCII, CHARSETS, LATIN1, UTF8
 from dicompress.layout import FrameLayout
 
@@ -267,7 +267,7 @@ class HeaderView:
         buf = memoryview(self._data)
         for elem in _elements(buf, 0, len(buf), 0):
             vr = elem.vr.decode("latin-1")
-            if vr not in TEXT_VRS:
+            if vr not in TEXT_VRS or elem.tag >> 16 == 0x0002:  # as deid's walk, at any depth
                 continue
             try:
                 value = value_of(elem.vr, self._data[elem.value_at:elem.end], self._encoding)
@@ -307,8 +307,11 @@ def _check_element(elem: Element, depth: int, data: bytes) -> None:
                         "name group)")
     if elem.tag in _SEQUENCES_READ:
         raise NotDirect("a Modality or VOI LUT Sequence")
-    if elem.vr == b"UN" and not elem.tag >> 16 & 1:
-        raise NotDirect("a standard element of VR UN (pydicom reads it by its dictionary VR)")
+    if elem.vr == b"UN" and (not elem.tag >> 16 & 1
+                             or data[elem.value_at:elem.value_at + 4] == ITEM_HEADER):
+        # pydicom reads a standard one by its dictionary VR, and a private one by its
+        # creator's (a sequence whose items can name the patient): the walk sees bytes
+        raise NotDirect("an element of VR UN pydicom may read as another VR")
     if depth and elem.tag == CHARACTER_SET:
         raise NotDirect("Specific Character Set in a sequence item")
 
