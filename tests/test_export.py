@@ -518,8 +518,11 @@ def test_sizes_are_printed_in_the_unit_typed():
     assert parse_size("25MiB") == 25 * 2**20 and parse_size("10MB") == 10**7
 
 
-_USER_WINDOWS = [("40,-5", None, "must be positive"), ("nan,nan", None, "not finite"),
-                 ("40,0.5", "linear", "< 1 (PS3.3 C.11.2.1.2)"), ("bogus", None, "unknown window")]
+_USER_WINDOWS = [("40,-5", None, "< 1 (PS3.3 C.11.2.1.2)"), ("nan,nan", None, "not finite"),
+                 ("40,0.5", "linear", "< 1 (PS3.3 C.11.2.1.2)"),
+                 ("40,0.5", None, "< 1 (PS3.3 C.11.2.1.2)"), ("bogus", None, "unknown window"),
+                 ("file:x", None, "file:N"), ("file:0", None, "file:N"),
+                 ("voi-lutx", None, "unknown window")]
 
 
 @pytest.mark.parametrize("command,window,function,reason", [
@@ -542,7 +545,8 @@ def test_a_window_the_user_typed_that_cannot_apply_is_a_usage_error(
 
 
 @pytest.mark.parametrize("window,sample", [
-    ("voi-lut", "vlut_04.dcm"), ("file:1", "MR_small.dcm"), ("brain", "CT_small.dcm"),
+    ("voi-lut", "vlut_04.dcm"), ("file:1", "MR_small.dcm"), ("file", "MR_small.dcm"),
+    (" 40 , 400 ", "CT_small.dcm"), ("4e1,4e2", "CT_small.dcm"), ("brain", "CT_small.dcm"),
     ("40,400", "CT_small.dcm"), ("auto", "CT_small.dcm")])
 def test_windows_chosen_per_file_pass_the_command_line_check(window, sample, tmp_path):
     """voi-lut and file[:N] are read from each file: no file is needed to accept them

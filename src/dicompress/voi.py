@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import math
+import re
 
 import numpy as np
 
@@ -214,7 +215,7 @@ def resolve_window(ds, choice=None, values=None) -> Window | tuple:
             raise DisplayError("the file has no VOI LUT Sequence")
         return ("table", voi_seq[0])
     if text.startswith("file"):
-        index = int(text.split(":", 1)[1]) - 1 if ":" in text else 0
+        index = file_window_index(text)
         if windows and 0 <= index < len(windows):
             return windows[index]
         if not windows and voi_seq and index == 0:
@@ -225,6 +226,14 @@ def resolve_window(ds, choice=None, values=None) -> Window | tuple:
         return Window(c, w)
     raise DisplayError(f"unknown window {choice!r}: a preset ({', '.join(PRESETS)}), auto, "
                        "file[:N], voi-lut or C,W")
+
+
+def file_window_index(choice: str) -> int:
+    """Which of a file's windows "file" or "file:N" names (N from 1), from 0."""
+    match = re.fullmatch(r"file(?:\s*:\s*([0-9]+))?", choice.strip().lower())
+    if match is None or match.group(1) is not None and int(match.group(1)) < 1:
+        raise DisplayError("a file's window is named file, or file:N for its N-th (from 1)")
+    return int(match.group(1)) - 1 if match.group(1) else 0
 
 
 def stored_range(ds, dtype: np.dtype) -> tuple[int, int]:

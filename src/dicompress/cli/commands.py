@@ -211,12 +211,17 @@ def _check_window(window: str, function: str | None = None) -> None:
     from dicompress import voi
     from dicompress.errors import DisplayError
 
-    if window.lower().strip().startswith(("file", "voi-lut")):
-        return
-    try:  # an empty mapping as the header: no file windows, no VOI LUT Sequence
+    text = window.strip().lower()
+    try:
+        if text.startswith("file"):  # each file's own: which one, checked here
+            voi.file_window_index(text)
+            return
+        if text == "voi-lut":
+            return
+        # an empty mapping as the header: no file windows, no VOI LUT Sequence
         chosen = voi.resolve_window({}, window, np.zeros(1))
-        if isinstance(chosen, voi.Window):  # without --function, the file's may apply
-            voi.check_window(dataclasses.replace(chosen, function=function or "linear_exact"))
+        if isinstance(chosen, voi.Window):  # a C,W is LINEAR unless --function says
+            voi.check_window(dataclasses.replace(chosen, function=function or chosen.function))
     except (DisplayError, ValueError) as exc:
         raise UsageError(f"--window {window!r}: {exc}") from None
 
