@@ -555,3 +555,25 @@ def test_windows_chosen_per_file_pass_the_command_line_check(window, sample, tmp
     assert main(["compare", src, "--codecs", "rle", "--window", window]) == 0
     assert main(["export", src, "-o", str(tmp_path / "out"), "--format", "png",
                  "--window", window]) == 0
+
+
+def test_an_animation_whose_frames_would_not_fit_in_memory_fails_before_rendering(
+        tmp_path, monkeypatch):
+    """A GIF is encoded from all its frames at once: frames that would hold more than
+    GIF_FRAME_BYTES are refused by name before any is rendered (a 60 kB file of 300 flat
+    4096 x 4096 frames took 2.5 GB, then died with exit 70), saying how many would fit."""
+    from dicompress.export import stills
+
+    folder = tmp_path / "series"
+    make_series(folder, 6, 64)  # 6 frames of 64 x 64 grey: 24,576 bytes
+    rendered = []
+    real = stills._render
+    monkeypatch.setattr(stills, "_render", lambda *a: rendered.append(a) or real(*a))
+    monkeypatch.setattr(stills, "GIF_FRAME_BYTES", 4 * 64 * 64)
+    result = export([folder], tmp_path / "out", ExportOptions(format="gif"))
+    assert not result.outputs and not rendered and len(result.failed) == 1
+    reason = result.failed[0][1]
+    assert "6 frames of 64 x 64" in reason and "4 such frames" in reason and "--every" in reason
+    monkeypatch.setattr(stills, "GIF_FRAME_BYTES", 6 * 64 * 64)  # exactly fits
+    result = export([folder], tmp_path / "out2", ExportOptions(format="gif"))
+    assert len(result.outputs) == 1 and not result.failed and len(rendered) == 6

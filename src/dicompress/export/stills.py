@@ -270,8 +270,39 @@ def write_stills(work: Work, tasks: Stills, result: ExportResult, written, capti
             pool.close(cancel=True, wait=True)
 
 
+#: The most an animation's rendered frames may hold: a GIF is encoded from all its frames
+#: at once (Pillow keeps each), so a series whose frames would hold more is refused,
+#: naming what would fit, before any is rendered (a 60 kB file of 300 flat 4096 x 4096
+#: JPEG 2000 frames took 2.5 GB, then failed). An echo loop of 600 frames of 800 x 600 in
+#: colour holds 864 MB.
+GIF_FRAME_BYTES = 1 << 30
+
+
+def _gif_too_large(series, chosen: list[int]) -> str | None:
+    """Why the frames `chosen` of `series` are too many to animate, or None."""
+    header = series.headers[series.frames[chosen[0]][0]]
+    try:
+        rows, columns = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
+    except (TypeError, ValueError):
+        return None  # the frames' own reading says what is wrong
+    grey = str(header.get("PhotometricInterpretation", "")).startswith("MONOCHROME")
+    each = rows * columns * (1 if grey else 3)
+    if each * len(chosen) <= GIF_FRAME_BYTES:
+        return None
+    fits = max(1, GIF_FRAME_BYTES // max(1, each))
+    return (f"an animation of {len(chosen)} frames of {rows} x {columns} would hold "
+            f"{each * len(chosen) / 1e6:,.0f} MB of frames (at most "
+            f"{GIF_FRAME_BYTES / 1e6:,.0f} MB: {fits} such frames); choose fewer with "
+            "--frames or --every, or export PNG")
+
+
 def write_gif(work: Work, s: int, chosen: list[int], result, written, captions) -> None:
     series, options = work.series[s], work.options
+    name = f"{series.label}.gif"
+    too_large = _gif_too_large(series, chosen) if chosen else None
+    if too_large:
+        result.failed.append((series.frames[chosen[0]][0], f"cannot write {name}: {too_large}"))
+        return
     frames = []
     bad: set[Path] = set()
     for k in chosen:
@@ -286,7 +317,6 @@ def write_gif(work: Work, s: int, chosen: list[int], result, written, captions) 
     if not frames:
         return
     duration = frame_duration(series.header, options)
-    name = f"{series.label}.gif"
     path = work.dest / name
     try:
         data, actions = budgets.fit(lambda q, scale: writers.encode_gif(
