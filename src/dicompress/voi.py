@@ -296,6 +296,8 @@ def render(ds, frame: int | None = None, window=None, *, function: str | None = 
     if isinstance(choice, tuple):  # VOI LUT Sequence
         item = choice[1]
         data = _lut_data(item)
+        if data is None:  # Type 1 in a VOI LUT Sequence item (PS3.3 C.11.2)
+            raise DisplayError("the VOI LUT Sequence item has no LUT Data")
         entries, first_mapped, lut_bits = _descriptor(item)
         top = float(max(int(data.max()), (1 << lut_bits) - 1 if lut_bits <= 16 else 1))
         voi = (("function", "table"), ("voi_table", data.astype(np.float64).tobytes()),
