@@ -105,6 +105,49 @@ def _decoded(path: Path, which: int | None, syntax: str | None, whole: bool) -> 
         raise CorruptPixelData(f"pixel data cannot be decoded: {decoders_reason(exc)}") from exc
 
 
+#: The most entries a segmented palette table may expand to here (PS3.3 C.7.9: a
+#: descriptor allows 65536; an indirect segment is counted at most): pydicom expands one
+#: into a list of ints, and 2000 linear segments of 65535 entries (77 kB) took 10.8 GB.
+SEGMENTED_ENTRIES = 1 << 20
+
+
+def segmented_entries(words: np.ndarray, limit: int = SEGMENTED_ENTRIES) -> int:
+    """At least as many entries as the segmented table `words` expands to (PS3.3
+    C.7.9.2: discrete, linear and indirect segments), counted until past `limit`; an
+    indirect segment counts its segments as the largest seen so far."""
+    total = largest = pos = 0
+    indirect = 4 if words.dtype.itemsize == 1 else 2  # its offset's words
+    while pos + 1 < len(words) and total <= limit:
+        opcode, length = int(words[pos]), int(words[pos + 1])
+        pos += 2
+        if opcode == 0:
+            entries, pos = length, pos + length
+        elif opcode == 1:
+            entries, pos = length, pos + 1
+        elif opcode == 2:
+            entries, pos = length * largest, pos + indirect
+        else:
+            break  # pydicom refuses the table, naming the segment type
+        total += entries
+        largest = max(largest, entries)
+    return total
+
+
+def _check_segmented(ds: Dataset) -> None:
+    for colour in ("Red", "Green", "Blue"):
+        data = ds.get(f"Segmented{colour}PaletteColorLookupTableData")
+        if not data:
+            continue
+        descriptor = ds.get(f"{colour}PaletteColorLookupTableDescriptor") or [0, 0, 16]
+        dtype = np.uint8 if int(descriptor[2]) == 8 else np.dtype("<u2")
+        words = np.frombuffer(bytes(data)[:len(data) // np.dtype(dtype).itemsize
+                                          * np.dtype(dtype).itemsize], dtype)
+        if segmented_entries(words) > SEGMENTED_ENTRIES:
+            raise InvalidDicomFile(
+                f"the segmented {colour.lower()} palette table expands past "
+                f"{SEGMENTED_ENTRIES:,} entries (a descriptor allows 65,536; PS3.3 C.7.9)")
+
+
 def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
     """Colour frames as 8-bit RGB: palette through its LUTs, deeper samples scaled."""
     kind = photometric(ds)
@@ -112,6 +155,7 @@ def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
         from pydicom.pixels import apply_color_lut
 
         try:  # pydicom checks the three tables and their descriptors against each other
+            _check_segmented(ds)
             arr = apply_color_lut(arr, ds)
             bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
         except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
