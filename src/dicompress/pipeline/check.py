@@ -20,6 +20,8 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dicompress import uids
 from dicompress.errors import CorruptPixelData, DicompressError, InvalidDicomFile
 from dicompress.layout import FrameLayout
@@ -99,7 +101,7 @@ def check_pixel_data(path: Path, ds: Dataset, size: int) -> None:
             raise CorruptPixelData(f"the Pixel Data holds {held} bytes; the image needs {needed} "
                                    f"({_claim(layout)})")
         return
-    _check_extended_offsets(ds, layout)
+    _check_extended_offsets(ds, layout, size)
     fragments, stored, _ = encapsulated_items(path, tell, size)
     if layout.number_of_frames > max(fragments, 1):
         # PS3.5 A.4: a fragment holds data of one frame only, so each frame has one at least
@@ -114,9 +116,10 @@ def check_pixel_data(path: Path, ds: Dataset, size: int) -> None:
             f"bytes can decode to {expansion * stored} at most")
 
 
-def _check_extended_offsets(ds: Dataset, layout: FrameLayout) -> None:
+def _check_extended_offsets(ds: Dataset, layout: FrameLayout, size: int) -> None:
     """PS3.3 C.7.6.3.1.8: the Extended Offset Table and its Lengths come together, one
-    8-byte value per frame each."""
+    8-byte value per frame each, and point inside the file (pydicom reads a frame of the
+    length the table gives: 2^50 bytes was a MemoryError with no message)."""
     tables = {keyword: ds.get_item(keyword, keep_deferred=True)
               for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths")}
     present = [keyword for keyword, elem in tables.items() if elem is not None]
@@ -128,6 +131,13 @@ def _check_extended_offsets(ds: Dataset, layout: FrameLayout) -> None:
         raise CorruptPixelData(
             f"the Extended Offset Table holds {' and '.join(map(str, sorted(lengths)))} bytes; "
             f"{layout.number_of_frames} frames need {8 * layout.number_of_frames} each")
+    if present:
+        for keyword in tables:
+            values = np.frombuffer(bytes(ds.get(keyword) or b""), "<u8")
+            if values.size and int(values.max()) > size:
+                raise CorruptPixelData(
+                    f"the {keyword} holds {int(values.max()):,}, past the end of the file "
+                    f"({size:,} bytes; PS3.3 C.7.6.3.1.8)")
 
 
 def _raw_number(ds: Dataset, keyword: str) -> int | None:
