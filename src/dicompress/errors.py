@@ -161,6 +161,17 @@ def with_context(exc: DicompressError, path: object) -> DicompressError:
     return named
 
 
+def reason_of(exc: BaseException) -> str:
+    """A foreign exception's message, on one line and never empty: a MemoryError (often
+    without one) says the memory ran out, another without a message gives its class."""
+    lines = str(exc).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else ""
+    if isinstance(exc, MemoryError):
+        return f"out of memory{f' ({text})' if text else ''}: the file asks for more than " \
+               "this machine gives"
+    return text or f"{type(exc).__name__}, without a message"
+
+
 def refused_by_a_library(exc: BaseException) -> bool:
     """Whether `exc`, raised inside a codec library or pydicom's decoders, is that code
     refusing the data: an Exception, or the panic of a Rust extension built with PyO3

@@ -23,7 +23,7 @@ import numpy as np
 
 from dicompress import uids
 from dicompress.errors import (CorruptPixelData, DicompressError, NotAnImage,
-                               refused_by_a_library)
+                               reason_of, refused_by_a_library)
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.decoded import decoded_layout
 from dicompress.pipeline.read import read_header, transfer_syntax_of
@@ -173,9 +173,13 @@ def decoders_reason(exc: BaseException) -> str:
     if not isinstance(exc, Exception):  # a Rust decoder's panic (`refused_by_a_library`)
         return f"the decoder panicked: {' '.join(text.split())}"
     if not text.startswith(_ALL_FAILED):
-        return " ".join(text.split())
+        return reason_of(exc)
     reasons = [line.strip().split(": ", 1) for line in text[len(_ALL_FAILED):].splitlines()
                if line.strip()]
+    # a decoder whose error had no message (a MemoryError, often) says so
+    reasons = [reason if len(reason) == 2 and reason[1].strip()
+               else [reason[0].rstrip(":"), "no reason given (out of memory?)"]
+               for reason in reasons]
     distinct = {reason[-1] for reason in reasons}
     if len(distinct) == 1:
         return distinct.pop()

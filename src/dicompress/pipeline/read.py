@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dicompress import uids
 from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile, NotDicom,
-                               StorageError, with_context)
+                               StorageError, reason_of, with_context)
 from dicompress.pipeline.check import (PIXEL_DATA, check_inflated, check_pixel_data,
                                        encapsulated_items)
 
@@ -299,7 +299,7 @@ def foreign_error(exc: BaseException) -> InvalidDicomFile | None:
         inside = [f.filename for f in frames[last_ours + 1:] if f.filename.startswith(theirs)]
         if inside and inside[-1].endswith(_PYDICOM_PARSERS):
             return InvalidDicomFile(
-                f"cannot be parsed as DICOM ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+                f"cannot be parsed as DICOM ({type(exc).__name__}: {reason_of(exc)})")
         seen.add(id(cause))
         cause = cause.__cause__ if id(cause.__cause__) not in seen else None
     return None
