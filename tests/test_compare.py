@@ -647,3 +647,29 @@ def test_compare_progress_bar_on_a_terminal(series):
         task = reporter.progress.tasks[-1]
         assert (task.description, task.completed, task.total) == ("measuring", 6, 6)
     assert seen[0] == ("reading headers", 0, None) and seen[-1] == ("measuring", 6, 6)
+
+
+def test_plan_names_damaged_files_even_when_no_image_is_left(tmp_path, capsys):
+    """Every file damaged: plan said only "no images found"; each is named, exit 1. And
+    files no option can code say why, not "Nothing fits ... Closest: ."."""
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    data = find_sample("MR_small_RLE.dcm").read_bytes()
+    (folder / "cut.dcm").write_bytes(data[:-200])  # its sequence delimiter gone
+    assert main(["plan", str(folder), "--budget", "1MB"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "cut.dcm" in err and "no images found" in err
+
+    ds = pydicom.dcmread(find_sample("CT_small.dcm"))
+    item = pydicom.Dataset()
+    item.LUTDescriptor = [2, 0, 16, 4]  # three values (PS3.3 C.11.1.1)
+    item.add_new(0x00283006, "US", [0, 1])  # LUT Data
+    ds.ModalityLUTSequence = [item]
+    path = tmp_path / "lut.dcm"
+    ds.save_as(path)
+    assert main(["plan", str(path), "--budget", "1MB"]) == 1
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("No option can code these files: ")
+    assert "LUT Descriptor must have 3 values" in last
+    assert "Closest: ." not in out

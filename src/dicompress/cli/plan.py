@@ -92,6 +92,10 @@ def plan(args) -> int:
     if result.choice is None:
         floor = f" with a worst slice of at least {args.min_psnr:g} dB" if args.min_psnr else ""
         closest = [o for o in ranked if not o.reason][:3]
+        if not closest:  # no option could code the files: why, not a budget to relax
+            reasons = sorted({o.reason for o in ranked if o.reason})
+            print(f"\nNo option can code these files: {'; '.join(reasons)}.")
+            return 1
         print(f"\nNothing fits {goal}{floor}. Closest: " + "; ".join(
             f"{o.label} {size(o.counted_bytes)}"
             + ("" if o.lossless else f", worst slice {o.psnr_worst:.1f} dB") for o in closest)

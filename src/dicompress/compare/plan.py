@@ -39,7 +39,8 @@ from dicompress.codecs import available_codecs
 from dicompress.codecs.registry import BUDGET_RATIO
 from dicompress.compare.choices import Choice, _choice, offered_transforms
 from dicompress.compare.run import compare
-from dicompress.errors import DicompressError, PlanError
+from dicompress.errors import (DicompressError, NotAnImage, NotDicom, PlanError,
+                               with_context)
 from dicompress.export.budget import raw_total_limit, sent_total
 from dicompress.layout import FrameLayout
 from dicompress.pipeline.read import read_header, transfer_syntax_of
@@ -102,6 +103,9 @@ class Totals:
     transfer_syntaxes: set[str] = field(default_factory=set)
     #: Each file's pixel bytes and header bytes.
     by_file: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: (path, reason) of the images whose headers cannot be read: named, never dropped
+    #: (a run whose every file was damaged said only "no images found").
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def totals(sources) -> Totals:
@@ -111,7 +115,10 @@ def totals(sources) -> Totals:
             ds = read_header(source.path)
             layout = FrameLayout.from_dataset(ds)
             pixel = ds.get_item(0x7FE00010, keep_deferred=True)
-        except DicompressError:
+        except (NotDicom, NotAnImage):
+            continue  # not ours to plan: an SR, a DICOMDIR, a text file
+        except DicompressError as exc:
+            out.failed.append((str(source.path), str(with_context(exc, source.path))))
             continue
         size = source.path.stat().st_size
         out.files += 1
@@ -301,6 +308,7 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
     found = totals(sources)
     result = Plan(capacity, found, min_psnr=min_psnr, link_bits_per_s=link_bits_per_s,
                   as_sent=as_sent)
+    result.failed = list(found.failed)
     if not found.files:
         return result
     files_capacity = raw_total_limit(capacity, found.files) if as_sent else capacity
@@ -333,7 +341,8 @@ def plan(sources, capacity: int, *, min_psnr: float | None = None, lossless_only
         for n, better in retry:
             choices[n] = better
             rows[better.label] = again.overall[better.label]
-    result.failed = measured.failed
+    named = {path for path, _ in result.failed}
+    result.failed += [(path, why) for path, why in measured.failed if path not in named]
     for choice in choices:
         row = rows[choice.label]
         if not row.frames or row.not_applicable or row.frames < measured.frames:
