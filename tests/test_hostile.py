@@ -309,6 +309,11 @@ DAMAGED_IMAGES = {
     "offsets-without-lengths": ("MR_small_RLE.dcm",
                                 lambda _: _with("MR_small_RLE.dcm", ExtendedOffsetTable=bytes(8)),
                                 "ExtendedOffsetTable without ExtendedOffsetTableLengths"),
+    # lengths of 2^50 bytes: pydicom read a frame that long (a MemoryError, no message)
+    "offsets-past-the-end": ("MR_small_RLE.dcm",
+                             lambda _: _with("MR_small_RLE.dcm", ExtendedOffsetTable=bytes(8),
+                                             ExtendedOffsetTableLengths=_U64_2_50),
+                             "past the end of the file"),
 }
 
 
@@ -320,6 +325,9 @@ def test_a_damaged_image_is_a_failure_not_a_skip(case, refused):
 
 
 # -- class 3: declared sizes the bytes present cannot hold --------------------------------------
+_U64_2_50 = (1 << 50).to_bytes(8, "little")
+
+
 def _with(sample: str, **attributes):
     """`sample` with `attributes` set, as bytes (written by pydicom)."""
     import io
@@ -941,6 +949,33 @@ def test_a_bug_in_our_display_code_is_an_internal_error_in_export(tmp_path, monk
 
 
 # -- class 5: damage only some commands read ----------------------------------------------------
+def _voi_lut_without_data() -> bytes:
+    """vlut_04.dcm whose VOI LUT Sequence item has lost its LUT Data (Type 1): export
+    rendered with None for the table (AttributeError, exit 70; found by a hostile-input
+    probe)."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("vlut_04.dcm"))
+    del ds.VOILUTSequence[0].LUTData
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def _segmented_palette_expanding(indirect: bool) -> bytes:
+    """gdcm-US-ALOKA-16.dcm whose segmented red table is 2000 linear segments of 65535
+    entries (or one such segment copied 60000 times by an indirect one): 16 kB that
+    pydicom expands into 131 M list items (10.8 GB, 93 s; exit 70 under a memory cap)."""
+    import pydicom
+
+    ds = pydicom.dcmread(find_sample("gdcm-US-ALOKA-16.dcm"))
+    words = [0, 1, 0] + ([1, 65535, 9] * 2000 if not indirect else [1, 65535, 9, 2, 60000, 0, 0])
+    ds.SegmentedRedPaletteColorLookupTableData = struct.pack(f"<{len(words)}H", *words)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
 def _green_table_halved() -> bytes:
     """examples_palette.dcm with a Green Palette Color Lookup Table Data half as long as
     the red and blue ones: pydicom's apply_color_lut raised ValueError, reported as an
@@ -1030,6 +1065,12 @@ DAMAGED_WHERE_READ = {
     "modality-vr-unknown": (_modality_vr_unknown,
                             "cannot be parsed as DICOM (NotImplementedError: Unknown Value "
                             "Representation", None),
+    "voi-lut-without-data": (_voi_lut_without_data,
+                             "the VOI LUT Sequence item has no LUT Data", ["export"]),
+    "segmented-palette-expanding": (lambda: _segmented_palette_expanding(False),
+                                    "palette table expands past 1,048,576 entries", ["export"]),
+    "segmented-palette-copied": (lambda: _segmented_palette_expanding(True),
+                                 "palette table expands past 1,048,576 entries", ["export"]),
     "palette-tables-differ": (_green_table_halved,
                               "the palette colour lookup tables cannot be applied", ["export"]),
     # RLE segments that hold more than the 2 columns said: pylibjpeg-rle (Rust) panics,
@@ -1068,3 +1109,31 @@ def test_a_path_the_command_needs_that_cannot_be_written_stops_it_in_one_line(
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if "/proc/dicompress-nope" in line]
     assert len(lines) == 1 and lines[0].startswith("dicompress: /proc/dicompress-nope"), err
+
+
+def test_an_error_without_a_message_still_says_why(monkeypatch):
+    """pydicom's MemoryError (a frame of the length a damaged table gives) has no message:
+    'pixel data cannot be decoded: ' said nothing, and the parser's translation failed on
+    it (IndexError: an internal error, exit 70)."""
+    from dicompress.errors import reason_of
+    from dicompress.pipeline.frames import decoders_reason
+    from dicompress.pipeline.read import foreign_error
+
+    assert reason_of(MemoryError()).startswith("out of memory")
+    assert reason_of(ValueError("")) == "ValueError, without a message"
+    assert reason_of(ValueError("first\nsecond")) == "first"
+    every = ("Unable to decode as exceptions were raised by all available plugins:\n"
+             "  pylibjpeg: \n  gdcm: bad marker\n")
+    assert decoders_reason(RuntimeError(every)) == (
+        "pylibjpeg: no reason given (out of memory?); gdcm: bad marker")
+    import pydicom.filereader
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(pydicom.filereader, "read_partial", out_of_memory)
+    try:  # an empty message raised inside pydicom's parser
+        pydicom.filereader.dcmread(find_sample("CT_small.dcm"))
+    except MemoryError as exc:
+        translated = foreign_error(exc)
+    assert "cannot be parsed as DICOM (MemoryError: out of memory" in str(translated)
