@@ -18,7 +18,9 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import settings, strategies as st, given
 
 from dicompress.errors import CorruptPixelData
 from dicompress.samples import find_sample
@@ -962,14 +964,17 @@ def _voi_lut_without_data() -> bytes:
     return buffer.getvalue()
 
 
-def _segmented_palette_expanding(indirect: bool) -> bytes:
+def _segmented_palette_expanding(indirect: bool | None) -> bytes:
     """gdcm-US-ALOKA-16.dcm whose segmented red table is 2000 linear segments of 65535
-    entries (or one such segment copied 60000 times by an indirect one): 16 kB that
-    pydicom expands into 131 M list items (10.8 GB, 93 s; exit 70 under a memory cap)."""
+    entries (or one such segment and an indirect one copying itself): 16 kB that pydicom
+    expands into 131 M list items (10.8 GB, 93 s; exit 70 under a memory cap), or
+    recursed without end (exit 70). None: a linear segment of no entries that should
+    reach another value (pydicom divides by its length: exit 70)."""
     import pydicom
 
     ds = pydicom.dcmread(find_sample("gdcm-US-ALOKA-16.dcm"))
-    words = [0, 1, 0] + ([1, 65535, 9] * 2000 if not indirect else [1, 65535, 9, 2, 60000, 0, 0])
+    words = ([0, 1, 0, 1, 0, 9] if indirect is None else [0, 1, 0] + (
+        [1, 65535, 9] * 2000 if not indirect else [1, 65535, 9, 2, 60000, 0, 0]))
     ds.SegmentedRedPaletteColorLookupTableData = struct.pack(f"<{len(words)}H", *words)
     buffer = io.BytesIO()
     ds.save_as(buffer)
@@ -1069,8 +1074,12 @@ DAMAGED_WHERE_READ = {
                              "the VOI LUT Sequence item has no LUT Data", ["export"]),
     "segmented-palette-expanding": (lambda: _segmented_palette_expanding(False),
                                     "palette table expands past 1,048,576 entries", ["export"]),
+    "segmented-palette-zero-run": (lambda: _segmented_palette_expanding(None),
+                                   "the palette colour lookup tables cannot be applied "
+                                   "(ZeroDivisionError", ["export"]),
     "segmented-palette-copied": (lambda: _segmented_palette_expanding(True),
-                                 "palette table expands past 1,048,576 entries", ["export"]),
+                                 "the segmented red palette table cannot be expanded: "
+                                 "indirect segments nested deeper", ["export"]),
     "palette-tables-differ": (_green_table_halved,
                               "the palette colour lookup tables cannot be applied", ["export"]),
     # RLE segments that hold more than the 2 columns said: pylibjpeg-rle (Rust) panics,
@@ -1137,3 +1146,87 @@ def test_an_error_without_a_message_still_says_why(monkeypatch):
     except MemoryError as exc:
         translated = foreign_error(exc)
     assert "cannot be parsed as DICOM (MemoryError: out of memory" in str(translated)
+
+
+def _segmented_table(draw_ops, eight: bool) -> list[int]:
+    words = [0, 2, 3, 4]
+    for op, a, b in draw_ops:
+        if op == 0:
+            words += [0, a % 5] + [b % 9] * (a % 5)
+        elif op == 1:
+            words += [1, a, b % 9]
+        else:
+            offset = b % (len(words) + 4)
+            words += [2, a % 4 + 1] + ([offset & 0xFF, offset >> 8, 0, 0] if eight
+                                        else [offset, 0])
+    return words
+
+
+@settings(max_examples=400, deadline=None)
+@given(ops=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 60), st.integers(0, 300)),
+                    max_size=7),
+       eight=st.booleans(), pad=st.booleans())
+def test_a_segmented_table_is_counted_as_pydicom_expands_it(ops, eight, pad):
+    """export counts a segmented palette table's entries before pydicom expands it (16 kB
+    once expanded to 131 M list items): the count is pydicom's, or the table is refused
+    where pydicom recursed without end (a table whose indirect segment copies itself)."""
+    from pydicom.pixels.processing import _expand_segmented_lut
+
+    from dicompress.export.frames import segmented_entries
+
+    words = _segmented_table(ops, eight) + ([0] if pad else [])
+    if eight and max(words) > 255:
+        return
+    try:
+        expected = len(_expand_segmented_lut(tuple(words), "<B" if eight else "<H"))
+    except RecursionError:
+        expected = None
+    except (ValueError, IndexError, ZeroDivisionError):
+        return  # pydicom refuses it (export says so: `to_rgb8`)
+    array = np.array(words, dtype="u1" if eight else "<u2")
+    if expected is None:
+        with pytest.raises(ValueError):
+            segmented_entries(array)
+    else:
+        assert segmented_entries(array) == expected
+
+
+@pytest.mark.parametrize("name", ["gdcm-US-ALOKA-16.dcm", "gdcm-US-ALOKA-16_big.dcm"])
+def test_real_segmented_palettes_are_counted_in_their_byte_order(name):
+    """The big endian copy's tables are read big endian (as pydicom reads them): counted
+    little endian they gave 512, 15,634 and 256 entries, and a valid table could fail."""
+    import pydicom
+
+    from dicompress.export import frames
+
+    seen = []
+    real = frames.segmented_entries
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(frames, "segmented_entries", lambda words: seen.append(real(words)) or seen[-1])
+        frames._check_segmented(pydicom.dcmread(find_sample(name)))
+    assert seen == [65536, 65536, 65536]
+
+
+def test_an_extended_offset_table_is_checked_whatever_its_vr(tmp_path):
+    """A valid Extended Offset Table passes; one written as UL (two values a frame, so
+    its length agreed) escaped the check as a bare ValueError (exit 70, second review of
+    the offsets' bound)."""
+    import pydicom
+    from pydicom.encaps import encapsulate_extended, generate_frames
+
+    from dicompress.errors import CorruptPixelData
+    from dicompress.pipeline.read import read_header
+
+    ds = pydicom.dcmread(find_sample("emri_small_jpeg_2k_lossless.dcm"))
+    frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.NumberOfFrames)))
+    data, offsets, lengths = encapsulate_extended(frames)
+    ds.PixelData = data
+    ds["PixelData"].is_undefined_length = True
+    ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = offsets, lengths
+    ds.save_as(tmp_path / "valid.dcm")
+    assert "ExtendedOffsetTable" in read_header(tmp_path / "valid.dcm")
+    del ds["ExtendedOffsetTable"]
+    ds.add_new(0x7FE00001, "UL", list(struct.unpack(f"<{len(offsets) // 4}L", offsets)))
+    ds.save_as(tmp_path / "ul.dcm")
+    with pytest.raises(CorruptPixelData, match="ExtendedOffsetTable is not 8-byte values"):
+        read_header(tmp_path / "ul.dcm")

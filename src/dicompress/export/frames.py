@@ -106,43 +106,84 @@ def _decoded(path: Path, which: int | None, syntax: str | None, whole: bool) -> 
 
 
 #: The most entries a segmented palette table may expand to here (PS3.3 C.7.9: a
-#: descriptor allows 65536; an indirect segment is counted at most): pydicom expands one
-#: into a list of ints, and 2000 linear segments of 65535 entries (77 kB) took 10.8 GB.
+#: descriptor allows 65536), and the most segments its indirect ones may visit: pydicom
+#: expands a table into a list of ints, and 2000 linear segments of 65535 entries (16 kB)
+#: took 10.8 GB; an indirect segment copying itself recursed until RecursionError.
 SEGMENTED_ENTRIES = 1 << 20
+_SEGMENTS_VISITED = 1 << 20
+_INDIRECT_DEPTH = 32
 
 
-def segmented_entries(words: np.ndarray, limit: int = SEGMENTED_ENTRIES) -> int:
-    """At least as many entries as the segmented table `words` expands to (PS3.3
-    C.7.9.2: discrete, linear and indirect segments), counted until past `limit`; an
-    indirect segment counts its segments as the largest seen so far."""
-    total = largest = pos = 0
-    indirect = 4 if words.dtype.itemsize == 1 else 2  # its offset's words
-    while pos + 1 < len(words) and total <= limit:
+def segmented_entries(words, *, start: int = 0, segments: int | None = None,
+                      depth: int = 0, visits: list[int] | None = None) -> int:
+    """How many entries the segmented table `words` (its 8- or 16-bit values, in order)
+    expands to, counted as pydicom's `_expand_segmented_lut` expands it (an indirect
+    segment's byte offset taken as an index into the words from `start`, as pydicom
+    does), without
+    expanding it: the count stops past SEGMENTED_ENTRIES; ValueError for indirect
+    segments nested deeper than _INDIRECT_DEPTH or visiting more than _SEGMENTS_VISITED
+    segments (a table that copies itself)."""
+    visits = visits if visits is not None else [0]
+    eight = getattr(words, "dtype", None) is not None and words.dtype.itemsize == 1
+    total, pos, read = 0, start, 0
+    while pos + 1 < len(words) and total <= SEGMENTED_ENTRIES:
         opcode, length = int(words[pos]), int(words[pos + 1])
         pos += 2
-        if opcode == 0:
-            entries, pos = length, pos + length
+        visits[0] += 1
+        if visits[0] > _SEGMENTS_VISITED:
+            raise ValueError("its indirect segments visit more than "
+                             f"{_SEGMENTS_VISITED:,} segments")
+        if opcode == 0:  # as many values as there are (pydicom's slice)
+            total, pos = total + max(0, min(length, len(words) - pos)), pos + length
         elif opcode == 1:
-            entries, pos = length, pos + 1
+            total, pos = total + length, pos + 1
         elif opcode == 2:
-            entries, pos = length * largest, pos + indirect
+            if depth >= _INDIRECT_DEPTH:
+                raise ValueError(f"indirect segments nested deeper than {_INDIRECT_DEPTH}")
+            if eight:  # the byte offset's four bytes, as pydicom orders them
+                if pos + 3 >= len(words):
+                    break
+                a, b, c, d = (int(words[pos + i]) for i in (3, 2, 1, 0))
+                offset, pos = (a << 8 | b) << 16 | (c << 8 | d), pos + 4
+            else:
+                if pos + 1 >= len(words):
+                    break
+                offset, pos = int(words[pos + 1]) << 16 | int(words[pos]), pos + 2
+            # pydicom expands data[offset:] of the data it was given: offsets of nested
+            # indirect segments are from the start of their own slice
+            total += segmented_entries(words, start=start + offset, segments=length,
+                                       depth=depth + 1, visits=visits)
         else:
             break  # pydicom refuses the table, naming the segment type
-        total += entries
-        largest = max(largest, entries)
+        read += 1
+        if read == segments:
+            break
     return total
 
 
 def _check_segmented(ds: Dataset) -> None:
-    for colour in ("Red", "Green", "Blue"):
+    """Refuse segmented palette tables pydicom would expand past SEGMENTED_ENTRIES (read
+    as `apply_color_lut` reads them: the Red descriptor's bits, the data set's byte
+    order)."""
+    if "SegmentedRedPaletteColorLookupTableData" not in ds:
+        return
+    bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+    meta = getattr(ds, "file_meta", None)
+    little = (meta._tsyntax_encoding[1] if meta is not None
+              else getattr(ds, "original_encoding", (None, True))[1])
+    dtype = np.dtype("u1" if bits // 8 == 1 else ("<u2" if little is not False else ">u2"))
+    for colour in ("Red", "Green", "Blue", "Alpha"):
         data = ds.get(f"Segmented{colour}PaletteColorLookupTableData")
         if not data:
             continue
-        descriptor = ds.get(f"{colour}PaletteColorLookupTableDescriptor") or [0, 0, 16]
-        dtype = np.uint8 if int(descriptor[2]) == 8 else np.dtype("<u2")
-        words = np.frombuffer(bytes(data)[:len(data) // np.dtype(dtype).itemsize
-                                          * np.dtype(dtype).itemsize], dtype)
-        if segmented_entries(words) > SEGMENTED_ENTRIES:
+        data = bytes(data)
+        words = np.frombuffer(data[:len(data) // dtype.itemsize * dtype.itemsize], dtype)
+        try:
+            entries = segmented_entries(words)
+        except ValueError as exc:
+            raise InvalidDicomFile(f"the segmented {colour.lower()} palette table cannot be "
+                                   f"expanded: {exc} (PS3.3 C.7.9.2)") from None
+        if entries > SEGMENTED_ENTRIES:
             raise InvalidDicomFile(
                 f"the segmented {colour.lower()} palette table expands past "
                 f"{SEGMENTED_ENTRIES:,} entries (a descriptor allows 65,536; PS3.3 C.7.9)")
@@ -158,7 +199,8 @@ def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
             _check_segmented(ds)
             arr = apply_color_lut(arr, ds)
             bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError, ArithmeticError,
+                RecursionError) as exc:  # e.g. a linear segment of length 0: ZeroDivisionError
             reason = str(exc).splitlines()[0] if str(exc) else "missing"
             raise InvalidDicomFile("the palette colour lookup tables cannot be applied "
                                    f"({type(exc).__name__}: {reason})") from exc
