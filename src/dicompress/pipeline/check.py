@@ -133,7 +133,14 @@ def _check_extended_offsets(ds: Dataset, layout: FrameLayout, size: int) -> None
             f"{layout.number_of_frames} frames need {8 * layout.number_of_frames} each")
     if present:
         for keyword in tables:
-            values = np.frombuffer(bytes(ds.get(keyword) or b""), "<u8")
+            try:
+                value = ds[keyword].value
+            except Exception as exc:  # pydicom's conversion of a damaged value
+                raise CorruptPixelData(f"the {keyword} cannot be read ({exc})") from None
+            if not isinstance(value, (bytes, bytearray)) or len(value) % 8:
+                raise CorruptPixelData(f"the {keyword} is not 8-byte values (its VR is "
+                                       f"{ds[keyword].VR}; PS3.3 C.7.6.3.1.8)")
+            values = np.frombuffer(value, "<u8")
             if values.size and int(values.max()) > size:
                 raise CorruptPixelData(
                     f"the {keyword} holds {int(values.max()):,}, past the end of the file "
