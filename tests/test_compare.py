@@ -656,9 +656,12 @@ def test_plan_names_damaged_files_even_when_no_image_is_left(tmp_path, capsys):
     folder.mkdir()
     data = find_sample("MR_small_RLE.dcm").read_bytes()
     (folder / "cut.dcm").write_bytes(data[:-200])  # its sequence delimiter gone
-    assert main(["plan", str(folder), "--budget", "1MB"]) == 1
+    report = tmp_path / "plan.json"
+    assert main(["plan", str(folder), "--budget", "1MB", "--json", str(report)]) == 1
     err = capsys.readouterr().err
     assert "FAILED" in err and "cut.dcm" in err and "no images found" in err
+    [failed] = json.loads(report.read_text())["failed"]
+    assert failed["path"].endswith("cut.dcm") and "cannot be read" in failed["reason"]
 
     ds = pydicom.dcmread(find_sample("CT_small.dcm"))
     item = pydicom.Dataset()

@@ -212,7 +212,8 @@ class Plan:
                 "min_psnr_db": self.min_psnr,
                 "choice": self.choice.as_dict() if self.choice else None,
                 "per_series": [c.as_dict() for c in self.per_series],
-                "options": [o.as_dict() for o in self.options]}
+                "options": [o.as_dict() for o in self.options],
+                "failed": [{"path": path, "reason": reason} for path, reason in self.failed]}
 
 
 def _candidates(needed_ratio: float, lossless_only: bool) -> list[Choice]:

@@ -77,7 +77,7 @@ def read_header(path: Path, *, any_object: bool = False, convert: Iterable[str] 
         raise StorageError(f"cannot be read ({exc.strerror or exc})", exc.errno) from exc
     except Exception as exc:  # pydicom's parser on a truncated or garbled file raises many types
         raise InvalidDicomFile(
-            f"cannot be parsed as DICOM ({type(exc).__name__}: {exc})") from exc
+            f"cannot be parsed as DICOM ({type(exc).__name__}: {reason_of(exc)})") from exc
     check_complete(path, ds, size, [str(w.message) for w in caught])
     if PIXEL_DATA in ds:
         check_pixel_data(path, ds, size)
