@@ -1165,8 +1165,8 @@ def _segmented_table(draw_ops, eight: bool) -> list[int]:
 @settings(max_examples=400, deadline=None)
 @given(ops=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 60), st.integers(0, 300)),
                     max_size=7),
-       eight=st.booleans(), pad=st.booleans())
-def test_a_segmented_table_is_counted_as_pydicom_expands_it(ops, eight, pad):
+       eight=st.booleans(), pad=st.booleans(), little=st.booleans())
+def test_a_segmented_table_is_counted_as_pydicom_expands_it(ops, eight, pad, little):
     """export counts a segmented palette table's entries before pydicom expands it (16 kB
     once expanded to 131 M list items): the count is pydicom's, or the table is refused
     where pydicom recursed without end (a table whose indirect segment copies itself)."""
@@ -1178,7 +1178,8 @@ def test_a_segmented_table_is_counted_as_pydicom_expands_it(ops, eight, pad):
     if eight and max(words) > 255:
         return
     try:
-        expected = len(_expand_segmented_lut(tuple(words), "<B" if eight else "<H"))
+        expected = len(_expand_segmented_lut(  # an 8-bit table's offsets: in byte order
+            tuple(words), ("<" if little else ">") + ("B" if eight else "H")))
     except RecursionError:
         expected = None
     except (ValueError, IndexError, ZeroDivisionError):
@@ -1186,9 +1187,9 @@ def test_a_segmented_table_is_counted_as_pydicom_expands_it(ops, eight, pad):
     array = np.array(words, dtype="u1" if eight else "<u2")
     if expected is None:
         with pytest.raises(ValueError):
-            segmented_entries(array)
+            segmented_entries(array, little=little)
     else:
-        assert segmented_entries(array) == expected
+        assert segmented_entries(array, little=little) == expected
 
 
 @pytest.mark.parametrize("name", ["gdcm-US-ALOKA-16.dcm", "gdcm-US-ALOKA-16_big.dcm"])
@@ -1202,7 +1203,8 @@ def test_real_segmented_palettes_are_counted_in_their_byte_order(name):
     seen = []
     real = frames.segmented_entries
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(frames, "segmented_entries", lambda words: seen.append(real(words)) or seen[-1])
+        m.setattr(frames, "segmented_entries",
+                  lambda words, **kw: seen.append(real(words, **kw)) or seen[-1])
         frames._check_segmented(pydicom.dcmread(find_sample(name)))
     assert seen == [65536, 65536, 65536]
 
@@ -1230,3 +1232,24 @@ def test_an_extended_offset_table_is_checked_whatever_its_vr(tmp_path):
     ds.save_as(tmp_path / "ul.dcm")
     with pytest.raises(CorruptPixelData, match="ExtendedOffsetTable is not 8-byte values"):
         read_header(tmp_path / "ul.dcm")
+
+
+def test_segmented_tables_beside_plain_ones_are_not_read(tmp_path):
+    """pydicom applies the plain palette tables when a file has them and never expands
+    the segmented ones: a huge segmented table beside them does not fail the file (it
+    did, third review), and segmented data that is not bytes is refused as pydicom does."""
+    import pydicom
+
+    from dicompress.export import ExportOptions, export
+    from dicompress.export.frames import _check_segmented
+
+    ds = pydicom.dcmread(find_sample("examples_palette.dcm"))
+    ds.SegmentedRedPaletteColorLookupTableData = struct.pack("<6003H", 0, 1, 0,
+                                                             *[1, 65535, 9] * 2000)
+    ds.save_as(tmp_path / "both.dcm")
+    result = export([tmp_path / "both.dcm"], tmp_path / "out", ExportOptions(format="png"))
+    assert not result.failed and len(result.outputs) == 1
+    del ds.RedPaletteColorLookupTableData
+    ds.SegmentedRedPaletteColorLookupTableData = "not bytes"
+    with pytest.raises(TypeError, match="not bytes"):
+        _check_segmented(ds)

@@ -110,49 +110,54 @@ def _decoded(path: Path, which: int | None, syntax: str | None, whole: bool) -> 
 #: expands a table into a list of ints, and 2000 linear segments of 65535 entries (16 kB)
 #: took 10.8 GB; an indirect segment copying itself recursed until RecursionError.
 SEGMENTED_ENTRIES = 1 << 20
-_SEGMENTS_VISITED = 1 << 20
+_SEGMENTS_VISITED = 1 << 18  # a valid table visits about as many segments as it has entries
 _INDIRECT_DEPTH = 32
 
 
-def segmented_entries(words, *, start: int = 0, segments: int | None = None,
-                      depth: int = 0, visits: list[int] | None = None) -> int:
-    """How many entries the segmented table `words` (its 8- or 16-bit values, in order)
-    expands to, counted as pydicom's `_expand_segmented_lut` expands it (an indirect
-    segment's byte offset taken as an index into the words from `start`, as pydicom
-    does), without
+def segmented_entries(words, *, little: bool = True, start: int = 0,
+                      segments: int | None = None, depth: int = 0,
+                      visits: list[int] | None = None, eight: bool | None = None) -> int:
+    """How many entries the segmented table `words` (a numpy array of its 8- or 16-bit
+    values, in order) expands to, counted as pydicom's `_expand_segmented_lut` expands it
+    (an indirect segment's byte offset taken as an index into the words from `start`, its
+    four bytes of an 8-bit table in the data set's byte order, `little`), without
     expanding it: the count stops past SEGMENTED_ENTRIES; ValueError for indirect
     segments nested deeper than _INDIRECT_DEPTH or visiting more than _SEGMENTS_VISITED
-    segments (a table that copies itself)."""
+    segments (a table that copies itself; both bounds are ours: pydicom recursed until
+    RecursionError)."""
+    if eight is None:  # the first call: plain ints index several times faster
+        eight, words = words.dtype.itemsize == 1, words.tolist()
     visits = visits if visits is not None else [0]
-    eight = getattr(words, "dtype", None) is not None and words.dtype.itemsize == 1
-    total, pos, read = 0, start, 0
-    while pos + 1 < len(words) and total <= SEGMENTED_ENTRIES:
-        opcode, length = int(words[pos]), int(words[pos + 1])
+    order = (3, 2, 1, 0) if little else (2, 3, 0, 1)  # pydicom's indirect_ii
+    size, total, pos, read = len(words), 0, start, 0
+    while pos + 1 < size and total <= SEGMENTED_ENTRIES:
+        opcode, length = words[pos], words[pos + 1]
         pos += 2
         visits[0] += 1
         if visits[0] > _SEGMENTS_VISITED:
             raise ValueError("its indirect segments visit more than "
                              f"{_SEGMENTS_VISITED:,} segments")
         if opcode == 0:  # as many values as there are (pydicom's slice)
-            total, pos = total + max(0, min(length, len(words) - pos)), pos + length
+            total, pos = total + max(0, min(length, size - pos)), pos + length
         elif opcode == 1:
             total, pos = total + length, pos + 1
         elif opcode == 2:
             if depth >= _INDIRECT_DEPTH:
                 raise ValueError(f"indirect segments nested deeper than {_INDIRECT_DEPTH}")
             if eight:  # the byte offset's four bytes, as pydicom orders them
-                if pos + 3 >= len(words):
+                if pos + 3 >= size:
                     break
-                a, b, c, d = (int(words[pos + i]) for i in (3, 2, 1, 0))
+                a, b, c, d = (words[pos + i] for i in order)
                 offset, pos = (a << 8 | b) << 16 | (c << 8 | d), pos + 4
             else:
-                if pos + 1 >= len(words):
+                if pos + 1 >= size:
                     break
-                offset, pos = int(words[pos + 1]) << 16 | int(words[pos]), pos + 2
+                offset, pos = words[pos + 1] << 16 | words[pos], pos + 2
             # pydicom expands data[offset:] of the data it was given: offsets of nested
             # indirect segments are from the start of their own slice
-            total += segmented_entries(words, start=start + offset, segments=length,
-                                       depth=depth + 1, visits=visits)
+            total += segmented_entries(words, little=little, start=start + offset,
+                                       segments=length, depth=depth + 1, visits=visits,
+                                       eight=eight)
         else:
             break  # pydicom refuses the table, naming the segment type
         read += 1
@@ -163,23 +168,26 @@ def segmented_entries(words, *, start: int = 0, segments: int | None = None,
 
 def _check_segmented(ds: Dataset) -> None:
     """Refuse segmented palette tables pydicom would expand past SEGMENTED_ENTRIES (read
-    as `apply_color_lut` reads them: the Red descriptor's bits, the data set's byte
-    order)."""
-    if "SegmentedRedPaletteColorLookupTableData" not in ds:
+    as `apply_color_lut` reads them: only without plain tables, the Red descriptor's
+    bits, the data set's byte order)."""
+    if ("SegmentedRedPaletteColorLookupTableData" not in ds
+            or "RedPaletteColorLookupTableData" in ds):
         return
     bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
     meta = getattr(ds, "file_meta", None)
     little = (meta._tsyntax_encoding[1] if meta is not None
-              else getattr(ds, "original_encoding", (None, True))[1])
-    dtype = np.dtype("u1" if bits // 8 == 1 else ("<u2" if little is not False else ">u2"))
+              else getattr(ds, "original_encoding", (None, True))[1]) is not False
+    dtype = np.dtype("u1" if bits // 8 == 1 else ("<u2" if little else ">u2"))
     for colour in ("Red", "Green", "Blue", "Alpha"):
         data = ds.get(f"Segmented{colour}PaletteColorLookupTableData")
         if not data:
             continue
-        data = bytes(data)
+        if not isinstance(data, (bytes, bytearray)):  # as pydicom refuses it
+            raise TypeError(f"Segmented {colour} Palette Color Lookup Table Data is "
+                            f"{type(data).__name__}, not bytes")
         words = np.frombuffer(data[:len(data) // dtype.itemsize * dtype.itemsize], dtype)
         try:
-            entries = segmented_entries(words)
+            entries = segmented_entries(words, little=little)
         except ValueError as exc:
             raise InvalidDicomFile(f"the segmented {colour.lower()} palette table cannot be "
                                    f"expanded: {exc} (PS3.3 C.7.9.2)") from None
