@@ -96,6 +96,12 @@ def vouches(vr: bytes, raw: bytes) -> bool:
                                   for name in raw.split(b"\\"))
 
 
+def _vouched(vr: bytes, raw: bytes) -> None:
+    if not vouches(vr, raw):
+        raise NotDirect("text pydicom decodes otherwise (an ISO 2022 escape, an empty name "
+                        "group)")
+
+
 class _AsWritten:
     """A number that prints as the file writes it (pydicom's DSfloat and IS do too)."""
 
@@ -204,9 +210,8 @@ class HeaderView:
             group, number, vr, length = unpack(buf, pos)
             if vr in SHORT_VRS:
                 stop = pos + 8 + length
-                if vr in _DECODED and not vouches(vr, data[pos + 8:stop]):
-                    raise NotDirect("text pydicom decodes otherwise (an ISO 2022 escape, "
-                                    "an empty name group)")
+                if vr in _DECODED:
+                    _vouched(vr, data[pos + 8:stop])
                 top[group << 16 | number] = (vr, pos + 8, stop)
             else:
                 elem = read_element(buf, pos, end)
@@ -237,8 +242,6 @@ class HeaderView:
         #: The layout of one frame, how many frames, and where the first one starts.
         self.frame_layout = dataclasses.replace(layout, number_of_frames=1)
         self.frames = layout.number_of_frames
-        if self._values.get(ATTRIBUTES["NumberOfFrames"], 1) != self.frames:
-            raise NotDirect("Number of Frames read two ways")
         self.pixel_offset = parsed.pixel_data.value_at
 
     def get(self, keyword: str, default=None):
@@ -302,9 +305,8 @@ def _check_after(parsed: Parsed, after: bytes) -> None:
 
 def _check_element(elem: Element, depth: int, data: bytes) -> None:
     """NotDirect for what only pydicom reads as export needs it (see HeaderView)."""
-    if elem.vr in _DECODED and not vouches(elem.vr, data[elem.value_at:elem.end]):
-        raise NotDirect("text pydicom decodes otherwise (an ISO 2022 escape, an empty "
-                        "name group)")
+    if elem.vr in _DECODED:
+        _vouched(elem.vr, data[elem.value_at:elem.end])
     if elem.tag in _SEQUENCES_READ:
         raise NotDirect("a Modality or VOI LUT Sequence")
     if elem.vr == b"UN" and (not elem.tag >> 16 & 1

@@ -11,7 +11,7 @@ import numpy as np
 
 from dicompress import uids, voi
 from dicompress.errors import (CorruptPixelData, DicompressError, InvalidDicomFile,
-                               UnsupportedLayout, refused_by_a_library)
+                               UnsupportedLayout, reason_of, refused_by_a_library)
 from dicompress.layout import FrameLayout, header_number
 from dicompress.pipeline.frames import decoders_reason, native_frames, reads_natively
 from dicompress.pipeline.stored import check_stored_frame
@@ -209,9 +209,8 @@ def to_rgb8(ds: Dataset, arr: np.ndarray) -> np.ndarray:
             bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
         except (ValueError, TypeError, IndexError, KeyError, AttributeError, ArithmeticError,
                 RecursionError) as exc:  # e.g. a linear segment of length 0: ZeroDivisionError
-            reason = str(exc).splitlines()[0] if str(exc) else "missing"
             raise InvalidDicomFile("the palette colour lookup tables cannot be applied "
-                                   f"({type(exc).__name__}: {reason})") from exc
+                                   f"({type(exc).__name__}: {reason_of(exc)})") from exc
     else:
         bits = int(ds.get("BitsStored", arr.dtype.itemsize * 8) or 8)
     if arr.dtype == np.uint8 and bits <= 8:
